@@ -1,0 +1,64 @@
+//! bff-mobile: the lean GraphQL API of the mobile app. Its one job is the home screen in one
+//! request: eight backend services called concurrently in at most two waves (catalog and
+//! shipping batched through the request's loaders), trimmed to what the screen draws —
+//! counts instead of lists, one small image URL instead of six sizes.
+
+#![forbid(unsafe_code)]
+
+mod schema;
+
+use manifold::axum::Router;
+use manifold::config::{AuthPolicy, GraphqlConfig};
+use manifold::{BffSpec, Gateway, graphql};
+
+pub use schema::MobileSchema;
+
+/// bff-mobile as the core runs it.
+pub const SPEC: BffSpec = BffSpec {
+    name: "bff-mobile",
+    default_config_path: "config/mobile.toml",
+    embedded_config: include_str!("../../config/mobile.toml"),
+    upstreams: &[
+        "users",
+        "cart",
+        "notifications",
+        "orders",
+        "shipping",
+        "recommendations",
+        "catalog",
+        "promotions",
+    ],
+    routes,
+};
+
+/// The schema, with the config's limits applied.
+pub fn schema(config: &GraphqlConfig) -> MobileSchema {
+    schema::build(config)
+}
+
+fn routes(gateway: &Gateway) -> Router<Gateway> {
+    let api = Router::new().route(
+        "/graphql",
+        graphql::endpoint(schema(&gateway.config().graphql)),
+    );
+    gateway.protect(api, AuthPolicy::Jwt)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `schemas/mobile.graphql` is generated from this code; regenerate with
+    /// `UPDATE_SCHEMAS=1 cargo test -p bff-mobile`.
+    #[test]
+    fn checked_in_schema_matches_the_code() {
+        let sdl = super::schema(&Default::default()).sdl();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/mobile.graphql");
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            std::fs::write(path, &sdl).expect("write schema");
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == sdl,
+            "schemas/mobile.graphql differs from the code; run UPDATE_SCHEMAS=1 cargo test -p bff-mobile"
+        );
+    }
+}

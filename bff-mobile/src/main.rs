@@ -1,0 +1,5 @@
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    manifold::bff::main(&bff_mobile::SPEC)
+}

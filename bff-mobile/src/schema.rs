@@ -1,0 +1,272 @@
+//! The mobile schema: `home` and the small types the home screen draws.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject};
+use manifold::backends::{Money as BackendMoney, User};
+use manifold::config::GraphqlConfig;
+use manifold::graphql::{self, Scope, UpstreamResultExt};
+use manifold::upstream::UpstreamError;
+use tokio::sync::OnceCell;
+
+pub type MobileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+pub fn build(config: &GraphqlConfig) -> MobileSchema {
+    graphql::harden(Schema::build(Query, EmptyMutation, EmptySubscription), config).finish()
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Everything the home screen shows, for the caller of the token.
+    async fn home(&self, ctx: &Context<'_>) -> Result<Home> {
+        let user_id = Scope::of(ctx)?
+            .call
+            .user_id()
+            .ok_or_else(|| graphql::error("UNAUTHENTICATED", "a user token is required"))?;
+        Ok(Home {
+            user_id: user_id.to_owned(),
+            user: OnceCell::new(),
+        })
+    }
+}
+
+pub struct Home {
+    user_id: String,
+    /// `me` and `greeting` both need the profile: one call serves both.
+    user: OnceCell<Result<Arc<User>, UpstreamError>>,
+}
+
+impl Home {
+    async fn user(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
+        let scope = Scope::of(ctx)?;
+        self.user
+            .get_or_init(|| async {
+                scope
+                    .backends
+                    .users
+                    .get(&scope.call, &self.user_id)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .clone()
+            .gql()
+    }
+}
+
+#[Object]
+impl Home {
+    /// "Good morning, Ada".
+    async fn greeting(&self, ctx: &Context<'_>) -> Result<String> {
+        let user = self.user(ctx).await?;
+        let first_name = user.name.split_whitespace().next().unwrap_or(&user.name);
+        Ok(format!("{}, {first_name}", salutation(utc_hour())))
+    }
+
+    /// The signed-in user. Critical: without it the screen cannot render, so it is non-null.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let user = self.user(ctx).await?;
+        Ok(Me {
+            id: user.id.clone(),
+            name: user.name.clone(),
+            avatar_url: user.avatar.small.url.clone(),
+        })
+    }
+
+    async fn cart(&self, ctx: &Context<'_>) -> Result<Option<CartSummary>> {
+        let scope = Scope::of(ctx)?;
+        let cart = scope.backends.cart.get(&scope.call, &self.user_id).await.gql()?;
+        Ok(Some(CartSummary {
+            item_count: cart.item_count() as i32,
+        }))
+    }
+
+    async fn notifications(&self, ctx: &Context<'_>) -> Result<Option<NotificationSummary>> {
+        let scope = Scope::of(ctx)?;
+        let summary = scope
+            .backends
+            .notifications
+            .summary(&scope.call, &self.user_id)
+            .await
+            .gql()?;
+        Ok(Some(NotificationSummary {
+            unread_count: summary.unread_count as i32,
+        }))
+    }
+
+    async fn recent_orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3, validator(minimum = 1, maximum = 20))] first: i32,
+    ) -> Result<Option<Vec<OrderSummary>>> {
+        let scope = Scope::of(ctx)?;
+        let page = scope
+            .backends
+            .orders
+            .list(&scope.call, &self.user_id, first as u32, None)
+            .await
+            .gql()?;
+        Ok(Some(
+            page.items
+                .into_iter()
+                .take(first as usize)
+                .map(|o| OrderSummary {
+                    item_count: o.items.iter().map(|l| l.quantity as i32).sum(),
+                    id: o.id,
+                    status: o.status,
+                    total: o.total.into(),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn recommendations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10, validator(minimum = 1, maximum = 50))] first: i32,
+    ) -> Result<Option<Vec<ProductCard>>> {
+        let scope = Scope::of(ctx)?;
+        let picks = scope
+            .backends
+            .recommendations
+            .for_user(&scope.call, &self.user_id, first as u32)
+            .await
+            .gql()?;
+        let ids: Vec<&str> = picks
+            .items
+            .iter()
+            .take(first as usize)
+            .map(|r| r.product_id.as_str())
+            .collect();
+        let products = scope.loaders.products(&ids).await.gql()?;
+        // In recommendation order; a product the catalog no longer knows is left out.
+        Ok(Some(
+            ids.iter()
+                .filter_map(|id| products.get(*id))
+                .map(|p| ProductCard {
+                    id: p.id.clone(),
+                    title: p.title.clone(),
+                    price: p.price.clone().into(),
+                    thumbnail_url: p.images.thumb.url.clone(),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn banners(&self, ctx: &Context<'_>) -> Result<Option<Vec<Banner>>> {
+        let scope = Scope::of(ctx)?;
+        let promotions = scope
+            .backends
+            .promotions
+            .for_user(&scope.call, &self.user_id, "home")
+            .await
+            .gql()?;
+        Ok(Some(
+            promotions
+                .into_iter()
+                .map(|p| Banner {
+                    id: p.id,
+                    title: p.title,
+                    image_url: p.images.medium.url,
+                    link: p.link,
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Me {
+    id: String,
+    name: String,
+    avatar_url: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CartSummary {
+    item_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct NotificationSummary {
+    unread_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct Money {
+    /// Decimal string, e.g. "19.99".
+    amount: String,
+    currency: String,
+}
+
+impl From<BackendMoney> for Money {
+    fn from(m: BackendMoney) -> Self {
+        Money {
+            amount: m.amount,
+            currency: m.currency,
+        }
+    }
+}
+
+pub struct OrderSummary {
+    id: String,
+    status: String,
+    total: Money,
+    item_count: i32,
+}
+
+#[Object]
+impl OrderSummary {
+    async fn id(&self) -> &str {
+        &self.id
+    }
+    async fn status(&self) -> &str {
+        &self.status
+    }
+    async fn total(&self) -> &Money {
+        &self.total
+    }
+    async fn item_count(&self) -> i32 {
+        self.item_count
+    }
+    /// Expected delivery date (RFC 3339), from shipping; batched over all orders shown.
+    async fn eta(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let scope = Scope::of(ctx)?;
+        let shipment = scope.loaders.shipment(&self.id).await.gql()?;
+        Ok(shipment.map(|s| s.eta.clone()))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ProductCard {
+    id: String,
+    title: String,
+    price: Money,
+    thumbnail_url: String,
+}
+
+#[derive(SimpleObject)]
+pub struct Banner {
+    id: String,
+    title: String,
+    image_url: String,
+    link: String,
+}
+
+fn utc_hour() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    (secs / 3600) % 24
+}
+
+fn salutation(hour: u64) -> &'static str {
+    match hour {
+        5..=11 => "Good morning",
+        12..=17 => "Good afternoon",
+        _ => "Good evening",
+    }
+}

@@ -1,0 +1,121 @@
+//! The bff-mobile binary as an operator runs it: `--check`, exit status 64 on a bad config,
+//! and a clean exit on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bff-mobile");
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/mobile.toml");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run bff-mobile")
+}
+
+fn temp_config(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("manifold-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write temp config");
+    path
+}
+
+fn bad_config() -> String {
+    std::fs::read_to_string(SHIPPED)
+        .unwrap()
+        .replace("[server]\n", "[server]\nlisten_backlog = 5\n")
+        .replace("timeout = \"800ms\"", "timeout = \"0s\"")
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = run(&["--check", "--config", SHIPPED]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+}
+
+#[test]
+fn a_bad_config_names_every_key_and_exits_64() {
+    let path = temp_config("bad", &bad_config());
+    for args in [vec!["--check", "--config"], vec!["--config"]] {
+        let mut args = args;
+        args.push(path.to_str().unwrap());
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains("server.listen_backlog: unknown key"), "{stderr}");
+        assert!(stderr.contains("upstreams.users.timeout: must be greater than 0"), "{stderr}");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_missing_file_or_an_unknown_flag_exits_64() {
+    assert_eq!(run(&["--config", "/nonexistent/mobile.toml"]).status.code(), Some(64));
+    assert_eq!(run(&["--frobnicate"]).status.code(), Some(64));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn healthz(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["--config", SHIPPED])
+        .env("MANIFOLD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bff-mobile");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut up = false;
+    while Instant::now() < deadline {
+        if healthz(port).is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            up = true;
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("bff-mobile exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !up {
+        let _ = child.kill();
+        panic!("bff-mobile did not answer /healthz within 20 s");
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bff-mobile still running 15 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,278 @@
+//! catalog (9103): products `"p1"..="p50000"`, by id, in batches, and searched by category and
+//! title words. Also the source of the product facts (title, SKU, price) that orders, carts
+//! and recommendations quote, so every service agrees on them.
+
+use std::sync::LazyLock;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Audit, ImageSet, Items, Money, Page, Seeded};
+use crate::error::ApiError;
+use crate::words;
+
+pub(crate) const PRODUCT_COUNT: u32 = 50_000;
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// The product number of a canonical product id (`"p7"` -> 7).
+pub(crate) fn product_number(id: &str) -> Option<u32> {
+    data::parse_id(id, "p", PRODUCT_COUNT)
+}
+
+pub(crate) fn routes() -> Router {
+    Router::new()
+        .route("/products", get(list))
+        .route("/products/{id}", get(one))
+}
+
+/// The facts other services quote about a product; cheap to build (no description).
+pub(crate) struct ProductHead {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) sku: String,
+    pub(crate) price_cents: u64,
+    category: usize,
+    material: &'static str,
+}
+
+/// The head of product `n` (which must be in `1..=PRODUCT_COUNT`).
+pub(crate) fn head(n: u32) -> ProductHead {
+    let mut seed = Seeded::new("product", u64::from(n));
+    let category = seed.below(words::CATEGORIES.len() as u64) as usize;
+    let adjective = seed.pick(words::ADJECTIVES);
+    let material = seed.pick(words::MATERIALS);
+    let noun = seed.pick(words::NOUNS[category]);
+    let price_cents = data::price_cents(&mut seed, 4, 499);
+    ProductHead {
+        id: format!("p{n}"),
+        title: format!("{adjective} {material} {noun} {n}"),
+        sku: format!(
+            "{}-{n:05}-{:02X}",
+            words::CATEGORY_CODES[category],
+            seed.below(256)
+        ),
+        price_cents,
+        category,
+        material,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Product {
+    id: String,
+    sku: String,
+    title: String,
+    brand: &'static str,
+    category: &'static str,
+    description: String,
+    price: Money,
+    list_price: Money,
+    images: ImageSet,
+    attributes: Attributes,
+    stock: Stock,
+    audit: Audit,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Attributes {
+    color: &'static str,
+    material: &'static str,
+    weight_grams: u64,
+    dimensions_mm: Dimensions,
+    warranty_months: u64,
+    country_of_origin: &'static str,
+    tags: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Dimensions {
+    width: u64,
+    height: u64,
+    depth: u64,
+}
+
+#[derive(Serialize)]
+struct Stock {
+    available: u64,
+    warehouse: &'static str,
+}
+
+fn product(n: u32) -> Product {
+    let head = head(n);
+    let mut seed = Seeded::new("product-detail", u64::from(n));
+    let created = seed.time_before(data::DEMO_NOW, 3 * 365);
+    let markup = if seed.percent(40) {
+        seed.between(10, 40)
+    } else {
+        0
+    };
+    let list_cents = (head.price_cents * (100 + markup) / 100) / 100 * 100 + 99;
+    Product {
+        brand: seed.pick(words::BRANDS),
+        category: words::CATEGORIES[head.category],
+        description: data::prose(&mut seed, words::PRODUCT, 1000),
+        price: Money::eur(head.price_cents),
+        list_price: Money::eur(list_cents.max(head.price_cents)),
+        images: data::image_set("products", &head.id, seed.between(1, 9) as u32, 75),
+        attributes: Attributes {
+            color: seed.pick(words::COLORS),
+            material: head.material,
+            weight_grams: seed.between(80, 12_000),
+            dimensions_mm: Dimensions {
+                width: seed.between(40, 900),
+                height: seed.between(20, 900),
+                depth: seed.between(10, 600),
+            },
+            warranty_months: seed.pick(&[12, 24, 24, 36, 60]),
+            country_of_origin: seed.pick(&["DE", "PT", "PL", "IT", "CN", "VN", "SE", "ES"]),
+            tags: (0..seed.between(2, 5))
+                .map(|_| seed.pick(&["bestseller", "new", "eco", "gift-idea", "limited", "sale"]))
+                .collect(),
+        },
+        stock: Stock {
+            available: if seed.percent(8) {
+                0
+            } else {
+                seed.between(1, 500)
+            },
+            warehouse: seed.pick(words::WAREHOUSES),
+        },
+        audit: data::audit(&mut seed, created, "pim-export"),
+        id: head.id,
+        sku: head.sku,
+        title: head.title,
+    }
+}
+
+async fn one(Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+    let n = product_number(&id).ok_or_else(|| ApiError::not_found("product", &id))?;
+    Ok(Json(product(n)))
+}
+
+#[derive(Deserialize)]
+struct ProductQuery {
+    ids: Option<String>,
+    category: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `?ids=` is a batch lookup; anything else is a search (all products when unfiltered).
+async fn list(query: Result<Query<ProductQuery>, QueryRejection>) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    if let Some(ids) = &query.ids {
+        let items = data::split_ids(ids)
+            .filter_map(product_number)
+            .map(product)
+            .collect();
+        return Ok(Json(Items::<Product> { items }).into_response());
+    }
+    Ok(Json(search(&query)?).into_response())
+}
+
+/// What search scans: lowercase titles and categories of every product, built once per
+/// process because building 50 000 heads per request would dominate the benchmarks.
+struct SearchEntry {
+    category: usize,
+    title: String,
+}
+
+static SEARCH_INDEX: LazyLock<Vec<SearchEntry>> = LazyLock::new(|| {
+    (1..=PRODUCT_COUNT)
+        .map(|n| {
+            let head = head(n);
+            SearchEntry {
+                category: head.category,
+                title: head.title.to_lowercase(),
+            }
+        })
+        .collect()
+});
+
+/// Products in id order whose category matches and whose title contains every word of `q`
+/// (case-insensitive). The cursor is the id of the first product of the next page.
+fn search(query: &ProductQuery) -> Result<Page<Product>, ApiError> {
+    let category = match &query.category {
+        None => None,
+        Some(name) => Some(
+            words::CATEGORIES
+                .iter()
+                .position(|known| known.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "category: expected one of {}",
+                        words::CATEGORIES.join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let terms: Vec<String> = query
+        .q
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let limit = data::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let start = match &query.cursor {
+        None => 1,
+        Some(cursor) => product_number(cursor)
+            .ok_or_else(|| ApiError::bad(format!("cursor: unknown cursor {cursor:?}")))?,
+    };
+
+    let mut matches = SEARCH_INDEX
+        .iter()
+        .zip(1..=PRODUCT_COUNT)
+        .skip(start as usize - 1)
+        .filter(|(entry, _)| {
+            category.is_none_or(|wanted| entry.category == wanted)
+                && terms.iter().all(|term| entry.title.contains(term.as_str()))
+        })
+        .map(|(_, n)| n);
+    let items = matches.by_ref().take(limit).map(product).collect();
+    let next_cursor = matches.next().map(|n| format!("p{n}"));
+    Ok(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_product_is_wire_fat_and_agrees_with_its_head() {
+        let body = serde_json::to_vec(&product(123)).unwrap();
+        assert!(
+            (2500..=4000).contains(&body.len()),
+            "product is {} bytes",
+            body.len()
+        );
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["title"], head(123).title);
+        assert!(value["title"].as_str().unwrap().ends_with(" 123"));
+    }
+
+    #[test]
+    fn search_pages_by_cursor() {
+        let query = |cursor: Option<&str>| ProductQuery {
+            ids: None,
+            category: Some("books".into()),
+            q: None,
+            limit: Some("3".into()),
+            cursor: cursor.map(str::to_owned),
+        };
+        let first = search(&query(None)).unwrap();
+        assert_eq!(first.items.len(), 3);
+        let cursor = first.next_cursor.unwrap();
+        let second = search(&query(Some(&cursor))).unwrap();
+        assert_eq!(second.items[0].id, cursor);
+        assert!(second.items.iter().all(|p| p.category == "books"));
+    }
+}

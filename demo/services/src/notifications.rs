@@ -1,0 +1,88 @@
+//! notifications (9105): the 20 latest notifications of a user, some unread.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Seeded};
+use crate::error::ApiError;
+use crate::orders;
+use crate::users;
+use crate::words;
+
+const COUNT: u32 = 20;
+
+pub(crate) fn routes() -> Router {
+    Router::new().route("/notifications", get(inbox))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inbox {
+    user_id: String,
+    unread_count: usize,
+    items: Vec<Notification>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Notification {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    body: String,
+    read: bool,
+    created_at: String,
+    deep_link: String,
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+}
+
+fn notification(user: u32, i: u32) -> Notification {
+    let mut seed = Seeded::pair("notification", user, i);
+    let (kind, title) = seed.pick(words::NOTIFICATION_KINDS);
+    let deep_link = match kind {
+        "order_update" => {
+            let n = seed.between(1, u64::from(orders::seeded_count(user)));
+            format!("manifold://orders/o-{user}-{n}")
+        }
+        "price_drop" | "back_in_stock" => {
+            format!("manifold://products/p{}", seed.between(1, 50_000))
+        }
+        "review_reply" => format!("manifold://reviews/r-p{}-1", seed.between(1, 50_000)),
+        "security" => "manifold://account/security".to_owned(),
+        _ => "manifold://promotions".to_owned(),
+    };
+    Notification {
+        id: format!("n-{user}-{i}"),
+        kind,
+        title,
+        body: data::prose(&mut seed, words::NOTIFICATION_TEXT, 200),
+        // The newest few are unread, older ones mostly read.
+        read: i > 3 && seed.percent(85),
+        // i = 1 is the newest, about one notification every 18 hours.
+        created_at: data::rfc3339(
+            data::DEMO_NOW - i64::from(i) * 18 * 3600 + seed.below(3600) as i64,
+        ),
+        deep_link,
+    }
+}
+
+async fn inbox(query: Result<Query<InboxQuery>, QueryRejection>) -> Result<Json<Inbox>, ApiError> {
+    let Query(query) = query?;
+    let user_id = data::required(&query.user_id, "userId")?;
+    let user = users::known_user(user_id)?;
+    let items: Vec<Notification> = (1..=COUNT).map(|i| notification(user, i)).collect();
+    Ok(Json(Inbox {
+        user_id: user_id.to_owned(),
+        unread_count: items.iter().filter(|n| !n.read).count(),
+        items,
+    }))
+}

@@ -1,0 +1,101 @@
+//! promotions (9109): 3 to 5 banners per user and placement, highest priority first.
+//! `userId` is optional (anonymous visitors see the placement's default banners) and
+//! `placement` defaults to `home`.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, ImageSet, Items, Seeded};
+use crate::error::ApiError;
+use crate::users;
+use crate::words;
+
+const DAY: i64 = 86_400;
+
+pub(crate) fn routes() -> Router {
+    Router::new().route("/promotions", get(list))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Promotion {
+    id: String,
+    title: &'static str,
+    subtitle: &'static str,
+    placement: String,
+    priority: u64,
+    images: ImageSet,
+    link: String,
+    starts_at: String,
+    ends_at: String,
+    terms: String,
+}
+
+#[derive(Deserialize)]
+struct PromotionQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+    placement: Option<String>,
+}
+
+/// A placement name is a short slug; it ends up in ids and URLs.
+fn valid_placement(placement: &str) -> bool {
+    (1..=32).contains(&placement.len())
+        && placement
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Campaign `campaign` as shown in `placement`: the same campaign looks the same to everyone.
+fn promotion(campaign: u64, placement: &str) -> Promotion {
+    let mut seed = Seeded::new(placement, campaign);
+    let id = format!("promo-{placement}-{campaign}");
+    let starts = seed.time_before(data::DEMO_NOW, 20);
+    Promotion {
+        title: words::PROMO_TITLES[campaign as usize % words::PROMO_TITLES.len()],
+        subtitle: seed.pick(words::PROMO_SUBTITLES),
+        placement: placement.to_owned(),
+        priority: seed.between(1, 100),
+        images: data::image_set("promotions", &id, seed.between(1, 5) as u32, 40),
+        link: format!("https://shop.demo.manifold.dev/campaigns/{campaign}?placement={placement}"),
+        starts_at: data::rfc3339(starts),
+        ends_at: data::rfc3339(starts + seed.between(14, 60) as i64 * DAY),
+        terms: data::prose(&mut seed, words::TERMS, 500),
+        id,
+    }
+}
+
+async fn list(
+    query: Result<Query<PromotionQuery>, QueryRejection>,
+) -> Result<Json<Items<Promotion>>, ApiError> {
+    let Query(query) = query?;
+    let user = match query.user_id.as_deref() {
+        None => 0,
+        Some(id) => users::known_user(id)?,
+    };
+    let placement = query.placement.as_deref().unwrap_or("home");
+    if !valid_placement(placement) {
+        return Err(ApiError::bad(
+            "placement: expected a short lowercase slug like home",
+        ));
+    }
+    // Which campaigns a user sees depends on user and placement; how a campaign looks does not.
+    let mut seed = Seeded::new(placement, u64::from(user) + 1_000_000);
+    let wanted = seed.between(3, 5) as usize;
+    let mut campaigns: Vec<u64> = Vec::with_capacity(wanted);
+    while campaigns.len() < wanted {
+        let campaign = seed.between(1, 40);
+        if !campaigns.contains(&campaign) {
+            campaigns.push(campaign);
+        }
+    }
+    let mut items: Vec<Promotion> = campaigns
+        .into_iter()
+        .map(|c| promotion(c, placement))
+        .collect();
+    items.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+    Ok(Json(Items { items }))
+}

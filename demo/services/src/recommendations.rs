@@ -1,0 +1,95 @@
+//! recommendations (9104): up to 50 ranked product suggestions per user, from a pretend model.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog;
+use crate::data::{self, Seeded};
+use crate::error::ApiError;
+use crate::users;
+use crate::words;
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_ITEMS: usize = 50;
+
+pub(crate) fn routes() -> Router {
+    Router::new().route("/recommendations", get(recommend))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recommendations {
+    user_id: String,
+    model_version: &'static str,
+    items: Vec<Recommendation>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recommendation {
+    product_id: String,
+    score: f64,
+    reason: &'static str,
+}
+
+#[derive(Deserialize)]
+struct RecommendQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+    limit: Option<String>,
+}
+
+/// The user's first `limit` suggestions, best first; the same user always gets the same list.
+fn recommendations(user: u32, limit: usize) -> Vec<Recommendation> {
+    let mut seed = Seeded::new("recommendations", u64::from(user));
+    // Scores fall from just under 1 in small deterministic steps, so the order is stable.
+    let mut score_thousandths = seed.between(950, 999);
+    (0..limit.min(MAX_ITEMS))
+        .map(|_| {
+            let product = seed.between(1, u64::from(catalog::PRODUCT_COUNT));
+            let item = Recommendation {
+                product_id: format!("p{product}"),
+                score: score_thousandths as f64 / 1000.0,
+                reason: seed.pick(words::RECO_REASONS),
+            };
+            score_thousandths = score_thousandths.saturating_sub(seed.between(1, 15));
+            item
+        })
+        .collect()
+}
+
+async fn recommend(
+    query: Result<Query<RecommendQuery>, QueryRejection>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let Query(query) = query?;
+    let user_id = data::required(&query.user_id, "userId")?;
+    let user = users::known_user(user_id)?;
+    let limit = data::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_ITEMS)?;
+    Ok(Json(Recommendations {
+        user_id: user_id.to_owned(),
+        model_version: "reco-2025.06-demo",
+        items: recommendations(user, limit),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorter_lists_are_prefixes_of_longer_ones() {
+        let short = recommendations(5, 10);
+        let long = recommendations(5, 100);
+        assert_eq!(long.len(), MAX_ITEMS);
+        assert!(
+            short
+                .iter()
+                .zip(&long)
+                .all(|(a, b)| a.product_id == b.product_id)
+        );
+        assert!(long.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+}

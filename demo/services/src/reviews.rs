@@ -1,0 +1,188 @@
+//! reviews (9107): the latest (up to 10) reviews of a product and rating summaries for many.
+//! A product with fewer than 10 reviews shows them all, so its summary counts exactly those;
+//! products with 10 shown have older ones that only the summary counts.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog;
+use crate::data::{self, Items, Seeded};
+use crate::error::ApiError;
+use crate::words;
+
+const SHOWN: u32 = 10;
+
+pub(crate) fn routes() -> Router {
+    Router::new()
+        .route("/reviews", get(list))
+        .route("/reviews/summary", get(summary))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductReviews {
+    product_id: String,
+    items: Vec<Review>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    id: String,
+    author: String,
+    rating: u8,
+    title: &'static str,
+    body: String,
+    created_at: String,
+    helpful_votes: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    product_id: String,
+    /// Mean rating rounded to two decimals, `null` without reviews.
+    average: Option<f64>,
+    count: u64,
+    histogram: Histogram,
+}
+
+#[derive(Default, Serialize)]
+struct Histogram {
+    #[serde(rename = "1")]
+    one: u64,
+    #[serde(rename = "2")]
+    two: u64,
+    #[serde(rename = "3")]
+    three: u64,
+    #[serde(rename = "4")]
+    four: u64,
+    #[serde(rename = "5")]
+    five: u64,
+}
+
+impl Histogram {
+    fn add(&mut self, rating: u8, count: u64) {
+        match rating {
+            1 => self.one += count,
+            2 => self.two += count,
+            3 => self.three += count,
+            4 => self.four += count,
+            _ => self.five += count,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.one + self.two + self.three + self.four + self.five
+    }
+
+    fn average(&self) -> Option<f64> {
+        let total = self.total();
+        let points = self.one + 2 * self.two + 3 * self.three + 4 * self.four + 5 * self.five;
+        (total > 0).then(|| (points as f64 / total as f64 * 100.0).round() / 100.0)
+    }
+}
+
+/// How many reviews product `n` shows (0 to 10).
+fn shown_count(n: u32) -> u32 {
+    Seeded::new("review-count", u64::from(n)).between(0, u64::from(SHOWN)) as u32
+}
+
+/// Rating of review `i` of product `n`: mostly happy customers, as in real shops.
+fn rating(n: u32, i: u32) -> u8 {
+    let mut seed = Seeded::pair("review-rating", n, i);
+    seed.pick(&[1, 2, 3, 4, 4, 4, 5, 5, 5, 5])
+}
+
+fn review(n: u32, i: u32) -> Review {
+    let mut seed = Seeded::pair("review", n, i);
+    let (first, last) = (seed.pick(words::FIRST_NAMES), seed.pick(words::LAST_NAMES));
+    Review {
+        id: format!("r-p{n}-{i}"),
+        author: format!("{first} {}.", &last[..1]),
+        rating: rating(n, i),
+        title: seed.pick(words::REVIEW_TITLES),
+        body: data::prose(&mut seed, words::REVIEW, 400),
+        // i = 1 is the newest.
+        created_at: data::rfc3339(
+            data::DEMO_NOW - i64::from(i) * 9 * 86_400 + seed.below(86_400) as i64,
+        ),
+        helpful_votes: seed.below(60),
+    }
+}
+
+fn summary_of(n: u32) -> Summary {
+    let shown = shown_count(n);
+    let mut histogram = Histogram::default();
+    for i in 1..=shown {
+        histogram.add(rating(n, i), 1);
+    }
+    if shown == SHOWN {
+        // Older reviews beyond the ten shown, spread over the ratings.
+        let mut seed = Seeded::new("review-older", u64::from(n));
+        for (rating, weight) in [(1, 1), (2, 1), (3, 2), (4, 4), (5, 5)] {
+            histogram.add(rating, seed.below(30) * weight);
+        }
+    }
+    Summary {
+        product_id: format!("p{n}"),
+        average: histogram.average(),
+        count: histogram.total(),
+        histogram,
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "productId")]
+    product_id: Option<String>,
+}
+
+async fn list(
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ProductReviews>, ApiError> {
+    let Query(query) = query?;
+    let id = data::required(&query.product_id, "productId")?;
+    let n = catalog::product_number(id).ok_or_else(|| ApiError::not_found("product", id))?;
+    Ok(Json(ProductReviews {
+        product_id: id.to_owned(),
+        items: (1..=shown_count(n)).map(|i| review(n, i)).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct SummaryQuery {
+    #[serde(rename = "productIds")]
+    product_ids: Option<String>,
+}
+
+async fn summary(
+    query: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Result<Json<Items<Summary>>, ApiError> {
+    let Query(query) = query?;
+    let ids = data::required(&query.product_ids, "productIds")?;
+    let items = data::split_ids(ids)
+        .filter_map(catalog::product_number)
+        .map(summary_of)
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_agree_with_short_review_lists() {
+        let n = (1..)
+            .find(|&n| shown_count(n) > 0 && shown_count(n) < SHOWN)
+            .unwrap();
+        let summary = summary_of(n);
+        assert_eq!(summary.count, u64::from(shown_count(n)));
+        let average = summary.average.unwrap();
+        assert!((1.0..=5.0).contains(&average));
+    }
+}

@@ -1,0 +1,166 @@
+//! Authentication at the edge: a bearer JWT or a partner API key becomes an `Identity`, or
+//! the request is refused with 401 before any backend is called. Scope checks (`require_scope`)
+//! and the headers that carry identity to backends (`identity`) live here too.
+
+mod apikey;
+mod identity;
+mod jwt;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+pub use apikey::{ApiKeys, hash_api_key};
+pub use identity::{Identity, Principal, strip_client_identity};
+pub use jwt::JwtVerifier;
+
+use crate::config::{AuthConfig, AuthPolicy};
+use crate::rest::Problem;
+
+/// Why a request was refused at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials")]
+    Missing,
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("invalid API key")]
+    InvalidApiKey,
+    #[error("this route requires scope {0}")]
+    Forbidden(String),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let (status, challenge, code) = match &self {
+            AuthError::Missing => (StatusCode::UNAUTHORIZED, "Bearer".to_owned(), "UNAUTHENTICATED"),
+            AuthError::InvalidToken(why) => (
+                StatusCode::UNAUTHORIZED,
+                format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
+                "UNAUTHENTICATED",
+            ),
+            AuthError::InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer error=\"invalid_token\", error_description=\"invalid API key\"".to_owned(),
+                "UNAUTHENTICATED",
+            ),
+            AuthError::Forbidden(scope) => (
+                StatusCode::FORBIDDEN,
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                "FORBIDDEN",
+            ),
+        };
+        let mut response = Problem::new(status, code, self.to_string()).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// Turns credentials into identities, per the BFF's `[auth]` config.
+pub struct Authenticator {
+    jwt: Option<Arc<JwtVerifier>>,
+    api_keys: ApiKeys,
+}
+
+impl Authenticator {
+    /// Builds the verifiers and starts loading the JWKS in the background.
+    pub fn new(config: &AuthConfig) -> Self {
+        let jwt = config.jwt.clone().map(|c| {
+            let verifier = JwtVerifier::new(c);
+            verifier.spawn_refresh();
+            verifier
+        });
+        Self {
+            jwt,
+            api_keys: ApiKeys::from_config(&config.api_keys),
+        }
+    }
+
+    /// Whether every credential source is usable (the JWKS has been loaded).
+    pub fn is_ready(&self) -> bool {
+        self.jwt.as_ref().is_none_or(|j| j.is_ready())
+    }
+
+    pub fn jwt(&self) -> Option<&Arc<JwtVerifier>> {
+        self.jwt.as_ref()
+    }
+
+    /// The identity a request proves under `policy`; `None` for `AuthPolicy::None`.
+    pub async fn authenticate(
+        &self,
+        policy: AuthPolicy,
+        headers: &HeaderMap,
+    ) -> Result<Option<Identity>, AuthError> {
+        match policy {
+            AuthPolicy::None => Ok(None),
+            AuthPolicy::Jwt => {
+                let token = bearer(headers).ok_or(AuthError::Missing)?;
+                let verifier = self
+                    .jwt
+                    .as_ref()
+                    .ok_or(AuthError::InvalidToken("no token issuer configured"))?;
+                verifier.verify(token).await.map(Some)
+            }
+            AuthPolicy::ApiKey => {
+                let key = bearer(headers)
+                    .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+                    .ok_or(AuthError::Missing)?;
+                self.api_keys
+                    .verify(key)
+                    .map(Some)
+                    .ok_or(AuthError::InvalidApiKey)
+            }
+        }
+    }
+}
+
+/// `Authorization: Bearer <credential>`; the only place a token is read from.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// State of the `require` middleware.
+#[derive(Clone)]
+pub struct AuthGuard {
+    pub authenticator: Arc<Authenticator>,
+    pub policy: AuthPolicy,
+}
+
+/// Middleware: authenticate under the guard's policy and put `Arc<Identity>` into the
+/// request's extensions, or answer 401 without calling anything.
+pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next: Next) -> Response {
+    match guard
+        .authenticator
+        .authenticate(guard.policy, request.headers())
+        .await
+    {
+        Ok(Some(identity)) => {
+            request.extensions_mut().insert(Arc::new(identity));
+            next.run(request).await
+        }
+        Ok(None) => next.run(request).await,
+        Err(e) => {
+            tracing::debug!(reason = %e, "request refused at the edge");
+            e.into_response()
+        }
+    }
+}
+
+/// Fails with 403 unless the identity holds `scope`.
+pub fn require_scope(identity: &Identity, scope: &str) -> Result<(), AuthError> {
+    if identity.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden(scope.to_owned()))
+    }
+}

@@ -1,0 +1,69 @@
+//! cart service: a user's cart and adding to it.
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::Money;
+use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment};
+
+#[derive(Clone, Debug)]
+pub struct Carts(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    pub user_id: String,
+    pub items: Vec<CartLine>,
+    pub subtotal: Money,
+}
+
+impl Cart {
+    /// Units in the cart, over all lines.
+    pub fn item_count(&self) -> u32 {
+        self.items.iter().map(|l| l.quantity).sum()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartLine {
+    pub product_id: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddItem<'a> {
+    product_id: &'a str,
+    quantity: u32,
+}
+
+impl Carts {
+    pub async fn get(&self, ctx: &CallContext, user_id: &str) -> Result<Cart, UpstreamError> {
+        self.0
+            .get_json(ctx, &format!("/carts/{}", path_segment(user_id)))
+            .await
+    }
+
+    pub async fn add_item(
+        &self,
+        ctx: &CallContext,
+        user_id: &str,
+        product_id: &str,
+        quantity: u32,
+    ) -> Result<Cart, UpstreamError> {
+        self.0
+            .send_json(
+                ctx,
+                Method::POST,
+                &format!("/carts/{}/items", path_segment(user_id)),
+                &AddItem {
+                    product_id,
+                    quantity,
+                },
+                &[],
+            )
+            .await
+    }
+}

@@ -1,0 +1,111 @@
+//! Per-request batching of the backend calls that take a batch of ids (catalog products,
+//! shipments, review summaries): every `load` made while one wave of GraphQL fields resolves
+//! becomes ONE backend call. One `Loaders` per client request, never shared, so nothing one
+//! caller loaded can be served to another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use super::{Backends, Product, ReviewSummary, Shipment};
+use crate::upstream::{CallContext, UpstreamError};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ProductId(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ShipmentOfOrder(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SummaryOfProduct(String);
+
+/// The batch loaders of one client request.
+pub struct Loaders(DataLoader<BatchCalls>);
+
+struct BatchCalls {
+    backends: Backends,
+    ctx: CallContext,
+}
+
+impl Loaders {
+    pub fn new(backends: Backends, ctx: CallContext) -> Self {
+        Loaders(DataLoader::new(BatchCalls { backends, ctx }, tokio::spawn).max_batch_size(100))
+    }
+
+    /// The product, or `None` when the catalog does not know it.
+    pub async fn product(&self, id: &str) -> Result<Option<Arc<Product>>, UpstreamError> {
+        self.0.load_one(ProductId(id.to_owned())).await
+    }
+
+    /// The products the catalog knows among `ids`, by id, in one batch.
+    pub async fn products(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Arc<Product>>, UpstreamError> {
+        let found = self
+            .0
+            .load_many(ids.iter().map(|id| ProductId((*id).to_owned())))
+            .await?;
+        Ok(found.into_iter().map(|(k, v)| (k.0, v)).collect())
+    }
+
+    pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
+        self.0.load_one(ShipmentOfOrder(order_id.to_owned())).await
+    }
+
+    pub async fn review_summary(
+        &self,
+        product_id: &str,
+    ) -> Result<Option<Arc<ReviewSummary>>, UpstreamError> {
+        self.0.load_one(SummaryOfProduct(product_id.to_owned())).await
+    }
+}
+
+impl Loader<ProductId> for BatchCalls {
+    type Value = Arc<Product>;
+    type Error = UpstreamError;
+
+    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Arc<Product>>, UpstreamError> {
+        let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let products = self.backends.catalog.batch(&self.ctx, &ids).await?;
+        Ok(products
+            .into_iter()
+            .map(|p| (ProductId(p.id.clone()), Arc::new(p)))
+            .collect())
+    }
+}
+
+impl Loader<ShipmentOfOrder> for BatchCalls {
+    type Value = Arc<Shipment>;
+    type Error = UpstreamError;
+
+    async fn load(
+        &self,
+        keys: &[ShipmentOfOrder],
+    ) -> Result<HashMap<ShipmentOfOrder, Arc<Shipment>>, UpstreamError> {
+        let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let shipments = self.backends.shipping.for_orders(&self.ctx, &ids).await?;
+        Ok(shipments
+            .into_iter()
+            .map(|s| (ShipmentOfOrder(s.order_id.clone()), Arc::new(s)))
+            .collect())
+    }
+}
+
+impl Loader<SummaryOfProduct> for BatchCalls {
+    type Value = Arc<ReviewSummary>;
+    type Error = UpstreamError;
+
+    async fn load(
+        &self,
+        keys: &[SummaryOfProduct],
+    ) -> Result<HashMap<SummaryOfProduct, Arc<ReviewSummary>>, UpstreamError> {
+        let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let summaries = self.backends.reviews.summaries(&self.ctx, &ids).await?;
+        Ok(summaries
+            .into_iter()
+            .map(|s| (SummaryOfProduct(s.product_id.clone()), Arc::new(s)))
+            .collect())
+    }
+}

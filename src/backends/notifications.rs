@@ -1,0 +1,26 @@
+//! notifications service: a user's notification feed (only the summary is modelled).
+
+use serde::Deserialize;
+
+use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+
+#[derive(Clone, Debug)]
+pub struct Notifications(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSummary {
+    pub unread_count: u32,
+}
+
+impl Notifications {
+    pub async fn summary(
+        &self,
+        ctx: &CallContext,
+        user_id: &str,
+    ) -> Result<NotificationSummary, UpstreamError> {
+        self.0
+            .get_json(ctx, &format!("/notifications{}", query(&[("userId", user_id)])))
+            .await
+    }
+}

@@ -1,0 +1,94 @@
+//! orders service: a user's orders (cursor-paged), one order, placing an order.
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::Money;
+use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
+
+#[derive(Clone, Debug)]
+pub struct Orders(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub status: String,
+    pub total: Money,
+    pub items: Vec<OrderLine>,
+    pub placed_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    pub product_id: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    pub items: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    pub items: Vec<NewOrderLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrderLine {
+    pub product_id: String,
+    pub quantity: u32,
+}
+
+impl Orders {
+    /// The user's orders, newest first.
+    pub async fn list(
+        &self,
+        ctx: &CallContext,
+        user_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, UpstreamError> {
+        let limit = limit.to_string();
+        let mut params = vec![("userId", user_id), ("limit", limit.as_str())];
+        if let Some(c) = cursor {
+            params.push(("cursor", c));
+        }
+        self.0
+            .get_json(ctx, &format!("/orders{}", query(&params)))
+            .await
+    }
+
+    pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<Order, UpstreamError> {
+        self.0
+            .get_json(ctx, &format!("/orders/{}", path_segment(id)))
+            .await
+    }
+
+    /// Places an order for the context's user; the same `idempotency_key` never places two.
+    pub async fn create(
+        &self,
+        ctx: &CallContext,
+        order: &NewOrder,
+        idempotency_key: &str,
+    ) -> Result<Order, UpstreamError> {
+        self.0
+            .send_json(
+                ctx,
+                Method::POST,
+                "/orders",
+                order,
+                &[("idempotency-key", idempotency_key)],
+            )
+            .await
+    }
+}

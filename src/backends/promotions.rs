@@ -1,0 +1,37 @@
+//! promotions service: banners for a user and a placement.
+
+use serde::Deserialize;
+
+use super::{ImageSet, Items};
+use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+
+#[derive(Clone, Debug)]
+pub struct Promotions(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub id: String,
+    pub title: String,
+    pub subtitle: String,
+    pub images: ImageSet,
+    pub link: String,
+}
+
+impl Promotions {
+    pub async fn for_user(
+        &self,
+        ctx: &CallContext,
+        user_id: &str,
+        placement: &str,
+    ) -> Result<Vec<Promotion>, UpstreamError> {
+        let page: Items<Promotion> = self
+            .0
+            .get_json(
+                ctx,
+                &format!("/promotions{}", query(&[("userId", user_id), ("placement", placement)])),
+            )
+            .await?;
+        Ok(page.items)
+    }
+}

@@ -1,0 +1,61 @@
+//! reviews service: a product's reviews and batched rating summaries.
+
+use serde::Deserialize;
+
+use super::{Items, join_ids};
+use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+
+#[derive(Clone, Debug)]
+pub struct Reviews(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewList {
+    pub items: Vec<Review>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub id: String,
+    pub author: String,
+    pub rating: u8,
+    pub title: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewSummary {
+    pub product_id: String,
+    pub average: f64,
+    pub count: u32,
+}
+
+impl Reviews {
+    pub async fn for_product(
+        &self,
+        ctx: &CallContext,
+        product_id: &str,
+    ) -> Result<ReviewList, UpstreamError> {
+        self.0
+            .get_json(ctx, &format!("/reviews{}", query(&[("productId", product_id)])))
+            .await
+    }
+
+    pub async fn summaries<S: AsRef<str>>(
+        &self,
+        ctx: &CallContext,
+        product_ids: &[S],
+    ) -> Result<Vec<ReviewSummary>, UpstreamError> {
+        let page: Items<ReviewSummary> = self
+            .0
+            .get_json(
+                ctx,
+                &format!("/reviews/summary{}", query(&[("productIds", &join_ids(product_ids))])),
+            )
+            .await?;
+        Ok(page.items)
+    }
+}

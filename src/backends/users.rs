@@ -1,0 +1,35 @@
+//! users service: profiles.
+
+use serde::Deserialize;
+
+use super::{ImageSet, Items, join_ids};
+use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
+
+#[derive(Clone, Debug)]
+pub struct Users(pub(super) Upstream);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub avatar: ImageSet,
+    pub locale: String,
+}
+
+impl Users {
+    pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<User, UpstreamError> {
+        self.0
+            .get_json(ctx, &format!("/users/{}", path_segment(id)))
+            .await
+    }
+
+    pub async fn batch(&self, ctx: &CallContext, ids: &[String]) -> Result<Vec<User>, UpstreamError> {
+        let page: Items<User> = self
+            .0
+            .get_json(ctx, &format!("/users{}", query(&[("ids", &join_ids(ids))])))
+            .await?;
+        Ok(page.items)
+    }
+}

@@ -1,0 +1,104 @@
+//! What every request passes first: a request id (the client's, when it is sane, else a new
+//! one, echoed in the response), its deadline, and the removal of any identity header a
+//! client tried to set. Also the `CallContext` extractor handlers use to call backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+
+use crate::auth::{Identity, strip_client_identity};
+use crate::upstream::{CallContext, Deadline};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id, as an extension.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+/// Per-BFF settings of the edge middleware.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgePolicy {
+    pub request_timeout: Duration,
+}
+
+/// The outermost middleware of every BFF.
+pub async fn edge(State(policy): State<EdgePolicy>, mut request: Request, next: Next) -> Response {
+    let deadline = Deadline::after(policy.request_timeout);
+    strip_client_identity(request.headers_mut());
+    let id: Arc<str> = match request
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane_id(v))
+    {
+        Some(v) => v.into(),
+        None => new_request_id().into(),
+    };
+    let extensions = request.extensions_mut();
+    extensions.insert(deadline);
+    extensions.insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// A client-chosen id is kept only when short and plain, so it is safe in logs and headers.
+fn is_sane_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_request_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CallContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
+    }
+}
+
+impl CallContext {
+    /// The context of the request these parts belong to (identity set by `auth::require`,
+    /// deadline and id by `edge`). Outside that stack it gets a fresh default budget.
+    pub fn from_parts(parts: &Parts) -> Self {
+        let identity = parts.extensions.get::<Arc<Identity>>().cloned();
+        let deadline = parts
+            .extensions
+            .get::<Deadline>()
+            .copied()
+            .unwrap_or_else(|| Deadline::after(Duration::from_secs(3)));
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| new_request_id().into());
+        CallContext::new(identity, deadline, request_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(is_sane_id("abc-123_x.y:z"));
+        assert!(!is_sane_id(""));
+        assert!(!is_sane_id("a b"));
+        assert!(!is_sane_id(&"x".repeat(200)));
+        assert_eq!(new_request_id().len(), 32);
+    }
+}

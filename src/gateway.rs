@@ -1,0 +1,115 @@
+//! The assembled gateway of one BFF: its config, upstream clients, authenticator and
+//! readiness, and the one function that stacks the layers every request passes through.
+//! The BFF contributes only its own routes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+
+use crate::auth::{self, AuthGuard, Authenticator};
+use crate::backends::Backends;
+use crate::config::{AuthPolicy, Config};
+use crate::edge::{self, EdgePolicy};
+use crate::upstream::Upstream;
+use crate::{observe, proxy};
+
+/// Shared state of one BFF instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    upstreams: BTreeMap<String, Upstream>,
+    backends: Backends,
+    authenticator: Arc<Authenticator>,
+    draining: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the client for upstream {name}: {source}")]
+pub struct BuildError {
+    name: String,
+    source: reqwest::Error,
+}
+
+impl Gateway {
+    /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
+    /// tokio runtime. The config must already be validated.
+    pub fn new(config: Config) -> Result<Self, BuildError> {
+        let mut upstreams = BTreeMap::new();
+        for (name, cfg) in &config.upstreams {
+            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError {
+                name: name.clone(),
+                source,
+            })?;
+            upstreams.insert(name.clone(), upstream);
+        }
+        let backends = Backends::new(&upstreams);
+        let authenticator = Arc::new(Authenticator::new(&config.auth));
+        Ok(Gateway(Arc::new(Inner {
+            config,
+            upstreams,
+            backends,
+            authenticator,
+            draining: AtomicBool::new(false),
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.0.backends
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.0.authenticator
+    }
+
+    /// Ready for traffic: keys loaded and not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.0.authenticator.is_ready() && !self.is_draining()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the instance as shutting down: `/readyz` fails from now on.
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::Release);
+    }
+
+    /// Puts every route of `router` behind authentication under `policy`: 401 before any
+    /// handler runs, and an `Arc<Identity>` extension for the handlers.
+    pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
+        let guard = AuthGuard {
+            authenticator: self.0.authenticator.clone(),
+            policy,
+        };
+        router.route_layer(from_fn_with_state(guard, auth::require))
+    }
+
+    /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
+    /// the edge layer around all of them.
+    pub fn into_router(self, bff: Router<Gateway>) -> Router {
+        let config = &self.0.config;
+        let body_limit = usize::try_from(config.server.max_request_body.bytes()).unwrap_or(usize::MAX);
+        let edge_policy = EdgePolicy {
+            request_timeout: config.server.request_timeout,
+        };
+        let proxied = proxy::routes(&config.routes, &self.0.upstreams, &self.0.authenticator);
+        let own = bff
+            .merge(observe::routes())
+            // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(self.clone());
+        own.merge(proxied)
+            .layer(from_fn_with_state(edge_policy, edge::edge))
+    }
+}

@@ -1,0 +1,150 @@
+//! Shared GraphQL plumbing: the axum endpoint (POST JSON, GraphQL-over-HTTP content
+//! negotiation), schema hardening from config (depth, complexity, introspection), the
+//! per-request data every resolver finds (`Scope`), and the one mapping from a failed
+//! backend call to a GraphQL error (`extensions.code`, `extensions.service`).
+
+use async_graphql::{
+    ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType,
+};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::backends::{Backends, Loaders};
+use crate::config::GraphqlConfig;
+use crate::gateway::Gateway;
+use crate::upstream::{CallContext, UpstreamError};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// What a resolver needs to call backends for the current client request.
+pub struct Scope {
+    pub backends: Backends,
+    pub call: CallContext,
+    pub loaders: Loaders,
+}
+
+impl Scope {
+    /// The scope of the request being resolved. Every request executed through `endpoint`
+    /// has one.
+    pub fn of<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Scope> {
+        ctx.data::<Scope>()
+    }
+}
+
+/// Applies the config's limits to a schema under construction.
+pub fn harden<Q, M, S>(builder: SchemaBuilder<Q, M, S>, config: &GraphqlConfig) -> SchemaBuilder<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let builder = builder
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .limit_recursive_depth(32);
+    if config.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+/// `POST` handler executing operations against `schema`.
+pub fn endpoint<Q, M, S>(schema: Schema<Q, M, S>) -> MethodRouter<Gateway>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    post(
+        move |State(gateway): State<Gateway>, call: CallContext, headers: HeaderMap, body: Bytes| {
+            let schema = schema.clone();
+            async move { execute(&schema, &gateway, call, &headers, &body).await }
+        },
+    )
+}
+
+async fn execute<Q, M, S>(
+    schema: &Schema<Q, M, S>,
+    gateway: &Gateway,
+    call: CallContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let content_type = negotiate(headers);
+    let request: async_graphql::Request = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            let error = async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
+            let body = serde_json::json!({ "errors": [error] });
+            return respond(StatusCode::BAD_REQUEST, content_type, serde_json::to_vec(&body).unwrap_or_default());
+        }
+    };
+    let backends = gateway.backends().clone();
+    let scope = Scope {
+        loaders: Loaders::new(backends.clone(), call.clone()),
+        backends,
+        call,
+    };
+    let response = schema.execute(request.data(scope)).await;
+    match serde_json::to_vec(&response) {
+        Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// GraphQL-over-HTTP: the new media type when the client accepts it, else plain JSON.
+fn negotiate(headers: &HeaderMap) -> &'static str {
+    let accepts_new = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON));
+    if accepts_new {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+impl ErrorExtensions for UpstreamError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.public_message()).extend_with(|_, e| {
+            e.set("code", self.code());
+            e.set("service", self.service.as_str());
+        })
+    }
+}
+
+/// `.gql()` on a backend result: the error becomes a GraphQL error with its code and service
+/// (a plain `?` would keep only the message).
+pub trait UpstreamResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> UpstreamResultExt<T> for Result<T, UpstreamError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}
+
+/// A GraphQL error with a stable code, for resolvers' own failures.
+pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
+}

@@ -1,0 +1,26 @@
+//! Manifold's core: the generic machinery every Backend-for-Frontend binary shares. A request
+//! meets the modules roughly in this order: `server` accepts, `edge` stamps it (request id,
+//! deadline, identity headers stripped), `auth` verifies who is calling, the BFF's own routes
+//! (GraphQL via `graphql`, REST via `rest`) or a `proxy` route run, and every backend call
+//! goes through `backends` (typed clients) -> `upstream` (one service, called well).
+//! `observe` answers health checks; `bff` is the shared `main`.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod backends;
+pub mod bff;
+pub mod config;
+pub mod edge;
+pub mod gateway;
+pub mod graphql;
+pub mod observe;
+pub mod proxy;
+pub mod rest;
+pub mod server;
+pub mod upstream;
+
+pub use async_graphql;
+pub use axum;
+pub use bff::{BffSpec, RunningBff};
+pub use gateway::Gateway;

@@ -1,0 +1,173 @@
+//! What can go wrong calling a backend, classified once: whose fault it is, whether a retry
+//! may help, and the stable code clients see. The two mappings to client-facing errors
+//! (GraphQL in `graphql`, problem+json in `rest`) read only this classification.
+
+use std::fmt;
+
+/// A failed backend call. Carries the service name (clients see it) and an internal detail
+/// (logged only: it may hold a backend URL).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{service}: {kind}")]
+pub struct UpstreamError {
+    pub service: String,
+    pub kind: UpstreamErrorKind,
+    /// For logs, never for clients.
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// The call (or the request's budget) ran out of time.
+    Timeout,
+    /// The request's budget was spent before the call could start; it was never sent.
+    DeadlineExceeded,
+    /// No connection could be made.
+    Connect,
+    /// The connection broke mid-exchange.
+    Reset,
+    /// The service answered with a 5xx (or 429).
+    ServerError(u16),
+    /// The service says the thing asked for does not exist.
+    NotFound,
+    /// The service refused the request as invalid (4xx other than 404/429): our bug or the
+    /// client's input, never worth a retry.
+    Rejected(u16),
+    /// Unparseable or oversized body.
+    BadResponse,
+    /// The BFF's config does not name this service.
+    NotConfigured,
+}
+
+impl fmt::Display for UpstreamErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out"),
+            Self::DeadlineExceeded => f.write_str("request deadline exceeded"),
+            Self::Connect => f.write_str("connection failed"),
+            Self::Reset => f.write_str("connection reset"),
+            Self::ServerError(s) => write!(f, "server error {s}"),
+            Self::NotFound => f.write_str("not found"),
+            Self::Rejected(s) => write!(f, "rejected with {s}"),
+            Self::BadResponse => f.write_str("bad response"),
+            Self::NotConfigured => f.write_str("not configured"),
+        }
+    }
+}
+
+impl UpstreamError {
+    pub fn new(service: &str, kind: UpstreamErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            service: service.to_owned(),
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// The stable, client-facing code (`extensions.code` in GraphQL, `code` in problem+json).
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => "UPSTREAM_TIMEOUT",
+            UpstreamErrorKind::Connect
+            | UpstreamErrorKind::Reset
+            | UpstreamErrorKind::ServerError(_)
+            | UpstreamErrorKind::NotConfigured => "UPSTREAM_UNAVAILABLE",
+            UpstreamErrorKind::NotFound => "NOT_FOUND",
+            UpstreamErrorKind::Rejected(_) => "UPSTREAM_REJECTED",
+            UpstreamErrorKind::BadResponse => "UPSTREAM_BAD_RESPONSE",
+        }
+    }
+
+    /// Whether the same call may succeed if tried again (on an idempotent request).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            UpstreamErrorKind::Timeout
+                | UpstreamErrorKind::Connect
+                | UpstreamErrorKind::Reset
+                | UpstreamErrorKind::ServerError(_)
+        )
+    }
+
+    /// The HTTP status a REST client gets for this failure.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self.kind {
+            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => {
+                S::GATEWAY_TIMEOUT
+            }
+            UpstreamErrorKind::NotFound => S::NOT_FOUND,
+            UpstreamErrorKind::NotConfigured => S::SERVICE_UNAVAILABLE,
+            UpstreamErrorKind::Connect
+            | UpstreamErrorKind::Reset
+            | UpstreamErrorKind::ServerError(_)
+            | UpstreamErrorKind::Rejected(_)
+            | UpstreamErrorKind::BadResponse => S::BAD_GATEWAY,
+        }
+    }
+
+    /// Short text a client may see: no URLs, no internals.
+    pub fn public_message(&self) -> String {
+        match self.kind {
+            UpstreamErrorKind::NotFound => "not found".to_owned(),
+            kind => format!("the {} service {kind}", self.service),
+        }
+    }
+
+    /// Classifies a transport error from the HTTP client.
+    pub(crate) fn from_transport(service: &str, e: &reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            UpstreamErrorKind::Timeout
+        } else if e.is_connect() {
+            UpstreamErrorKind::Connect
+        } else if e.is_decode() {
+            UpstreamErrorKind::BadResponse
+        } else {
+            UpstreamErrorKind::Reset
+        };
+        // `{:#}`-style chain so logs show the root cause (e.g. "connection refused").
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        Self::new(service, kind, detail)
+    }
+
+    /// Classifies a non-success status.
+    pub(crate) fn from_status(service: &str, status: http::StatusCode) -> Self {
+        let kind = match status.as_u16() {
+            404 => UpstreamErrorKind::NotFound,
+            429 => UpstreamErrorKind::ServerError(429),
+            s if s >= 500 => UpstreamErrorKind::ServerError(s),
+            s => UpstreamErrorKind::Rejected(s),
+        };
+        Self::new(service, kind, format!("status {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_is_consistent() {
+        let e = UpstreamError::from_status("users", http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "UPSTREAM_UNAVAILABLE");
+        assert!(e.is_retryable());
+        assert_eq!(e.http_status(), http::StatusCode::BAD_GATEWAY);
+
+        let e = UpstreamError::from_status("users", http::StatusCode::NOT_FOUND);
+        assert_eq!(e.code(), "NOT_FOUND");
+        assert!(!e.is_retryable());
+
+        let e = UpstreamError::from_status("orders", http::StatusCode::BAD_REQUEST);
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "UPSTREAM_REJECTED");
+
+        let e = UpstreamError::new("cart", UpstreamErrorKind::Timeout, "x");
+        assert_eq!(e.http_status(), http::StatusCode::GATEWAY_TIMEOUT);
+        assert!(!e.public_message().contains("http"));
+    }
+}

@@ -1,0 +1,146 @@
+//! A whole stack for one test: the ten demo services on free ports and one BFF configured
+//! from its shipped default config, pointed at them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use demo_services::{Backends, Service};
+use manifold::config::Config;
+use manifold::{BffSpec, RunningBff};
+use serde_json::{Value, json};
+
+pub struct Stack {
+    pub backends: Backends,
+    pub bff: RunningBff,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts backends and `spec` with its default config.
+    pub async fn start(spec: &BffSpec) -> Stack {
+        Self::start_with(spec, |_| {}).await
+    }
+
+    /// Same, letting the test adjust the config first.
+    pub async fn start_with(spec: &BffSpec, adjust: impl FnOnce(&mut Config)) -> Stack {
+        let backends = Backends::start("127.0.0.1".parse().unwrap(), None)
+            .await
+            .expect("start backends");
+        let mut config = spec.default_config().expect("the shipped config is valid");
+        point_at(&mut config, &backends);
+        adjust(&mut config);
+        let bff = manifold::bff::start(spec, config).await.expect("start BFF");
+        assert!(
+            bff.ready(Duration::from_secs(10)).await,
+            "{} not ready within 10 s",
+            spec.name
+        );
+        Stack {
+            backends,
+            bff,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.bff.url())
+    }
+
+    pub fn service_url(&self, service: Service) -> String {
+        self.backends.url(service)
+    }
+
+    /// A fresh RS256 token from the demo IdP.
+    pub async fn token(&self, sub: &str, aud: &str, scopes: &[&str]) -> String {
+        self.token_with(json!({ "sub": sub, "aud": aud, "scopes": scopes, "ttl_s": 900 }))
+            .await
+    }
+
+    pub async fn token_with(&self, body: Value) -> String {
+        let response: Value = self
+            .http
+            .post(format!("{}/token", self.service_url(Service::Auth)))
+            .json(&body)
+            .send()
+            .await
+            .expect("IdP reachable")
+            .json()
+            .await
+            .expect("token JSON");
+        response["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A backend's `/_stats`.
+    pub async fn stats(&self, service: Service) -> Value {
+        self.http
+            .get(format!("{}/_stats", self.service_url(service)))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    /// Total requests a backend has served since the last reset.
+    pub async fn requests(&self, service: Service) -> u64 {
+        self.stats(service).await["requests"].as_u64().unwrap_or(0)
+    }
+
+    pub async fn reset_stats(&self) {
+        for service in Service::ALL {
+            self.http
+                .delete(format!("{}/_stats", self.service_url(service)))
+                .send()
+                .await
+                .expect("reset stats");
+        }
+    }
+
+    pub async fn chaos(&self, service: Service, faults: Value) {
+        let status = self
+            .http
+            .post(format!("{}/_chaos", self.service_url(service)))
+            .json(&faults)
+            .send()
+            .await
+            .expect("chaos")
+            .status();
+        assert!(status.is_success(), "chaos rejected: {status}");
+    }
+
+    /// POSTs a GraphQL operation with a bearer token; returns status and body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.expect("BFF reachable");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+}
+
+/// Points every upstream and the JWKS of `config` at the running backends.
+pub fn point_at(config: &mut Config, backends: &Backends) {
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    for (name, upstream) in config.upstreams.iter_mut() {
+        let service = Service::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .unwrap_or_else(|| panic!("no demo service named {name}"));
+        upstream.url = backends.url(service);
+    }
+    if let Some(jwt) = config.auth.jwt.as_mut() {
+        let idp = backends.url(Service::Auth);
+        jwt.jwks_url = format!("{idp}/.well-known/jwks.json");
+        jwt.issuer = idp;
+    }
+}

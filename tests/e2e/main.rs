@@ -1,0 +1,10 @@
+//! End-to-end tests: the demo backends and the BFFs started in-process on free loopback
+//! ports, talked to over real HTTP. One test binary (each `tests/*.rs` file would link
+//! separately, which is slow); each test starts its own stack, so they run in parallel.
+
+mod config;
+mod harness;
+mod mobile;
+mod partner;
+mod proxy;
+mod web;

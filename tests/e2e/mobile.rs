@@ -1,0 +1,179 @@
+//! bff-mobile: the home screen in one request, trimmed, with auth at the edge.
+
+use demo_services::Service;
+use serde_json::{Value, json};
+
+use crate::harness::Stack;
+
+const HOME: &str = r#"query Home { home {
+  greeting
+  me { id name avatarUrl }
+  cart { itemCount }
+  notifications { unreadCount }
+  recentOrders(first: 3) { id status total { amount currency } itemCount eta }
+  recommendations(first: 10) { id title price { amount currency } thumbnailUrl }
+  banners { id title imageUrl link }
+} }"#;
+
+/// Every leaf of `v` is non-null (lists must be non-empty too, so their items are checked).
+fn assert_all_present(path: &str, v: &Value) {
+    match v {
+        Value::Null => panic!("{path} is null"),
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| assert_all_present(&format!("{path}.{k}"), v)),
+        Value::Array(items) => {
+            assert!(!items.is_empty(), "{path} is empty");
+            items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| assert_all_present(&format!("{path}[{i}]"), v));
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn home_query_fans_out_once_and_batches_catalog_and_shipping() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    stack.reset_stats().await;
+
+    let (status, body) = stack.graphql(Some(&token), HOME, json!({})).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "errors: {body}");
+    let home = &body["data"]["home"];
+    assert_all_present("home", home);
+    assert_eq!(home["me"]["id"], "42");
+    assert_eq!(home["recentOrders"].as_array().map(Vec::len), Some(3));
+    assert_eq!(home["recommendations"].as_array().map(Vec::len), Some(10));
+    assert!(home["greeting"].as_str().unwrap().contains(home["me"]["name"].as_str().unwrap().split(' ').next().unwrap()));
+
+    // Eight services, each called once: catalog and shipping with one batch each.
+    for service in [
+        Service::Users,
+        Service::Cart,
+        Service::Notifications,
+        Service::Orders,
+        Service::Shipping,
+        Service::Recommendations,
+        Service::Catalog,
+        Service::Promotions,
+    ] {
+        assert_eq!(stack.requests(service).await, 1, "{} calls", service.name());
+    }
+    let catalog = stack.stats(Service::Catalog).await;
+    let ids = catalog["last_request"]["query"].as_str().unwrap_or_default();
+    assert!(ids.contains("ids="), "catalog was not called with a batch: {catalog}");
+    assert_eq!(stack.requests(Service::Reviews).await, 0);
+}
+
+#[tokio::test]
+async fn home_payload_is_a_small_fraction_of_what_the_backends_sent() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    stack.reset_stats().await;
+
+    let response = stack
+        .http
+        .post(stack.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": HOME }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let client_bytes = response.bytes().await.unwrap().len() as u64;
+
+    let mut backend_bytes = 0;
+    for service in Service::ALL {
+        backend_bytes += stack.stats(service).await["bytes_sent"].as_u64().unwrap_or(0);
+    }
+    let ratio = client_bytes as f64 / backend_bytes as f64;
+    println!(
+        "home payload: {client_bytes} bytes to the client, {backend_bytes} bytes from backends, ratio {:.1}%",
+        ratio * 100.0
+    );
+    assert!(backend_bytes > 0);
+    assert!(ratio <= 0.15, "payload ratio {ratio:.3} is over 15%");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_at_the_edge_without_backend_calls() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let expired = stack
+        .token_with(json!({ "sub": "42", "aud": "mobile", "ttl_s": -120 }))
+        .await;
+    let web = stack.token("42", "web", &[]).await;
+    let valid = stack.token("42", "mobile", &[]).await;
+    let alg_none = unsigned_copy(&valid);
+    stack.reset_stats().await;
+
+    let cases: [(&str, Option<&str>); 5] = [
+        ("no token", None),
+        ("expired", Some(&expired)),
+        ("audience web", Some(&web)),
+        ("alg none", Some(&alg_none)),
+        ("garbage", Some("not.a.jwt")),
+    ];
+    for (name, token) in cases {
+        let mut request = stack
+            .http
+            .post(stack.url("/graphql"))
+            .json(&json!({ "query": HOME }));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{name}");
+        assert!(
+            response.headers().contains_key("www-authenticate"),
+            "{name}: no WWW-Authenticate"
+        );
+    }
+    for service in Service::ALL.into_iter().filter(|s| *s != Service::Auth) {
+        assert_eq!(stack.requests(service).await, 0, "{} was called", service.name());
+    }
+}
+
+/// The same claims with the header rewritten to `alg: none` and the signature dropped.
+fn unsigned_copy(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims = parts.next().unwrap();
+    let forged = json!({ "alg": "none", "typ": "JWT", "kid": header["kid"] });
+    format!(
+        "{}.{claims}.",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap())
+    )
+}
+
+#[tokio::test]
+async fn a_client_cannot_choose_the_user_id_backends_see() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+
+    let response = stack
+        .http
+        .post(stack.url("/graphql"))
+        .bearer_auth(&token)
+        .header("x-user-id", "1")
+        .header("x-scopes", "admin")
+        .json(&json!({ "query": "{ home { me { id } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["home"]["me"]["id"], "42", "{body}");
+
+    let users = stack.stats(Service::Users).await;
+    let headers = &users["last_request"]["headers"];
+    assert_eq!(headers["x-user-id"], "42", "{users}");
+    assert_ne!(headers["x-scopes"], "admin", "{users}");
+    assert_eq!(users["last_request"]["path"], "/users/42");
+}

@@ -1,0 +1,1 @@
+//! partner BFF end-to-end tests (written with the BFF).

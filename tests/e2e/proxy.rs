@@ -1,0 +1,179 @@
+//! Proxy routes, through bff-web's shipped config (`/api/users/*`, `/api/orders/*`).
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use demo_services::Service;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::harness::Stack;
+
+#[tokio::test]
+async fn a_proxied_call_reaches_the_rewritten_path_with_the_verified_identity() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &["orders:read"]).await;
+
+    let response = stack
+        .http
+        .get(stack.url("/api/users/42?fields=all"))
+        .bearer_auth(&token)
+        .header("x-user-id", "1")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let user: Value = response.json().await.unwrap();
+    assert_eq!(user["id"], "42");
+
+    let seen = &stack.stats(Service::Users).await["last_request"];
+    assert_eq!(seen["path"], "/users/42");
+    assert_eq!(seen["query"], "fields=all");
+    assert_eq!(seen["headers"]["x-user-id"], "42");
+    assert_eq!(seen["headers"]["x-scopes"], "orders:read");
+    assert!(seen["headers"].get("x-drop-me").is_none(), "{seen}");
+    assert!(seen["headers"].get("authorization").is_some(), "the token is passed on to backends");
+
+    let order = stack
+        .http
+        .get(stack.url("/api/orders/o-42-1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 200);
+    let order: Value = order.json().await.unwrap();
+    assert_eq!(order["id"], "o-42-1");
+    assert_eq!(stack.stats(Service::Orders).await["last_request"]["path"], "/orders/o-42-1");
+}
+
+#[tokio::test]
+async fn a_proxy_route_without_a_token_is_refused_before_the_backend() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    stack.reset_stats().await;
+    let mobile_token = stack.token("42", "mobile", &[]).await;
+
+    let anonymous = stack.http.get(stack.url("/api/users/42")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+    let wrong_audience = stack
+        .http
+        .get(stack.url("/api/orders/o-42-1"))
+        .bearer_auth(mobile_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_audience.status(), 401);
+    assert_eq!(stack.requests(Service::Users).await, 0);
+    assert_eq!(stack.requests(Service::Orders).await, 0);
+}
+
+#[tokio::test]
+async fn backend_errors_and_statuses_pass_through_a_proxy_route() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &[]).await;
+
+    let missing = stack
+        .http
+        .get(stack.url("/api/users/99999999"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "the backend's own status is passed through");
+
+    stack.chaos(Service::Users, serde_json::json!({ "reset": true })).await;
+    let down = stack
+        .http
+        .get(stack.url("/api/users/42"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 502);
+    let problem: Value = down.json().await.unwrap();
+    assert_eq!(problem["code"], "UPSTREAM_UNAVAILABLE");
+    assert!(!problem.to_string().contains("127.0.0.1"), "no backend address leaks: {problem}");
+}
+
+/// An upstream that streams each request body straight back.
+async fn echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+        Body::from_stream(request.into_body().into_data_stream())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+/// 5 MiB in lockstep: each 64 KiB chunk is sent only after the previous one came back
+/// through the gateway. A gateway that buffered either body whole would deadlock here.
+#[tokio::test]
+async fn bodies_stream_through_both_ways() {
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 80;
+    let (echo_url, echo) = echo_upstream().await;
+    let stack = Stack::start_with(&bff_web::SPEC, |config| {
+        config.upstreams.get_mut("users").unwrap().url = echo_url;
+    })
+    .await;
+    let token = stack.token("42", "web", &[]).await;
+
+    let (chunks_tx, chunks_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks_rx, |mut rx| async {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let (echoed_tx, mut echoed_rx) = mpsc::unbounded_channel::<usize>();
+
+    let sender = tokio::spawn(async move {
+        for i in 0..CHUNKS {
+            let chunk = Bytes::from(vec![(i % 251) as u8; CHUNK]);
+            chunks_tx.send(Ok(chunk)).await.expect("request body open");
+            // Wait for this chunk to come back before sending the next.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let echoed = tokio::time::timeout_at(deadline, echoed_rx.recv())
+                    .await
+                    .expect("a chunk did not come back in 10 s: the body is being buffered")
+                    .expect("reader alive");
+                if echoed >= (i + 1) * CHUNK {
+                    break;
+                }
+            }
+        }
+    });
+
+    let response = stack
+        .http
+        .post(stack.url("/api/users/upload"))
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0usize;
+    let mut checksum = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        checksum += chunk.iter().map(|b| *b as u64).sum::<u64>();
+        received += chunk.len();
+        let _ = echoed_tx.send(received);
+    }
+    sender.await.unwrap();
+    echo.abort();
+    assert_eq!(received, CHUNK * CHUNKS);
+    let expected: u64 = (0..CHUNKS).map(|i| (i % 251) as u64 * CHUNK as u64).sum();
+    assert_eq!(checksum, expected);
+}

@@ -1,0 +1,1 @@
+//! web BFF end-to-end tests (written with the BFF).
