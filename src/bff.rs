@@ -35,7 +35,11 @@ pub struct BffSpec {
 
 impl BffSpec {
     /// Parses and validates config text for this BFF (tests and the demo launcher).
-    pub fn parse_config(&self, text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, crate::config::ConfigErrors> {
+    pub fn parse_config(
+        &self,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, crate::config::ConfigErrors> {
         Config::parse(text, self.name, env, self.upstreams)
     }
 
@@ -48,7 +52,10 @@ impl BffSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
     #[error(transparent)]
     Build(#[from] BuildError),
 }
@@ -136,7 +143,10 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -153,7 +163,10 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         };
         tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), "listening");
         server::termination_signal().await;
-        tracing::info!(bff = spec.name, "shutting down: draining in-flight requests");
+        tracing::info!(
+            bff = spec.name,
+            "shutting down: draining in-flight requests"
+        );
         match bff.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -230,7 +243,13 @@ mod tests {
         let a = parse(&["--config", "x.toml", "--check"]).unwrap().unwrap();
         assert_eq!(a.config.unwrap().to_str(), Some("x.toml"));
         assert!(a.check);
-        assert!(parse(&["--config=y.toml"]).unwrap().unwrap().config.is_some());
+        assert!(
+            parse(&["--config=y.toml"])
+                .unwrap()
+                .unwrap()
+                .config
+                .is_some()
+        );
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

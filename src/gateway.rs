@@ -99,7 +99,8 @@ impl Gateway {
     /// the edge layer around all of them.
     pub fn into_router(self, bff: Router<Gateway>) -> Router {
         let config = &self.0.config;
-        let body_limit = usize::try_from(config.server.max_request_body.bytes()).unwrap_or(usize::MAX);
+        let body_limit =
+            usize::try_from(config.server.max_request_body.bytes()).unwrap_or(usize::MAX);
         let edge_policy = EdgePolicy {
             request_timeout: config.server.request_timeout,
         };

@@ -3,9 +3,7 @@
 //! per-request data every resolver finds (`Scope`), and the one mapping from a failed
 //! backend call to a GraphQL error (`extensions.code`, `extensions.service`).
 
-use async_graphql::{
-    ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType,
-};
+use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +33,10 @@ impl Scope {
 }
 
 /// Applies the config's limits to a schema under construction.
-pub fn harden<Q, M, S>(builder: SchemaBuilder<Q, M, S>, config: &GraphqlConfig) -> SchemaBuilder<Q, M, S>
+pub fn harden<Q, M, S>(
+    builder: SchemaBuilder<Q, M, S>,
+    config: &GraphqlConfig,
+) -> SchemaBuilder<Q, M, S>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
@@ -60,7 +61,10 @@ where
     S: SubscriptionType + 'static,
 {
     post(
-        move |State(gateway): State<Gateway>, call: CallContext, headers: HeaderMap, body: Bytes| {
+        move |State(gateway): State<Gateway>,
+              call: CallContext,
+              headers: HeaderMap,
+              body: Bytes| {
             let schema = schema.clone();
             async move { execute(&schema, &gateway, call, &headers, &body).await }
         },
@@ -83,9 +87,14 @@ where
     let request: async_graphql::Request = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
-            let error = async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
+            let error =
+                async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
             let body = serde_json::json!({ "errors": [error] });
-            return respond(StatusCode::BAD_REQUEST, content_type, serde_json::to_vec(&body).unwrap_or_default());
+            return respond(
+                StatusCode::BAD_REQUEST,
+                content_type,
+                serde_json::to_vec(&body).unwrap_or_default(),
+            );
         }
     };
     let backends = gateway.backends().clone();

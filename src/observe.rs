@@ -14,7 +14,10 @@ use crate::gateway::Gateway;
 
 pub fn routes() -> Router<Gateway> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
 }
 

@@ -46,7 +46,10 @@ pub fn routes(
         };
         let state = Arc::new(ProxyRoute {
             prefix: route.prefix.clone(),
-            target_prefix: route.rewrite.clone().unwrap_or_else(|| route.prefix.clone()),
+            target_prefix: route
+                .rewrite
+                .clone()
+                .unwrap_or_else(|| route.prefix.clone()),
             upstream: upstream.clone(),
             timeout: route.timeout,
         });
@@ -70,7 +73,11 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     // A proxied exchange may move a large body: it runs on the route's budget.
     ctx.deadline = Deadline::after(route.timeout);
 
-    let rest = parts.uri.path().strip_prefix(route.prefix.as_str()).unwrap_or("");
+    let rest = parts
+        .uri
+        .path()
+        .strip_prefix(route.prefix.as_str())
+        .unwrap_or("");
     let target = match parts.uri.query() {
         Some(q) => format!("{}{rest}?{q}", route.target_prefix),
         None => format!("{}{rest}", route.target_prefix),

@@ -70,7 +70,11 @@ mod tests {
 
     #[test]
     fn upstream_failures_map_to_gateway_statuses_without_internals() {
-        let e = UpstreamError::new("catalog", UpstreamErrorKind::Timeout, "http://10.0.0.1:9103/products timed out");
+        let e = UpstreamError::new(
+            "catalog",
+            UpstreamErrorKind::Timeout,
+            "http://10.0.0.1:9103/products timed out",
+        );
         let p = Problem::from(e);
         assert_eq!(p.status, 504);
         assert_eq!(p.code, "UPSTREAM_TIMEOUT");

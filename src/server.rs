@@ -24,9 +24,14 @@ impl RunningServer {
     pub fn spawn(listener: TcpListener, app: Router, grace: Duration) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, async move {
-            let _ = stopped.await;
-        }, grace));
+        let task = tokio::spawn(serve(
+            listener,
+            app,
+            async move {
+                let _ = stopped.await;
+            },
+            grace,
+        ));
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -43,7 +48,9 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap_or_else(|e| Err(io::Error::other(e)))
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
     }
 }
 

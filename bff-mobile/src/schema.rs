@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject};
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject,
+};
 use manifold::backends::{Money as BackendMoney, User};
 use manifold::config::GraphqlConfig;
 use manifold::graphql::{self, Scope, UpstreamResultExt};
@@ -12,7 +14,11 @@ use tokio::sync::OnceCell;
 pub type MobileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 pub fn build(config: &GraphqlConfig) -> MobileSchema {
-    graphql::harden(Schema::build(Query, EmptyMutation, EmptySubscription), config).finish()
+    graphql::harden(
+        Schema::build(Query, EmptyMutation, EmptySubscription),
+        config,
+    )
+    .finish()
 }
 
 pub struct Query;
@@ -58,7 +64,7 @@ impl Home {
 
 #[Object]
 impl Home {
-    /// "Good morning, Ada".
+    /// A greeting by time of day (UTC) and first name, e.g. Good morning, Ada.
     async fn greeting(&self, ctx: &Context<'_>) -> Result<String> {
         let user = self.user(ctx).await?;
         let first_name = user.name.split_whitespace().next().unwrap_or(&user.name);
@@ -77,7 +83,12 @@ impl Home {
 
     async fn cart(&self, ctx: &Context<'_>) -> Result<Option<CartSummary>> {
         let scope = Scope::of(ctx)?;
-        let cart = scope.backends.cart.get(&scope.call, &self.user_id).await.gql()?;
+        let cart = scope
+            .backends
+            .cart
+            .get(&scope.call, &self.user_id)
+            .await
+            .gql()?;
         Ok(Some(CartSummary {
             item_count: cart.item_count() as i32,
         }))

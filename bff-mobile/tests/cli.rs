@@ -33,7 +33,11 @@ fn bad_config() -> String {
 #[test]
 fn check_accepts_the_shipped_config() {
     let out = run(&["--check", "--config", SHIPPED]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
 }
 
@@ -46,20 +50,33 @@ fn a_bad_config_names_every_key_and_exits_64() {
         let out = run(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
-        assert!(stderr.contains("server.listen_backlog: unknown key"), "{stderr}");
-        assert!(stderr.contains("upstreams.users.timeout: must be greater than 0"), "{stderr}");
+        assert!(
+            stderr.contains("server.listen_backlog: unknown key"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("upstreams.users.timeout: must be greater than 0"),
+            "{stderr}"
+        );
     }
     let _ = std::fs::remove_file(path);
 }
 
 #[test]
 fn a_missing_file_or_an_unknown_flag_exits_64() {
-    assert_eq!(run(&["--config", "/nonexistent/mobile.toml"]).status.code(), Some(64));
+    assert_eq!(
+        run(&["--config", "/nonexistent/mobile.toml"]).status.code(),
+        Some(64)
+    );
     assert_eq!(run(&["--frobnicate"]).status.code(), Some(64));
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn healthz(port: u16) -> Option<String> {

@@ -1,1 +1,58 @@
+//! bff-web: the rich GraphQL API of the web client. The same services as the mobile app, a
+//! richer shape: the viewer's profile, cart and orders as a cursor connection (each order with
+//! its items, their products and review summaries, and its shipment), product details with
+//! reviews, catalog search as a connection, and the cart and checkout mutations. Products,
+//! review summaries and shipments go through the request's batch loaders, so however many
+//! orders and items a page shows, catalog, reviews and shipping are each called once per wave.
+//! The REST pass-through routes of `config/web.toml` are served by the core, not here.
+
 #![forbid(unsafe_code)]
+
+mod schema;
+
+use manifold::axum::Router;
+use manifold::config::{AuthPolicy, GraphqlConfig};
+use manifold::{BffSpec, Gateway, graphql};
+
+pub use schema::WebSchema;
+
+/// bff-web as the core runs it.
+pub const SPEC: BffSpec = BffSpec {
+    name: "bff-web",
+    default_config_path: "config/web.toml",
+    embedded_config: include_str!("../../config/web.toml"),
+    upstreams: &["users", "orders", "catalog", "cart", "reviews", "shipping"],
+    routes,
+};
+
+/// The schema, with the config's limits applied.
+pub fn schema(config: &GraphqlConfig) -> WebSchema {
+    schema::build(config)
+}
+
+fn routes(gateway: &Gateway) -> Router<Gateway> {
+    let api = Router::new().route(
+        "/graphql",
+        graphql::endpoint(schema(&gateway.config().graphql)),
+    );
+    gateway.protect(api, AuthPolicy::Jwt)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `schemas/web.graphql` is generated from this code; regenerate with
+    /// `UPDATE_SCHEMAS=1 cargo test -p bff-web`.
+    #[test]
+    fn checked_in_schema_matches_the_code() {
+        let sdl = super::schema(&Default::default()).sdl();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/web.graphql");
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            std::fs::write(path, &sdl).expect("write schema");
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == sdl,
+            "schemas/web.graphql differs from the code; run UPDATE_SCHEMAS=1 cargo test -p bff-web"
+        );
+    }
+}

@@ -61,7 +61,9 @@ async fn run(configs: Vec<Config>) -> ExitCode {
     let backends = match Backends::start(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(9100)).await {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("cannot start the sample backends on ports 9100-9109: {e}\n(is the demo already running?)");
+            eprintln!(
+                "cannot start the sample backends on ports 9100-9109: {e}\n(is the demo already running?)"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -78,7 +80,10 @@ async fn run(configs: Vec<Config>) -> ExitCode {
     }
     for (spec, bff) in &bffs {
         if !bff.ready(Duration::from_secs(15)).await {
-            eprintln!("{} did not become ready within 15 s (is the IdP reachable?)", spec.name);
+            eprintln!(
+                "{} did not become ready within 15 s (is the IdP reachable?)",
+                spec.name
+            );
             stop(bffs, backends).await;
             return ExitCode::FAILURE;
         }
@@ -122,7 +127,9 @@ async fn mint(idp: &str, audience: &str) -> String {
             .as_str()
             .map(str::to_owned)
     };
-    token.await.unwrap_or_else(|| "<the IdP did not answer>".into())
+    token
+        .await
+        .unwrap_or_else(|| "<the IdP did not answer>".into())
 }
 
 fn print_welcome(
@@ -138,7 +145,10 @@ fn print_welcome(
             .map(|(_, b)| b.url())
             .unwrap_or_default()
     };
-    println!("\nManifold demo: everything ready in {} ms\n", ready_in.as_millis());
+    println!(
+        "\nManifold demo: everything ready in {} ms\n",
+        ready_in.as_millis()
+    );
     println!("  BFFs");
     for (spec, bff) in bffs {
         println!("    {:<12} {}", spec.name, bff.url());
@@ -171,6 +181,9 @@ fn print_welcome(
         url("bff-partner")
     );
     println!("    curl -s {}/openapi.json\n", url("bff-partner"));
-    println!("  New tokens: curl -s {}/token -d '{{\"sub\":\"7\",\"aud\":\"mobile\"}}' -H 'content-type: application/json'", backends.url(Service::Auth));
+    println!(
+        "  New tokens: curl -s {}/token -d '{{\"sub\":\"7\",\"aud\":\"mobile\"}}' -H 'content-type: application/json'",
+        backends.url(Service::Auth)
+    );
     println!("\nCtrl-C stops everything.");
 }

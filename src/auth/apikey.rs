@@ -52,7 +52,12 @@ impl ApiKeys {
             }
         }
         let key = found.filter(|k| k.enabled)?;
-        Identity::new(Principal::ApiClient(key.id.clone()), key.scopes.clone(), None).ok()
+        Identity::new(
+            Principal::ApiClient(key.id.clone()),
+            key.scopes.clone(),
+            None,
+        )
+        .ok()
     }
 }
 

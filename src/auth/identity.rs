@@ -131,8 +131,12 @@ mod tests {
     #[test]
     fn a_subject_with_control_characters_is_refused() {
         assert!(Identity::new(Principal::User("4\r\n2".into()), vec![], None).is_err());
-        let id = Identity::new(Principal::User("42".into()), vec!["a".into(), "b".into()], None)
-            .unwrap();
+        let id = Identity::new(
+            Principal::User("42".into()),
+            vec!["a".into(), "b".into()],
+            None,
+        )
+        .unwrap();
         assert_eq!(id.forwarded_headers()[0].1, "42");
         assert_eq!(id.forwarded_headers()[1].1, "a b");
     }

@@ -147,7 +147,8 @@ impl JwtVerifier {
             (None, Some(list)) => list,
             (None, None) => Vec::new(),
         };
-        Identity::new(Principal::User(claims.sub), scopes, claims.tier).map_err(AuthError::InvalidToken)
+        Identity::new(Principal::User(claims.sub), scopes, claims.tier)
+            .map_err(AuthError::InvalidToken)
     }
 
     /// The current key set if it holds `kid`.
@@ -194,7 +195,9 @@ fn key_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
         KeyAlgorithm::ES256 => Ok(Algorithm::ES256),
         KeyAlgorithm::ES384 => Ok(Algorithm::ES384),
         KeyAlgorithm::EdDSA => Ok(Algorithm::EdDSA),
-        other => Err(format!("algorithm {other:?} is not accepted for signatures")),
+        other => Err(format!(
+            "algorithm {other:?} is not accepted for signatures"
+        )),
     });
     let inferred = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),

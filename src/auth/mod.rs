@@ -36,7 +36,11 @@ pub enum AuthError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let (status, challenge, code) = match &self {
-            AuthError::Missing => (StatusCode::UNAUTHORIZED, "Bearer".to_owned(), "UNAUTHENTICATED"),
+            AuthError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer".to_owned(),
+                "UNAUTHENTICATED",
+            ),
             AuthError::InvalidToken(why) => (
                 StatusCode::UNAUTHORIZED,
                 format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
@@ -55,7 +59,9 @@ impl IntoResponse for AuthError {
         };
         let mut response = Problem::new(status, code, self.to_string()).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

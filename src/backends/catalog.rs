@@ -43,7 +43,10 @@ impl Catalog {
     ) -> Result<Vec<Product>, UpstreamError> {
         let page: Items<Product> = self
             .0
-            .get_json(ctx, &format!("/products{}", query(&[("ids", &join_ids(ids))])))
+            .get_json(
+                ctx,
+                &format!("/products{}", query(&[("ids", &join_ids(ids))])),
+            )
             .await?;
         Ok(page.items)
     }

@@ -58,7 +58,9 @@ impl Loaders {
         &self,
         product_id: &str,
     ) -> Result<Option<Arc<ReviewSummary>>, UpstreamError> {
-        self.0.load_one(SummaryOfProduct(product_id.to_owned())).await
+        self.0
+            .load_one(SummaryOfProduct(product_id.to_owned()))
+            .await
     }
 }
 
@@ -66,7 +68,10 @@ impl Loader<ProductId> for BatchCalls {
     type Value = Arc<Product>;
     type Error = UpstreamError;
 
-    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Arc<Product>>, UpstreamError> {
+    async fn load(
+        &self,
+        keys: &[ProductId],
+    ) -> Result<HashMap<ProductId, Arc<Product>>, UpstreamError> {
         let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let products = self.backends.catalog.batch(&self.ctx, &ids).await?;
         Ok(products

@@ -24,7 +24,7 @@ pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
 pub use orders::{NewOrder, NewOrderLine, Order, OrderLine, OrderPage, Orders};
 pub use promotions::{Promotion, Promotions};
-pub use recommendations::{Recommendation, Recommendations, RecommendationList};
+pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
 pub use shipping::{Shipment, Shipping};
 pub use users::{User, Users};

@@ -20,7 +20,10 @@ impl Notifications {
         user_id: &str,
     ) -> Result<NotificationSummary, UpstreamError> {
         self.0
-            .get_json(ctx, &format!("/notifications{}", query(&[("userId", user_id)])))
+            .get_json(
+                ctx,
+                &format!("/notifications{}", query(&[("userId", user_id)])),
+            )
             .await
     }
 }

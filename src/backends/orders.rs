@@ -25,6 +25,7 @@ pub struct Order {
 pub struct OrderLine {
     pub product_id: String,
     pub title: String,
+    pub sku: String,
     pub quantity: u32,
     pub unit_price: Money,
 }

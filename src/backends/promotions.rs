@@ -29,7 +29,10 @@ impl Promotions {
             .0
             .get_json(
                 ctx,
-                &format!("/promotions{}", query(&[("userId", user_id), ("placement", placement)])),
+                &format!(
+                    "/promotions{}",
+                    query(&[("userId", user_id), ("placement", placement)])
+                ),
             )
             .await?;
         Ok(page.items)

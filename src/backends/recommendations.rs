@@ -31,7 +31,10 @@ impl Recommendations {
         self.0
             .get_json(
                 ctx,
-                &format!("/recommendations{}", query(&[("userId", user_id), ("limit", &limit)])),
+                &format!(
+                    "/recommendations{}",
+                    query(&[("userId", user_id), ("limit", &limit)])
+                ),
             )
             .await
     }

@@ -40,7 +40,10 @@ impl Reviews {
         product_id: &str,
     ) -> Result<ReviewList, UpstreamError> {
         self.0
-            .get_json(ctx, &format!("/reviews{}", query(&[("productId", product_id)])))
+            .get_json(
+                ctx,
+                &format!("/reviews{}", query(&[("productId", product_id)])),
+            )
             .await
     }
 
@@ -53,7 +56,10 @@ impl Reviews {
             .0
             .get_json(
                 ctx,
-                &format!("/reviews/summary{}", query(&[("productIds", &join_ids(product_ids))])),
+                &format!(
+                    "/reviews/summary{}",
+                    query(&[("productIds", &join_ids(product_ids))])
+                ),
             )
             .await?;
         Ok(page.items)

@@ -25,7 +25,11 @@ impl Users {
             .await
     }
 
-    pub async fn batch(&self, ctx: &CallContext, ids: &[String]) -> Result<Vec<User>, UpstreamError> {
+    pub async fn batch(
+        &self,
+        ctx: &CallContext,
+        ids: &[String],
+    ) -> Result<Vec<User>, UpstreamError> {
         let page: Items<User> = self
             .0
             .get_json(ctx, &format!("/users{}", query(&[("ids", &join_ids(ids))])))

@@ -114,10 +114,11 @@ impl Config {
             .map_err(|e: toml::de::Error| fail(vec![ConfigError::new("", e.to_string())]))?;
         let mut errors = Vec::new();
         for (name, value) in env {
-            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-                if let Err(e) = apply_override(&mut table, rest, &value) {
-                    errors.push(ConfigError::new(name.clone(), e));
-                }
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if let Err(e) = apply_override(&mut table, rest, &value) {
+                errors.push(ConfigError::new(name.clone(), e));
             }
         }
 

@@ -86,7 +86,11 @@ impl Config {
                 key("url"),
                 "must be an http:// URL (TLS to backends is not built in yet)",
             );
-            check(positive(u.timeout), key("timeout"), "must be greater than 0");
+            check(
+                positive(u.timeout),
+                key("timeout"),
+                "must be greater than 0",
+            );
             check(
                 positive(u.connect_timeout),
                 key("connect_timeout"),
@@ -119,7 +123,9 @@ impl Config {
                 "must be a literal path",
             );
             check(
-                self.routes[..i].iter().all(|other| other.prefix != r.prefix),
+                self.routes[..i]
+                    .iter()
+                    .all(|other| other.prefix != r.prefix),
                 key("prefix"),
                 "is used by an earlier route",
             );
@@ -135,7 +141,11 @@ impl Config {
                     "must start and end with '/'",
                 );
             }
-            check(positive(r.timeout), key("timeout"), "must be greater than 0");
+            check(
+                positive(r.timeout),
+                key("timeout"),
+                "must be greater than 0",
+            );
             check(
                 r.auth != AuthPolicy::Jwt || self.auth.jwt.is_some(),
                 key("auth"),

@@ -92,9 +92,7 @@ impl UpstreamError {
     pub fn http_status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self.kind {
-            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => {
-                S::GATEWAY_TIMEOUT
-            }
+            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => S::GATEWAY_TIMEOUT,
             UpstreamErrorKind::NotFound => S::NOT_FOUND,
             UpstreamErrorKind::NotConfigured => S::SERVICE_UNAVAILABLE,
             UpstreamErrorKind::Connect

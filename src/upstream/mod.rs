@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -144,7 +144,11 @@ impl Upstream {
 
     /// Time this call may take: its own timeout, cut to what is left of the request.
     /// Fails without calling when nothing is left.
-    pub fn call_timeout(&self, ctx: &CallContext, own: Duration) -> Result<Duration, UpstreamError> {
+    pub fn call_timeout(
+        &self,
+        ctx: &CallContext,
+        own: Duration,
+    ) -> Result<Duration, UpstreamError> {
         let left = ctx.deadline.remaining();
         if left.is_zero() {
             return Err(UpstreamError::new(
@@ -166,7 +170,11 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let base = self.0.base.as_deref().ok_or_else(|| {
-            UpstreamError::new(self.name(), UpstreamErrorKind::NotConfigured, "no [upstreams] entry")
+            UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::NotConfigured,
+                "no [upstreams] entry",
+            )
         })?;
         let timeout = self.call_timeout(ctx, timeout)?;
         let mut builder = self
@@ -257,13 +265,12 @@ impl Upstream {
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
         serde_json::from_slice(body).map_err(|e| {
-            UpstreamError::new(self.name(), UpstreamErrorKind::BadResponse, format!("invalid JSON: {e}"))
+            UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::BadResponse,
+                format!("invalid JSON: {e}"),
+            )
         })
-    }
-
-    /// Whether a status from this service counts as its failure (for logs and, later, breakers).
-    pub fn is_server_fault(status: StatusCode) -> bool {
-        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
     }
 }
 
@@ -307,7 +314,10 @@ mod tests {
         assert_eq!(path_segment("../admin"), "..%2Fadmin");
         assert_eq!(path_segment(".."), "%2E%2E");
         assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
-        assert_eq!(query(&[("ids", "p1,p2"), ("q", "x&y")]), "?ids=p1%2Cp2&q=x%26y");
+        assert_eq!(
+            query(&[("ids", "p1,p2"), ("q", "x&y")]),
+            "?ids=p1%2Cp2&q=x%26y"
+        );
     }
 
     #[tokio::test]
@@ -315,7 +325,10 @@ mod tests {
         let config: UpstreamConfig = toml::from_str("url = \"http://127.0.0.1:9\"").unwrap();
         let upstream = Upstream::new("users", &config).unwrap();
         let ctx = CallContext::new(None, Deadline::after(Duration::ZERO), "t".into());
-        let err = upstream.get_json::<serde_json::Value>(&ctx, "/users/1").await.unwrap_err();
+        let err = upstream
+            .get_json::<serde_json::Value>(&ctx, "/users/1")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, UpstreamErrorKind::DeadlineExceeded);
     }
 }

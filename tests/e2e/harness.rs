@@ -113,7 +113,12 @@ impl Stack {
     }
 
     /// POSTs a GraphQL operation with a bearer token; returns status and body.
-    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(self.url("/graphql"))

@@ -48,7 +48,16 @@ async fn home_query_fans_out_once_and_batches_catalog_and_shipping() {
     assert_eq!(home["me"]["id"], "42");
     assert_eq!(home["recentOrders"].as_array().map(Vec::len), Some(3));
     assert_eq!(home["recommendations"].as_array().map(Vec::len), Some(10));
-    assert!(home["greeting"].as_str().unwrap().contains(home["me"]["name"].as_str().unwrap().split(' ').next().unwrap()));
+    assert!(
+        home["greeting"].as_str().unwrap().contains(
+            home["me"]["name"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        )
+    );
 
     // Eight services, each called once: catalog and shipping with one batch each.
     for service in [
@@ -64,8 +73,13 @@ async fn home_query_fans_out_once_and_batches_catalog_and_shipping() {
         assert_eq!(stack.requests(service).await, 1, "{} calls", service.name());
     }
     let catalog = stack.stats(Service::Catalog).await;
-    let ids = catalog["last_request"]["query"].as_str().unwrap_or_default();
-    assert!(ids.contains("ids="), "catalog was not called with a batch: {catalog}");
+    let ids = catalog["last_request"]["query"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        ids.contains("ids="),
+        "catalog was not called with a batch: {catalog}"
+    );
     assert_eq!(stack.requests(Service::Reviews).await, 0);
 }
 
@@ -88,7 +102,9 @@ async fn home_payload_is_a_small_fraction_of_what_the_backends_sent() {
 
     let mut backend_bytes = 0;
     for service in Service::ALL {
-        backend_bytes += stack.stats(service).await["bytes_sent"].as_u64().unwrap_or(0);
+        backend_bytes += stack.stats(service).await["bytes_sent"]
+            .as_u64()
+            .unwrap_or(0);
     }
     let ratio = client_bytes as f64 / backend_bytes as f64;
     println!(
@@ -133,7 +149,12 @@ async fn bad_tokens_are_refused_at_the_edge_without_backend_calls() {
         );
     }
     for service in Service::ALL.into_iter().filter(|s| *s != Service::Auth) {
-        assert_eq!(stack.requests(service).await, 0, "{} was called", service.name());
+        assert_eq!(
+            stack.requests(service).await,
+            0,
+            "{} was called",
+            service.name()
+        );
     }
 }
 

@@ -36,7 +36,10 @@ async fn a_proxied_call_reaches_the_rewritten_path_with_the_verified_identity() 
     assert_eq!(seen["headers"]["x-user-id"], "42");
     assert_eq!(seen["headers"]["x-scopes"], "orders:read");
     assert!(seen["headers"].get("x-drop-me").is_none(), "{seen}");
-    assert!(seen["headers"].get("authorization").is_some(), "the token is passed on to backends");
+    assert!(
+        seen["headers"].get("authorization").is_some(),
+        "the token is passed on to backends"
+    );
 
     let order = stack
         .http
@@ -48,7 +51,10 @@ async fn a_proxied_call_reaches_the_rewritten_path_with_the_verified_identity() 
     assert_eq!(order.status(), 200);
     let order: Value = order.json().await.unwrap();
     assert_eq!(order["id"], "o-42-1");
-    assert_eq!(stack.stats(Service::Orders).await["last_request"]["path"], "/orders/o-42-1");
+    assert_eq!(
+        stack.stats(Service::Orders).await["last_request"]["path"],
+        "/orders/o-42-1"
+    );
 }
 
 #[tokio::test]
@@ -57,7 +63,12 @@ async fn a_proxy_route_without_a_token_is_refused_before_the_backend() {
     stack.reset_stats().await;
     let mobile_token = stack.token("42", "mobile", &[]).await;
 
-    let anonymous = stack.http.get(stack.url("/api/users/42")).send().await.unwrap();
+    let anonymous = stack
+        .http
+        .get(stack.url("/api/users/42"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     assert_eq!(
         anonymous.headers()["content-type"],
@@ -87,9 +98,15 @@ async fn backend_errors_and_statuses_pass_through_a_proxy_route() {
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status(), 404, "the backend's own status is passed through");
+    assert_eq!(
+        missing.status(),
+        404,
+        "the backend's own status is passed through"
+    );
 
-    stack.chaos(Service::Users, serde_json::json!({ "reset": true })).await;
+    stack
+        .chaos(Service::Users, serde_json::json!({ "reset": true }))
+        .await;
     let down = stack
         .http
         .get(stack.url("/api/users/42"))
@@ -100,7 +117,10 @@ async fn backend_errors_and_statuses_pass_through_a_proxy_route() {
     assert_eq!(down.status(), 502);
     let problem: Value = down.json().await.unwrap();
     assert_eq!(problem["code"], "UPSTREAM_UNAVAILABLE");
-    assert!(!problem.to_string().contains("127.0.0.1"), "no backend address leaks: {problem}");
+    assert!(
+        !problem.to_string().contains("127.0.0.1"),
+        "no backend address leaks: {problem}"
+    );
 }
 
 /// An upstream that streams each request body straight back.
@@ -130,9 +150,10 @@ async fn bodies_stream_through_both_ways() {
     let token = stack.token("42", "web", &[]).await;
 
     let (chunks_tx, chunks_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks_rx, |mut rx| async {
-        rx.recv().await.map(|item| (item, rx))
-    }));
+    let body =
+        reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks_rx, |mut rx| async {
+            rx.recv().await.map(|item| (item, rx))
+        }));
     let (echoed_tx, mut echoed_rx) = mpsc::unbounded_channel::<usize>();
 
     let sender = tokio::spawn(async move {

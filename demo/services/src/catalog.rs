@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Items, Money, Page, Seeded};
 use crate::error::ApiError;
-use crate::words;
+use crate::{texts, words};
 
 pub(crate) const PRODUCT_COUNT: u32 = 50_000;
 const DEFAULT_PAGE: usize = 20;
@@ -117,7 +117,7 @@ fn product(n: u32) -> Product {
     Product {
         brand: seed.pick(words::BRANDS),
         category: words::CATEGORIES[head.category],
-        description: data::prose(&mut seed, words::PRODUCT, 1000),
+        description: data::prose(&mut seed, texts::PRODUCT, 1000),
         price: Money::eur(head.price_cents),
         list_price: Money::eur(list_cents.max(head.price_cents)),
         images: data::image_set("products", &head.id, seed.between(1, 9) as u32, 75),

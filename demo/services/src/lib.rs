@@ -26,6 +26,7 @@ mod server;
 mod shell;
 mod shipping;
 mod stats;
+mod texts;
 mod users;
 mod words;
 

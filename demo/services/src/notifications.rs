@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, Seeded};
 use crate::error::ApiError;
 use crate::orders;
+use crate::texts;
 use crate::users;
-use crate::words;
 
 const COUNT: u32 = 20;
 
@@ -47,7 +47,7 @@ struct InboxQuery {
 
 fn notification(user: u32, i: u32) -> Notification {
     let mut seed = Seeded::pair("notification", user, i);
-    let (kind, title) = seed.pick(words::NOTIFICATION_KINDS);
+    let (kind, title) = seed.pick(texts::NOTIFICATION_KINDS);
     let deep_link = match kind {
         "order_update" => {
             let n = seed.between(1, u64::from(orders::seeded_count(user)));
@@ -64,7 +64,7 @@ fn notification(user: u32, i: u32) -> Notification {
         id: format!("n-{user}-{i}"),
         kind,
         title,
-        body: data::prose(&mut seed, words::NOTIFICATION_TEXT, 200),
+        body: data::prose(&mut seed, texts::NOTIFICATION_TEXT, 200),
         // The newest few are unread, older ones mostly read.
         read: i > 3 && seed.percent(85),
         // i = 1 is the newest, about one notification every 18 hours.

@@ -18,7 +18,7 @@ use crate::data::{self, Audit, Money, Page, Seeded};
 use crate::error::ApiError;
 use crate::shell::lock;
 use crate::users::{self, Address};
-use crate::words;
+use crate::{texts, words};
 
 const DEFAULT_PAGE: usize = 10;
 const MAX_PAGE: usize = 50;
@@ -129,7 +129,7 @@ fn seeded_order(user: u32, n: u32) -> Order {
         shipping_address: users::address(user, 0),
         billing_address: users::address(user, u32::from(seed.percent(20))),
         payment_method: payment_method(&mut seed),
-        notes: data::prose(&mut seed, words::ORDER_NOTES, 300),
+        notes: data::prose(&mut seed, texts::ORDER_NOTES, 300),
         audit: data::audit(&mut seed, placed, "order-service"),
         items,
     }

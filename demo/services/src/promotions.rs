@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, ImageSet, Items, Seeded};
 use crate::error::ApiError;
+use crate::texts;
 use crate::users;
-use crate::words;
 
 const DAY: i64 = 86_400;
 
@@ -55,15 +55,15 @@ fn promotion(campaign: u64, placement: &str) -> Promotion {
     let id = format!("promo-{placement}-{campaign}");
     let starts = seed.time_before(data::DEMO_NOW, 20);
     Promotion {
-        title: words::PROMO_TITLES[campaign as usize % words::PROMO_TITLES.len()],
-        subtitle: seed.pick(words::PROMO_SUBTITLES),
+        title: texts::PROMO_TITLES[campaign as usize % texts::PROMO_TITLES.len()],
+        subtitle: seed.pick(texts::PROMO_SUBTITLES),
         placement: placement.to_owned(),
         priority: seed.between(1, 100),
         images: data::image_set("promotions", &id, seed.between(1, 5) as u32, 40),
         link: format!("https://shop.demo.manifold.dev/campaigns/{campaign}?placement={placement}"),
         starts_at: data::rfc3339(starts),
         ends_at: data::rfc3339(starts + seed.between(14, 60) as i64 * DAY),
-        terms: data::prose(&mut seed, words::TERMS, 500),
+        terms: data::prose(&mut seed, texts::TERMS, 500),
         id,
     }
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::data::{self, Seeded};
 use crate::error::ApiError;
+use crate::texts;
 use crate::users;
-use crate::words;
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_ITEMS: usize = 50;
@@ -53,7 +53,7 @@ fn recommendations(user: u32, limit: usize) -> Vec<Recommendation> {
             let item = Recommendation {
                 product_id: format!("p{product}"),
                 score: score_thousandths as f64 / 1000.0,
-                reason: seed.pick(words::RECO_REASONS),
+                reason: seed.pick(texts::RECO_REASONS),
             };
             score_thousandths = score_thousandths.saturating_sub(seed.between(1, 15));
             item

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::data::{self, Items, Seeded};
 use crate::error::ApiError;
-use crate::words;
+use crate::{texts, words};
 
 const SHOWN: u32 = 10;
 
@@ -44,8 +44,8 @@ struct Review {
 #[serde(rename_all = "camelCase")]
 struct Summary {
     product_id: String,
-    /// Mean rating rounded to two decimals, `null` without reviews.
-    average: Option<f64>,
+    /// Mean rating rounded to two decimals; 0 without reviews (clients read it as a number).
+    average: f64,
     count: u64,
     histogram: Histogram,
 }
@@ -79,10 +79,13 @@ impl Histogram {
         self.one + self.two + self.three + self.four + self.five
     }
 
-    fn average(&self) -> Option<f64> {
+    fn average(&self) -> f64 {
         let total = self.total();
         let points = self.one + 2 * self.two + 3 * self.three + 4 * self.four + 5 * self.five;
-        (total > 0).then(|| (points as f64 / total as f64 * 100.0).round() / 100.0)
+        if total == 0 {
+            return 0.0;
+        }
+        (points as f64 / total as f64 * 100.0).round() / 100.0
     }
 }
 
@@ -102,10 +105,10 @@ fn review(n: u32, i: u32) -> Review {
     let (first, last) = (seed.pick(words::FIRST_NAMES), seed.pick(words::LAST_NAMES));
     Review {
         id: format!("r-p{n}-{i}"),
-        author: format!("{first} {}.", &last[..1]),
+        author: format!("{first} {}.", last.chars().next().unwrap_or('X')),
         rating: rating(n, i),
-        title: seed.pick(words::REVIEW_TITLES),
-        body: data::prose(&mut seed, words::REVIEW, 400),
+        title: seed.pick(texts::REVIEW_TITLES),
+        body: data::prose(&mut seed, texts::REVIEW, 400),
         // i = 1 is the newest.
         created_at: data::rfc3339(
             data::DEMO_NOW - i64::from(i) * 9 * 86_400 + seed.below(86_400) as i64,
@@ -182,7 +185,8 @@ mod tests {
             .unwrap();
         let summary = summary_of(n);
         assert_eq!(summary.count, u64::from(shown_count(n)));
-        let average = summary.average.unwrap();
-        assert!((1.0..=5.0).contains(&average));
+        assert!((1.0..=5.0).contains(&summary.average));
+        let silent = (1..).find(|&n| shown_count(n) == 0).unwrap();
+        assert_eq!(summary_of(silent).average, 0.0);
     }
 }

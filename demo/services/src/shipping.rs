@@ -65,7 +65,12 @@ fn shipment(order_id: &str, user: u32, n: u32) -> Shipment {
     let mut seed = Seeded::pair("shipment", user, n);
     let (status, event_count) = progress(user, n);
     let carrier = seed.pick(words::CARRIERS);
-    let tracking_number = format!("{}{:012}", &carrier[..2], seed.below(1_000_000_000_000));
+    let prefix: String = carrier
+        .chars()
+        .take(2)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let tracking_number = format!("{prefix}{:012}", seed.below(1_000_000_000_000));
     // Same clock as the order: n = 1 is the most recent.
     let shipped = data::DEMO_NOW - i64::from(n) * 14 * DAY + DAY;
     let events = (0..event_count)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Items, Seeded};
 use crate::error::ApiError;
-use crate::words;
+use crate::{texts, words};
 
 pub(crate) const USER_COUNT: u32 = 10_000;
 
@@ -133,7 +133,7 @@ fn user(n: u32) -> User {
             last.to_ascii_lowercase()
         ),
         avatar: data::image_set("avatars", &id, seed.between(1, 9) as u32, 100),
-        bio: data::prose(&mut seed, words::BIO, 600),
+        bio: data::prose(&mut seed, texts::BIO, 600),
         locale: city.locale,
         timezone: city.timezone,
         address: address(n, 0),

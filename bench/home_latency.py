@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Sequential latency of the mobile home query against a running demo.
+
+Usage: start the demo (`cargo run --release -p demo`), then
+    python3 bench/home_latency.py [--requests 200] [--backend-latency-ms 0]
+
+It sets the given latency on every sample backend (POST /_chaos), sends the home query N
+times one after the other on one keep-alive connection, prints p50/p90/p99, and clears the
+chaos again. Standard library only.
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import time
+
+HOME = """query Home { home {
+  greeting
+  me { id name avatarUrl }
+  cart { itemCount }
+  notifications { unreadCount }
+  recentOrders(first: 3) { id status total { amount currency } itemCount eta }
+  recommendations(first: 10) { id title price { amount currency } thumbnailUrl }
+  banners { id title imageUrl link }
+} }"""
+
+BACKEND_PORTS = range(9101, 9110)
+
+
+def call(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"content-type": "application/json", **(headers or {})})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--backend-latency-ms", type=int, default=0)
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args()
+
+    status, data = call(9100, "POST", "/token", {"sub": "42", "aud": "mobile", "ttl_s": 3600})
+    assert status == 200, data
+    token = json.loads(data)["access_token"]
+
+    for port in BACKEND_PORTS:
+        if args.backend_latency_ms:
+            call(port, "POST", "/_chaos", {"latency_ms": args.backend_latency_ms})
+        else:
+            call(port, "DELETE", "/_chaos")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
+        body = json.dumps({"query": HOME})
+        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+        samples = []
+        for i in range(args.requests + 10):
+            start = time.perf_counter()
+            conn.request("POST", "/graphql", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - start
+            assert response.status == 200, payload
+            assert b'"errors"' not in payload, payload
+            if i >= 10:  # the first few warm the connection pools
+                samples.append(elapsed * 1000)
+        samples.sort()
+        q = lambda p: samples[min(len(samples) - 1, int(p * len(samples)))]
+        print(f"home query, {args.requests} sequential requests, backends at "
+              f"{args.backend_latency_ms} ms: p50 {statistics.median(samples):.2f} ms, "
+              f"p90 {q(0.90):.2f} ms, p99 {q(0.99):.2f} ms, payload {len(payload)} bytes")
+    finally:
+        for port in BACKEND_PORTS:
+            call(port, "DELETE", "/_chaos")
+
+
+if __name__ == "__main__":
+    main()

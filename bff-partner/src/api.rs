@@ -1,0 +1,401 @@
+//! The route table of the partner API: ONE list that both mounts the routes (`router`) and is
+//! rendered into the OpenAPI document (`crate::openapi`). A route's scope, parameters and
+//! failure statuses are written here once; the router enforces the scope and the document
+//! states it. Handlers themselves live in `crate::handlers`.
+
+use std::sync::Arc;
+
+use manifold::Gateway;
+use manifold::auth::{AuthError, Identity, require_scope};
+use manifold::axum::Router;
+use manifold::axum::extract::{Request, State};
+use manifold::axum::middleware::{Next, from_fn_with_state};
+use manifold::axum::response::{IntoResponse, Response};
+use manifold::axum::routing::{MethodFilter, MethodRouter, on};
+use manifold::config::AuthPolicy;
+
+use crate::handlers;
+use crate::model::{OpenApiDocument, Order, Product, ProductBatch, Schema};
+
+/// Most ids one `GET /v1/products?ids=` may ask for.
+pub const MAX_BATCH: usize = 100;
+/// Longest id accepted anywhere; longer ones are refused before any backend is called.
+pub const MAX_ID_LEN: usize = 64;
+
+pub const PRODUCTS_READ: &str = "products:read";
+pub const ORDERS_READ: &str = "orders:read";
+
+/// One operation of the partner API.
+pub struct Route {
+    pub verb: Verb,
+    /// Axum and OpenAPI share the `{param}` template syntax.
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// The scope the caller's API key must hold; `None` for a public route (no key at all).
+    pub scope: Option<&'static str>,
+    pub params: &'static [Param],
+    pub ok: Success,
+    /// Failures besides 401/403, which every keyed route has.
+    pub failures: &'static [Failure],
+    /// Builds the endpoint for the verb above.
+    pub mount: fn(MethodFilter) -> MethodRouter<Gateway>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+        }
+    }
+
+    /// The operation key in an OpenAPI path item.
+    pub fn key(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+        }
+    }
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub location: Location,
+    pub description: &'static str,
+    pub kind: ParamKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    Path,
+    Query,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// One id, at most `MAX_ID_LEN` bytes.
+    Id,
+    /// Comma-separated ids, 1 to `MAX_BATCH` of them.
+    IdList,
+}
+
+/// The 200 response: a description and the component schema of its JSON body.
+pub struct Success {
+    pub description: &'static str,
+    pub schema: &'static str,
+}
+
+/// The error statuses a route documents; each has a problem+json response component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    BadGateway,
+    ServiceUnavailable,
+    GatewayTimeout,
+}
+
+/// Failures of a lookup by id: a malformed id, an unknown one, a failed backend.
+const ID_LOOKUP_FAILURES: &[Failure] = &[
+    Failure::BadRequest,
+    Failure::NotFound,
+    Failure::BadGateway,
+    Failure::ServiceUnavailable,
+    Failure::GatewayTimeout,
+];
+
+pub static ROUTES: &[Route] = &[
+    Route {
+        verb: Verb::Get,
+        path: "/v1/products/{id}",
+        operation_id: "getProduct",
+        tag: "products",
+        summary: "Get a product",
+        description: "One product of the catalog: identity, copy, price and two image URLs.",
+        scope: Some(PRODUCTS_READ),
+        params: &[Param {
+            name: "id",
+            location: Location::Path,
+            description: "Product id, e.g. `p42`.",
+            kind: ParamKind::Id,
+        }],
+        ok: Success {
+            description: "The product.",
+            schema: Product::NAME,
+        },
+        failures: ID_LOOKUP_FAILURES,
+        mount: |verb| on(verb, handlers::product),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/products",
+        operation_id: "getProducts",
+        tag: "products",
+        summary: "Get several products at once",
+        description: "Up to 100 products by id, in the order asked, in one round trip. Ids the \
+                      catalog does not know are listed in `missing` instead of failing the batch; \
+                      repeated ids are answered once.",
+        scope: Some(PRODUCTS_READ),
+        params: &[Param {
+            name: "ids",
+            location: Location::Query,
+            description: "Comma-separated product ids, e.g. `p1,p2`: at least 1, at most 100.",
+            kind: ParamKind::IdList,
+        }],
+        ok: Success {
+            description: "The products found, and the ids not found.",
+            schema: ProductBatch::NAME,
+        },
+        failures: &[
+            Failure::BadRequest,
+            Failure::BadGateway,
+            Failure::ServiceUnavailable,
+            Failure::GatewayTimeout,
+        ],
+        mount: |verb| on(verb, handlers::products),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/orders/{id}",
+        operation_id: "getOrder",
+        tag: "orders",
+        summary: "Get an order with its items and shipment",
+        description: "The order, each item with its product's title, SKU and thumbnail, and the \
+                      order's shipment (null before one exists). All parts are required: when a \
+                      backend behind any of them fails, the answer is a problem, never a partial \
+                      order.",
+        scope: Some(ORDERS_READ),
+        params: &[Param {
+            name: "id",
+            location: Location::Path,
+            description: "Order id, e.g. `o-42-1`.",
+            kind: ParamKind::Id,
+        }],
+        ok: Success {
+            description: "The order.",
+            schema: Order::NAME,
+        },
+        failures: ID_LOOKUP_FAILURES,
+        mount: |verb| on(verb, handlers::order),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/openapi.json",
+        operation_id: "getOpenApiDocument",
+        tag: "meta",
+        summary: "This document",
+        description: "The OpenAPI 3.1 description of this API. No key needed.",
+        scope: None,
+        params: &[],
+        ok: Success {
+            description: "The OpenAPI document.",
+            schema: OpenApiDocument::NAME,
+        },
+        failures: &[],
+        mount: |verb| on(verb, handlers::openapi),
+    },
+];
+
+/// Mounts every route of the table: keyed routes behind API-key authentication and their
+/// scope, public ones as they are. Anything unmatched answers with a problem, too.
+pub fn router(gateway: &Gateway) -> Router<Gateway> {
+    let mut public = Router::new();
+    let mut keyed = Router::new();
+    for route in ROUTES {
+        let endpoint = (route.mount)(route.verb.filter());
+        match route.scope {
+            Some(scope) => {
+                let endpoint = endpoint.route_layer(from_fn_with_state(scope, require_route_scope));
+                keyed = keyed.route(route.path, endpoint);
+            }
+            None => public = public.route(route.path, endpoint),
+        }
+    }
+    public
+        .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(handlers::no_such_route)
+}
+
+/// Middleware inside authentication: 403 unless the caller's key holds the route's scope.
+async fn require_route_scope(
+    State(scope): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = match request.extensions().get::<Arc<Identity>>() {
+        Some(identity) => require_scope(identity, scope),
+        // Only reachable if the route was mounted without authentication in front.
+        None => Err(AuthError::Missing),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The mounted router against the table, in-process. Every upstream points at a closed
+    //! port: a request that reached a backend would answer 502, so a 4xx proves the gateway
+    //! refused it before calling anything.
+
+    use manifold::auth::hash_api_key;
+    use manifold::axum::body::{Body, to_bytes};
+    use manifold::axum::http::{HeaderMap, Request, StatusCode, header};
+    use manifold::rest::PROBLEM_JSON;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::SPEC;
+
+    const DEMO_KEY: &str = "demo-partner-key";
+    const PRODUCTS_ONLY_KEY: &str = "products-only-key";
+
+    async fn app() -> Router {
+        let text = format!(
+            "{}\n[auth.api_keys.products-only]\nsha256 = \"{}\"\nscopes = [\"{PRODUCTS_READ}\"]\n",
+            SPEC.embedded_config,
+            hash_api_key(PRODUCTS_ONLY_KEY)
+        );
+        let mut config = SPEC
+            .parse_config(&text, std::iter::empty())
+            .expect("valid config");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", closed.local_addr().expect("addr"));
+        drop(closed);
+        for upstream in config.upstreams.values_mut() {
+            upstream.url = url.clone();
+        }
+        let gateway = Gateway::new(config).expect("gateway");
+        gateway.clone().into_router(router(&gateway))
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (
+            status,
+            headers,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    fn is_problem(headers: &HeaderMap, body: &Value, status: StatusCode) -> bool {
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            == Some(PROBLEM_JSON)
+            && body["status"] == status.as_u16()
+            && body["code"].is_string()
+    }
+
+    /// A request path for a route's template, with its parameters filled in.
+    fn example_uri(route: &Route) -> String {
+        let mut uri = route.path.replace("{id}", "p1");
+        for param in route
+            .params
+            .iter()
+            .filter(|p| p.location == Location::Query)
+        {
+            uri.push_str(&format!("?{}=p1", param.name));
+        }
+        uri
+    }
+
+    #[tokio::test]
+    async fn every_route_is_mounted_with_the_auth_its_table_entry_documents() {
+        let app = app().await;
+        for route in ROUTES {
+            let (status, headers, body) = call(&app, "GET", &example_uri(route), None).await;
+            match route.scope {
+                Some(_) => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", route.path);
+                    assert!(is_problem(&headers, &body, status), "{}", route.path);
+                    assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+                }
+                None => assert_eq!(status, StatusCode::OK, "{}", route.path),
+            }
+        }
+        let (_, headers, served) = call(&app, "GET", "/openapi.json", None).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(served, crate::openapi::document());
+    }
+
+    #[tokio::test]
+    async fn a_key_without_the_route_scope_is_forbidden() {
+        let app = app().await;
+        let (status, headers, body) =
+            call(&app, "GET", "/v1/orders/o-1-1", Some(PRODUCTS_ONLY_KEY)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(is_problem(&headers, &body, status));
+        assert_eq!(body["code"], "FORBIDDEN");
+        // The same key passes on a route its scope covers (and meets the closed backend).
+        let (status, _, body) = call(&app, "GET", "/v1/products/p1", Some(PRODUCTS_ONLY_KEY)).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
+        assert_eq!(body["service"], "catalog");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_before_any_backend_call() {
+        let app = app().await;
+        let many: Vec<String> = (1..=MAX_BATCH + 1).map(|n| format!("p{n}")).collect();
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        for uri in [
+            "/v1/products".to_owned(),
+            "/v1/products?ids=".to_owned(),
+            "/v1/products?ids=,,".to_owned(),
+            "/v1/products?ids=a&ids=b".to_owned(),
+            format!("/v1/products?ids={}", many.join(",")),
+            format!("/v1/products/{long}"),
+            "/v1/products/%FF".to_owned(),
+            "/v1/orders/%00".to_owned(),
+            format!("/v1/orders/{long}"),
+        ] {
+            let (status, headers, body) = call(&app, "GET", &uri, Some(DEMO_KEY)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert!(is_problem(&headers, &body, status), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_are_problems_too() {
+        let app = app().await;
+        let (status, headers, body) = call(&app, "GET", "/v1/users/1", Some(DEMO_KEY)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(is_problem(&headers, &body, status));
+        let (status, headers, body) = call(&app, "DELETE", "/v1/products/p1", Some(DEMO_KEY)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(is_problem(&headers, &body, status));
+        let allow = headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(allow.contains("GET"), "Allow: {allow}");
+    }
+}

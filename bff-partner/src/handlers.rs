@@ -1,0 +1,181 @@
+//! The handlers of the partner API. Input is checked before any backend is called; every
+//! failure leaves as a `Problem` (problem+json), backend failures through the core's one
+//! mapping (`From<UpstreamError> for Problem`).
+
+use std::sync::LazyLock;
+
+use manifold::Gateway;
+use manifold::axum::Json;
+use manifold::axum::body::Bytes;
+use manifold::axum::extract::rejection::{PathRejection, QueryRejection};
+use manifold::axum::extract::{Path, Query, State};
+use manifold::axum::http::{StatusCode, header};
+use manifold::axum::response::{IntoResponse, Response};
+use manifold::rest::Problem;
+use manifold::upstream::{CallContext, UpstreamError, UpstreamErrorKind};
+use serde::Deserialize;
+
+use crate::api::{MAX_BATCH, MAX_ID_LEN};
+use crate::model::{Order, Product, ProductBatch};
+use crate::openapi;
+
+/// `GET /v1/products/{id}`
+pub async fn product(
+    State(gateway): State<Gateway>,
+    call: CallContext,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Product>, Problem> {
+    let id = path_id(id)?;
+    let product = gateway
+        .backends()
+        .catalog
+        .get(&call, &id)
+        .await
+        .map_err(|e| unknown("product", &id, e))?;
+    Ok(Json(product.into()))
+}
+
+#[derive(Deserialize)]
+pub struct BatchQuery {
+    ids: Option<String>,
+}
+
+/// `GET /v1/products?ids=a,b`: one catalog call for the whole batch.
+pub async fn products(
+    State(gateway): State<Gateway>,
+    call: CallContext,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Result<Json<ProductBatch>, Problem> {
+    let Query(query) = query.map_err(|_| Problem::bad_request("invalid query string"))?;
+    let ids = id_list(query.ids.as_deref())?;
+    let found = gateway.backends().catalog.batch(&call, &ids).await?;
+    Ok(Json(ProductBatch::new(&ids, found)))
+}
+
+/// `GET /v1/orders/{id}`: the order first (it names the products and the shipment), then the
+/// catalog batch and the shipment concurrently, merged into one resource.
+pub async fn order(
+    State(gateway): State<Gateway>,
+    call: CallContext,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Order>, Problem> {
+    let id = path_id(id)?;
+    let backends = gateway.backends();
+    let order = backends
+        .orders
+        .get(&call, &id)
+        .await
+        .map_err(|e| unknown("order", &id, e))?;
+    let mut product_ids: Vec<&str> = Vec::with_capacity(order.items.len());
+    for line in &order.items {
+        if !product_ids.contains(&line.product_id.as_str()) {
+            product_ids.push(&line.product_id);
+        }
+    }
+    let order_ids = [order.id.as_str()];
+    let (products, shipments) = tokio::join!(
+        async {
+            if product_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            backends.catalog.batch(&call, &product_ids).await
+        },
+        backends.shipping.for_orders(&call, &order_ids),
+    );
+    let (products, shipments) = (products?, shipments?);
+    Ok(Json(Order::merge(order, products, shipments)))
+}
+
+/// The document, serialized once.
+static OPENAPI_JSON: LazyLock<Bytes> =
+    LazyLock::new(|| Bytes::from(serde_json::to_vec(&openapi::document()).unwrap_or_default()));
+
+/// `GET /openapi.json`
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.clone(),
+    )
+        .into_response()
+}
+
+/// Any path no route matches.
+pub async fn no_such_route() -> Problem {
+    Problem::not_found("no such route; the routes are listed in /openapi.json")
+}
+
+/// A route's path with a method it does not serve (axum adds `Allow`).
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "method not allowed on this route",
+    )
+}
+
+/// A backend's 404 for the id the client asked for is the client's 404, named; any other
+/// failure maps as usual.
+fn unknown(what: &str, id: &str, e: UpstreamError) -> Problem {
+    if e.kind == UpstreamErrorKind::NotFound {
+        Problem::not_found(format!("no {what} with id {id:?}"))
+    } else {
+        e.into()
+    }
+}
+
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    let Path(id) = id.map_err(|_| Problem::bad_request("invalid id in the path"))?;
+    check_id(&id)?;
+    Ok(id)
+}
+
+/// Ids are opaque to the gateway (backends decide what exists) but bounded.
+fn check_id(id: &str) -> Result<(), Problem> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(Problem::bad_request(format!(
+            "an id must be 1 to {MAX_ID_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The distinct ids of `?ids=a,b`, in order; blanks between commas are ignored.
+fn id_list(raw: Option<&str>) -> Result<Vec<&str>, Problem> {
+    let raw = raw.ok_or_else(|| Problem::bad_request("query parameter ids is required"))?;
+    let mut ids: Vec<&str> = Vec::new();
+    for id in raw.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        check_id(id)?;
+        if ids.contains(&id) {
+            continue;
+        }
+        if ids.len() == MAX_BATCH {
+            return Err(Problem::bad_request(format!(
+                "at most {MAX_BATCH} ids per request"
+            )));
+        }
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Err(Problem::bad_request("query parameter ids lists no id"));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_lists_are_bounded_and_deduplicated() {
+        assert_eq!(id_list(Some("p1, p2,,p1")).unwrap(), ["p1", "p2"]);
+        assert!(id_list(None).is_err());
+        assert!(id_list(Some("")).is_err());
+        assert!(id_list(Some(" , ,")).is_err());
+        let hundred: Vec<String> = (1..=MAX_BATCH).map(|n| format!("p{n}")).collect();
+        assert_eq!(id_list(Some(&hundred.join(","))).unwrap().len(), MAX_BATCH);
+        let over = format!("{},p101", hundred.join(","));
+        assert_eq!(id_list(Some(&over)).unwrap_err().status, 400);
+        assert!(id_list(Some(&"x".repeat(MAX_ID_LEN + 1))).is_err());
+        assert!(id_list(Some("p1,p\u{7}2")).is_err());
+    }
+}

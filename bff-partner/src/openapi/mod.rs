@@ -1,0 +1,379 @@
+//! The OpenAPI 3.1 document of the partner API, rendered from the same route table that mounts
+//! the routes (`crate::api::ROUTES`) and from the resources' schemas (`crate::model`).
+//! `schemas/partner.openapi.json` is this document, checked in.
+
+use manifold::rest::{PROBLEM_JSON, Problem};
+use serde_json::{Map, Value, json};
+
+use crate::api::{Failure, Location, MAX_BATCH, MAX_ID_LEN, ParamKind, ROUTES, Route};
+use crate::model::{self, schema_ref};
+
+pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// Names of the two ways to present a key, under `components.securitySchemes`.
+const BEARER: &str = "bearerApiKey";
+const HEADER: &str = "headerApiKey";
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let item = paths
+            .entry(route.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[route.verb.key()] = operation(route);
+    }
+    let schemas: Map<String, Value> = model::schemas()
+        .into_iter()
+        .map(|(name, schema)| (name.to_owned(), schema))
+        .collect();
+    let responses: Map<String, Value> = FAILURES
+        .iter()
+        .map(|f| (f.component().to_owned(), failure_response(*f)))
+        .collect();
+    json!({
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Manifold partner API",
+            "version": "1.0.0",
+            "summary": "Products and orders for partners, versioned under /v1.",
+            "description": "Read products and orders with an API key. Send the key as \
+                            `Authorization: Bearer <key>` or as `X-Api-Key: <key>`; each route \
+                            needs a scope the key holds. Errors are `application/problem+json` \
+                            with a stable `code`. Within /v1 fields are only ever added.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [{ "url": "/", "description": "The gateway serving this document." }],
+        "tags": [
+            { "name": "products", "description": "The catalog." },
+            { "name": "orders", "description": "Orders with their items and shipment." },
+            { "name": "meta", "description": "About the API itself." }
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The API key as a bearer token: `Authorization: Bearer <key>`."
+                },
+                HEADER: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "The API key in its own header: `X-Api-Key: <key>`."
+                }
+            },
+            "schemas": schemas,
+            "responses": responses
+        }
+    })
+}
+
+fn operation(route: &Route) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".to_owned(),
+        json!({
+            "description": route.ok.description,
+            "content": {
+                "application/json": {
+                    "schema": { "$ref": format!("#/components/schemas/{}", route.ok.schema) }
+                }
+            }
+        }),
+    );
+    let mut failures = route.failures.to_vec();
+    if route.scope.is_some() {
+        failures.extend([Failure::Unauthorized, Failure::Forbidden]);
+    }
+    failures.sort();
+    failures.dedup();
+    for failure in failures {
+        responses.insert(
+            failure.status().to_string(),
+            json!({ "$ref": format!("#/components/responses/{}", failure.component()) }),
+        );
+    }
+    // Either scheme will do; the listed role is the scope the key must hold.
+    let security = match route.scope {
+        Some(scope) => json!([{ BEARER: [scope] }, { HEADER: [scope] }]),
+        None => json!([]),
+    };
+    let parameters: Vec<Value> = route.params.iter().map(parameter).collect();
+    let mut op = json!({
+        "operationId": route.operation_id,
+        "tags": [route.tag],
+        "summary": route.summary,
+        "description": route.description,
+        "security": security,
+        "responses": responses
+    });
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    op
+}
+
+fn parameter(param: &crate::api::Param) -> Value {
+    let id = json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN });
+    let location = match param.location {
+        Location::Path => "path",
+        Location::Query => "query",
+    };
+    let mut out = json!({
+        "name": param.name,
+        "in": location,
+        "required": true,
+        "description": param.description
+    });
+    match param.kind {
+        ParamKind::Id => out["schema"] = id,
+        ParamKind::IdList => {
+            // `ids=a,b`: an array in the form style, not exploded.
+            out["style"] = json!("form");
+            out["explode"] = json!(false);
+            out["schema"] = json!({
+                "type": "array",
+                "items": id,
+                "minItems": 1,
+                "maxItems": MAX_BATCH
+            });
+        }
+    }
+    out
+}
+
+/// Every failure with a response component, in status order.
+const FAILURES: [Failure; 7] = [
+    Failure::BadRequest,
+    Failure::Unauthorized,
+    Failure::Forbidden,
+    Failure::NotFound,
+    Failure::BadGateway,
+    Failure::ServiceUnavailable,
+    Failure::GatewayTimeout,
+];
+
+impl Failure {
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::BadRequest => 400,
+            Failure::Unauthorized => 401,
+            Failure::Forbidden => 403,
+            Failure::NotFound => 404,
+            Failure::BadGateway => 502,
+            Failure::ServiceUnavailable => 503,
+            Failure::GatewayTimeout => 504,
+        }
+    }
+
+    fn component(self) -> &'static str {
+        match self {
+            Failure::BadRequest => "BadRequest",
+            Failure::Unauthorized => "Unauthorized",
+            Failure::Forbidden => "Forbidden",
+            Failure::NotFound => "NotFound",
+            Failure::BadGateway => "BadGateway",
+            Failure::ServiceUnavailable => "ServiceUnavailable",
+            Failure::GatewayTimeout => "GatewayTimeout",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Failure::BadRequest => {
+                "The request is invalid (code `BAD_REQUEST`): a malformed id, \
+                                    or a batch that is empty or has more than 100 ids."
+            }
+            Failure::Unauthorized => {
+                "No API key, or one that is unknown or disabled (code \
+                                      `UNAUTHENTICATED`)."
+            }
+            Failure::Forbidden => "The key lacks the scope this route needs (code `FORBIDDEN`).",
+            Failure::NotFound => "No resource with this id (code `NOT_FOUND`).",
+            Failure::BadGateway => {
+                "A backend service failed or answered badly (code \
+                                    `UPSTREAM_UNAVAILABLE`, `UPSTREAM_REJECTED` or \
+                                    `UPSTREAM_BAD_RESPONSE`; `service` names it)."
+            }
+            Failure::ServiceUnavailable => {
+                "A backend service is not available to this gateway \
+                                            (code `UPSTREAM_UNAVAILABLE`)."
+            }
+            Failure::GatewayTimeout => {
+                "A backend service did not answer in time (code \
+                                        `UPSTREAM_TIMEOUT`; `service` names it)."
+            }
+        }
+    }
+}
+
+fn failure_response(failure: Failure) -> Value {
+    let mut response = json!({
+        "description": failure.description(),
+        "content": { PROBLEM_JSON: { "schema": schema_ref::<Problem>() } }
+    });
+    if matches!(failure, Failure::Unauthorized | Failure::Forbidden) {
+        response["headers"] = json!({
+            "WWW-Authenticate": {
+                "description": "The challenge, e.g. `Bearer error=\"invalid_token\"`.",
+                "schema": { "type": "string" }
+            }
+        });
+    }
+    response
+}
+
+#[cfg(test)]
+mod conformance;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const OPERATION_KEYS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+
+    /// Every `$ref` in `value`.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+        doc.pointer(reference.strip_prefix('#')?)
+    }
+
+    #[test]
+    fn the_document_is_structurally_valid_openapi_3_1() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+        assert!(doc["servers"][0]["url"].is_string());
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes[BEARER]["type"], "http");
+        assert_eq!(schemes[BEARER]["scheme"], "bearer");
+        assert_eq!(schemes[HEADER]["type"], "apiKey");
+        assert_eq!(schemes[HEADER]["in"], "header");
+        assert_eq!(schemes[HEADER]["name"], "X-Api-Key");
+
+        let mut operation_ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            assert!(path.starts_with('/'), "{path}");
+            for (key, op) in item.as_object().expect("path item") {
+                assert!(OPERATION_KEYS.contains(&key.as_str()), "{path}: {key}");
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(operation_ids.insert(id), "operationId {id} twice");
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(responses.contains_key("200"), "{path} {key}: no 200");
+                for (status, response) in responses {
+                    assert!(status.parse::<u16>().is_ok(), "{path}: status {status}");
+                    let response = match response["$ref"].as_str() {
+                        Some(r) => resolve(&doc, r).expect("response ref"),
+                        None => response,
+                    };
+                    assert!(response["description"].is_string(), "{path} {status}");
+                    if status.starts_with(['4', '5']) {
+                        assert!(response["content"][PROBLEM_JSON]["schema"].is_object());
+                    }
+                }
+                for requirement in op["security"].as_array().expect("security") {
+                    for scheme in requirement.as_object().expect("requirement").keys() {
+                        assert!(schemes.get(scheme).is_some(), "unknown scheme {scheme}");
+                    }
+                }
+            }
+        }
+
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            assert!(
+                r.starts_with("#/components/"),
+                "{r} points outside components"
+            );
+            assert!(resolve(&doc, r).is_some(), "{r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn every_route_is_documented_once_with_its_parameters_and_auth() {
+        let doc = document();
+        let documented: usize = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+            .sum();
+        assert_eq!(documented, ROUTES.len());
+        for route in ROUTES {
+            let op = &doc["paths"][route.path][route.verb.key()];
+            assert_eq!(op["operationId"], route.operation_id, "{}", route.path);
+            let in_template: BTreeSet<&str> = route
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert_eq!(in_template, declared, "{}", route.path);
+            match route.scope {
+                Some(scope) => {
+                    assert_eq!(
+                        op["security"],
+                        json!([{ BEARER: [scope] }, { HEADER: [scope] }])
+                    );
+                    assert!(
+                        op["responses"]["401"].is_object() && op["responses"]["403"].is_object()
+                    );
+                }
+                None => assert_eq!(op["security"], json!([])),
+            }
+        }
+    }
+
+    /// `schemas/partner.openapi.json` is generated from this code; regenerate with
+    /// `UPDATE_SCHEMAS=1 cargo test -p bff-partner`. Compared as JSON, not as text: key order
+    /// depends on whether some crate in the build enables serde_json's `preserve_order`.
+    #[test]
+    fn checked_in_document_matches_the_code() {
+        let doc = document();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/partner.openapi.json"
+        );
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            let mut text = serde_json::to_string_pretty(&doc).expect("serialize");
+            text.push('\n');
+            std::fs::write(path, text).expect("write schema");
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        let on_disk: Value = serde_json::from_str(&on_disk).unwrap_or(Value::Null);
+        assert!(
+            on_disk == doc,
+            "schemas/partner.openapi.json differs from the code; run UPDATE_SCHEMAS=1 cargo test -p bff-partner"
+        );
+    }
+}
