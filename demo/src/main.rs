@@ -168,7 +168,7 @@ fn print_welcome(
     println!("    export WEB_TOKEN={web_token}");
     println!(
         "    curl -s {}/graphql -H \"authorization: Bearer $WEB_TOKEN\" -H 'content-type: application/json' \\\n      \
-         -d '{{\"query\":\"{{ viewer {{ name orders(first: 2) {{ edges {{ node {{ id status }} }} }} }} }}\"}}'",
+         -d '{{\"query\":\"{{ viewer {{ profile {{ name }} orders(first: 2) {{ edges {{ node {{ id status shipment {{ eta }} }} }} }} }} }}\"}}'",
         url("bff-web")
     );
     println!(

@@ -1,0 +1,166 @@
+//! The demo as a newcomer runs it: the `demo` binary starts everything on the documented
+//! ports, prints working tokens and URLs, answers the printed queries, and stops cleanly on
+//! Ctrl-C (SIGINT). It needs ports 8081-8083 and 9100-9109: when something else holds them
+//! (a demo you are running yourself) the test says so and skips, except under CI.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PORTS: [u16; 13] = [
+    8081, 8082, 8083, 9100, 9101, 9102, 9103, 9104, 9105, 9106, 9107, 9108, 9109,
+];
+
+fn ports_free() -> Result<(), u16> {
+    for port in PORTS {
+        TcpListener::bind(("127.0.0.1", port)).map_err(|_| port)?;
+    }
+    Ok(())
+}
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_demo_starts_answers_the_printed_queries_and_stops_on_ctrl_c() {
+    if let Err(port) = ports_free() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "port {port} is taken under CI"
+        );
+        println!("skipped: port {port} is in use (is a demo running?)");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .env_remove("RUST_LOG")
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut demo = Demo(child);
+
+    // Read the welcome text until its last line, with a deadline.
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut welcome = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines_rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no welcome within 60 s; got: {welcome:#?}"));
+        let done = line.contains("Ctrl-C stops everything");
+        welcome.push(line);
+        if done {
+            break;
+        }
+    }
+    let token_after = |prefix: &str| {
+        welcome
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {welcome:#?}"))
+            .to_owned()
+    };
+    let mobile_token = token_after("export TOKEN=");
+    let web_token = token_after("export WEB_TOKEN=");
+    let http = reqwest::Client::new();
+
+    let home: Value = http
+        .post("http://127.0.0.1:8081/graphql")
+        .bearer_auth(&mobile_token)
+        .json(&json!({ "query": "{ home { greeting me { id } recentOrders(first: 3) { eta } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(home["data"]["home"]["me"]["id"], "42", "{home}");
+
+    let viewer: Value = http
+        .post("http://127.0.0.1:8082/graphql")
+        .bearer_auth(&web_token)
+        .json(&json!({ "query": "{ viewer { profile { name } orders(first: 2) { edges { node { id status shipment { eta } } } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(viewer.get("errors").is_none(), "{viewer}");
+    assert_eq!(
+        viewer["data"]["viewer"]["orders"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    let proxied = http
+        .get("http://127.0.0.1:8082/api/users/42")
+        .bearer_auth(&web_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+
+    let order = http
+        .get("http://127.0.0.1:8083/v1/orders/o-42-1")
+        .header("x-api-key", "demo-partner-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 200);
+    let openapi: Value = http
+        .get("http://127.0.0.1:8083/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi["openapi"], "3.1.0");
+
+    // Ctrl-C: everything stops, with status 0.
+    let pid = demo.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            assert!(status.success(), "demo exited with {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo still running 15 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        ports_free().is_ok(),
+        "a port is still held after the demo stopped"
+    );
+}
