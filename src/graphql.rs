@@ -157,3 +157,20 @@ impl<T> UpstreamResultExt<T> for Result<T, UpstreamError> {
 pub fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code))
 }
+
+/// For the test that guards a checked-in schema file (`schemas/*.graphql`): with
+/// `UPDATE_SCHEMAS` set it rewrites `path` with `sdl`; otherwise it fails, naming the file and
+/// the command that regenerates it, when the file differs from the code.
+pub fn check_schema_file(path: &str, sdl: &str, package: &str) -> Result<(), String> {
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::write(path, sdl).map_err(|e| format!("cannot write {path}: {e}"))?;
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    if on_disk == sdl {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path} differs from the code; run UPDATE_SCHEMAS=1 cargo test -p {package}"
+        ))
+    }
+}

@@ -46,19 +46,13 @@ fn routes(gateway: &Gateway) -> Router<Gateway> {
 
 #[cfg(test)]
 mod tests {
-    /// `schemas/mobile.graphql` is generated from this code; regenerate with
-    /// `UPDATE_SCHEMAS=1 cargo test -p bff-mobile`.
+    /// `schemas/mobile.graphql` is generated from this code.
     #[test]
     fn checked_in_schema_matches_the_code() {
         let sdl = super::schema(&Default::default()).sdl();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/mobile.graphql");
-        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-            std::fs::write(path, &sdl).expect("write schema");
+        if let Err(e) = manifold::graphql::check_schema_file(path, &sdl, "bff-mobile") {
+            panic!("{e}");
         }
-        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            on_disk == sdl,
-            "schemas/mobile.graphql differs from the code; run UPDATE_SCHEMAS=1 cargo test -p bff-mobile"
-        );
     }
 }
