@@ -43,6 +43,9 @@ def main():
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--backend-latency-ms", type=int, default=0)
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--fail", metavar="SERVICE_PORT", type=int,
+                        help="make the backend on this port answer 503 to everything (e.g. 9104, "
+                             "recommendations) and measure only the queries after its circuit opened")
     args = parser.parse_args()
 
     status, data = call(9100, "POST", "/token", {"sub": "42", "aud": "mobile", "ttl_s": 3600})
@@ -54,6 +57,8 @@ def main():
             call(port, "POST", "/_chaos", {"latency_ms": args.backend_latency_ms})
         else:
             call(port, "DELETE", "/_chaos")
+    if args.fail:
+        call(args.fail, "POST", "/_chaos", {"error_rate": 1.0, "latency_ms": args.backend_latency_ms})
     try:
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
         body = json.dumps({"query": HOME})
@@ -66,12 +71,18 @@ def main():
             payload = response.read()
             elapsed = time.perf_counter() - start
             assert response.status == 200, payload
+            if args.fail:
+                # Count only fast failures: the circuit is open once the error says so.
+                if b"CIRCUIT_OPEN" in payload:
+                    samples.append(elapsed * 1000)
+                continue
             assert b'"errors"' not in payload, payload
             if i >= 10:  # the first few warm the connection pools
                 samples.append(elapsed * 1000)
         samples.sort()
         q = lambda p: samples[min(len(samples) - 1, int(p * len(samples)))]
-        print(f"home query, {args.requests} sequential requests, backends at "
+        what = f", port {args.fail} failing (circuit open)" if args.fail else ""
+        print(f"home query{what}, {len(samples)} sequential requests, backends at "
               f"{args.backend_latency_ms} ms: p50 {statistics.median(samples):.2f} ms, "
               f"p90 {q(0.90):.2f} ms, p99 {q(0.99):.2f} ms, payload {len(payload)} bytes")
     finally:

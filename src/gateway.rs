@@ -67,6 +67,11 @@ impl Gateway {
         &self.0.backends
     }
 
+    /// Every configured upstream by name (their stats feed metrics and tests).
+    pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
+        &self.0.upstreams
+    }
+
     pub fn authenticator(&self) -> &Arc<Authenticator> {
         &self.0.authenticator
     }

@@ -84,7 +84,7 @@ where
     S: SubscriptionType + 'static,
 {
     let content_type = negotiate(headers);
-    let request: async_graphql::Request = match serde_json::from_slice(body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             let error =
@@ -97,6 +97,14 @@ where
             );
         }
     };
+    // An operation with its own budget runs on it instead of the server-wide one.
+    let mut call = call;
+    let budgets = &gateway.config().graphql.operation_timeouts;
+    if !budgets.is_empty()
+        && let Some(budget) = operation_name(&mut request).and_then(|name| budgets.get(&name))
+    {
+        call.deadline = crate::upstream::Deadline::after(*budget);
+    }
     let backends = gateway.backends().clone();
     let scope = Scope {
         loaders: Loaders::new(backends.clone(), call.clone()),
@@ -107,6 +115,21 @@ where
     match serde_json::to_vec(&response) {
         Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The name of the operation a request will run: `operationName`, or the document's only
+/// operation's name. The parse is kept in the request, so execution does not parse again.
+fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Single(_) => None,
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.to_string())
+        }
+        async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
     }
 }
 

@@ -82,14 +82,6 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         Some(q) => format!("{}{rest}?{q}", route.target_prefix),
         None => format!("{}{rest}", route.target_prefix),
     };
-    let builder = match route
-        .upstream
-        .request(&ctx, parts.method.clone(), &target, route.timeout)
-    {
-        Ok(b) => b,
-        Err(e) => return Problem::from(e).into_response(),
-    };
-
     let mut headers = end_to_end(&parts.headers);
     headers.remove(header::HOST);
     headers.remove(REQUEST_ID_HEADER);
@@ -99,10 +91,20 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     }
 
     let upstream_body = reqwest::Body::wrap_stream(body.into_data_stream());
-    let response = match builder.headers(headers).body(upstream_body).send().await {
+    let response = match route
+        .upstream
+        .stream(
+            &ctx,
+            parts.method.clone(),
+            &target,
+            headers,
+            upstream_body,
+            route.timeout,
+        )
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
-            let e = crate::upstream::UpstreamError::from_transport(route.upstream.name(), &e);
             tracing::debug!(service = %e.service, detail = %e.detail, "proxied call failed");
             return Problem::from(e).into_response();
         }

@@ -27,7 +27,7 @@ fn bad_config() -> String {
     std::fs::read_to_string(SHIPPED)
         .unwrap()
         .replace("[server]\n", "[server]\nlisten_backlog = 5\n")
-        .replace("timeout = \"800ms\"", "timeout = \"0s\"")
+        .replace("timeout = \"400ms\"", "timeout = \"0s\"")
 }
 
 #[test]

@@ -274,7 +274,7 @@ mod tests {
         let url = format!("http://{}", closed.local_addr().expect("addr"));
         drop(closed);
         for upstream in config.upstreams.values_mut() {
-            upstream.url = url.clone();
+            upstream.url = Some(url.clone());
         }
         let gateway = Gateway::new(config).expect("gateway");
         gateway.clone().into_router(router(&gateway))

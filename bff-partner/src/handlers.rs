@@ -16,7 +16,7 @@ use manifold::upstream::{CallContext, UpstreamError, UpstreamErrorKind};
 use serde::Deserialize;
 
 use crate::api::{MAX_BATCH, MAX_ID_LEN};
-use crate::model::{Order, Product, ProductBatch};
+use crate::model::{Degraded, Order, Product, ProductBatch};
 use crate::openapi;
 
 /// `GET /v1/products/{id}`
@@ -53,7 +53,8 @@ pub async fn products(
 }
 
 /// `GET /v1/orders/{id}`: the order first (it names the products and the shipment), then the
-/// catalog batch and the shipment concurrently, merged into one resource.
+/// catalog batch and the shipment concurrently, merged into one resource. When catalog or
+/// shipping fails, the order is still served without that part and lists it in `degraded`.
 pub async fn order(
     State(gateway): State<Gateway>,
     call: CallContext,
@@ -82,8 +83,20 @@ pub async fn order(
         },
         backends.shipping.for_orders(&call, &order_ids),
     );
-    let (products, shipments) = (products?, shipments?);
-    Ok(Json(Order::merge(order, products, shipments)))
+    // The order is critical; product details and the shipment are not: without them the
+    // order is still served, saying what is missing.
+    let mut degraded = Vec::new();
+    let products = products.unwrap_or_else(|e| {
+        tracing::warn!(order = %id, code = e.code(), detail = %e.detail, "order served without product details");
+        degraded.push(Degraded::Products);
+        Vec::new()
+    });
+    let shipments = shipments.unwrap_or_else(|e| {
+        tracing::warn!(order = %id, code = e.code(), detail = %e.detail, "order served without its shipment");
+        degraded.push(Degraded::Shipment);
+        Vec::new()
+    });
+    Ok(Json(Order::merge(order, products, shipments, degraded)))
 }
 
 /// The document, serialized once.

@@ -160,6 +160,18 @@ pub struct Order {
     pub total: Money,
     pub items: Vec<OrderItem>,
     pub shipment: Option<Shipment>,
+    /// Parts left out because the service behind them failed; empty when complete.
+    pub degraded: Vec<Degraded>,
+}
+
+/// A part of a merged resource that could not be filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Degraded {
+    /// Items carry the order's own title and SKU and no image.
+    Products,
+    /// `shipment` is null because shipping failed, not because there is none.
+    Shipment,
 }
 
 #[derive(Debug, Serialize)]
@@ -181,6 +193,7 @@ impl Order {
         order: backends::Order,
         products: Vec<backends::Product>,
         shipments: Vec<backends::Shipment>,
+        degraded: Vec<Degraded>,
     ) -> Self {
         let products: HashMap<&str, &backends::Product> =
             products.iter().map(|p| (p.id.as_str(), p)).collect();
@@ -211,6 +224,7 @@ impl Order {
             total: order.total,
             items,
             shipment,
+            degraded,
         }
     }
 }
@@ -222,7 +236,7 @@ impl Schema for Order {
         json!({
             "type": "object",
             "description": "An order, its items with product details, and its shipment.",
-            "required": ["id", "status", "placedAt", "total", "items", "shipment"],
+            "required": ["id", "status", "placedAt", "total", "items", "shipment", "degraded"],
             "properties": {
                 "id": id_schema(),
                 "status": {
@@ -233,8 +247,16 @@ impl Schema for Order {
                 "total": schema_ref::<Money>(),
                 "items": { "type": "array", "items": schema_ref::<OrderItem>() },
                 "shipment": {
-                    "description": "Null until the order has a shipment.",
+                    "description": "Null until the order has a shipment (or when `degraded` \
+                                    lists `shipment`).",
                     "oneOf": [schema_ref::<Shipment>(), { "type": "null" }]
+                },
+                "degraded": {
+                    "type": "array",
+                    "description": "Parts left out because the service behind them failed: \
+                                    `products` (items carry the order's own title and SKU and \
+                                    no image) or `shipment`. Empty when the order is complete.",
+                    "items": { "type": "string", "enum": ["products", "shipment"] }
                 }
             }
         })

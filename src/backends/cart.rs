@@ -4,7 +4,7 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::Money;
-use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment};
+use crate::upstream::{CallContext, Idempotency, Upstream, UpstreamError, path_segment};
 
 #[derive(Clone, Debug)]
 pub struct Carts(pub(super) Upstream);
@@ -63,6 +63,7 @@ impl Carts {
                     quantity,
                 },
                 &[],
+                Idempotency::Once,
             )
             .await
     }

@@ -4,7 +4,7 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::Money;
-use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
+use crate::upstream::{CallContext, Idempotency, Upstream, UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]
 pub struct Orders(pub(super) Upstream);
@@ -89,6 +89,9 @@ impl Orders {
                 "/orders",
                 order,
                 &[("idempotency-key", idempotency_key)],
+                // Not retried, even with a key: a 5xx may have placed the order already, and
+                // the client holds the key to try again knowingly.
+                Idempotency::Once,
             )
             .await
     }

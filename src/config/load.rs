@@ -288,7 +288,10 @@ mod tests {
             &[],
         )
         .expect("valid");
-        assert_eq!(config.upstreams["users"].url, "http://10.1.2.3:80");
+        assert_eq!(
+            config.upstreams["users"].url.as_deref(),
+            Some("http://10.1.2.3:80")
+        );
         assert_eq!(config.upstreams["users"].pool_max_idle, 7);
         assert_eq!(config.routes[0].prefix, "/u/");
     }

@@ -8,6 +8,7 @@
 
 mod load;
 mod units;
+mod upstream;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,9 @@ use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use units::ByteSize;
+pub use upstream::{
+    BreakerConfig, BulkheadConfig, HealthConfig, OutlierConfig, RetryConfig, UpstreamConfig,
+};
 
 /// The whole config of one BFF instance.
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +109,10 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     #[serde(default = "defaults::enabled")]
     pub introspection: bool,
+    /// Request budgets by operation name, replacing `server.request_timeout` for them:
+    /// `operation_timeouts = { Home = "800ms" }`.
+    #[serde(default, with = "units::duration_map")]
+    pub operation_timeouts: BTreeMap<String, Duration>,
 }
 
 impl Default for GraphqlConfig {
@@ -113,26 +121,9 @@ impl Default for GraphqlConfig {
             max_depth: defaults::max_depth(),
             max_complexity: defaults::max_complexity(),
             introspection: true,
+            operation_timeouts: BTreeMap::new(),
         }
     }
-}
-
-/// One backend service.
-#[derive(Clone, Debug, Deserialize)]
-pub struct UpstreamConfig {
-    /// Base URL, e.g. `http://127.0.0.1:9101`.
-    pub url: String,
-    /// Per-call timeout (the request's remaining budget may cut it shorter).
-    #[serde(default = "defaults::upstream_timeout", with = "units::duration")]
-    pub timeout: Duration,
-    #[serde(default = "defaults::connect_timeout", with = "units::duration")]
-    pub connect_timeout: Duration,
-    /// Largest response body accepted from this service.
-    #[serde(default = "defaults::max_response_body")]
-    pub max_response_body: ByteSize,
-    /// Idle keep-alive connections kept per host.
-    #[serde(default = "defaults::pool_max_idle")]
-    pub pool_max_idle: usize,
 }
 
 /// Who may use a proxy route (or any route the core guards).
@@ -193,18 +184,6 @@ mod defaults {
     }
     pub fn max_complexity() -> usize {
         1000
-    }
-    pub fn upstream_timeout() -> Duration {
-        Duration::from_secs(1)
-    }
-    pub fn connect_timeout() -> Duration {
-        Duration::from_millis(250)
-    }
-    pub fn max_response_body() -> ByteSize {
-        ByteSize(4 << 20)
-    }
-    pub fn pool_max_idle() -> usize {
-        256
     }
     pub fn route_timeout() -> Duration {
         Duration::from_secs(30)

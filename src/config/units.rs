@@ -21,6 +21,26 @@ pub mod duration {
     }
 }
 
+/// `#[serde(with = "units::duration_map")]`: a table of names to durations.
+pub mod duration_map {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(name, text)| {
+                humantime::parse_duration(&text)
+                    .map(|d| (name, d))
+                    .map_err(|e| de::Error::custom(format!("invalid duration {text:?} ({e})")))
+            })
+            .collect()
+    }
+}
+
 /// A size in bytes, written `"64MiB"`, `"512KiB"`, `"1MB"` or as an integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);

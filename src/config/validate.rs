@@ -9,101 +9,227 @@ impl Config {
     /// All problems with this config. `required_upstreams` are the services the BFF's own
     /// code calls, which must therefore be configured.
     pub fn validate(&self, required_upstreams: &[&str]) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        let mut check = |ok: bool, key: String, message: &str| {
-            if !ok {
-                errors.push(ConfigError::new(key, message));
-            }
-        };
+        let mut p = Problems(Vec::new());
 
         let s = &self.server;
-        check(
+        p.check(
             positive(s.request_timeout),
             "server.request_timeout".into(),
             "must be greater than 0",
         );
-        check(
+        p.check(
             positive(s.shutdown_timeout),
             "server.shutdown_timeout".into(),
             "must be greater than 0",
         );
-        check(
+        p.check(
             s.max_request_body.bytes() > 0,
             "server.max_request_body".into(),
             "must be greater than 0",
         );
 
         if let Some(jwt) = &self.auth.jwt {
-            check(
+            p.check(
                 is_http_url(&jwt.jwks_url),
                 "auth.jwt.jwks_url".into(),
                 "must be an http:// or https:// URL",
             );
-            check(
+            p.check(
                 !jwt.issuer.is_empty(),
                 "auth.jwt.issuer".into(),
                 "must not be empty",
             );
-            check(
+            p.check(
                 !jwt.audience.is_empty(),
                 "auth.jwt.audience".into(),
                 "must not be empty",
             );
-            check(
+            p.check(
                 jwt.leeway <= Duration::from_secs(300),
                 "auth.jwt.leeway".into(),
                 "must be at most 5m",
             );
-            check(
+            p.check(
                 positive(jwt.refresh_interval),
                 "auth.jwt.refresh_interval".into(),
                 "must be greater than 0",
             );
         }
         for (id, key) in &self.auth.api_keys {
-            check(
+            p.check(
                 key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
                 format!("auth.api_keys.{id}.sha256"),
                 "must be the 64 hex digits of the key's SHA-256",
             );
         }
 
-        check(
+        p.check(
             self.graphql.max_depth > 0,
             "graphql.max_depth".into(),
             "must be greater than 0",
         );
-        check(
+        p.check(
             self.graphql.max_complexity > 0,
             "graphql.max_complexity".into(),
             "must be greater than 0",
         );
 
-        for (name, u) in &self.upstreams {
-            let key = |field: &str| format!("upstreams.{name}.{field}");
-            check(
-                u.url.starts_with("http://") && u.url.parse::<http::Uri>().is_ok(),
-                key("url"),
-                "must be an http:// URL (TLS to backends is not built in yet)",
-            );
-            check(
-                positive(u.timeout),
-                key("timeout"),
+        for (operation, budget) in &self.graphql.operation_timeouts {
+            p.check(
+                positive(*budget),
+                format!("graphql.operation_timeouts.{operation}"),
                 "must be greater than 0",
             );
+        }
+
+        for (name, u) in &self.upstreams {
+            let key = |field: &str| format!("upstreams.{name}.{field}");
+            match (&u.url, u.instances.is_empty()) {
+                (None, true) => p.0.push(ConfigError::new(
+                    format!("upstreams.{name}"),
+                    "needs `url` or `instances`",
+                )),
+                (Some(_), false) => p.0.push(ConfigError::new(
+                    key("instances"),
+                    "give `url` or `instances`, not both",
+                )),
+                _ => {}
+            }
+            let field = if u.url.is_some() { "url" } else { "instances" };
+            for url in u.endpoints() {
+                if !(url.starts_with("http://") && url.parse::<http::Uri>().is_ok()) {
+                    p.0.push(ConfigError::new(
+                        key(field),
+                        format!(
+                            "{url:?} must be an http:// URL (TLS to backends is not built in yet)"
+                        ),
+                    ));
+                }
+            }
+            let mut check = |ok: bool, field: &str, message: &str| p.check(ok, key(field), message);
+            check(positive(u.timeout), "timeout", "must be greater than 0");
             check(
                 positive(u.connect_timeout),
-                key("connect_timeout"),
+                "connect_timeout",
                 "must be greater than 0",
             );
             check(
                 u.max_response_body.bytes() > 0,
-                key("max_response_body"),
+                "max_response_body",
                 "must be greater than 0",
+            );
+
+            let r = &u.retry;
+            check(
+                (1..=10).contains(&r.attempts),
+                "retry.attempts",
+                "must be 1 to 10",
+            );
+            check(
+                positive(r.backoff_base),
+                "retry.backoff_base",
+                "must be greater than 0",
+            );
+            check(
+                r.backoff_max >= r.backoff_base,
+                "retry.backoff_max",
+                "must be at least retry.backoff_base",
+            );
+            check(
+                (0.0..=1.0).contains(&r.budget_ratio),
+                "retry.budget_ratio",
+                "must be between 0 and 1",
+            );
+            check(
+                r.budget_window >= Duration::from_secs(1),
+                "retry.budget_window",
+                "must be at least 1s",
+            );
+
+            let b = &u.breaker;
+            check(
+                b.failure_ratio > 0.0 && b.failure_ratio <= 1.0,
+                "breaker.failure_ratio",
+                "must be above 0 and at most 1",
+            );
+            check(
+                b.min_calls > 0,
+                "breaker.min_calls",
+                "must be greater than 0",
+            );
+            check(
+                positive(b.window),
+                "breaker.window",
+                "must be greater than 0",
+            );
+            check(
+                b.consecutive_failures > 0,
+                "breaker.consecutive_failures",
+                "must be greater than 0",
+            );
+            check(
+                positive(b.cool_down),
+                "breaker.cool_down",
+                "must be greater than 0",
+            );
+            check(
+                b.half_open_probes > 0,
+                "breaker.half_open_probes",
+                "must be greater than 0",
+            );
+
+            check(
+                u.bulkhead.max_concurrent > 0,
+                "bulkhead.max_concurrent",
+                "must be greater than 0",
+            );
+
+            let h = &u.health;
+            check(
+                h.path.starts_with('/'),
+                "health.path",
+                "must start with '/'",
+            );
+            check(
+                positive(h.interval),
+                "health.interval",
+                "must be greater than 0",
+            );
+            check(
+                positive(h.timeout),
+                "health.timeout",
+                "must be greater than 0",
+            );
+            check(
+                h.unhealthy_after > 0,
+                "health.unhealthy_after",
+                "must be greater than 0",
+            );
+            check(
+                h.healthy_after > 0,
+                "health.healthy_after",
+                "must be greater than 0",
+            );
+
+            let o = &u.outlier;
+            check(
+                o.consecutive_failures > 0,
+                "outlier.consecutive_failures",
+                "must be greater than 0",
+            );
+            check(
+                positive(o.ejection),
+                "outlier.ejection",
+                "must be greater than 0",
+            );
+            check(
+                (0.0..=1.0).contains(&o.max_ejected_ratio),
+                "outlier.max_ejected_ratio",
+                "must be between 0 and 1",
             );
         }
         for name in required_upstreams {
-            check(
+            p.check(
                 self.upstreams.contains_key(*name),
                 format!("upstreams.{name}"),
                 "missing: this BFF calls it",
@@ -112,52 +238,62 @@ impl Config {
 
         for (i, r) in self.routes.iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
-            check(
+            p.check(
                 r.prefix.starts_with('/') && r.prefix.ends_with('/') && r.prefix.len() > 1,
                 key("prefix"),
                 "must start and end with '/', e.g. \"/api/users/\"",
             );
-            check(
+            p.check(
                 !r.prefix.contains(['{', '}', '*']),
                 key("prefix"),
                 "must be a literal path",
             );
-            check(
+            p.check(
                 self.routes[..i]
                     .iter()
                     .all(|other| other.prefix != r.prefix),
                 key("prefix"),
                 "is used by an earlier route",
             );
-            check(
+            p.check(
                 self.upstreams.contains_key(&r.upstream),
                 key("upstream"),
                 "names no configured upstream",
             );
             if let Some(rewrite) = &r.rewrite {
-                check(
+                p.check(
                     rewrite.starts_with('/') && rewrite.ends_with('/'),
                     key("rewrite"),
                     "must start and end with '/'",
                 );
             }
-            check(
+            p.check(
                 positive(r.timeout),
                 key("timeout"),
                 "must be greater than 0",
             );
-            check(
+            p.check(
                 r.auth != AuthPolicy::Jwt || self.auth.jwt.is_some(),
                 key("auth"),
                 "is \"jwt\" but [auth.jwt] is not configured",
             );
-            check(
+            p.check(
                 r.auth != AuthPolicy::ApiKey || !self.auth.api_keys.is_empty(),
                 key("auth"),
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
-        errors
+        p.0
+    }
+}
+
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, key: String, message: &str) {
+        if !ok {
+            self.0.push(ConfigError::new(key, message));
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! (GraphQL in `graphql`, problem+json in `rest`) read only this classification.
 
 use std::fmt;
+use std::time::Duration;
 
 /// A failed backend call. Carries the service name (clients see it) and an internal detail
 /// (logged only: it may hold a backend URL).
@@ -13,6 +14,8 @@ pub struct UpstreamError {
     pub kind: UpstreamErrorKind,
     /// For logs, never for clients.
     pub detail: String,
+    /// The service's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +39,10 @@ pub enum UpstreamErrorKind {
     BadResponse,
     /// The BFF's config does not name this service.
     NotConfigured,
+    /// Every instance's circuit breaker is open: failing fast instead of calling.
+    CircuitOpen,
+    /// The upstream's concurrency cap (bulkhead) is reached: failing fast instead of queueing.
+    Saturated,
 }
 
 impl fmt::Display for UpstreamErrorKind {
@@ -50,6 +57,8 @@ impl fmt::Display for UpstreamErrorKind {
             Self::Rejected(s) => write!(f, "rejected with {s}"),
             Self::BadResponse => f.write_str("bad response"),
             Self::NotConfigured => f.write_str("not configured"),
+            Self::CircuitOpen => f.write_str("circuit open"),
+            Self::Saturated => f.write_str("saturated"),
         }
     }
 }
@@ -60,6 +69,7 @@ impl UpstreamError {
             service: service.to_owned(),
             kind,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -74,6 +84,8 @@ impl UpstreamError {
             UpstreamErrorKind::NotFound => "NOT_FOUND",
             UpstreamErrorKind::Rejected(_) => "UPSTREAM_REJECTED",
             UpstreamErrorKind::BadResponse => "UPSTREAM_BAD_RESPONSE",
+            UpstreamErrorKind::CircuitOpen => "CIRCUIT_OPEN",
+            UpstreamErrorKind::Saturated => "UPSTREAM_SATURATED",
         }
     }
 
@@ -88,13 +100,28 @@ impl UpstreamError {
         )
     }
 
+    /// Whether this failure is the instance's fault, for its circuit breaker and outlier
+    /// detection: server faults and timeouts count, a client's bad request does not.
+    pub fn is_instance_fault(&self) -> bool {
+        matches!(
+            self.kind,
+            UpstreamErrorKind::Timeout
+                | UpstreamErrorKind::Connect
+                | UpstreamErrorKind::Reset
+                | UpstreamErrorKind::ServerError(_)
+                | UpstreamErrorKind::BadResponse
+        )
+    }
+
     /// The HTTP status a REST client gets for this failure.
     pub fn http_status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self.kind {
             UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => S::GATEWAY_TIMEOUT,
             UpstreamErrorKind::NotFound => S::NOT_FOUND,
-            UpstreamErrorKind::NotConfigured => S::SERVICE_UNAVAILABLE,
+            UpstreamErrorKind::NotConfigured
+            | UpstreamErrorKind::CircuitOpen
+            | UpstreamErrorKind::Saturated => S::SERVICE_UNAVAILABLE,
             UpstreamErrorKind::Connect
             | UpstreamErrorKind::Reset
             | UpstreamErrorKind::ServerError(_)
@@ -131,6 +158,21 @@ impl UpstreamError {
             source = s.source();
         }
         Self::new(service, kind, detail)
+    }
+
+    /// Classifies a non-success status, keeping the service's `Retry-After` (seconds).
+    pub(crate) fn from_response(
+        service: &str,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+    ) -> Self {
+        let mut e = Self::from_status(service, status);
+        e.retry_after = headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        e
     }
 
     /// Classifies a non-success status.

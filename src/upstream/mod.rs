@@ -1,84 +1,81 @@
-//! Calling ONE backend service well: a pooled HTTP client per service, every call bounded by
-//! `min(per-call timeout, time left in the client's request)`, identity and request id
-//! forwarded, bodies size-capped, and every failure classified (see `error`).
-//!
-//! Retries, circuit breaking, bulkheads and load balancing over several instances belong
-//! here too and wrap `Upstream::execute`; fan-out over MANY services is `compose`'s job.
+//! Calling ONE backend service well. Every call runs the same pipeline (`execute`), whose
+//! steps are written down once, in order: deadline, bulkhead, instance choice and circuit
+//! breaker, one try bounded by `min(per-try timeout, time left)`, outcome fed back, then a
+//! retry only for idempotent calls, only for retryable failures, only within the deadline and
+//! the retry budget. Every failure is classified (`error`). Fan-out over MANY services is
+//! `compose`'s job; typed clients of each service are in `backends`.
 
+mod breaker;
+mod context;
 mod error;
+mod instances;
+mod retry;
+mod stats;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use breaker::BreakerState;
+pub use context::{CallContext, Deadline};
 pub use error::{UpstreamError, UpstreamErrorKind};
+pub use instances::InstanceStatus;
+pub use stats::UpstreamStats;
 
-use crate::auth::Identity;
+use breaker::Outcome;
+use instances::{Instances, Lease};
+use retry::{Backoff, RetryBudget};
+use stats::Counters;
+
 use crate::config::UpstreamConfig;
-
-/// The point in time by which a client's request must be answered.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    pub fn after(budget: Duration) -> Self {
-        Deadline(Instant::now() + budget)
-    }
-
-    pub fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-
-    pub fn instant(&self) -> Instant {
-        self.0
-    }
-}
-
-/// What every backend call made on behalf of one client request carries with it.
-#[derive(Clone, Debug)]
-pub struct CallContext {
-    pub identity: Option<Arc<Identity>>,
-    pub deadline: Deadline,
-    pub request_id: Arc<str>,
-}
-
-impl CallContext {
-    pub fn new(identity: Option<Arc<Identity>>, deadline: Deadline, request_id: Arc<str>) -> Self {
-        Self {
-            identity,
-            deadline,
-            request_id,
-        }
-    }
-
-    /// The verified user id, for backends whose API takes it as a parameter.
-    pub fn user_id(&self) -> Option<&str> {
-        self.identity.as_deref().and_then(Identity::user_id)
-    }
-}
 
 /// Header carrying the caller's remaining budget, so a backend can give up when we will.
 pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 
+/// A retry is not worth sending with less time than this left.
+const MIN_USEFUL_TRY: Duration = Duration::from_millis(5);
+
 /// One backend service. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Upstream(Arc<Inner>);
 
-#[derive(Debug)]
 struct Inner {
     name: String,
-    /// Base URL without a trailing slash; `None` when the BFF's config does not name it.
-    base: Option<String>,
+    /// `None` when the BFF's config does not name this service.
+    instances: Option<Arc<Instances>>,
     client: reqwest::Client,
     timeout: Duration,
     max_body: u64,
+    attempts: u32,
+    backoff: Backoff,
+    budget: RetryBudget,
+    max_concurrent: usize,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.0.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a call may be treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Safe to send twice: GET/HEAD, or a write the backend deduplicates.
+    Idempotent,
+    /// Sent once, whatever happens.
+    Once,
 }
 
 impl Upstream {
+    /// Builds the client and starts health checks. Must run inside a tokio runtime.
     pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -88,23 +85,36 @@ impl Upstream {
             // A gateway must not chase redirects on a client's behalf: pass them through.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Upstream(Arc::new(Inner {
-            name: name.to_owned(),
-            base: Some(config.url.trim_end_matches('/').to_owned()),
-            client,
-            timeout: config.timeout,
-            max_body: config.max_response_body.bytes(),
-        })))
+        let instances = Instances::new(config);
+        if config.health.enabled {
+            instances.spawn_health_checks(client.clone(), config.health.clone());
+        }
+        Ok(Self::with(name, Some(instances), client, config))
     }
 
     /// A service this BFF's config does not name: every call fails fast.
     pub fn unconfigured(name: &str) -> Self {
+        let config = UpstreamConfig::new("http://unconfigured.invalid");
+        Self::with(name, None, reqwest::Client::new(), &config)
+    }
+
+    fn with(
+        name: &str,
+        instances: Option<Arc<Instances>>,
+        client: reqwest::Client,
+        config: &UpstreamConfig,
+    ) -> Self {
         Upstream(Arc::new(Inner {
             name: name.to_owned(),
-            base: None,
-            client: reqwest::Client::new(),
-            timeout: Duration::ZERO,
-            max_body: 0,
+            instances,
+            client,
+            timeout: config.timeout,
+            max_body: config.max_response_body.bytes(),
+            attempts: config.retry.attempts,
+            backoff: Backoff::new(&config.retry),
+            budget: RetryBudget::new(&config.retry),
+            max_concurrent: config.bulkhead.max_concurrent,
+            counters: Counters::default(),
         }))
     }
 
@@ -112,14 +122,32 @@ impl Upstream {
         &self.0.name
     }
 
-    /// `GET path_and_query`, decoded as JSON into `T`.
+    /// Counters and instance states, for metrics and tests.
+    pub fn stats(&self) -> UpstreamStats {
+        let instances = self
+            .0
+            .instances
+            .as_ref()
+            .map(|i| i.statuses())
+            .unwrap_or_default();
+        self.0.counters.snapshot(&self.0.name, instances)
+    }
+
+    /// `GET path_and_query`, decoded as JSON into `T`. Retried when that is safe and useful.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         ctx: &CallContext,
         path_and_query: &str,
     ) -> Result<T, UpstreamError> {
         let body = self
-            .execute(ctx, Method::GET, path_and_query, None, &[])
+            .execute(
+                ctx,
+                Method::GET,
+                path_and_query,
+                None,
+                &[],
+                Idempotency::Idempotent,
+            )
             .await?;
         self.decode(&body)
     }
@@ -132,14 +160,198 @@ impl Upstream {
         path_and_query: &str,
         body: &B,
         headers: &[(&'static str, &str)],
+        idempotency: Idempotency,
     ) -> Result<T, UpstreamError> {
         let bytes = serde_json::to_vec(body).map_err(|e| {
             UpstreamError::new(self.name(), UpstreamErrorKind::BadResponse, e.to_string())
         })?;
         let body = self
-            .execute(ctx, method, path_and_query, Some(bytes.into()), headers)
+            .execute(
+                ctx,
+                method,
+                path_and_query,
+                Some(bytes.into()),
+                headers,
+                idempotency,
+            )
             .await?;
         self.decode(&body)
+    }
+
+    /// The pipeline every buffered call runs, in this order.
+    async fn execute(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        headers: &[(&'static str, &str)],
+        idempotency: Idempotency,
+    ) -> Result<Bytes, UpstreamError> {
+        let counters = &self.0.counters;
+        // 1. Deadline: a call that cannot start in time is not started.
+        self.call_timeout(ctx, self.0.timeout)?;
+        let instances = self.instances()?;
+        // 2. Bulkhead: over the concurrency cap, fail fast instead of queueing.
+        let _slot = self.enter_bulkhead()?;
+        // 3. The retry budget learns of every call a client caused.
+        self.0.budget.deposit();
+        counters.calls.inc();
+
+        let mut tried: Vec<usize> = Vec::with_capacity(self.0.attempts as usize);
+        let mut attempt = 1;
+        loop {
+            // 4. An instance: healthy and not ejected if possible, not tried yet if possible,
+            //    and whose breaker admits the call (else fail fast).
+            let Some(lease) = instances.pick(&tried) else {
+                counters.circuit_open.inc();
+                return Err(UpstreamError::new(
+                    self.name(),
+                    UpstreamErrorKind::CircuitOpen,
+                    "every instance's circuit is open",
+                ));
+            };
+            tried.push(lease.index);
+            // 5. One try, bounded by min(per-try timeout, time left in the request).
+            counters.attempts.inc();
+            let result = self
+                .try_once(
+                    &lease,
+                    ctx,
+                    method.clone(),
+                    path_and_query,
+                    body.clone(),
+                    headers,
+                )
+                .await;
+            // 6. The outcome feeds the breaker and outlier detection (server faults and
+            //    timeouts count; a client's bad request does not).
+            let outcome = match &result {
+                Ok(_) => Outcome::Success,
+                Err(e) if e.is_instance_fault() => Outcome::Failure,
+                Err(_) => Outcome::Ignored,
+            };
+            instances.finish(lease, outcome);
+            let error = match result {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => e,
+            };
+            counters.record_failure(&error);
+            tracing::debug!(service = %self.name(), path = %path_and_query, attempt, code = error.code(), detail = %error.detail, "upstream try failed");
+            // 7. Retry only what is safe, useful, affordable, and fits in the deadline.
+            let retry = idempotency == Idempotency::Idempotent
+                && error.is_retryable()
+                && attempt < self.0.attempts;
+            if !retry {
+                return Err(error);
+            }
+            let wait = self
+                .0
+                .backoff
+                .delay(attempt, fastrand::f64())
+                .max(error.retry_after.unwrap_or_default());
+            if ctx.deadline.remaining() < wait + MIN_USEFUL_TRY {
+                return Err(error);
+            }
+            if !self.0.budget.withdraw() {
+                counters.budget_exhausted.inc();
+                return Err(error);
+            }
+            counters.retries.inc();
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange with one instance, the whole body read under the try's timeout.
+    async fn try_once(
+        &self,
+        lease: &Lease<'_>,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Bytes, UpstreamError> {
+        let timeout = self.call_timeout(ctx, self.0.timeout)?;
+        let mut builder = self
+            .builder(&lease.instance.base, ctx, method, path_and_query, timeout)
+            .header(http::header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                UpstreamError::new(
+                    self.name(),
+                    UpstreamErrorKind::Rejected(400),
+                    format!("invalid value for header {name}"),
+                )
+            })?;
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = body {
+            builder = builder
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_transport(self.name(), &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(UpstreamError::from_response(
+                self.name(),
+                status,
+                response.headers(),
+            ));
+        }
+        self.read_capped(response).await
+    }
+
+    /// A streamed exchange for the proxy: same deadline, bulkhead, instance choice and
+    /// breaker, but never retried (the request body is consumed as it is sent). A 5xx answer
+    /// is returned to the caller as is, and counted against the instance.
+    pub async fn stream(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let counters = &self.0.counters;
+        let timeout = self.call_timeout(ctx, timeout)?;
+        let instances = self.instances()?;
+        let _slot = self.enter_bulkhead()?;
+        self.0.budget.deposit();
+        counters.calls.inc();
+        let Some(lease) = instances.pick(&[]) else {
+            counters.circuit_open.inc();
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::CircuitOpen,
+                "every instance's circuit is open",
+            ));
+        };
+        counters.attempts.inc();
+        let result = self
+            .builder(&lease.instance.base, ctx, method, path_and_query, timeout)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_transport(self.name(), &e));
+        let outcome = match &result {
+            Ok(r) if r.status().is_server_error() => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(e) if e.is_instance_fault() => Outcome::Failure,
+            Err(_) => Outcome::Ignored,
+        };
+        instances.finish(lease, outcome);
+        if let Err(e) = &result {
+            counters.record_failure(e);
+        }
+        result
     }
 
     /// Time this call may take: its own timeout, cut to what is left of the request.
@@ -160,23 +372,39 @@ impl Upstream {
         Ok(own.min(left))
     }
 
-    /// Starts a request to `path_and_query` with the context's identity, request id and
-    /// remaining budget set. The proxy builds on this; typed clients use `get_json`.
-    pub(crate) fn request(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path_and_query: &str,
-        timeout: Duration,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-        let base = self.0.base.as_deref().ok_or_else(|| {
+    fn instances(&self) -> Result<&Instances, UpstreamError> {
+        self.0.instances.as_deref().ok_or_else(|| {
             UpstreamError::new(
                 self.name(),
                 UpstreamErrorKind::NotConfigured,
                 "no [upstreams] entry",
             )
-        })?;
-        let timeout = self.call_timeout(ctx, timeout)?;
+        })
+    }
+
+    fn enter_bulkhead(&self) -> Result<BulkheadSlot<'_>, UpstreamError> {
+        let in_flight = &self.0.counters.in_flight;
+        if in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= self.0.max_concurrent {
+            in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            self.0.counters.saturated.inc();
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::Saturated,
+                format!("{} calls in flight", self.0.max_concurrent),
+            ));
+        }
+        Ok(BulkheadSlot(in_flight))
+    }
+
+    /// A request to one instance with the context's identity, request id and budget set.
+    fn builder(
+        &self,
+        base: &str,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
         let mut builder = self
             .0
             .client
@@ -189,50 +417,7 @@ impl Upstream {
                 builder = builder.header(name, value);
             }
         }
-        Ok(builder)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path_and_query: &str,
-        body: Option<Bytes>,
-        headers: &[(&'static str, &str)],
-    ) -> Result<Bytes, UpstreamError> {
-        let mut builder = self.request(ctx, method, path_and_query, self.0.timeout)?;
-        builder = builder.header(http::header::ACCEPT, "application/json");
-        for (name, value) in headers {
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                UpstreamError::new(
-                    self.name(),
-                    UpstreamErrorKind::Rejected(400),
-                    format!("invalid value for header {name}"),
-                )
-            })?;
-            builder = builder.header(*name, value);
-        }
-        if let Some(body) = body {
-            builder = builder
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let result = async {
-            let response = builder
-                .send()
-                .await
-                .map_err(|e| UpstreamError::from_transport(self.name(), &e))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(UpstreamError::from_status(self.name(), status));
-            }
-            self.read_capped(response).await
-        }
-        .await;
-        if let Err(e) = &result {
-            tracing::debug!(service = %self.name(), path = %path_and_query, code = e.code(), detail = %e.detail, "upstream call failed");
-        }
-        result
+        builder
     }
 
     /// Reads a whole body, refusing one over the service's size cap.
@@ -271,6 +456,15 @@ impl Upstream {
                 format!("invalid JSON: {e}"),
             )
         })
+    }
+}
+
+/// A place in the bulkhead, given back on drop (also when the call is cancelled).
+struct BulkheadSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for BulkheadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -322,13 +516,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_spent_deadline_fails_before_calling() {
-        let config: UpstreamConfig = toml::from_str("url = \"http://127.0.0.1:9\"").unwrap();
-        let upstream = Upstream::new("users", &config).unwrap();
+        let upstream = Upstream::new("users", &UpstreamConfig::new("http://127.0.0.1:9")).unwrap();
         let ctx = CallContext::new(None, Deadline::after(Duration::ZERO), "t".into());
         let err = upstream
             .get_json::<serde_json::Value>(&ctx, "/users/1")
             .await
             .unwrap_err();
         assert_eq!(err.kind, UpstreamErrorKind::DeadlineExceeded);
+        assert_eq!(upstream.stats().attempts, 0);
     }
 }

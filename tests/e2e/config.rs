@@ -29,7 +29,7 @@ fn an_unknown_key_and_a_zero_timeout_are_both_reported() {
         .embedded_config
         .replace("[server]\n", "[server]\ncolour = \"blue\"\n")
         .replace(
-            "[upstreams.cart]\nurl = \"http://127.0.0.1:9106\"\ntimeout = \"500ms\"",
+            "[upstreams.cart]\nurl = \"http://127.0.0.1:9106\"\ntimeout = \"300ms\"",
             "[upstreams.cart]\nurl = \"http://127.0.0.1:9106\"\ntimeout = \"0ms\"",
         );
     let errors = bff_mobile::SPEC

@@ -112,6 +112,17 @@ impl Stack {
         assert!(status.is_success(), "chaos rejected: {status}");
     }
 
+    pub async fn reset_chaos(&self, service: Service) {
+        let status = self
+            .http
+            .delete(format!("{}/_chaos", self.service_url(service)))
+            .send()
+            .await
+            .expect("chaos")
+            .status();
+        assert!(status.is_success(), "chaos reset rejected: {status}");
+    }
+
     /// POSTs a GraphQL operation with a bearer token; returns status and body.
     pub async fn graphql(
         &self,
@@ -141,7 +152,8 @@ pub fn point_at(config: &mut Config, backends: &Backends) {
             .into_iter()
             .find(|s| s.name() == name)
             .unwrap_or_else(|| panic!("no demo service named {name}"));
-        upstream.url = backends.url(service);
+        upstream.url = Some(backends.url(service));
+        upstream.instances.clear();
     }
     if let Some(jwt) = config.auth.jwt.as_mut() {
         let idp = backends.url(Service::Auth);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::harness::Stack;
 
-const HOME: &str = r#"query Home { home {
+pub const HOME: &str = r#"query Home { home {
   greeting
   me { id name avatarUrl }
   cart { itemCount }
@@ -16,7 +16,7 @@ const HOME: &str = r#"query Home { home {
 } }"#;
 
 /// Every leaf of `v` is non-null (lists must be non-empty too, so their items are checked).
-fn assert_all_present(path: &str, v: &Value) {
+pub fn assert_all_present(path: &str, v: &Value) {
     match v {
         Value::Null => panic!("{path} is null"),
         Value::Object(map) => map

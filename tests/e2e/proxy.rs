@@ -144,7 +144,7 @@ async fn bodies_stream_through_both_ways() {
     const CHUNKS: usize = 80;
     let (echo_url, echo) = echo_upstream().await;
     let stack = Stack::start_with(&bff_web::SPEC, |config| {
-        config.upstreams.get_mut("users").unwrap().url = echo_url;
+        config.upstreams.get_mut("users").unwrap().url = Some(echo_url);
     })
     .await;
     let token = stack.token("42", "web", &[]).await;

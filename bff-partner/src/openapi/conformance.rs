@@ -7,7 +7,7 @@ use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde_json::{Value, json};
 
 use super::document;
-use crate::model::{Order, Product, ProductBatch};
+use crate::model::{Degraded, Order, Product, ProductBatch};
 
 fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
     doc.pointer(reference.strip_prefix('#')?)
@@ -140,6 +140,7 @@ fn served_resources_conform_to_their_schemas() {
         backend_order(),
         vec![backend_product("p1"), backend_product("p2")],
         vec![backend_shipment("o-1-1")],
+        vec![],
     );
     assert_eq!(
         full.items[0].title, "Oak Lamp 1",
@@ -153,10 +154,20 @@ fn served_resources_conform_to_their_schemas() {
         backend_order(),
         vec![backend_product("p1")],
         vec![backend_shipment("o-9-9")],
+        vec![],
     );
     assert_eq!(sparse.items[1].title, "Old title");
     assert!(sparse.items[1].thumbnail_url.is_none() && sparse.shipment.is_none());
     check(&doc, "Order", &sparse);
+
+    // Catalog and shipping failed: the order alone, saying what is missing.
+    let degraded = Order::merge(
+        backend_order(),
+        vec![],
+        vec![],
+        vec![Degraded::Products, Degraded::Shipment],
+    );
+    check(&doc, "Order", &degraded);
 
     check(
         &doc,

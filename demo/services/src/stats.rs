@@ -31,6 +31,8 @@ pub(crate) struct Stats {
 struct Tally {
     requests: u64,
     bytes_sent: u64,
+    /// Requests whose caller went away before they were answered (the handler was dropped).
+    cancelled: u64,
     by_path: BTreeMap<String, u64>,
     last_request: Option<LastRequest>,
 }
@@ -64,6 +66,10 @@ impl Stats {
             }
         }
         tally.last_request = Some(last);
+    }
+
+    fn add_cancelled(&self) {
+        lock(&self.tally).cancelled += 1;
     }
 
     fn add_bytes(&self, bytes: u64) {
@@ -111,7 +117,10 @@ pub(crate) async fn count(
         return next.run(request).await;
     }
     stats.record_request(&request);
+    // Dropped unanswered when the client goes away mid-request (hyper drops the handler).
+    let mut unanswered = Unanswered(Some(stats.clone()));
     let response = next.run(request).await;
+    unanswered.0 = None;
     if let Some(len) = response.body().size_hint().exact() {
         stats.add_bytes(len);
         return response;
@@ -124,6 +133,17 @@ pub(crate) async fn count(
         }
     });
     Response::from_parts(parts, Body::from_stream(counted))
+}
+
+/// Counts a request as cancelled if dropped while still armed.
+struct Unanswered(Option<Arc<Stats>>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(stats) = self.0.take() {
+            stats.add_cancelled();
+        }
+    }
 }
 
 /// `GET /_stats` and `DELETE /_stats`.

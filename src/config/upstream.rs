@@ -1,0 +1,218 @@
+//! Config of one backend service and of every resilience policy around calls to it. Each
+//! policy is one struct here and is applied in one place (`upstream::Upstream::execute`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ByteSize;
+use super::units;
+
+/// One backend service: one base URL (`url`) or several instances (`instances`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct UpstreamConfig {
+    /// Base URL of a single instance, e.g. `http://127.0.0.1:9101`.
+    pub url: Option<String>,
+    /// Base URLs of several instances, balanced with power-of-two-choices.
+    #[serde(default)]
+    pub instances: Vec<String>,
+    /// Budget of ONE try (the request's remaining budget may cut it shorter).
+    #[serde(default = "defaults::timeout", with = "units::duration")]
+    pub timeout: Duration,
+    #[serde(default = "defaults::connect_timeout", with = "units::duration")]
+    pub connect_timeout: Duration,
+    /// Largest response body accepted from this service.
+    #[serde(default = "defaults::max_response_body")]
+    pub max_response_body: ByteSize,
+    /// Idle keep-alive connections kept per instance.
+    #[serde(default = "defaults::pool_max_idle")]
+    pub pool_max_idle: usize,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub bulkhead: BulkheadConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+}
+
+impl UpstreamConfig {
+    /// A single-instance upstream with every policy at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            instances: Vec::new(),
+            timeout: defaults::timeout(),
+            connect_timeout: defaults::connect_timeout(),
+            max_response_body: defaults::max_response_body(),
+            pool_max_idle: defaults::pool_max_idle(),
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            bulkhead: BulkheadConfig::default(),
+            health: HealthConfig::default(),
+            outlier: OutlierConfig::default(),
+        }
+    }
+
+    /// The instances' base URLs, whichever way they were written.
+    pub fn endpoints(&self) -> Vec<&str> {
+        self.url
+            .iter()
+            .map(String::as_str)
+            .chain(self.instances.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// Retries of idempotent calls: exponential backoff with full jitter, never past the
+/// request's deadline, paid from a budget so an outage never multiplies load.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct RetryConfig {
+    /// Tries in all, the first included; 1 disables retries.
+    pub attempts: u32,
+    #[serde(with = "units::duration")]
+    pub backoff_base: Duration,
+    #[serde(with = "units::duration")]
+    pub backoff_max: Duration,
+    /// Retries may add at most this fraction to the calls clients caused...
+    pub budget_ratio: f64,
+    /// ...plus this many per second, so a quiet service can still retry.
+    pub budget_min_per_second: u32,
+    /// Period over which calls and retries are counted.
+    #[serde(with = "units::duration")]
+    pub budget_window: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(200),
+            budget_ratio: 0.2,
+            budget_min_per_second: 5,
+            budget_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Circuit breaker, one per instance. Only server faults and timeouts count as failures.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    /// Opens when this fraction of the calls in the window failed...
+    pub failure_ratio: f64,
+    /// ...once the window holds at least this many calls...
+    pub min_calls: u32,
+    #[serde(with = "units::duration")]
+    pub window: Duration,
+    /// ...or after this many failures in a row.
+    pub consecutive_failures: u32,
+    /// How long it stays open before letting probes through.
+    #[serde(with = "units::duration")]
+    pub cool_down: Duration,
+    /// Probes allowed at once when half-open; that many successes close it.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failure_ratio: 0.5,
+            min_calls: 20,
+            window: Duration::from_secs(10),
+            consecutive_failures: 5,
+            cool_down: Duration::from_secs(5),
+            half_open_probes: 1,
+        }
+    }
+}
+
+/// Concurrency cap per upstream: calls over it fail fast instead of queueing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct BulkheadConfig {
+    pub max_concurrent: usize,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 512,
+        }
+    }
+}
+
+/// Active health checks: `GET path` on every instance at an interval.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct HealthConfig {
+    pub enabled: bool,
+    pub path: String,
+    #[serde(with = "units::duration")]
+    pub interval: Duration,
+    #[serde(with = "units::duration")]
+    pub timeout: Duration,
+    /// Failed checks in a row that take an instance out.
+    pub unhealthy_after: u32,
+    /// Passed checks in a row that bring it back.
+    pub healthy_after: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/healthz".into(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_millis(500),
+            unhealthy_after: 2,
+            healthy_after: 1,
+        }
+    }
+}
+
+/// Passive outlier ejection: an instance failing calls in a row is left out for a while.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct OutlierConfig {
+    pub consecutive_failures: u32,
+    #[serde(with = "units::duration")]
+    pub ejection: Duration,
+    /// Never eject more than this share of the instances.
+    pub max_ejected_ratio: f64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 3,
+            ejection: Duration::from_secs(10),
+            max_ejected_ratio: 0.5,
+        }
+    }
+}
+
+mod defaults {
+    use super::ByteSize;
+    use std::time::Duration;
+
+    pub fn timeout() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_millis(250)
+    }
+    pub fn max_response_body() -> ByteSize {
+        ByteSize(4 << 20)
+    }
+    pub fn pool_max_idle() -> usize {
+        256
+    }
+}

@@ -1,0 +1,346 @@
+//! The instances of one upstream and how a call picks one: power-of-two-choices by load
+//! (in-flight calls x latency EWMA) among the instances that are healthy, not ejected, and
+//! whose circuit breaker admits a call. Active health checks and passive outlier ejection take
+//! bad instances out and bring them back. When every instance is unhealthy or ejected, all of
+//! them are tried anyway (a wrong health signal must not black-hole a service); only open
+//! breakers make a call fail fast.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::time::Instant;
+
+use super::breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
+use crate::config::{HealthConfig, OutlierConfig, UpstreamConfig};
+
+pub struct Instance {
+    /// Base URL without a trailing slash.
+    pub base: String,
+    pub breaker: CircuitBreaker,
+    in_flight: AtomicUsize,
+    /// Latency EWMA in microseconds (0 = no sample yet).
+    ewma_us: AtomicU64,
+    healthy: AtomicBool,
+    health_streak: AtomicU32,
+    failures_in_a_row: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+}
+
+/// A snapshot for metrics and the admin API.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InstanceStatus {
+    pub url: String,
+    pub healthy: bool,
+    pub ejected: bool,
+    pub breaker: BreakerState,
+    pub breaker_transitions: u64,
+    pub in_flight: usize,
+    pub latency_ewma_ms: f64,
+}
+
+impl Instance {
+    fn new(base: &str, config: &UpstreamConfig) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            breaker: CircuitBreaker::new(&config.breaker),
+            in_flight: AtomicUsize::new(0),
+            ewma_us: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            health_streak: AtomicU32::new(0),
+            failures_in_a_row: AtomicU32::new(0),
+            ejected_until: Mutex::new(None),
+        }
+    }
+
+    fn is_ejected(&self, now: Instant) -> bool {
+        self.ejected_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| now < until)
+    }
+
+    fn is_available(&self, now: Instant) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.is_ejected(now)
+    }
+
+    /// Lower is better: in-flight calls weighted by typical latency.
+    fn load(&self) -> u64 {
+        let ewma = self.ewma_us.load(Ordering::Relaxed).max(1);
+        (self.in_flight.load(Ordering::Relaxed) as u64 + 1) * ewma
+    }
+
+    pub fn status(&self) -> InstanceStatus {
+        InstanceStatus {
+            url: self.base.clone(),
+            healthy: self.healthy.load(Ordering::Relaxed),
+            ejected: self.is_ejected(Instant::now()),
+            breaker: self.breaker.state(),
+            breaker_transitions: self.breaker.transitions(),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            latency_ewma_ms: self.ewma_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+/// A call's hold on one instance: counts it in flight and carries its breaker permit.
+pub struct Lease<'a> {
+    pub instance: &'a Instance,
+    pub index: usize,
+    permit: Option<Permit<'a>>,
+    started: Instant,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Instances {
+    list: Vec<Arc<Instance>>,
+    outlier: OutlierConfig,
+}
+
+impl Instances {
+    pub fn new(config: &UpstreamConfig) -> Arc<Self> {
+        let list = config
+            .endpoints()
+            .into_iter()
+            .map(|url| Arc::new(Instance::new(url, config)))
+            .collect();
+        Arc::new(Self {
+            list,
+            outlier: config.outlier.clone(),
+        })
+    }
+
+    pub fn statuses(&self) -> Vec<InstanceStatus> {
+        self.list.iter().map(|i| i.status()).collect()
+    }
+
+    /// An instance to call, avoiding `tried` when another is available; `None` when every
+    /// candidate's breaker refuses.
+    pub fn pick(&self, tried: &[usize]) -> Option<Lease<'_>> {
+        let now = Instant::now();
+        let untried = |i: &usize| !tried.contains(i);
+        let mut candidates: Vec<usize> = (0..self.list.len())
+            .filter(untried)
+            .filter(|&i| self.list[i].is_available(now))
+            .collect();
+        if candidates.is_empty() {
+            candidates = (0..self.list.len()).filter(untried).collect();
+        }
+        if candidates.is_empty() {
+            candidates = (0..self.list.len()).collect();
+        }
+        // Power of two choices: the less loaded of two random candidates goes first.
+        if candidates.len() > 1 {
+            let a = fastrand::usize(..candidates.len());
+            let mut b = fastrand::usize(..candidates.len() - 1);
+            if b >= a {
+                b += 1;
+            }
+            let (first, second) = (candidates[a], candidates[b]);
+            let best = if self.list[second].load() < self.list[first].load() {
+                second
+            } else {
+                first
+            };
+            candidates.retain(|&i| i != best);
+            candidates.insert(0, best);
+        }
+        candidates.into_iter().find_map(|index| {
+            let instance = &self.list[index];
+            let permit = instance.breaker.try_acquire()?;
+            instance.in_flight.fetch_add(1, Ordering::Relaxed);
+            Some(Lease {
+                instance,
+                index,
+                permit: Some(permit),
+                started: Instant::now(),
+            })
+        })
+    }
+
+    /// Feeds a finished call back: breaker, outlier detection, latency.
+    pub fn finish(&self, mut lease: Lease<'_>, outcome: Outcome) {
+        let instance = lease.instance;
+        if let Some(permit) = lease.permit.take() {
+            permit.finish(outcome);
+        }
+        match outcome {
+            Outcome::Success => {
+                instance.failures_in_a_row.store(0, Ordering::Relaxed);
+                let sample = lease.started.elapsed().as_micros() as u64;
+                let old = instance.ewma_us.load(Ordering::Relaxed);
+                let new = if old == 0 {
+                    sample
+                } else {
+                    (old * 4 + sample) / 5
+                };
+                instance.ewma_us.store(new.max(1), Ordering::Relaxed);
+            }
+            Outcome::Failure => {
+                let n = instance.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= self.outlier.consecutive_failures {
+                    self.eject(lease.index);
+                }
+            }
+            Outcome::Ignored => {}
+        }
+    }
+
+    fn eject(&self, index: usize) {
+        let now = Instant::now();
+        let ejected = self.list.iter().filter(|i| i.is_ejected(now)).count();
+        // Never take out more than the allowed share (a lone instance is never ejected).
+        if (ejected + 1) as f64 > self.outlier.max_ejected_ratio * self.list.len() as f64 {
+            return;
+        }
+        let instance = &self.list[index];
+        *instance
+            .ejected_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(now + self.outlier.ejection);
+        instance.failures_in_a_row.store(0, Ordering::Relaxed);
+        tracing::warn!(instance = %instance.base, ejection = ?self.outlier.ejection, "instance ejected after failures in a row");
+    }
+
+    /// Probes every instance's health endpoint at the configured interval until the
+    /// upstream is dropped.
+    pub fn spawn_health_checks(self: &Arc<Self>, client: reqwest::Client, config: HealthConfig) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(config.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                let probes = this.list.iter().map(|instance| {
+                    let client = client.clone();
+                    let url = format!("{}{}", instance.base, config.path);
+                    async move {
+                        let ok = client
+                            .get(url)
+                            .timeout(config.timeout)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success());
+                        (instance, ok)
+                    }
+                });
+                for (instance, ok) in futures_util::future::join_all(probes).await {
+                    update_health(instance, ok, &config);
+                }
+            }
+        });
+    }
+}
+
+fn update_health(instance: &Instance, ok: bool, config: &HealthConfig) {
+    let healthy = instance.healthy.load(Ordering::Relaxed);
+    if ok == healthy {
+        instance.health_streak.store(0, Ordering::Relaxed);
+        return;
+    }
+    let streak = instance.health_streak.fetch_add(1, Ordering::Relaxed) + 1;
+    let needed = if ok {
+        config.healthy_after
+    } else {
+        config.unhealthy_after
+    };
+    if streak >= needed {
+        instance.healthy.store(ok, Ordering::Relaxed);
+        instance.health_streak.store(0, Ordering::Relaxed);
+        if ok {
+            // Back in service: a stale ejection must not keep it out.
+            *instance
+                .ejected_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::info!(instance = %instance.base, "instance healthy again");
+        } else {
+            tracing::warn!(instance = %instance.base, "instance failed its health checks");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn upstream(n: usize) -> UpstreamConfig {
+        let mut config = UpstreamConfig::new("http://127.0.0.1:1");
+        config.url = None;
+        config.instances = (0..n)
+            .map(|i| format!("http://127.0.0.1:{}", 1000 + i))
+            .collect();
+        config.outlier.consecutive_failures = 2;
+        config
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_goes_to_another_instance() {
+        let instances = Instances::new(&upstream(2));
+        for _ in 0..20 {
+            let first = instances.pick(&[]).expect("lease").index;
+            let second = instances.pick(&[first]).expect("lease").index;
+            assert_ne!(first, second);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_instances_are_ejected_then_return() {
+        let instances = Instances::new(&upstream(2));
+        for _ in 0..2 {
+            let lease = instances.pick(&[1]).unwrap();
+            assert_eq!(lease.index, 0);
+            instances.finish(lease, Outcome::Failure);
+        }
+        for _ in 0..20 {
+            assert_eq!(
+                instances.pick(&[]).unwrap().index,
+                1,
+                "instance 0 is ejected"
+            );
+        }
+        // The other one may not be ejected too: at most half the instances are out.
+        for _ in 0..2 {
+            let lease = instances.pick(&[]).unwrap();
+            instances.finish(lease, Outcome::Failure);
+        }
+        assert!(!instances.list[1].is_ejected(Instant::now()));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let picked: Vec<usize> = (0..50)
+            .map(|_| instances.pick(&[]).unwrap().index)
+            .collect();
+        assert!(picked.contains(&0), "instance 0 is back after its ejection");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_less_loaded_instance_is_preferred() {
+        let instances = Instances::new(&upstream(2));
+        let busy: Vec<_> = (0..5).map(|_| instances.pick(&[1]).unwrap()).collect();
+        for _ in 0..20 {
+            assert_eq!(instances.pick(&[]).unwrap().index, 1);
+        }
+        drop(busy);
+    }
+
+    #[test]
+    fn health_changes_after_the_configured_streaks() {
+        let config = upstream(1);
+        let instance = Instance::new("http://127.0.0.1:1", &config);
+        let health = HealthConfig {
+            unhealthy_after: 2,
+            healthy_after: 1,
+            ..HealthConfig::default()
+        };
+        update_health(&instance, false, &health);
+        assert!(instance.healthy.load(Ordering::Relaxed));
+        update_health(&instance, false, &health);
+        assert!(!instance.healthy.load(Ordering::Relaxed));
+        update_health(&instance, true, &health);
+        assert!(instance.healthy.load(Ordering::Relaxed));
+    }
+}
