@@ -7,6 +7,7 @@
 //! consume each section do.
 
 mod load;
+mod tls;
 mod units;
 mod validate;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use tls::TlsConfig;
 pub use units::ByteSize;
 
 /// The whole config of one BFF instance.
@@ -34,6 +36,8 @@ pub struct Config {
     /// Path prefixes proxied straight to an upstream.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// TLS termination on the public listener; plain HTTP without it.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

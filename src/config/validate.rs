@@ -157,6 +157,9 @@ impl Config {
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
+        if let Some(tls) = &self.tls {
+            errors.extend(tls.validate());
+        }
         errors
     }
 }
