@@ -3,226 +3,25 @@
 //! drain on shutdown. Certificates come from a test CA made here with rcgen; the client is
 //! tokio-rustls + hyper's connection API, trusting only that CA.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use demo_services::Service;
-use http::{Request, StatusCode, Version};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use manifold::config::TlsConfig;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
+use http::{StatusCode, Version};
+use rustls::ProtocolVersion;
+use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 use crate::harness::Stack;
-
-const H2: &[u8] = b"h2";
-const HTTP11: &[u8] = b"http/1.1";
-
-/// A CA the test client trusts, issuing server certificates for 127.0.0.1 / localhost.
-struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
-}
-
-struct ServerCert {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Manifold test CA");
-        let cert = params.self_signed(&key).unwrap();
-        TestCa {
-            issuer: Issuer::new(params, key),
-            der: cert.der().clone(),
-        }
-    }
-
-    fn issue(&self) -> ServerCert {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-
-    fn client(
-        &self,
-        alpn: &[&[u8]],
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> TlsConnector {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.der.clone()).unwrap();
-        let mut config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(versions)
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        TlsConnector::from(Arc::new(config))
-    }
-}
-
-/// A directory for one test's PEM files, removed afterwards.
-struct CertDir(PathBuf);
-
-impl CertDir {
-    fn new() -> CertDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "manifold-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        CertDir(dir)
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.0.join("cert.pem")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.0.join("key.pem")
-    }
-
-    /// Replaces the files as deployment tools do: write aside, then rename over.
-    fn install(&self, cert: &ServerCert) {
-        replace(&self.cert(), cert.cert_pem.as_bytes());
-        replace(&self.key(), cert.key_pem.as_bytes());
-    }
-
-    fn config(&self) -> TlsConfig {
-        let mut tls = TlsConfig::new(self.cert(), self.key());
-        tls.reload_interval = Duration::from_millis(50);
-        tls
-    }
-}
-
-impl Drop for CertDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn replace(path: &Path, content: &[u8]) {
-    let aside = path.with_extension("new");
-    std::fs::write(&aside, content).unwrap();
-    std::fs::rename(&aside, path).unwrap();
-}
-
-/// bff-web (it has proxy routes, which make slow requests easy) serving TLS with `cert`.
-async fn tls_stack(dir: &CertDir, cert: &ServerCert) -> Stack {
-    dir.install(cert);
-    let tls = dir.config();
-    Stack::start_with(&bff_web::SPEC, |config| config.tls = Some(tls)).await
-}
-
-async fn connect(
-    connector: &TlsConnector,
-    addr: SocketAddr,
-) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::IpAddress(addr.ip().into());
-    connector.connect(name, tcp).await
-}
-
-fn served_cert(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .expect("a server certificate")[0]
-        .clone()
-}
-
-fn alpn(stream: &TlsStream<TcpStream>) -> Option<Vec<u8>> {
-    stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
-}
-
-fn tls_version(stream: &TlsStream<TcpStream>) -> Option<ProtocolVersion> {
-    stream.get_ref().1.protocol_version()
-}
-
-/// An HTTP connection over an established TLS stream, speaking what ALPN chose.
-enum Client {
-    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
-}
-
-impl Client {
-    async fn over(stream: TlsStream<TcpStream>) -> Client {
-        let io = TokioIo::new(stream);
-        if alpn(io.inner()).as_deref() == Some(H2) {
-            let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            Client::H2(send)
-        } else {
-            let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            tokio::spawn(conn);
-            Client::H1(send)
-        }
-    }
-
-    /// GET `path`; returns status, HTTP version and body.
-    async fn get(
-        &mut self,
-        addr: SocketAddr,
-        path: &str,
-        token: Option<&str>,
-    ) -> (StatusCode, Version, Bytes) {
-        let mut request =
-            Request::get(format!("https://{addr}{path}")).header("host", addr.to_string());
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = request.body(Empty::new()).unwrap();
-        let response = match self {
-            Client::H1(send) => {
-                // HTTP/1.1 requests carry the path alone; the host is in its header.
-                let (mut parts, body) = request.into_parts();
-                parts.uri = path.parse().unwrap();
-                send.send_request(Request::from_parts(parts, body)).await
-            }
-            Client::H2(send) => send.send_request(request).await,
-        }
-        .expect("response");
-        let (status, version) = (response.status(), response.version());
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, version, body)
-    }
-}
-
+use support::{
+    CertDir, Client, H2, HTTP11, TestCa, alpn, connect, served_cert, tls_stack, tls_version,
+};
 #[tokio::test]
 async fn https_serves_http2_and_http1_by_alpn_over_tls_1_3_and_1_2() {
     let ca = TestCa::new();
