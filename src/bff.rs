@@ -56,6 +56,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: io::Error,
     },
+    #[error("tls.{}: {source}", source.config_key())]
+    Tls { source: server::tls::TlsError },
     #[error(transparent)]
     Build(#[from] BuildError),
 }
@@ -72,7 +74,7 @@ impl RunningBff {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        format!("{}://{}", self.server.scheme(), self.addr())
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -98,16 +100,23 @@ impl RunningBff {
     }
 }
 
-/// Builds the gateway for `config` and serves it on `config.server.listen`.
+/// Builds the gateway for `config` and serves it on `config.server.listen` (over TLS when
+/// `[tls]` is configured).
 pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartError> {
     let addr = config.server.listen;
+    let tls = match &config.tls {
+        Some(tls) => {
+            Some(server::tls::Tls::load(tls).map_err(|source| StartError::Tls { source })?)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     let grace = config.server.shutdown_timeout;
     let gateway = Gateway::new(config)?;
     let app = gateway.clone().into_router((spec.routes)(&gateway));
-    let server = RunningServer::spawn(listener, app, grace)
+    let server = RunningServer::spawn(listener, app, tls, grace)
         .map_err(|source| StartError::Bind { addr, source })?;
     Ok(RunningBff { gateway, server })
 }

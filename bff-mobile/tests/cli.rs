@@ -71,6 +71,26 @@ fn a_missing_file_or_an_unknown_flag_exits_64() {
     assert_eq!(run(&["--frobnicate"]).status.code(), Some(64));
 }
 
+#[test]
+fn tls_files_that_cannot_be_read_exit_64_naming_the_key() {
+    for args in [vec!["--check"], vec![]] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .args(["--config", SHIPPED])
+            .env("MANIFOLD_TLS__CERT", "/nonexistent/cert.pem")
+            .env("MANIFOLD_TLS__KEY", "/nonexistent/key.pem")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run bff-mobile");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("tls.cert: cannot read /nonexistent/cert.pem"),
+            "{stderr}"
+        );
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -3,9 +3,12 @@
 //! (mobile 8081, web 8082, partner 8083) with their default configs (`config/*.toml` when
 //! run from the repository, else the copies built into the binaries). It waits until all
 //! are ready, prints the URLs, a fresh token and a curl per BFF, and stops everything
-//! cleanly on Ctrl-C or SIGTERM.
+//! cleanly on Ctrl-C or SIGTERM. `--tls` serves the BFFs over HTTPS (HTTP/2 by ALPN) with a
+//! self-signed certificate made at start.
 
 #![forbid(unsafe_code)]
+
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -17,17 +20,31 @@ use manifold::config::Config;
 use manifold::{BffSpec, RunningBff};
 use serde_json::{Value, json};
 
+use crate::tls::DemoCertificate;
+
 const BFFS: [&BffSpec; 3] = [&bff_mobile::SPEC, &bff_web::SPEC, &bff_partner::SPEC];
 const DEMO_PARTNER_KEY: &str = "demo-partner-key";
 
+const USAGE: &str = "usage: demo [--tls]\n\nStarts the sample backends (9100-9109) and bff-mobile (8081), bff-web (8082)\n\
+    and bff-partner (8083); Ctrl-C stops everything. Configs: config/*.toml when present,\n\
+    MANIFOLD_* environment overrides apply to all three BFFs. RUST_LOG sets the log filter.\n\n  \
+    --tls  serve the BFFs over HTTPS with a self-signed certificate for localhost and\n         \
+    127.0.0.1, made at start (use curl -k, or --cacert with the printed file)";
+
 fn main() -> ExitCode {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!(
-            "usage: demo\n\nStarts the sample backends (9100-9109) and bff-mobile (8081), bff-web (8082)\n\
-             and bff-partner (8083); Ctrl-C stops everything. Configs: config/*.toml when present,\n\
-             MANIFOLD_* environment overrides apply to all three BFFs. RUST_LOG sets the log filter."
-        );
-        return ExitCode::SUCCESS;
+    let mut with_tls = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--tls" => with_tls = true,
+            other => {
+                eprintln!("unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(manifold::bff::EXIT_CONFIG);
+            }
+        }
     }
     // Load every config before starting anything, so a bad one costs nothing.
     let mut configs = Vec::new();
@@ -45,6 +62,18 @@ fn main() -> ExitCode {
             }
         }
     }
+    let certificate = match with_tls.then(DemoCertificate::generate).transpose() {
+        Ok(certificate) => certificate,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(certificate) = &certificate {
+        for config in &mut configs {
+            config.tls = Some(certificate.config());
+        }
+    }
     manifold::bff::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -53,10 +82,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(configs))
+    runtime.block_on(run(configs, certificate.as_ref()))
 }
 
-async fn run(configs: Vec<Config>) -> ExitCode {
+async fn run(configs: Vec<Config>, certificate: Option<&DemoCertificate>) -> ExitCode {
     let started = Instant::now();
     let backends = match Backends::start(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(9100)).await {
         Ok(b) => b,
@@ -93,7 +122,14 @@ async fn run(configs: Vec<Config>) -> ExitCode {
     let idp = backends.url(Service::Auth);
     let mobile_token = mint(&idp, "mobile").await;
     let web_token = mint(&idp, "web").await;
-    print_welcome(&bffs, &backends, ready_in, &mobile_token, &web_token);
+    print_welcome(
+        &bffs,
+        &backends,
+        ready_in,
+        &mobile_token,
+        &web_token,
+        certificate,
+    );
 
     manifold::server::termination_signal().await;
     println!("\nstopping...");
@@ -138,7 +174,14 @@ fn print_welcome(
     ready_in: Duration,
     mobile_token: &str,
     web_token: &str,
+    certificate: Option<&DemoCertificate>,
 ) {
+    // A self-signed certificate is trusted by no client: curl needs -k (or --cacert).
+    let curl = if certificate.is_some() {
+        "curl -sk"
+    } else {
+        "curl -s"
+    };
     let url = |name: &str| {
         bffs.iter()
             .find(|(s, _)| s.name == name)
@@ -153,6 +196,14 @@ fn print_welcome(
     for (spec, bff) in bffs {
         println!("    {:<12} {}", spec.name, bff.url());
     }
+    if let Some(certificate) = certificate {
+        println!(
+            "\n  TLS: HTTP/1.1 and HTTP/2, self-signed certificate for localhost and 127.0.0.1\n    \
+             {}\n    (curl -k, or curl --cacert {})",
+            certificate.dir().display(),
+            certificate.cert_path().display()
+        );
+    }
     println!("\n  Sample backends");
     for service in Service::ALL {
         println!("    {:<16} {}", service.name(), backends.url(service));
@@ -160,27 +211,27 @@ fn print_welcome(
     println!("\n  A mobile token for user 42 (1 h):\n    export TOKEN={mobile_token}\n");
     println!("  Mobile home screen in one request:");
     println!(
-        "    curl -s {}/graphql -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      \
+        "    {curl} {}/graphql -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n      \
          -d '{{\"query\":\"{{ home {{ greeting me {{ name }} cart {{ itemCount }} notifications {{ unreadCount }} recentOrders(first: 3) {{ id status eta }} recommendations(first: 3) {{ title price {{ amount currency }} }} banners {{ title }} }} }}\"}}'\n",
         url("bff-mobile")
     );
     println!("  Web: the viewer's orders (GraphQL), and a REST pass-through route:");
     println!("    export WEB_TOKEN={web_token}");
     println!(
-        "    curl -s {}/graphql -H \"authorization: Bearer $WEB_TOKEN\" -H 'content-type: application/json' \\\n      \
+        "    {curl} {}/graphql -H \"authorization: Bearer $WEB_TOKEN\" -H 'content-type: application/json' \\\n      \
          -d '{{\"query\":\"{{ viewer {{ profile {{ name }} orders(first: 2) {{ edges {{ node {{ id status shipment {{ eta }} }} }} }} }} }}\"}}'",
         url("bff-web")
     );
     println!(
-        "    curl -s {}/api/users/42 -H \"authorization: Bearer $WEB_TOKEN\"\n",
+        "    {curl} {}/api/users/42 -H \"authorization: Bearer $WEB_TOKEN\"\n",
         url("bff-web")
     );
     println!("  Partner REST API (API key), and its OpenAPI document:");
     println!(
-        "    curl -s {}/v1/orders/o-42-1 -H 'x-api-key: {DEMO_PARTNER_KEY}'",
+        "    {curl} {}/v1/orders/o-42-1 -H 'x-api-key: {DEMO_PARTNER_KEY}'",
         url("bff-partner")
     );
-    println!("    curl -s {}/openapi.json\n", url("bff-partner"));
+    println!("    {curl} {}/openapi.json\n", url("bff-partner"));
     println!(
         "  New tokens: curl -s {}/token -d '{{\"sub\":\"7\",\"aud\":\"mobile\"}}' -H 'content-type: application/json'",
         backends.url(Service::Auth)

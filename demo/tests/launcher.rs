@@ -2,14 +2,18 @@
 //! ports, prints working tokens and URLs, answers the printed queries, and stops cleanly on
 //! Ctrl-C (SIGINT). It needs ports 8081-8083 and 9100-9109: when something else holds them
 //! (a demo you are running yourself) the test says so and skips, except under CI.
+//! `demo --tls` serves the same over HTTPS with the certificate whose file it prints.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PORTS: [u16; 13] = [
     8081, 8082, 8083, 9100, 9101, 9102, 9103, 9104, 9105, 9106, 9107, 9108, 9109,
@@ -31,24 +35,28 @@ impl Drop for Demo {
     }
 }
 
-#[tokio::test]
-async fn the_demo_starts_answers_the_printed_queries_and_stops_on_ctrl_c() {
+/// The two tests need the same fixed ports: one at a time.
+static PORTS_HELD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts `demo args` and reads its welcome text up to its last line (or skips: `None`).
+fn start_demo(args: &[&str]) -> Option<(Demo, Vec<String>)> {
     if let Err(port) = ports_free() {
         assert!(
             std::env::var_os("CI").is_none(),
             "port {port} is taken under CI"
         );
         println!("skipped: port {port} is in use (is a demo running?)");
-        return;
+        return None;
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .env_remove("RUST_LOG")
         .spawn()
         .expect("start the demo");
     let stdout = child.stdout.take().expect("stdout");
-    let mut demo = Demo(child);
+    let demo = Demo(child);
 
     // Read the welcome text until its last line, with a deadline.
     let (lines_tx, lines_rx) = mpsc::channel::<String>();
@@ -72,6 +80,43 @@ async fn the_demo_starts_answers_the_printed_queries_and_stops_on_ctrl_c() {
             break;
         }
     }
+    Some((demo, welcome))
+}
+
+/// Ctrl-C: everything stops, with status 0, and the ports are free again.
+fn interrupt(mut demo: Demo) {
+    let pid = demo.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            assert!(status.success(), "demo exited with {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo still running 15 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        ports_free().is_ok(),
+        "a port is still held after the demo stopped"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_starts_answers_the_printed_queries_and_stops_on_ctrl_c() {
+    let _ports = PORTS_HELD.lock().await;
+    let Some((demo, welcome)) = start_demo(&[]) else {
+        return;
+    };
     let token_after = |prefix: &str| {
         welcome
             .iter()
@@ -138,29 +183,80 @@ async fn the_demo_starts_answers_the_printed_queries_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
 
-    // Ctrl-C: everything stops, with status 0.
-    let pid = demo.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = demo.0.try_wait().unwrap() {
-            assert!(status.success(), "demo exited with {status}");
-            break;
-        }
+    interrupt(demo);
+}
+
+#[tokio::test]
+async fn with_tls_the_bffs_serve_https_and_http2_with_the_printed_certificate() {
+    let _ports = PORTS_HELD.lock().await;
+    let Some((demo, welcome)) = start_demo(&["--tls"]) else {
+        return;
+    };
+    let shown = welcome.join("\n");
+    for port in [8081, 8082, 8083] {
         assert!(
-            Instant::now() < deadline,
-            "demo still running 15 s after Ctrl-C"
+            shown.contains(&format!("https://127.0.0.1:{port}")),
+            "{shown}"
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        ports_free().is_ok(),
-        "a port is still held after the demo stopped"
+        shown.contains("curl -sk https://127.0.0.1:8081/graphql"),
+        "{shown}"
+    );
+    let cert_file = welcome
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("(curl -k, or curl --cacert "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no certificate file in {shown}"))
+        .to_owned();
+
+    // Trusting only the printed certificate, each BFF completes a handshake for `localhost`
+    // and picks HTTP/2 by ALPN; an HTTP/1.1-only client gets a working HTTP/1.1.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&cert_file).expect("the printed certificate"))
+        .unwrap();
+    let connector = |alpn: &[&[u8]]| {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    };
+    let localhost = ServerName::try_from("localhost").unwrap();
+    for port in [8081, 8082, 8083] {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let tls = connector(&[b"h2", b"http/1.1"])
+            .connect(localhost.clone(), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("TLS handshake with port {port}: {e}"));
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    }
+    let tcp = tokio::net::TcpStream::connect("127.0.0.1:8083")
+        .await
+        .unwrap();
+    let mut tls = connector(&[b"http/1.1"])
+        .connect(localhost, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /openapi.json HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"openapi\""), "{response}");
+
+    interrupt(demo);
+    assert!(
+        !std::path::Path::new(&cert_file).exists(),
+        "the certificate directory outlived the demo"
     );
 }

@@ -7,6 +7,7 @@
 //! consume each section do.
 
 mod load;
+mod tls;
 mod units;
 mod upstream;
 mod validate;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use tls::TlsConfig;
 pub use units::ByteSize;
 pub use upstream::{
     BreakerConfig, BulkheadConfig, HealthConfig, OutlierConfig, RetryConfig, UpstreamConfig,
@@ -38,6 +40,8 @@ pub struct Config {
     /// Path prefixes proxied straight to an upstream.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// TLS termination on the public listener; plain HTTP without it.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -283,6 +283,9 @@ impl Config {
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
+        if let Some(tls) = &self.tls {
+            p.0.extend(tls.validate());
+        }
         p.0
     }
 }

@@ -1,5 +1,10 @@
-//! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2), stop on
-//! SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
+//! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2, plain or
+//! over TLS), stop on SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
+//! Plain HTTP is `axum::serve`; TLS termination is `https` (connections) and `tls`
+//! (certificates and their reload).
+
+mod https;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -11,29 +16,40 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use https::serve_tls;
+use tls::Tls;
+
 /// A server running on the current runtime.
 pub struct RunningServer {
     addr: SocketAddr,
+    tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
 
 impl RunningServer {
-    /// Starts serving `app` on `listener`. It stops when `shutdown()` is called (or the
-    /// handle is dropped), finishing in-flight requests for at most `grace`.
-    pub fn spawn(listener: TcpListener, app: Router, grace: Duration) -> io::Result<Self> {
+    /// Starts serving `app` on `listener`, over TLS when `tls` is given. It stops when
+    /// `shutdown()` is called (or the handle is dropped), finishing in-flight requests for at
+    /// most `grace`.
+    pub fn spawn(
+        listener: TcpListener,
+        app: Router,
+        tls: Option<Tls>,
+        grace: Duration,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            listener,
-            app,
-            async move {
-                let _ = stopped.await;
-            },
-            grace,
-        ));
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        let is_tls = tls.is_some();
+        let task = match tls {
+            Some(tls) => tokio::spawn(serve_tls(listener, app, tls, signal, grace)),
+            None => tokio::spawn(serve(listener, app, signal, grace)),
+        };
         Ok(Self {
             addr,
+            tls: is_tls,
             stop: Some(stop),
             task,
         })
@@ -41,6 +57,11 @@ impl RunningServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when the listener terminates TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the grace period), and waits.

@@ -8,4 +8,5 @@ mod mobile;
 mod partner;
 mod proxy;
 mod resilience;
+mod tls;
 mod web;
