@@ -1,7 +1,8 @@
 //! Shared GraphQL plumbing: the axum endpoint (POST JSON, GraphQL-over-HTTP content
 //! negotiation), schema hardening from config (depth, complexity, introspection), the
-//! per-request data every resolver finds (`Scope`), and the one mapping from a failed
-//! backend call to a GraphQL error (`extensions.code`, `extensions.service`).
+//! per-request data every resolver finds (`Scope`), the scope guard for fields and mutations
+//! (`RequireScope`), and the one mapping from a failed backend call to a GraphQL error
+//! (`extensions.code`, `extensions.service`).
 
 use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType};
 use axum::body::Bytes;
@@ -29,6 +30,25 @@ impl Scope {
     /// has one.
     pub fn of<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Scope> {
         ctx.data::<Scope>()
+    }
+}
+
+/// Field guard: `#[graphql(guard = "RequireScope(\"orders:write\")")]`. A caller without
+/// the scope gets a `FORBIDDEN` error on that field only (it resolves to `null`); the rest of
+/// the operation runs, and the field's resolver, hence any backend call, never does.
+pub struct RequireScope(pub &'static str);
+
+impl async_graphql::Guard for RequireScope {
+    async fn check(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+        let identity = Scope::of(ctx)?.call.identity.as_deref();
+        match identity {
+            Some(identity) if identity.has_scope(self.0) => Ok(()),
+            Some(_) => Err(error(
+                "FORBIDDEN",
+                format!("this requires scope {}", self.0),
+            )),
+            None => Err(error("UNAUTHENTICATED", "a token is required")),
+        }
     }
 }
 

@@ -33,31 +33,49 @@ impl Config {
             "must be greater than 0",
         );
 
-        if let Some(jwt) = &self.auth.jwt {
+        for (i, jwt) in self.auth.jwt.iter().enumerate() {
+            let key = |field: &str| format!("auth.jwt[{i}].{field}");
             check(
                 is_http_url(&jwt.jwks_url),
-                "auth.jwt.jwks_url".into(),
+                key("jwks_url"),
                 "must be an http:// or https:// URL",
             );
+            check(!jwt.issuer.is_empty(), key("issuer"), "must not be empty");
             check(
-                !jwt.issuer.is_empty(),
-                "auth.jwt.issuer".into(),
-                "must not be empty",
+                self.auth.jwt[..i].iter().all(|o| o.issuer != jwt.issuer),
+                key("issuer"),
+                "is used by an earlier [[auth.jwt]] entry",
             );
             check(
                 !jwt.audience.is_empty(),
-                "auth.jwt.audience".into(),
+                key("audience"),
                 "must not be empty",
             );
             check(
                 jwt.leeway <= Duration::from_secs(300),
-                "auth.jwt.leeway".into(),
+                key("leeway"),
                 "must be at most 5m",
             );
             check(
-                positive(jwt.refresh_interval),
-                "auth.jwt.refresh_interval".into(),
+                positive(jwt.cache_ttl),
+                key("cache_ttl"),
                 "must be greater than 0",
+            );
+            check(
+                positive(jwt.unknown_kid_cooldown),
+                key("unknown_kid_cooldown"),
+                "must be greater than 0",
+            );
+        }
+        for (i, pattern) in self.auth.strip_headers.iter().enumerate() {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            check(
+                !name.is_empty()
+                    && !name.contains('*')
+                    && http::HeaderName::from_bytes(name.as_bytes())
+                        .is_ok_and(|h| h.as_str() == name),
+                format!("auth.strip_headers[{i}]"),
+                "must be a lowercase header name, optionally ending in '*' (a prefix)",
             );
         }
         for (id, key) in &self.auth.api_keys {
@@ -147,7 +165,12 @@ impl Config {
                 "must be greater than 0",
             );
             check(
-                r.auth != AuthPolicy::Jwt || self.auth.jwt.is_some(),
+                r.scopes.is_empty() || r.auth != AuthPolicy::None,
+                key("scopes"),
+                "needs an authenticated route (auth = \"jwt\" or \"api_key\")",
+            );
+            check(
+                r.auth != AuthPolicy::Jwt || !self.auth.jwt.is_empty(),
                 key("auth"),
                 "is \"jwt\" but [auth.jwt] is not configured",
             );
@@ -157,6 +180,8 @@ impl Config {
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
+        self.limits.validate(&mut errors);
+        self.cors.validate(&mut errors);
         errors
     }
 }

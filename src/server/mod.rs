@@ -1,5 +1,10 @@
-//! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2), stop on
-//! SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
+//! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2, request
+//! heads bounded per `[limits]`, see `conn`), stop on SIGTERM/SIGINT by finishing in-flight
+//! requests up to a hard deadline.
+
+mod conn;
+
+pub use conn::http_builder;
 
 use std::future::Future;
 use std::io;
@@ -11,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::config::LimitsConfig;
+
 /// A server running on the current runtime.
 pub struct RunningServer {
     addr: SocketAddr,
@@ -21,17 +28,27 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts serving `app` on `listener`. It stops when `shutdown()` is called (or the
     /// handle is dropped), finishing in-flight requests for at most `grace`.
-    pub fn spawn(listener: TcpListener, app: Router, grace: Duration) -> io::Result<Self> {
+    pub fn spawn(
+        listener: TcpListener,
+        app: Router,
+        grace: Duration,
+        limits: &LimitsConfig,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            listener,
-            app,
-            async move {
-                let _ = stopped.await;
-            },
-            grace,
-        ));
+        let limits = limits.clone();
+        let task = tokio::spawn(async move {
+            serve(
+                listener,
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                grace,
+                &limits,
+            )
+            .await
+        });
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -68,31 +85,9 @@ pub async fn serve(
     app: Router,
     signal: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    limits: &LimitsConfig,
 ) -> io::Result<()> {
-    let (signalled_tx, signalled_rx) = oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        signal.await;
-        let _ = signalled_tx.send(());
-    });
-    let server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = server => result,
-        // The hard deadline: counted from the signal, whatever clients are still doing.
-        () = async {
-            if signalled_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
-            Ok(())
-        }
-    }
+    conn::serve(listener, app, signal, grace, limits).await
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -143,7 +143,7 @@ pub fn point_at(config: &mut Config, backends: &Backends) {
             .unwrap_or_else(|| panic!("no demo service named {name}"));
         upstream.url = backends.url(service);
     }
-    if let Some(jwt) = config.auth.jwt.as_mut() {
+    for jwt in config.auth.jwt.iter_mut() {
         let idp = backends.url(Service::Auth);
         jwt.jwks_url = format!("{idp}/.well-known/jwks.json");
         jwt.issuer = idp;
