@@ -125,3 +125,65 @@ mod defaults {
             .to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(&format!("{SERVER}{text}"), "test", Vec::new(), &[])
+            .map_err(|e| e.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn one_issuer_table_or_a_list_of_them() {
+        let one = parse(
+            "[auth.jwt]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\nrefresh_interval = \"1m\"\n",
+        )
+        .expect("single table");
+        assert_eq!(one.auth.jwt.len(), 1);
+        assert_eq!(one.auth.jwt[0].cache_ttl.as_secs(), 60);
+        let two = parse(
+            "[[auth.jwt]]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\n\
+             [[auth.jwt]]\njwks_url = \"https://b/jwks\"\nissuer = \"b\"\naudience = \"web\"\n",
+        )
+        .expect("list");
+        assert_eq!(two.auth.jwt.len(), 2);
+        assert_eq!(two.auth.jwt[1].leeway.as_secs(), 30);
+        assert_eq!(two.auth.jwt[1].unknown_kid_cooldown.as_secs(), 30);
+    }
+
+    #[test]
+    fn issuer_problems_name_their_entry() {
+        let errors = parse(
+            "[[auth.jwt]]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\n\
+             [[auth.jwt]]\njwks_url = \"ftp://b\"\nissuer = \"a\"\naudience = \"\"\ncolour = 1\n\
+             [auth]\nstrip_headers = [\"X-Bad Header\", \"x-user-*\"]\n",
+        )
+        .unwrap_err();
+        let shown = errors.join("\n");
+        for expected in [
+            "auth.jwt[1].colour: unknown key",
+            "auth.jwt[1].jwks_url",
+            "auth.jwt[1].issuer: is used by an earlier",
+            "auth.jwt[1].audience",
+            "auth.strip_headers[0]",
+        ] {
+            assert!(shown.contains(expected), "{expected} missing in:\n{shown}");
+        }
+        assert!(!shown.contains("strip_headers[1]"), "{shown}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_key_hash() {
+        let config = parse(
+            "[auth.api_keys.acme]\nsha256 = \"5f7b2ed74a9736a538a6fb5a5a1a76afdcdd0d177d7fc6e79c6b6843527d848d\"\ntier = \"gold\"\n",
+        )
+        .expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("5f7b2ed7"), "{shown}");
+        assert!(shown.contains("gold"), "{shown}");
+    }
+}

@@ -98,3 +98,25 @@ mod defaults {
         Duration::from_secs(600)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn origins_must_be_exact_origins() {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\n[cors]\n\
+                    allowed_origins = [\"https://shop.example.com\", \"*\", \"https://a.example/path\"]\n\
+                    allowed_methods = [\"GET\", \"BAD METHOD\"]\n";
+        let errors = Config::parse(text, "test", Vec::new(), &[]).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "cors.allowed_origins[1]",
+                "cors.allowed_origins[2]",
+                "cors.allowed_methods[1]"
+            ]
+        );
+    }
+}

@@ -82,3 +82,30 @@ mod defaults {
         Duration::from_secs(10)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn limits_have_defaults_and_bounds() {
+        let base = "[server]\nlisten = \"127.0.0.1:0\"\n";
+        let config = Config::parse(base, "test", Vec::new(), &[]).expect("defaults");
+        assert_eq!(config.limits.max_uri.bytes(), 8 << 10);
+        assert_eq!(config.limits.max_headers, 100);
+        let text = format!(
+            "{base}[limits]\nmax_uri = \"10\"\nmax_header_bytes = \"2MiB\"\nmax_headers = 0\nheader_read_timeout = \"0s\"\n"
+        );
+        let errors = Config::parse(&text, "test", Vec::new(), &[]).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "limits.max_uri",
+                "limits.max_header_bytes",
+                "limits.max_headers",
+                "limits.header_read_timeout"
+            ]
+        );
+    }
+}

@@ -7,4 +7,5 @@ mod harness;
 mod mobile;
 mod partner;
 mod proxy;
+mod security;
 mod web;
