@@ -89,7 +89,9 @@ impl Identity {
 }
 
 /// The client headers removed at the edge: exact names and `prefix*` patterns from
-/// `[auth] strip_headers`, and every header the client named in `Connection`.
+/// `[auth] strip_headers`, the headers the gateway itself sets for backends (always, whatever
+/// the config says: a client copy could otherwise replace the verified one), and every header
+/// the client named in `Connection`.
 #[derive(Clone, Debug)]
 pub struct ClientHeaderStrip {
     exact: Vec<HeaderName>,
@@ -107,7 +109,7 @@ const FRAMING: [HeaderName; 3] = [
 impl ClientHeaderStrip {
     /// `patterns` were validated with the config; invalid ones are skipped.
     pub fn new(patterns: &[String]) -> Self {
-        let mut exact = Vec::new();
+        let mut exact = vec![USER_ID_HEADER, SCOPES_HEADER, API_CLIENT_HEADER];
         let mut prefixes = Vec::new();
         for pattern in patterns {
             let pattern = pattern.to_ascii_lowercase();
@@ -182,14 +184,27 @@ mod tests {
         );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("content-length", HeaderValue::from_static("0"));
-        headers.insert("x-user-id", HeaderValue::from_static("7"));
+        headers.insert("x-user-role", HeaderValue::from_static("7"));
         strip.apply(&mut headers);
         let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left.len(), 3, "{left:?}");
         assert!(headers.contains_key("connection"));
         assert!(headers.contains_key("content-length"));
-        // Not in this configured set.
-        assert!(headers.contains_key("x-user-id"));
+        // Not in this configured set, but not a header the gateway sets either.
+        assert!(headers.contains_key("x-user-role"));
+    }
+
+    #[test]
+    fn the_headers_the_gateway_sets_are_stripped_whatever_the_config() {
+        let strip = ClientHeaderStrip::new(&[]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user-id", HeaderValue::from_static("1"));
+        headers.insert("x-scopes", HeaderValue::from_static("admin"));
+        headers.insert("x-api-client", HeaderValue::from_static("acme"));
+        headers.insert("x-user-role", HeaderValue::from_static("admin"));
+        strip.apply(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-user-role"));
     }
 
     #[test]

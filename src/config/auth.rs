@@ -22,7 +22,8 @@ pub struct AuthConfig {
     #[serde(default)]
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
     /// Client headers removed from every request before anything reads it, because backends
-    /// trust them. `x-user-*` ends in `*`: every header with that prefix.
+    /// trust them. `x-user-*` ends in `*`: every header with that prefix. The headers the
+    /// gateway sets (`x-user-id`, `x-scopes`, `x-api-client`) are removed in any case.
     #[serde(default = "defaults::strip_headers")]
     pub strip_headers: Vec<String>,
 }
