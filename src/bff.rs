@@ -114,9 +114,10 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     let grace = config.server.shutdown_timeout;
+    let limits = config.limits.clone();
     let gateway = Gateway::new(config)?;
     let app = gateway.clone().into_router((spec.routes)(&gateway));
-    let server = RunningServer::spawn(listener, app, tls, grace)
+    let server = RunningServer::spawn(listener, app, tls, grace, &limits)
         .map_err(|source| StartError::Bind { addr, source })?;
     Ok(RunningBff { gateway, server })
 }

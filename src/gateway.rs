@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use tower::ServiceBuilder;
 
-use crate::auth::{self, AuthGuard, Authenticator};
+use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::backends::Backends;
 use crate::config::{AuthPolicy, Config};
+use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
@@ -93,29 +95,38 @@ impl Gateway {
     /// Puts every route of `router` behind authentication under `policy`: 401 before any
     /// handler runs, and an `Arc<Identity>` extension for the handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        let guard = AuthGuard {
-            authenticator: self.0.authenticator.clone(),
-            policy,
-        };
+        let guard = AuthGuard::new(self.0.authenticator.clone(), policy);
         router.route_layer(from_fn_with_state(guard, auth::require))
     }
 
     /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
-    /// the edge layer around all of them.
+    /// the edge layers around all of them.
     pub fn into_router(self, bff: Router<Gateway>) -> Router {
         let config = &self.0.config;
         let body_limit =
             usize::try_from(config.server.max_request_body.bytes()).unwrap_or(usize::MAX);
         let edge_policy = EdgePolicy {
             request_timeout: config.server.request_timeout,
+            strip: Arc::new(ClientHeaderStrip::new(&config.auth.strip_headers)),
         };
+        let hygiene_policy = HygienePolicy::new(&config.limits, &config.routes);
+        let cors = edge::cors::layer(&config.cors);
         let proxied = proxy::routes(&config.routes, &self.0.upstreams, &self.0.authenticator);
         let own = bff
             .merge(observe::routes())
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        own.merge(proxied)
-            .layer(from_fn_with_state(edge_policy, edge::edge))
+        let routed = own
+            .merge(proxied)
+            .layer(from_fn_with_state(edge_policy, edge::edge));
+        // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
+        // after it): hygiene first (limits, the one path normalisation), then CORS, whose
+        // preflight answers need no token.
+        let before_routing = ServiceBuilder::new()
+            .layer(from_fn_with_state(hygiene_policy, hygiene::hygiene))
+            .option_layer(cors)
+            .service(routed);
+        Router::new().fallback_service(before_routing)
     }
 }

@@ -1,7 +1,8 @@
 //! Shared GraphQL plumbing: the axum endpoint (POST JSON, GraphQL-over-HTTP content
 //! negotiation), schema hardening from config (depth, complexity, introspection), the
-//! per-request data every resolver finds (`Scope`), and the one mapping from a failed
-//! backend call to a GraphQL error (`extensions.code`, `extensions.service`).
+//! per-request data every resolver finds (`Scope`), the scope guard for fields and mutations
+//! (`RequireScope`), and the one mapping from a failed backend call to a GraphQL error
+//! (`extensions.code`, `extensions.service`).
 
 use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType};
 use axum::body::Bytes;
@@ -10,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use std::sync::Arc;
+
+use crate::auth::Identity;
 use crate::backends::{Backends, Loaders};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
@@ -29,6 +33,29 @@ impl Scope {
     /// has one.
     pub fn of<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Scope> {
         ctx.data::<Scope>()
+    }
+}
+
+/// Who is calling, as request data of its own (the guard needs nothing else, so schema tests
+/// can run guarded fields without backends).
+pub struct Caller(pub Option<Arc<Identity>>);
+
+/// Field guard: `#[graphql(guard = "RequireScope(\"orders:write\")")]`. A caller without
+/// the scope gets a `FORBIDDEN` error on that field only (it resolves to `null`); the rest of
+/// the operation runs, and the field's resolver, hence any backend call, never does.
+pub struct RequireScope(pub &'static str);
+
+impl async_graphql::Guard for RequireScope {
+    async fn check(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+        let identity = ctx.data::<Caller>()?.0.as_deref();
+        match identity {
+            Some(identity) if identity.has_scope(self.0) => Ok(()),
+            Some(_) => Err(error(
+                "FORBIDDEN",
+                format!("this requires scope {}", self.0),
+            )),
+            None => Err(error("UNAUTHENTICATED", "a token is required")),
+        }
     }
 }
 
@@ -106,12 +133,13 @@ where
         call.deadline = crate::upstream::Deadline::after(*budget);
     }
     let backends = gateway.backends().clone();
+    let caller = Caller(call.identity.clone());
     let scope = Scope {
         loaders: Loaders::new(backends.clone(), call.clone()),
         backends,
         call,
     };
-    let response = schema.execute(request.data(scope)).await;
+    let response = schema.execute(request.data(scope).data(caller)).await;
     match serde_json::to_vec(&response) {
         Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

@@ -1,8 +1,10 @@
 //! Manifold's core: the generic machinery every Backend-for-Frontend binary shares. A request
-//! meets the modules roughly in this order: `server` accepts, `edge` stamps it (request id,
-//! deadline, identity headers stripped), `auth` verifies who is calling, the BFF's own routes
-//! (GraphQL via `graphql`, REST via `rest`) or a `proxy` route run, and every backend call
-//! goes through `backends` (typed clients) -> `upstream` (one service, called well).
+//! meets the modules roughly in this order: `server` accepts (request heads bounded), `edge`
+//! checks it (limits, one path normalisation, CORS) and stamps it (request id, deadline,
+//! identity headers stripped), `auth` verifies who is calling and what it may do, the BFF's
+//! own routes (GraphQL via `graphql`, REST via `rest`) or a `proxy` route run, and every
+//! backend call goes through `backends` (typed clients) -> `upstream` (one service, called
+//! well).
 //! `observe` answers health checks; `bff` is the shared `main`.
 
 #![forbid(unsafe_code)]

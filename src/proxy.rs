@@ -1,5 +1,5 @@
 //! The route table: path prefixes from config proxied to an upstream (`/api/users/*` ->
-//! users), with an optional prefix rewrite, per-route auth, hop-by-hop headers removed both
+//! users), with an optional prefix rewrite, per-route auth and required scopes, hop-by-hop headers removed both
 //! ways, the verified identity set for the backend, and bodies streamed both ways — a proxied
 //! body is never held whole in memory.
 
@@ -56,6 +56,7 @@ pub fn routes(
         let guard = AuthGuard {
             authenticator: authenticator.clone(),
             policy: route.auth,
+            scopes: route.scopes.clone().into(),
         };
         let mounted = Router::new()
             .route(&format!("{}{{*rest}}", route.prefix), any(forward))

@@ -148,7 +148,7 @@ async fn stop(bffs: Vec<(&BffSpec, RunningBff)>, backends: Backends) {
 
 /// A token for user 42, or a placeholder explaining why there is none.
 async fn mint(idp: &str, audience: &str) -> String {
-    let body = json!({ "sub": "42", "aud": audience, "scopes": ["orders:read", "orders:write"], "ttl_s": 3600 });
+    let body = json!({ "sub": "42", "aud": audience, "scopes": ["orders:read", "orders:write", "cart:write"], "ttl_s": 3600 });
     let token = async {
         reqwest::Client::new()
             .post(format!("{idp}/token"))

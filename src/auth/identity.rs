@@ -1,6 +1,7 @@
 //! `Identity`: who is calling, with which scopes, as established at the edge; and the headers
 //! that carry it to backends. Backends trust these headers, so a client must never be able to
-//! set them: `strip_client_identity` removes every one of them from each incoming request.
+//! set them: `ClientHeaderStrip` removes every one of them (the configured set, plus anything
+//! the client named in `Connection`) from each incoming request before anything reads it.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -8,8 +9,6 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub const USER_ID_HEADER: HeaderName = HeaderName::from_static("x-user-id");
 pub const SCOPES_HEADER: HeaderName = HeaderName::from_static("x-scopes");
 pub const API_CLIENT_HEADER: HeaderName = HeaderName::from_static("x-api-client");
-const FORWARDED_USER_HEADER: &str = "x-forwarded-user";
-const USER_HEADER_PREFIX: &str = "x-user-";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
@@ -89,25 +88,70 @@ impl Identity {
     }
 }
 
-/// Removes every identity-bearing header a client sent. (Headers a client names in
-/// `Connection` are hop-by-hop and dropped by the proxy, which is the only place that
-/// forwards client headers at all.)
-pub fn strip_client_identity(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_identity_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(&name);
+/// The client headers removed at the edge: exact names and `prefix*` patterns from
+/// `[auth] strip_headers`, the headers the gateway itself sets for backends (always, whatever
+/// the config says: a client copy could otherwise replace the verified one), and every header
+/// the client named in `Connection`.
+#[derive(Clone, Debug)]
+pub struct ClientHeaderStrip {
+    exact: Vec<HeaderName>,
+    prefixes: Vec<String>,
+}
+
+/// Headers hyper has already used to frame the request; naming them in `Connection` must not
+/// make them vanish from what handlers see.
+const FRAMING: [HeaderName; 3] = [
+    http::header::HOST,
+    http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
+];
+
+impl ClientHeaderStrip {
+    /// `patterns` were validated with the config; invalid ones are skipped.
+    pub fn new(patterns: &[String]) -> Self {
+        let mut exact = vec![USER_ID_HEADER, SCOPES_HEADER, API_CLIENT_HEADER];
+        let mut prefixes = Vec::new();
+        for pattern in patterns {
+            let pattern = pattern.to_ascii_lowercase();
+            match pattern.strip_suffix('*') {
+                Some(prefix) => prefixes.push(prefix.to_owned()),
+                None => exact.extend(HeaderName::from_bytes(pattern.as_bytes()).ok()),
+            }
+        }
+        Self { exact, prefixes }
+    }
+
+    /// Removes every header of the set, and every header named in `Connection`, from
+    /// `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let named: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !FRAMING.contains(name))
+            .collect();
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| self.matches(name) || named.contains(name))
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(&name);
+        }
+    }
+
+    fn matches(&self, name: &HeaderName) -> bool {
+        self.exact.contains(name) || self.prefixes.iter().any(|p| name.as_str().starts_with(p))
     }
 }
 
-fn is_identity_header(name: &str) -> bool {
-    name.starts_with(USER_HEADER_PREFIX)
-        || name == SCOPES_HEADER.as_str()
-        || name == API_CLIENT_HEADER.as_str()
-        || name == FORWARDED_USER_HEADER
+impl Default for ClientHeaderStrip {
+    /// The default `[auth] strip_headers` set.
+    fn default() -> Self {
+        Self::new(&crate::config::AuthConfig::default().strip_headers)
+    }
 }
 
 #[cfg(test)]
@@ -123,9 +167,44 @@ mod tests {
         headers.insert("x-api-client", HeaderValue::from_static("acme"));
         headers.insert("x-forwarded-user", HeaderValue::from_static("root"));
         headers.insert("accept", HeaderValue::from_static("*/*"));
-        strip_client_identity(&mut headers);
+        ClientHeaderStrip::default().apply(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("accept"));
+    }
+
+    #[test]
+    fn the_set_is_configurable_and_connection_named_headers_go_too() {
+        let strip = ClientHeaderStrip::new(&["x-tenant".into(), "x-internal-*".into()]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-tenant", HeaderValue::from_static("t1"));
+        headers.insert("x-internal-role", HeaderValue::from_static("admin"));
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-Secret, content-length"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("content-length", HeaderValue::from_static("0"));
+        headers.insert("x-user-role", HeaderValue::from_static("7"));
+        strip.apply(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(headers.contains_key("connection"));
+        assert!(headers.contains_key("content-length"));
+        // Not in this configured set, but not a header the gateway sets either.
+        assert!(headers.contains_key("x-user-role"));
+    }
+
+    #[test]
+    fn the_headers_the_gateway_sets_are_stripped_whatever_the_config() {
+        let strip = ClientHeaderStrip::new(&[]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user-id", HeaderValue::from_static("1"));
+        headers.insert("x-scopes", HeaderValue::from_static("admin"));
+        headers.insert("x-api-client", HeaderValue::from_static("acme"));
+        headers.insert("x-user-role", HeaderValue::from_static("admin"));
+        strip.apply(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-user-role"));
     }
 
     #[test]

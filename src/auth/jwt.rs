@@ -1,36 +1,57 @@
-//! Bearer JWT verification against an issuer's JWKS.
+//! Bearer JWT verification against the trusted issuers (`[[auth.jwt]]`).
 //!
-//! Keys are fetched at start (the BFF is not ready before they are), refreshed in the
-//! background, and refetched early when a token names an unknown `kid` — at most once per
-//! cool-down however many such tokens arrive. Each key is bound to ONE algorithm taken from
-//! the JWKS, never from the token: a token whose `alg` differs (`none`, `HS256` signed with
-//! the public key, ...) is refused. `iss`, `aud`, `exp` and `sub` are required.
+//! A token is bounded in size before anything parses it; its `iss` (read unverified, only to
+//! pick the issuer) must name a configured issuer; its `kid` must be a short plain string
+//! naming a key of THAT issuer's JWKS (`jwks`), and the key's pinned algorithm is the only
+//! one accepted — the token's `alg`, `jku`, `jwk`, `x5u` are never trusted. `iss`, `aud`, `exp`
+//! and `sub` are required; `nbf` and `iat` are checked when present, with the configured
+//! leeway.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
+use super::jwks::Jwks;
 use super::{AuthError, Identity, Principal};
 use crate::config::JwtConfig;
 
-/// A verification key and the validation rules pinned to its algorithm.
-struct VerifyKey {
-    key: DecodingKey,
-    validation: Validation,
+/// Longest token accepted; real access tokens are 1-2 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 << 10;
+/// Longest `kid` accepted.
+const MAX_KID_BYTES: usize = 128;
+
+/// Every trusted issuer, each with its own keys.
+pub struct JwtVerifier {
+    issuers: Vec<Issuer>,
 }
 
-pub struct JwtVerifier {
+struct Issuer {
     config: JwtConfig,
-    http: reqwest::Client,
-    keys: RwLock<Arc<HashMap<String, VerifyKey>>>,
-    loaded: AtomicBool,
-    /// When the last unknown-`kid` refetch happened; the lock also makes it single-flight.
-    last_kid_refetch: tokio::sync::Mutex<Option<Instant>>,
+    jwks: Arc<Jwks>,
+    /// The validation rules for each algorithm a JWKS key may pin, built once.
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+/// The algorithms `jwks` may bind a key to.
+const SIGNATURE_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+#[derive(Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,104 +65,100 @@ struct Claims {
     scp: Option<Vec<String>>,
     #[serde(default)]
     tier: Option<String>,
+    #[serde(default)]
+    iat: Option<f64>,
 }
 
 impl JwtVerifier {
-    pub fn new(config: JwtConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_default();
-        Arc::new(Self {
-            config,
-            http,
-            keys: RwLock::new(Arc::new(HashMap::new())),
-            loaded: AtomicBool::new(false),
-            last_kid_refetch: tokio::sync::Mutex::new(None),
-        })
+    pub fn new(configs: &[JwtConfig]) -> Self {
+        let issuers = configs
+            .iter()
+            .map(|config| Issuer {
+                jwks: Jwks::new(
+                    config.jwks_url.clone(),
+                    config.cache_ttl,
+                    config.unknown_kid_cooldown,
+                ),
+                validations: SIGNATURE_ALGORITHMS
+                    .iter()
+                    .map(|alg| (*alg, validation(config, *alg)))
+                    .collect(),
+                config: config.clone(),
+            })
+            .collect();
+        Self { issuers }
     }
 
-    /// True once a JWKS has been loaded (the BFF is not ready before).
-    pub fn is_ready(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+    /// Starts loading and refreshing every issuer's JWKS in the background.
+    pub fn spawn_refresh(&self) {
+        for issuer in &self.issuers {
+            issuer.jwks.spawn_refresh();
+        }
     }
 
-    /// Fetches the JWKS and replaces the key set. On failure the known keys stay.
+    /// Loads every issuer's JWKS now (tests; the background task does it otherwise).
     pub async fn refresh(&self) -> Result<usize, String> {
-        let set: JwkSet = self
-            .http
-            .get(&self.config.jwks_url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("fetching the JWKS failed: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("the JWKS is not valid JSON: {e}"))?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            match self.verify_key(jwk) {
-                Ok((kid, key)) => {
-                    keys.insert(kid, key);
-                }
-                Err(why) => tracing::warn!(%why, "skipping a JWKS key"),
-            }
+        let mut total = 0;
+        for issuer in &self.issuers {
+            total += issuer.jwks.refresh().await?;
         }
-        let count = keys.len();
-        if count == 0 {
-            return Err("the JWKS holds no usable signing key".into());
-        }
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-        self.loaded.store(true, Ordering::Release);
-        Ok(count)
+        Ok(total)
     }
 
-    /// Keeps the keys fresh: retries quickly until the first load succeeds, then refreshes
-    /// at the configured interval. Ends when the verifier is dropped.
-    pub fn spawn_refresh(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let Some(this) = weak.upgrade() else { return };
-                let wait = match this.refresh().await {
-                    Ok(n) => {
-                        tracing::debug!(keys = n, url = %this.config.jwks_url, "JWKS loaded");
-                        backoff = Duration::from_millis(100);
-                        this.config.refresh_interval
-                    }
-                    Err(why) => {
-                        tracing::warn!(%why, url = %this.config.jwks_url, "JWKS refresh failed; known keys stay in use");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        backoff
-                    }
-                };
-                drop(this);
-                tokio::time::sleep(wait).await;
-            }
-        });
+    /// True once every issuer's JWKS has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.jwks.is_ready())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
     }
 
     /// Verifies a compact JWT and returns the identity it carries.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::InvalidToken("malformed token or unsupported algorithm"))?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::InvalidToken("token too large"));
+        }
+        let (header_b64, payload_b64) = segments(token)?;
+        let header = decode_header(header_b64)?;
         let kid = header
             .kid
+            .as_deref()
             .ok_or(AuthError::InvalidToken("token has no key id"))?;
-        let keys = match self.find(&kid) {
-            Some(keys) => keys,
-            None => {
-                self.refetch_for_unknown_kid().await;
-                self.find(&kid)
-                    .ok_or(AuthError::InvalidToken("unknown signing key"))?
+        if !is_plain_kid(kid) {
+            return Err(AuthError::InvalidToken("unknown signing key"));
+        }
+        let issuer = self.issuer_of(payload_b64)?;
+        let key = issuer
+            .jwks
+            .get_or_refetch(kid)
+            .await
+            .ok_or(AuthError::InvalidToken("unknown signing key"))?;
+        if header.alg != key.algorithm {
+            return Err(AuthError::InvalidToken(
+                "algorithm not allowed for this key",
+            ));
+        }
+        let validation = issuer
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == key.algorithm)
+            .map(|(_, v)| v)
+            .ok_or(AuthError::InvalidToken(
+                "algorithm not allowed for this key",
+            ))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
+            .map_err(|e| AuthError::InvalidToken(reason(e.kind())))?
+            .claims;
+        if let Some(iat) = claims.iat {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            if !iat.is_finite() || iat > now + issuer.config.leeway.as_secs_f64() {
+                return Err(AuthError::InvalidToken("token issued in the future"));
             }
-        };
-        let key = &keys[&kid];
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
-            .map_err(|e| AuthError::InvalidToken(reason(e.kind())))?;
-        let claims = data.claims;
+        }
         let scopes = match (claims.scope, claims.scp) {
             (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
             (None, Some(list)) => list,
@@ -151,73 +168,68 @@ impl JwtVerifier {
             .map_err(AuthError::InvalidToken)
     }
 
-    /// The current key set if it holds `kid`.
-    fn find(&self, kid: &str) -> Option<Arc<HashMap<String, VerifyKey>>> {
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
-        keys.contains_key(kid).then_some(keys)
-    }
-
-    async fn refetch_for_unknown_kid(&self) {
-        let mut last = self.last_kid_refetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < self.config.unknown_kid_cooldown) {
-            return;
-        }
-        *last = Some(Instant::now());
-        if let Err(why) = self.refresh().await {
-            tracing::warn!(%why, "JWKS refetch for an unknown kid failed");
-        }
-    }
-
-    fn verify_key(&self, jwk: &Jwk) -> Result<(String, VerifyKey), String> {
-        let kid = jwk.common.key_id.clone().ok_or("key without kid")?;
-        let algorithm = key_algorithm(jwk)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid}: {e}"))?;
-        let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.config.leeway.as_secs();
-        validation.validate_nbf = true;
-        Ok((kid, VerifyKey { key, validation }))
+    /// The configured issuer named by the token's (not yet verified) `iss`.
+    fn issuer_of(&self, payload_b64: &str) -> Result<&Issuer, AuthError> {
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| AuthError::InvalidToken("malformed token"))?;
+        let peek: UnverifiedIssuer = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::InvalidToken("malformed token"))?;
+        let iss = peek
+            .iss
+            .ok_or(AuthError::InvalidToken("a required claim is missing"))?;
+        self.issuers
+            .iter()
+            .find(|i| i.config.issuer == iss)
+            .ok_or(AuthError::InvalidToken("wrong issuer"))
     }
 }
 
-/// The one algorithm a JWKS key may verify: its `alg`, or the only sensible one for its type.
-/// Symmetric keys are never accepted from a JWKS.
-fn key_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
-    let declared = jwk.common.key_algorithm.map(|a| match a {
-        KeyAlgorithm::RS256 => Ok(Algorithm::RS256),
-        KeyAlgorithm::RS384 => Ok(Algorithm::RS384),
-        KeyAlgorithm::RS512 => Ok(Algorithm::RS512),
-        KeyAlgorithm::PS256 => Ok(Algorithm::PS256),
-        KeyAlgorithm::PS384 => Ok(Algorithm::PS384),
-        KeyAlgorithm::PS512 => Ok(Algorithm::PS512),
-        KeyAlgorithm::ES256 => Ok(Algorithm::ES256),
-        KeyAlgorithm::ES384 => Ok(Algorithm::ES384),
-        KeyAlgorithm::EdDSA => Ok(Algorithm::EdDSA),
-        other => Err(format!(
-            "algorithm {other:?} is not accepted for signatures"
-        )),
-    });
-    let inferred = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => Ok(Algorithm::ES256),
-            EllipticCurve::P384 => Ok(Algorithm::ES384),
-            _ => Err("unsupported curve".to_owned()),
-        },
-        AlgorithmParameters::OctetKeyPair(_) => Ok(Algorithm::EdDSA),
-        AlgorithmParameters::OctetKey(_) => Err("symmetric keys are not accepted".to_owned()),
-        _ => Err("unsupported key type".to_owned()),
+/// The claim checks of `config`'s tokens signed with `algorithm` (and only that one).
+fn validation(config: &JwtConfig, algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = config.leeway.as_secs();
+    validation.validate_nbf = true;
+    validation
+}
+
+/// The header and payload segments of a compact JWS: exactly three base64url parts.
+fn segments(token: &str) -> Result<(&str, &str), AuthError> {
+    let malformed = AuthError::InvalidToken("malformed token");
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed);
     };
-    match declared {
-        Some(alg) => {
-            let alg = alg?;
-            // `DecodingKey::from_jwk` checks the key matches; we only refuse symmetric ones.
-            inferred.map(|_| alg)
-        }
-        None => inferred,
+    let base64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if header.is_empty() || payload.is_empty() || signature.is_empty() {
+        return Err(malformed);
     }
+    if !(base64url(header) && base64url(payload) && base64url(signature)) {
+        return Err(malformed);
+    }
+    Ok((header, payload))
+}
+
+/// The JOSE header; unknown algorithms (`none` among them) fail here.
+fn decode_header(header_b64: &str) -> Result<jsonwebtoken::Header, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| AuthError::InvalidToken("malformed token"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| AuthError::InvalidToken("malformed token or unsupported algorithm"))
+}
+
+/// A `kid` worth looking up (and possibly refetching the JWKS for): short, visible ASCII.
+fn is_plain_kid(kid: &str) -> bool {
+    !kid.is_empty() && kid.len() <= MAX_KID_BYTES && kid.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn reason(kind: &ErrorKind) -> &'static str {
@@ -230,5 +242,37 @@ fn reason(kind: &ErrorKind) -> &'static str {
         ErrorKind::InvalidAlgorithm => "algorithm not allowed for this key",
         ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
         _ => "invalid token",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_three_base64url_segments_are_a_token() {
+        assert!(segments("a.b.c").is_ok());
+        assert!(segments("a.b.").is_err());
+        assert!(segments("a.b").is_err());
+        assert!(segments("a.b.c.d").is_err());
+        assert!(segments("a.b+.c").is_err());
+        assert!(segments("a.b=.c").is_err());
+    }
+
+    #[test]
+    fn kids_are_short_and_plain() {
+        assert!(is_plain_kid("demo-1-0a1b2c3d"));
+        assert!(!is_plain_kid(""));
+        assert!(!is_plain_kid("a b"));
+        assert!(!is_plain_kid("../../etc/passwd\n"));
+        assert!(!is_plain_kid(&"k".repeat(MAX_KID_BYTES + 1)));
+    }
+
+    #[test]
+    fn unsupported_algorithms_are_malformed_headers() {
+        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k"}"#);
+        assert!(decode_header(&none).is_err());
+        let rs = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k","jku":"http://x"}"#);
+        assert_eq!(decode_header(&rs).unwrap().alg, Algorithm::RS256);
     }
 }

@@ -4,6 +4,7 @@
 
 mod apikey;
 mod identity;
+mod jwks;
 mod jwt;
 
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 pub use apikey::{ApiKeys, hash_api_key};
-pub use identity::{Identity, Principal, strip_client_identity};
-pub use jwt::JwtVerifier;
+pub use identity::{ClientHeaderStrip, Identity, Principal};
+pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::{AuthConfig, AuthPolicy};
 use crate::rest::Problem;
@@ -29,7 +30,7 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("invalid API key")]
     InvalidApiKey,
-    #[error("this route requires scope {0}")]
+    #[error("this requires scope {0}")]
     Forbidden(String),
 }
 
@@ -69,31 +70,28 @@ impl IntoResponse for AuthError {
 
 /// Turns credentials into identities, per the BFF's `[auth]` config.
 pub struct Authenticator {
-    jwt: Option<Arc<JwtVerifier>>,
+    jwt: JwtVerifier,
     api_keys: ApiKeys,
 }
 
 impl Authenticator {
-    /// Builds the verifiers and starts loading the JWKS in the background.
+    /// Builds the verifiers and starts loading every issuer's JWKS in the background.
     pub fn new(config: &AuthConfig) -> Self {
-        let jwt = config.jwt.clone().map(|c| {
-            let verifier = JwtVerifier::new(c);
-            verifier.spawn_refresh();
-            verifier
-        });
+        let jwt = JwtVerifier::new(&config.jwt);
+        jwt.spawn_refresh();
         Self {
             jwt,
             api_keys: ApiKeys::from_config(&config.api_keys),
         }
     }
 
-    /// Whether every credential source is usable (the JWKS has been loaded).
+    /// Whether every credential source is usable (every issuer's JWKS has been loaded).
     pub fn is_ready(&self) -> bool {
-        self.jwt.as_ref().is_none_or(|j| j.is_ready())
+        self.jwt.is_ready()
     }
 
-    pub fn jwt(&self) -> Option<&Arc<JwtVerifier>> {
-        self.jwt.as_ref()
+    pub fn jwt(&self) -> &JwtVerifier {
+        &self.jwt
     }
 
     /// The identity a request proves under `policy`; `None` for `AuthPolicy::None`.
@@ -106,11 +104,10 @@ impl Authenticator {
             AuthPolicy::None => Ok(None),
             AuthPolicy::Jwt => {
                 let token = bearer(headers).ok_or(AuthError::Missing)?;
-                let verifier = self
-                    .jwt
-                    .as_ref()
-                    .ok_or(AuthError::InvalidToken("no token issuer configured"))?;
-                verifier.verify(token).await.map(Some)
+                if self.jwt.is_empty() {
+                    return Err(AuthError::InvalidToken("no token issuer configured"));
+                }
+                self.jwt.verify(token).await.map(Some)
             }
             AuthPolicy::ApiKey => {
                 let key = bearer(headers)
@@ -140,10 +137,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub struct AuthGuard {
     pub authenticator: Arc<Authenticator>,
     pub policy: AuthPolicy,
+    /// Scopes the identity must all hold (403 otherwise).
+    pub scopes: Arc<[String]>,
 }
 
-/// Middleware: authenticate under the guard's policy and put `Arc<Identity>` into the
-/// request's extensions, or answer 401 without calling anything.
+impl AuthGuard {
+    pub fn new(authenticator: Arc<Authenticator>, policy: AuthPolicy) -> Self {
+        Self {
+            authenticator,
+            policy,
+            scopes: Arc::from([]),
+        }
+    }
+}
+
+/// Middleware: authenticate under the guard's policy, check its scopes and put
+/// `Arc<Identity>` into the request's extensions, or answer 401/403 without calling anything.
 pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next: Next) -> Response {
     match guard
         .authenticator
@@ -151,6 +160,9 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
         .await
     {
         Ok(Some(identity)) => {
+            if let Some(missing) = guard.scopes.iter().find(|s| !identity.has_scope(s)) {
+                return AuthError::Forbidden(missing.clone()).into_response();
+            }
             request.extensions_mut().insert(Arc::new(identity));
             next.run(request).await
         }

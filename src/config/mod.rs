@@ -6,6 +6,9 @@
 //! with its key path). It does not own what the values mean at run time: the modules that
 //! consume each section do.
 
+mod auth;
+mod cors;
+mod limits;
 mod load;
 mod tls;
 mod units;
@@ -13,12 +16,14 @@ mod upstream;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
+pub use cors::CorsConfig;
+pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use tls::TlsConfig;
 pub use units::ByteSize;
@@ -32,6 +37,12 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Request hygiene: URI, header and slow-client limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Cross-origin access for browser clients; off unless origins are listed.
+    #[serde(default)]
+    pub cors: CorsConfig,
     #[serde(default)]
     pub graphql: GraphqlConfig,
     /// Backend services by name (`users`, `orders`, ...).
@@ -57,52 +68,6 @@ pub struct ServerConfig {
     /// Largest request body the BFF reads whole (GraphQL, REST). Proxy routes stream instead.
     #[serde(default = "defaults::max_request_body")]
     pub max_request_body: ByteSize,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct AuthConfig {
-    /// Bearer JWTs, checked against the issuer's JWKS.
-    pub jwt: Option<JwtConfig>,
-    /// Partner API keys by key id. Only hashes are stored.
-    #[serde(default)]
-    pub api_keys: BTreeMap<String, ApiKeyConfig>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct JwtConfig {
-    pub jwks_url: String,
-    pub issuer: String,
-    pub audience: String,
-    /// Clock skew tolerated on `exp` / `nbf`.
-    #[serde(default = "defaults::leeway", with = "units::duration")]
-    pub leeway: Duration,
-    /// How often the JWKS is fetched again in the background.
-    #[serde(default = "defaults::jwks_refresh", with = "units::duration")]
-    pub refresh_interval: Duration,
-    /// Least time between two fetches caused by tokens with an unknown `kid`.
-    #[serde(default = "defaults::jwks_cooldown", with = "units::duration")]
-    pub unknown_kid_cooldown: Duration,
-}
-
-/// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
-#[derive(Clone, Deserialize)]
-pub struct ApiKeyConfig {
-    pub sha256: String,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default = "defaults::enabled")]
-    pub enabled: bool,
-}
-
-impl fmt::Debug for ApiKeyConfig {
-    // A hash of a partner key is still a credential to brute-force offline: never print it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyConfig")
-            .field("sha256", &"<redacted>")
-            .field("scopes", &self.scopes)
-            .field("enabled", &self.enabled)
-            .finish()
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -153,6 +118,9 @@ pub struct RouteConfig {
     pub rewrite: Option<String>,
     #[serde(default)]
     pub auth: AuthPolicy,
+    /// Scopes the caller must hold (all of them); 403 otherwise.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     /// Whole-exchange timeout; proxied bodies may be large, so it has its own default.
     #[serde(default = "defaults::route_timeout", with = "units::duration")]
     pub timeout: Duration,
@@ -170,15 +138,6 @@ mod defaults {
     }
     pub fn max_request_body() -> ByteSize {
         ByteSize(1 << 20)
-    }
-    pub fn leeway() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn jwks_refresh() -> Duration {
-        Duration::from_secs(300)
-    }
-    pub fn jwks_cooldown() -> Duration {
-        Duration::from_secs(30)
     }
     pub fn enabled() -> bool {
         true

@@ -28,31 +28,49 @@ impl Config {
             "must be greater than 0",
         );
 
-        if let Some(jwt) = &self.auth.jwt {
+        for (i, jwt) in self.auth.jwt.iter().enumerate() {
+            let key = |field: &str| format!("auth.jwt[{i}].{field}");
             p.check(
                 is_http_url(&jwt.jwks_url),
-                "auth.jwt.jwks_url".into(),
+                key("jwks_url"),
                 "must be an http:// or https:// URL",
             );
+            p.check(!jwt.issuer.is_empty(), key("issuer"), "must not be empty");
             p.check(
-                !jwt.issuer.is_empty(),
-                "auth.jwt.issuer".into(),
-                "must not be empty",
+                self.auth.jwt[..i].iter().all(|o| o.issuer != jwt.issuer),
+                key("issuer"),
+                "is used by an earlier [[auth.jwt]] entry",
             );
             p.check(
                 !jwt.audience.is_empty(),
-                "auth.jwt.audience".into(),
+                key("audience"),
                 "must not be empty",
             );
             p.check(
                 jwt.leeway <= Duration::from_secs(300),
-                "auth.jwt.leeway".into(),
+                key("leeway"),
                 "must be at most 5m",
             );
             p.check(
-                positive(jwt.refresh_interval),
-                "auth.jwt.refresh_interval".into(),
+                positive(jwt.cache_ttl),
+                key("cache_ttl"),
                 "must be greater than 0",
+            );
+            p.check(
+                positive(jwt.unknown_kid_cooldown),
+                key("unknown_kid_cooldown"),
+                "must be greater than 0",
+            );
+        }
+        for (i, pattern) in self.auth.strip_headers.iter().enumerate() {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            p.check(
+                !name.is_empty()
+                    && !name.contains('*')
+                    && http::HeaderName::from_bytes(name.as_bytes())
+                        .is_ok_and(|h| h.as_str() == name),
+                format!("auth.strip_headers[{i}]"),
+                "must be a lowercase header name, optionally ending in '*' (a prefix)",
             );
         }
         for (id, key) in &self.auth.api_keys {
@@ -273,7 +291,12 @@ impl Config {
                 "must be greater than 0",
             );
             p.check(
-                r.auth != AuthPolicy::Jwt || self.auth.jwt.is_some(),
+                r.scopes.is_empty() || r.auth != AuthPolicy::None,
+                key("scopes"),
+                "needs an authenticated route (auth = \"jwt\" or \"api_key\")",
+            );
+            p.check(
+                r.auth != AuthPolicy::Jwt || !self.auth.jwt.is_empty(),
                 key("auth"),
                 "is \"jwt\" but [auth.jwt] is not configured",
             );
@@ -283,6 +306,8 @@ impl Config {
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
+        self.limits.validate(&mut p.0);
+        self.cors.validate(&mut p.0);
         if let Some(tls) = &self.tls {
             p.0.extend(tls.validate());
         }

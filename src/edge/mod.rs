@@ -1,6 +1,11 @@
-//! What every request passes first: a request id (the client's, when it is sane, else a new
-//! one, echoed in the response), its deadline, and the removal of any identity header a
-//! client tried to set. Also the `CallContext` extractor handlers use to call backends.
+//! What every request passes first: request hygiene (`hygiene`: URI and header limits, one
+//! path normalisation, before routing), CORS for browser clients (`cors`), then per request
+//! a request id (the client's, when it is sane, else a new one, echoed in the response), its
+//! deadline, and the removal of any identity header a client tried to set. Also the
+//! `CallContext` extractor handlers use to call backends.
+
+pub mod cors;
+pub mod hygiene;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +16,7 @@ use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 
-use crate::auth::{Identity, strip_client_identity};
+use crate::auth::{ClientHeaderStrip, Identity};
 use crate::upstream::{CallContext, Deadline};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -21,15 +26,17 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub struct RequestId(pub Arc<str>);
 
 /// Per-BFF settings of the edge middleware.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EdgePolicy {
     pub request_timeout: Duration,
+    /// Client headers that never get past the edge.
+    pub strip: Arc<ClientHeaderStrip>,
 }
 
 /// The outermost middleware of every BFF.
 pub async fn edge(State(policy): State<EdgePolicy>, mut request: Request, next: Next) -> Response {
     let deadline = Deadline::after(policy.request_timeout);
-    strip_client_identity(request.headers_mut());
+    policy.strip.apply(request.headers_mut());
     let id: Arc<str> = match request
         .headers()
         .get(&REQUEST_ID_HEADER)

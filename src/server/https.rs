@@ -26,15 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::tls::Tls;
-
-/// The HTTP settings of every TLS connection, in one place so that limits set later (header
-/// sizes, timeouts) are set once.
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // As `axum::serve` does: the CONNECT protocol, for WebSockets over HTTP/2.
-    builder.http2().enable_connect_protocol();
-    builder
-}
+use crate::config::LimitsConfig;
 
 /// Serves `app` over TLS until `signal` resolves, then drains for at most `grace`.
 pub async fn serve_tls(
@@ -43,9 +35,10 @@ pub async fn serve_tls(
     tls: Tls,
     signal: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    limits: &LimitsConfig,
 ) -> io::Result<()> {
     let reload = AbortOnDrop(tokio::spawn(tls.reload_task()));
-    let builder = Arc::new(http_builder());
+    let builder = Arc::new(super::http_builder(limits));
     let graceful = GracefulShutdown::new();
     // Tells handshakes still in progress to give up once the listener stops.
     let (stopping, stopping_rx) = watch::channel(false);

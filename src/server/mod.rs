@@ -1,10 +1,14 @@
 //! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2, plain or
-//! over TLS), stop on SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
-//! Plain HTTP is `axum::serve`; TLS termination is `https` (connections) and `tls`
-//! (certificates and their reload).
+//! over TLS, request heads bounded per `[limits]`), stop on SIGTERM/SIGINT by finishing
+//! in-flight requests up to a hard deadline. Plain connections are `conn`; TLS termination is
+//! `https` (connections) and `tls` (certificates and their reload); both use the one
+//! `http_builder`.
 
+mod conn;
 mod https;
 pub mod tls;
+
+pub use conn::http_builder;
 
 use std::future::Future;
 use std::io;
@@ -18,6 +22,8 @@ use tokio::task::JoinHandle;
 
 pub use https::serve_tls;
 use tls::Tls;
+
+use crate::config::LimitsConfig;
 
 /// A server running on the current runtime.
 pub struct RunningServer {
@@ -36,6 +42,7 @@ impl RunningServer {
         app: Router,
         tls: Option<Tls>,
         grace: Duration,
+        limits: &LimitsConfig,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -43,9 +50,14 @@ impl RunningServer {
             let _ = stopped.await;
         };
         let is_tls = tls.is_some();
+        let limits = limits.clone();
         let task = match tls {
-            Some(tls) => tokio::spawn(serve_tls(listener, app, tls, signal, grace)),
-            None => tokio::spawn(serve(listener, app, signal, grace)),
+            Some(tls) => {
+                tokio::spawn(
+                    async move { serve_tls(listener, app, tls, signal, grace, &limits).await },
+                )
+            }
+            None => tokio::spawn(async move { serve(listener, app, signal, grace, &limits).await }),
         };
         Ok(Self {
             addr,
@@ -83,37 +95,15 @@ impl Drop for RunningServer {
     }
 }
 
-/// Serves until `signal` resolves, then drains for at most `grace`.
+/// Serves plain HTTP until `signal` resolves, then drains for at most `grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     signal: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    limits: &LimitsConfig,
 ) -> io::Result<()> {
-    let (signalled_tx, signalled_rx) = oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        signal.await;
-        let _ = signalled_tx.send(());
-    });
-    let server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = server => result,
-        // The hard deadline: counted from the signal, whatever clients are still doing.
-        () = async {
-            if signalled_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
-            Ok(())
-        }
-    }
+    conn::serve(listener, app, signal, grace, limits).await
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -155,7 +155,7 @@ pub fn point_at(config: &mut Config, backends: &Backends) {
         upstream.url = Some(backends.url(service));
         upstream.instances.clear();
     }
-    if let Some(jwt) = config.auth.jwt.as_mut() {
+    for jwt in config.auth.jwt.iter_mut() {
         let idp = backends.url(Service::Auth);
         jwt.jwks_url = format!("{idp}/.well-known/jwks.json");
         jwt.issuer = idp;

@@ -8,5 +8,6 @@ mod mobile;
 mod partner;
 mod proxy;
 mod resilience;
+mod security;
 mod tls;
 mod web;

@@ -183,6 +183,7 @@ async fn a_key_without_the_scope_is_a_403_problem() {
             ApiKeyConfig {
                 sha256: hash_api_key("catalog-only-key"),
                 scopes: vec!["products:read".to_owned()],
+                tier: None,
                 enabled: true,
             },
         );

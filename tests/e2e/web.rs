@@ -40,7 +40,9 @@ const ORDER_IDS: &str = r#"query OrderIds($first: Int!, $after: String) { viewer
 
 async fn web_stack() -> (Stack, String) {
     let stack = Stack::start(&bff_web::SPEC).await;
-    let token = stack.token(USER, "web", &[]).await;
+    let token = stack
+        .token(USER, "web", &["orders:read", "orders:write", "cart:write"])
+        .await;
     (stack, token)
 }
 

@@ -151,10 +151,20 @@ impl Images<'_> {
 mod tests {
     use super::*;
 
-    /// Runs `query` without a request scope, so no resolver gets as far as a backend: a field
-    /// whose arguments pass the checks fails for want of the scope instead.
+    /// Runs `query` as a caller holding every write scope but without a request scope, so no
+    /// resolver gets as far as a backend: a field whose arguments pass the checks fails for
+    /// want of the scope instead.
     async fn error(query: &str) -> String {
-        let response = build(&GraphqlConfig::default()).execute(query).await;
+        let identity = manifold::auth::Identity::new(
+            manifold::auth::Principal::User("42".into()),
+            vec!["cart:write".into(), "orders:write".into()],
+            None,
+        )
+        .expect("identity");
+        let request = async_graphql::Request::new(query).data(manifold::graphql::Caller(Some(
+            std::sync::Arc::new(identity),
+        )));
+        let response = build(&GraphqlConfig::default()).execute(request).await;
         let errors = response.errors;
         assert_eq!(errors.len(), 1, "{query}: {errors:?}");
         let error = &errors[0];

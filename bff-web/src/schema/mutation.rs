@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use manifold::backends::{NewOrder, NewOrderLine};
-use manifold::graphql::{Scope, UpstreamResultExt};
+use manifold::graphql::{RequireScope, Scope, UpstreamResultExt};
 
 use super::order::Order;
 use super::viewer::Cart;
@@ -14,7 +14,8 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds `quantity` of a product to the viewer's cart (to its line, if it has one) and
-    /// returns the whole cart.
+    /// returns the whole cart. Requires scope `cart:write`.
+    #[graphql(guard = "RequireScope(\"cart:write\")")]
     async fn add_to_cart(
         &self,
         ctx: &Context<'_>,
@@ -36,7 +37,8 @@ impl Mutation {
 
     /// Places an order for the viewer. Retrying with the same `idempotencyKey` (one the client
     /// made for this checkout, e.g. a UUID) returns the order the first attempt placed and
-    /// never places a second one.
+    /// never places a second one. Requires scope `orders:write`.
+    #[graphql(guard = "RequireScope(\"orders:write\")")]
     async fn place_order(
         &self,
         ctx: &Context<'_>,

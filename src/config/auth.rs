@@ -1,0 +1,190 @@
+//! The `[auth]` section: which token issuers are trusted (`[[auth.jwt]]`, one entry per
+//! issuer), the partner API keys, and which client headers are identity-bearing and so
+//! always stripped at the edge.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::units;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthConfig {
+    /// Trusted token issuers. `[auth.jwt]` (one issuer) and `[[auth.jwt]]` (several) are
+    /// both accepted.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub jwt: Vec<JwtConfig>,
+    /// Partner API keys by key id. Only hashes are stored.
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, ApiKeyConfig>,
+    /// Client headers removed from every request before anything reads it, because backends
+    /// trust them. `x-user-*` ends in `*`: every header with that prefix. The headers the
+    /// gateway sets (`x-user-id`, `x-scopes`, `x-api-client`) are removed in any case.
+    #[serde(default = "defaults::strip_headers")]
+    pub strip_headers: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt: Vec::new(),
+            api_keys: BTreeMap::new(),
+            strip_headers: defaults::strip_headers(),
+        }
+    }
+}
+
+/// One trusted issuer of bearer JWTs, checked against its JWKS.
+#[derive(Clone, Debug, Deserialize)]
+pub struct JwtConfig {
+    pub jwks_url: String,
+    /// The exact `iss` its tokens carry; it also picks this entry for a token.
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    #[serde(default = "defaults::leeway", with = "units::duration")]
+    pub leeway: Duration,
+    /// How long a fetched JWKS is fresh; it is refetched in the background when it expires
+    /// (the keys stay in use if that fails).
+    #[serde(
+        default = "defaults::jwks_ttl",
+        with = "units::duration",
+        alias = "refresh_interval"
+    )]
+    pub cache_ttl: Duration,
+    /// Least time between two fetches caused by tokens with an unknown `kid`.
+    #[serde(default = "defaults::jwks_cooldown", with = "units::duration")]
+    pub unknown_kid_cooldown: Duration,
+}
+
+/// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
+#[derive(Clone, Deserialize)]
+pub struct ApiKeyConfig {
+    pub sha256: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Rate-limit tier of this client (e.g. `"gold"`); the limiter's default when absent.
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+}
+
+impl fmt::Debug for ApiKeyConfig {
+    // A hash of a partner key is still a credential to brute-force offline: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("sha256", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("tier", &self.tier)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// `[auth.jwt]` as a list of one, `[[auth.jwt]]` as it is. Goes through the given map or
+/// sequence access, so unknown keys and error paths are still reported.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<JwtConfig>, D::Error> {
+    struct OneOrMany;
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<JwtConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an issuer table or a list of them")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            JwtConfig::deserialize(MapAccessDeserializer::new(map)).map(|one| vec![one])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::deserialize(SeqAccessDeserializer::new(seq))
+        }
+    }
+    d.deserialize_any(OneOrMany)
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn leeway() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn jwks_ttl() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn jwks_cooldown() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn enabled() -> bool {
+        true
+    }
+    pub fn strip_headers() -> Vec<String> {
+        ["x-user-*", "x-scopes", "x-api-client", "x-forwarded-user"]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(&format!("{SERVER}{text}"), "test", Vec::new(), &[])
+            .map_err(|e| e.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn one_issuer_table_or_a_list_of_them() {
+        let one = parse(
+            "[auth.jwt]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\nrefresh_interval = \"1m\"\n",
+        )
+        .expect("single table");
+        assert_eq!(one.auth.jwt.len(), 1);
+        assert_eq!(one.auth.jwt[0].cache_ttl.as_secs(), 60);
+        let two = parse(
+            "[[auth.jwt]]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\n\
+             [[auth.jwt]]\njwks_url = \"https://b/jwks\"\nissuer = \"b\"\naudience = \"web\"\n",
+        )
+        .expect("list");
+        assert_eq!(two.auth.jwt.len(), 2);
+        assert_eq!(two.auth.jwt[1].leeway.as_secs(), 30);
+        assert_eq!(two.auth.jwt[1].unknown_kid_cooldown.as_secs(), 30);
+    }
+
+    #[test]
+    fn issuer_problems_name_their_entry() {
+        let errors = parse(
+            "[[auth.jwt]]\njwks_url = \"http://a/jwks\"\nissuer = \"a\"\naudience = \"web\"\n\
+             [[auth.jwt]]\njwks_url = \"ftp://b\"\nissuer = \"a\"\naudience = \"\"\ncolour = 1\n\
+             [auth]\nstrip_headers = [\"X-Bad Header\", \"x-user-*\"]\n",
+        )
+        .unwrap_err();
+        let shown = errors.join("\n");
+        for expected in [
+            "auth.jwt[1].colour: unknown key",
+            "auth.jwt[1].jwks_url",
+            "auth.jwt[1].issuer: is used by an earlier",
+            "auth.jwt[1].audience",
+            "auth.strip_headers[0]",
+        ] {
+            assert!(shown.contains(expected), "{expected} missing in:\n{shown}");
+        }
+        assert!(!shown.contains("strip_headers[1]"), "{shown}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_key_hash() {
+        let config = parse(
+            "[auth.api_keys.acme]\nsha256 = \"5f7b2ed74a9736a538a6fb5a5a1a76afdcdd0d177d7fc6e79c6b6843527d848d\"\ntier = \"gold\"\n",
+        )
+        .expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("5f7b2ed7"), "{shown}");
+        assert!(shown.contains("gold"), "{shown}");
+    }
+}

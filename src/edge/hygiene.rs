@@ -1,0 +1,291 @@
+//! Request hygiene, the outermost layer, before routing and auth: the request target and the
+//! headers are held to `[limits]` (414, 431), and the path is normalised ONCE — repeated
+//! slashes collapsed, `.` and `..` segments resolved — so routing, auth and the backend all
+//! see the same path. Paths that no normalisation makes safe are refused with 400: encoded
+//! slashes or backslashes (`%2F`, `%5C`), control characters raw or encoded (NUL, CR, LF,
+//! ...), broken percent-escapes, and a `..` that climbs out of the root or out of a proxy
+//! route's prefix.
+//!
+//! Body size is not checked here: routes that read bodies whole cap them (413), proxy routes
+//! stream them.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::uri::PathAndQuery;
+
+use crate::config::{LimitsConfig, RouteConfig};
+use crate::rest::Problem;
+
+/// What the hygiene layer enforces.
+#[derive(Clone, Debug)]
+pub struct HygienePolicy {
+    max_uri: usize,
+    max_header_bytes: usize,
+    max_headers: usize,
+    /// Proxy route prefixes a `..` must not climb out of.
+    route_prefixes: Arc<[String]>,
+}
+
+impl HygienePolicy {
+    pub fn new(limits: &LimitsConfig, routes: &[RouteConfig]) -> Self {
+        Self {
+            max_uri: usize::try_from(limits.max_uri.bytes()).unwrap_or(usize::MAX),
+            max_header_bytes: usize::try_from(limits.max_header_bytes.bytes())
+                .unwrap_or(usize::MAX),
+            max_headers: limits.max_headers,
+            route_prefixes: routes.iter().map(|r| r.prefix.clone()).collect(),
+        }
+    }
+}
+
+/// Why a request was refused before routing.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HygieneError {
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request has more than {0} header fields")]
+    TooManyHeaders(usize),
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
+    #[error("bad request path: {0}")]
+    BadPath(&'static str),
+}
+
+impl IntoResponse for HygieneError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            HygieneError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
+            HygieneError::TooManyHeaders(_) | HygieneError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "HEADERS_TOO_LARGE",
+            ),
+            HygieneError::BadPath(_) => (StatusCode::BAD_REQUEST, "BAD_PATH"),
+        };
+        Problem::new(status, code, self.to_string()).into_response()
+    }
+}
+
+/// Middleware: refuse or normalise, then pass on.
+pub async fn hygiene(
+    State(policy): State<HygienePolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check(&policy, request) {
+        Ok(request) => next.run(request).await,
+        Err(e) => {
+            tracing::debug!(reason = %e, "request refused by hygiene checks");
+            e.into_response()
+        }
+    }
+}
+
+fn check(policy: &HygienePolicy, mut request: Request) -> Result<Request, HygieneError> {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |pq| pq.as_str().len());
+    if target_len > policy.max_uri {
+        return Err(HygieneError::UriTooLong(policy.max_uri));
+    }
+    let headers = request.headers();
+    if headers.len() > policy.max_headers {
+        return Err(HygieneError::TooManyHeaders(policy.max_headers));
+    }
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > policy.max_header_bytes {
+        return Err(HygieneError::HeadersTooLarge(policy.max_header_bytes));
+    }
+    let normalised = normalise_path(request.uri().path(), &policy.route_prefixes)
+        .map_err(HygieneError::BadPath)?;
+    if let Cow::Owned(path) = normalised {
+        let target = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        parts.path_and_query = Some(
+            PathAndQuery::try_from(target).map_err(|_| HygieneError::BadPath("invalid path"))?,
+        );
+        *request.uri_mut() =
+            http::Uri::from_parts(parts).map_err(|_| HygieneError::BadPath("invalid path"))?;
+    }
+    Ok(request)
+}
+
+/// The path with repeated slashes collapsed and dot segments resolved; borrowed when it
+/// already was. Errors say why the path is refused.
+pub fn normalise_path<'a>(
+    path: &'a str,
+    route_prefixes: &[String],
+) -> Result<Cow<'a, str>, &'static str> {
+    if !path.starts_with('/') {
+        // `*` (OPTIONS) and the like: nothing to route by path.
+        return if path == "*" {
+            Ok(Cow::Borrowed(path))
+        } else {
+            Err("must start with '/'")
+        };
+    }
+    check_bytes(path)?;
+    if !needs_normalising(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let mut stack: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in path.split('/').skip(1) {
+        trailing_slash = false;
+        match dot_segment(segment) {
+            _ if segment.is_empty() => trailing_slash = true,
+            Some(1) => trailing_slash = true,
+            Some(_) => {
+                let before = joined(&stack, true);
+                if stack.pop().is_none() {
+                    return Err("'..' climbs above the root");
+                }
+                let after = joined(&stack, true);
+                if route_prefixes
+                    .iter()
+                    .any(|p| before.starts_with(p.as_str()) && !after.starts_with(p.as_str()))
+                {
+                    return Err("'..' climbs out of the route");
+                }
+                trailing_slash = true;
+            }
+            None => stack.push(segment),
+        }
+    }
+    Ok(Cow::Owned(joined(&stack, trailing_slash)))
+}
+
+/// Refuses control characters (raw or encoded), encoded slashes and backslashes, raw
+/// backslashes and broken percent-escapes.
+fn check_bytes(path: &str) -> Result<(), &'static str> {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_control() {
+            return Err("control character");
+        }
+        if b == b'\\' {
+            return Err("backslash");
+        }
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or("broken percent-escape")?;
+            let text = std::str::from_utf8(hex).map_err(|_| "broken percent-escape")?;
+            let decoded = u8::from_str_radix(text, 16).map_err(|_| "broken percent-escape")?;
+            if decoded.is_ascii_control() {
+                return Err("encoded control character");
+            }
+            if decoded == b'/' || decoded == b'\\' {
+                return Err("encoded slash");
+            }
+            i += 3;
+            continue;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether the path holds repeated slashes or (possibly encoded) dot segments.
+fn needs_normalising(path: &str) -> bool {
+    path.contains("//")
+        || path
+            .split('/')
+            .skip(1)
+            .any(|segment| dot_segment(segment).is_some())
+}
+
+/// `Some(1)` for `.`, `Some(2)` for `..`, also written with `%2e`.
+fn dot_segment(segment: &str) -> Option<u8> {
+    match segment.len() {
+        1 | 3 | 2 | 4 | 6 => {}
+        _ => return None,
+    }
+    let mut dots = 0u8;
+    let mut rest = segment;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("%2e") {
+            rest = &rest[3..];
+        } else {
+            return None;
+        }
+        dots += 1;
+    }
+    (1..=2).contains(&dots).then_some(dots)
+}
+
+fn joined(stack: &[&str], trailing_slash: bool) -> String {
+    let mut out = String::with_capacity(stack.iter().map(|s| s.len() + 1).sum::<usize>() + 1);
+    for segment in stack {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing_slash || stack.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(path: &str) -> Result<String, &'static str> {
+        normalise_path(path, &["/api/users/".to_owned()]).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn clean_paths_are_borrowed() {
+        assert!(matches!(
+            normalise_path("/api/users/42", &[]),
+            Ok(Cow::Borrowed(_))
+        ));
+        assert!(matches!(
+            normalise_path("/a/..b/c.", &[]),
+            Ok(Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
+    fn slashes_and_dot_segments_are_normalised() {
+        assert_eq!(norm("//api///users//42").as_deref(), Ok("/api/users/42"));
+        assert_eq!(norm("/./graphql").as_deref(), Ok("/graphql"));
+        assert_eq!(norm("/x/../graphql").as_deref(), Ok("/graphql"));
+        assert_eq!(norm("/api/users/41/../42").as_deref(), Ok("/api/users/42"));
+        assert_eq!(
+            norm("/api/users/41/%2E%2e/42").as_deref(),
+            Ok("/api/users/42")
+        );
+        assert_eq!(norm("/a/b/.").as_deref(), Ok("/a/b/"));
+        assert_eq!(norm("/a/b/").as_deref(), Ok("/a/b/"));
+        assert_eq!(norm("/").as_deref(), Ok("/"));
+    }
+
+    #[test]
+    fn escaping_dots_and_dangerous_bytes_are_refused() {
+        assert!(norm("/..").is_err());
+        assert!(norm("/a/../../etc/passwd").is_err());
+        assert!(norm("/api/users/../orders/1").is_err());
+        assert!(norm("/api/users/%2e%2e/orders").is_err());
+        assert!(norm("/api/users/..%2F..%2Fadmin").is_err());
+        assert!(norm("/api/users/a%2fb").is_err());
+        assert!(norm("/api/users/a%5Cb").is_err());
+        assert!(norm("/api/users/a%00").is_err());
+        assert!(norm("/api/users/a%0d%0aSet-Cookie:x").is_err());
+        assert!(norm("/api/users/%zz").is_err());
+        assert!(norm("/api/users/%2").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Edge security end to end: forged tokens, key rotation and outages, scopes, identity
+//! headers, request hygiene and CORS — all against real sockets.
+
+mod forge;
+mod forged;
+mod headers;
+mod hygiene;
+mod keys;
