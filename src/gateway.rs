@@ -13,7 +13,9 @@ use axum::middleware::from_fn_with_state;
 use crate::auth::{self, AuthGuard, Authenticator};
 use crate::backends::Backends;
 use crate::config::{AuthPolicy, Config};
+use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::{self, EdgePolicy};
+use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
 
@@ -26,14 +28,20 @@ struct Inner {
     upstreams: BTreeMap<String, Upstream>,
     backends: Backends,
     authenticator: Arc<Authenticator>,
+    /// `None` when no rate-limit rule is configured.
+    rate_limiter: Option<Arc<RateLimiter>>,
     draining: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the client for upstream {name}: {source}")]
-pub struct BuildError {
-    name: String,
-    source: reqwest::Error,
+pub enum BuildError {
+    #[error("cannot build the client for upstream {name}: {source}")]
+    Upstream {
+        name: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot set up the rate-limit store: {0}")]
+    RateLimitStore(#[from] redis::RedisError),
 }
 
 impl Gateway {
@@ -42,7 +50,7 @@ impl Gateway {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
-            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError {
+            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
                 name: name.clone(),
                 source,
             })?;
@@ -50,11 +58,13 @@ impl Gateway {
         }
         let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
+        let rate_limiter = RateLimiter::new(&config.rate_limit)?;
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
             backends,
             authenticator,
+            rate_limiter,
             draining: AtomicBool::new(false),
         })))
     }
@@ -71,6 +81,10 @@ impl Gateway {
         &self.0.authenticator
     }
 
+    pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
+        self.0.rate_limiter.as_ref()
+    }
+
     /// Ready for traffic: keys loaded and not shutting down.
     pub fn is_ready(&self) -> bool {
         self.0.authenticator.is_ready() && !self.is_draining()
@@ -85,14 +99,32 @@ impl Gateway {
         self.0.draining.store(true, Ordering::Release);
     }
 
-    /// Puts every route of `router` behind authentication under `policy`: 401 before any
-    /// handler runs, and an `Arc<Identity>` extension for the handlers.
+    /// Puts every route of `router` behind authentication under `policy` and the rate
+    /// limits: 401 or 429 before any handler runs, and an `Arc<Identity>` extension for the
+    /// handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        let guard = AuthGuard {
+        self.guard(router, policy)
+    }
+
+    /// `protect` for a router of any state (the proxy routes carry their own).
+    fn guard<S: Clone + Send + Sync + 'static>(
+        &self,
+        router: Router<S>,
+        policy: AuthPolicy,
+    ) -> Router<S> {
+        let auth_guard = AuthGuard {
             authenticator: self.0.authenticator.clone(),
             policy,
         };
-        router.route_layer(from_fn_with_state(guard, auth::require))
+        // Layers run outermost first: authenticate (the limits key on the identity), then
+        // charge the rate limits, then the handler.
+        let router = match &self.0.rate_limiter {
+            Some(limiter) => {
+                router.route_layer(from_fn_with_state(limiter.clone(), ratelimit::enforce))
+            }
+            None => router,
+        };
+        router.route_layer(from_fn_with_state(auth_guard, auth::require))
     }
 
     /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
@@ -104,13 +136,18 @@ impl Gateway {
         let edge_policy = EdgePolicy {
             request_timeout: config.server.request_timeout,
         };
-        let proxied = proxy::routes(&config.routes, &self.0.upstreams, &self.0.authenticator);
+        let trusted = TrustedProxies::new(&config.client_ip.trusted_proxies);
+        let proxied = proxy::routes(&config.routes, &self.0.upstreams, |router, policy| {
+            self.guard(router, policy)
+        });
         let own = bff
             .merge(observe::routes())
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
         own.merge(proxied)
+            // Inside the edge: the client address is known before auth and limits run.
+            .layer(from_fn_with_state(trusted, client_ip::resolve))
             .layer(from_fn_with_state(edge_policy, edge::edge))
     }
 }

@@ -12,6 +12,7 @@ struct StoredKey {
     id: String,
     hash: [u8; 32],
     scopes: Vec<String>,
+    tier: Option<String>,
     enabled: bool,
 }
 
@@ -30,6 +31,7 @@ impl ApiKeys {
                     id: id.clone(),
                     hash: decode_hex32(&k.sha256)?,
                     scopes: k.scopes.clone(),
+                    tier: k.tier.clone(),
                     enabled: k.enabled,
                 })
             })
@@ -55,7 +57,7 @@ impl ApiKeys {
         Identity::new(
             Principal::ApiClient(key.id.clone()),
             key.scopes.clone(),
-            None,
+            key.tier.clone(),
         )
         .ok()
     }
@@ -99,6 +101,7 @@ mod tests {
                 ApiKeyConfig {
                     sha256: hash_api_key(plain),
                     scopes: vec!["orders:read".into()],
+                    tier: Some("gold".into()),
                     enabled,
                 },
             );
@@ -111,6 +114,7 @@ mod tests {
         let id = keys().verify("acme-secret").expect("valid key");
         assert_eq!(id.principal(), &Principal::ApiClient("acme".into()));
         assert!(id.has_scope("orders:read"));
+        assert_eq!(id.tier(), Some("gold"));
     }
 
     #[test]

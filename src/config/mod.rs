@@ -7,6 +7,7 @@
 //! consume each section do.
 
 mod load;
+mod ratelimit;
 mod units;
 mod validate;
 
@@ -18,6 +19,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use ratelimit::{
+    Cidr, ClientIpConfig, CostKind, KeyKind, OnRedisError, RateLimitConfig, RuleConfig, StoreKind,
+    TierConfig,
+};
 pub use units::ByteSize;
 
 /// The whole config of one BFF instance.
@@ -34,6 +39,11 @@ pub struct Config {
     /// Path prefixes proxied straight to an upstream.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[client_ip]` and `[rate_limit]`: who may name the client, and how often it may call.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -84,6 +94,9 @@ pub struct ApiKeyConfig {
     pub scopes: Vec<String>,
     #[serde(default = "defaults::enabled")]
     pub enabled: bool,
+    /// Rate-limit tier of this partner (`[rate_limit.tiers.NAME]`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 
 impl fmt::Debug for ApiKeyConfig {
@@ -93,6 +106,7 @@ impl fmt::Debug for ApiKeyConfig {
             .field("sha256", &"<redacted>")
             .field("scopes", &self.scopes)
             .field("enabled", &self.enabled)
+            .field("tier", &self.tier)
             .finish()
     }
 }

@@ -157,6 +157,10 @@ impl Config {
                 "is \"api_key\" but no [auth.api_keys] are configured",
             );
         }
+        errors.extend(super::ratelimit::validate(
+            &self.client_ip,
+            &self.rate_limit,
+        ));
         errors
     }
 }

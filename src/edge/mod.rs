@@ -1,6 +1,9 @@
 //! What every request passes first: a request id (the client's, when it is sane, else a new
 //! one, echoed in the response), its deadline, and the removal of any identity header a
 //! client tried to set. Also the `CallContext` extractor handlers use to call backends.
+//! `client_ip` resolves the client's address behind trusted proxies.
+
+pub mod client_ip;
 
 use std::sync::Arc;
 use std::time::Duration;

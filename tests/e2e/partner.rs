@@ -184,6 +184,7 @@ async fn a_key_without_the_scope_is_a_403_problem() {
                 sha256: hash_api_key("catalog-only-key"),
                 scopes: vec!["products:read".to_owned()],
                 enabled: true,
+                tier: None,
             },
         );
     })
