@@ -2,6 +2,7 @@
 //! comes back (one line per transition, not one per request).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::RedisStoreError;
 use crate::config::OnRedisError;
@@ -16,6 +17,9 @@ pub struct RateLimitMetrics {
     unavailable: AtomicU64,
     /// Redis calls that failed (timeouts, connection errors), not counting skipped ones.
     redis_errors: AtomicU64,
+    /// Redis round trips that answered, and the time they took in total.
+    redis_calls: AtomicU64,
+    redis_micros: AtomicU64,
     degraded: AtomicBool,
 }
 
@@ -27,6 +31,9 @@ pub struct MetricsSnapshot {
     pub fallback: u64,
     pub unavailable: u64,
     pub redis_errors: u64,
+    pub redis_calls: u64,
+    /// Total time of the answered Redis round trips, in microseconds.
+    pub redis_micros: u64,
     /// Whether the shared store is currently out of use.
     pub degraded: bool,
 }
@@ -39,6 +46,8 @@ impl RateLimitMetrics {
             fallback: self.fallback.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
             redis_errors: self.redis_errors.load(Ordering::Relaxed),
+            redis_calls: self.redis_calls.load(Ordering::Relaxed),
+            redis_micros: self.redis_micros.load(Ordering::Relaxed),
             degraded: self.degraded.load(Ordering::Relaxed),
         }
     }
@@ -51,7 +60,10 @@ impl RateLimitMetrics {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn shared_ok(&self) {
+    pub(super) fn shared_ok(&self, took: Duration) {
+        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.redis_micros.fetch_add(micros, Ordering::Relaxed);
         if self.degraded.swap(false, Ordering::Relaxed) {
             tracing::info!("rate limits: Redis is reachable again; limits are shared");
         }

@@ -87,7 +87,10 @@ pub struct SharedCheck<'a> {
 impl RedisStore {
     /// Does not connect: the first call does, and the manager reconnects after failures.
     pub fn new(url: &str, timeout: Duration, retry: Duration) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        // Small requests waiting for their answer: Nagle's algorithm would only delay them.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
             .set_response_timeout(Some(timeout))
@@ -105,10 +108,9 @@ impl RedisStore {
 
     /// Checks and charges every key in one round trip; all are charged or none.
     pub async fn check(&self, checks: &[SharedCheck<'_>]) -> Result<Vec<Outcome>, RedisStoreError> {
-        if let Some(until) = *self.resting() {
-            if Instant::now() < until {
-                return Err(RedisStoreError::Resting);
-            }
+        let resting = *self.resting();
+        if resting.is_some_and(|until| Instant::now() < until) {
+            return Err(RedisStoreError::Resting);
         }
         let result = self.call(checks).await;
         *self.resting() = match &result {

@@ -7,4 +7,6 @@ mod harness;
 mod mobile;
 mod partner;
 mod proxy;
+mod ratelimit;
+mod redis_server;
 mod web;
