@@ -136,7 +136,7 @@ impl Gateway {
         let edge_policy = EdgePolicy {
             request_timeout: config.server.request_timeout,
         };
-        let trusted = TrustedProxies::new(&config.client_ip.trusted_proxies);
+        let trusted = TrustedProxies::new(&config.client_ip);
         let proxied = proxy::routes(&config.routes, &self.0.upstreams, |router, policy| {
             self.guard(router, policy)
         });

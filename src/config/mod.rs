@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use ratelimit::{
-    Cidr, ClientIpConfig, CostKind, KeyKind, OnRedisError, RateLimitConfig, RuleConfig, StoreKind,
-    TierConfig,
+    Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
+    RuleConfig, StoreKind, TierConfig,
 };
 pub use units::ByteSize;
 

@@ -19,6 +19,20 @@ pub struct ClientIpConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-For` is believed, e.g. `["10.0.0.0/8"]`.
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
+    /// The one header the proxies write. Only that one is read: a client could send the
+    /// other, and a proxy that does not write it would pass the forgery through.
+    #[serde(default)]
+    pub header: ForwardedHeader,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum ForwardedHeader {
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=...`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 /// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 or /128.

@@ -1,5 +1,5 @@
-//! The client's address. `Forwarded` / `X-Forwarded-For` are believed only when the socket
-//! peer is a configured trusted proxy, and then only up to the rightmost hop that is not
+//! The client's address. The configured forwarding header (`X-Forwarded-For` or `Forwarded`,
+//! never both) is believed only when the socket peer is a configured trusted proxy, and then only up to the rightmost hop that is not
 //! itself trusted (anything left of it was written by the client and can be forged).
 //! Otherwise the client is the socket peer. Owns nothing else: what the address is used for
 //! (rate limits, logs) is up to the modules that read the `ClientIp` extension.
@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderMap;
 
-use crate::config::Cidr;
+use crate::config::{Cidr, ClientIpConfig, ForwardedHeader};
 
 /// The resolved client address, as a request extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,17 +32,23 @@ impl ClientIp {
     }
 }
 
-/// The proxies whose forwarding headers are believed.
+/// The proxies whose forwarding header is believed, and which header that is.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Arc<[Cidr]>);
+pub struct TrustedProxies {
+    blocks: Arc<[Cidr]>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
-    pub fn new(blocks: &[Cidr]) -> Self {
-        Self(blocks.into())
+    pub fn new(config: &ClientIpConfig) -> Self {
+        Self {
+            blocks: config.trusted_proxies.as_slice().into(),
+            header: config.header,
+        }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|block| block.contains(ip))
+        self.blocks.iter().any(|block| block.contains(ip))
     }
 
     /// The client of a request from `peer` carrying `headers`.
@@ -51,7 +57,7 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = forwarded_for(headers);
+        let hops = forwarded_for(headers, self.header);
         // Walk from the nearest hop outwards; the first untrusted one is the client. A hop
         // that does not parse ends the walk at the last good hop: it cannot be believed.
         let mut client = peer;
@@ -83,9 +89,9 @@ pub async fn resolve(
     next.run(request).await
 }
 
-/// The hops a request went through, client first: RFC 7239 `Forwarded: for=` when present,
-/// else `X-Forwarded-For`. `None` marks a hop that is not an address (`unknown`, `_hidden`).
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The hops a request went through, client first, from `X-Forwarded-For` or RFC 7239
+/// `Forwarded: for=`. `None` marks a hop that is not an address (`unknown`, `_hidden`).
+fn forwarded_for(headers: &HeaderMap, which: ForwardedHeader) -> Vec<Option<IpAddr>> {
     let joined = |name: &str| {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -94,21 +100,24 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
             .collect();
         (!values.is_empty()).then(|| values.join(","))
     };
-    if let Some(forwarded) = joined("forwarded") {
-        return forwarded
-            .split(',')
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, v)| parse_node(v.trim().trim_matches('"')))
+    match which {
+        ForwardedHeader::XForwardedFor => joined("x-forwarded-for")
+            .map(|xff| xff.split(',').map(|hop| parse_node(hop.trim())).collect())
+            .unwrap_or_default(),
+        ForwardedHeader::Forwarded => joined("forwarded")
+            .map(|forwarded| {
+                forwarded
+                    .split(',')
+                    .map(|element| {
+                        element
+                            .split(';')
+                            .filter_map(|pair| pair.split_once('='))
+                            .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                            .and_then(|(_, v)| parse_node(v.trim().trim_matches('"')))
+                    })
+                    .collect()
             })
-            .collect();
-    }
-    match joined("x-forwarded-for") {
-        Some(xff) => xff.split(',').map(|hop| parse_node(hop.trim())).collect(),
-        None => Vec::new(),
+            .unwrap_or_default(),
     }
 }
 
@@ -131,8 +140,14 @@ mod tests {
     use http::HeaderValue;
 
     fn proxies(blocks: &[&str]) -> TrustedProxies {
-        let blocks: Vec<Cidr> = blocks.iter().map(|b| b.parse().unwrap()).collect();
-        TrustedProxies::new(&blocks)
+        proxies_with(blocks, ForwardedHeader::XForwardedFor)
+    }
+
+    fn proxies_with(blocks: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies::new(&ClientIpConfig {
+            trusted_proxies: blocks.iter().map(|b| b.parse().unwrap()).collect(),
+            header,
+        })
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -174,8 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for() {
-        let p = proxies(&["10.0.0.0/8"]);
+    fn only_the_configured_header_is_read() {
         let h = headers(&[
             (
                 "forwarded",
@@ -183,9 +197,17 @@ mod tests {
             ),
             ("x-forwarded-for", "5.5.5.5"),
         ]);
-        assert_eq!(p.resolve(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
+        let forwarded = proxies_with(&["10.0.0.0/8"], ForwardedHeader::Forwarded);
+        assert_eq!(
+            forwarded.resolve(ip("10.0.0.1"), &h),
+            ip("2001:db8:cafe::17")
+        );
+        let xff = proxies(&["10.0.0.0/8"]);
+        assert_eq!(xff.resolve(ip("10.0.0.1"), &h), ip("5.5.5.5"));
+        // A client-sent `Forwarded` is ignored when the proxies write X-Forwarded-For.
         let h = headers(&[("forwarded", "for=198.51.100.1:8080;by=10.0.0.1")]);
-        assert_eq!(p.resolve(ip("10.0.0.1"), &h), ip("198.51.100.1"));
+        assert_eq!(xff.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        assert_eq!(forwarded.resolve(ip("10.0.0.1"), &h), ip("198.51.100.1"));
     }
 
     #[test]
