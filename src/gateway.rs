@@ -14,8 +14,10 @@ use tower::ServiceBuilder;
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::backends::Backends;
 use crate::config::{AuthPolicy, Config};
+use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
+use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
 
@@ -28,14 +30,20 @@ struct Inner {
     upstreams: BTreeMap<String, Upstream>,
     backends: Backends,
     authenticator: Arc<Authenticator>,
+    /// `None` when no rate-limit rule is configured.
+    rate_limiter: Option<Arc<RateLimiter>>,
     draining: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the client for upstream {name}: {source}")]
-pub struct BuildError {
-    name: String,
-    source: reqwest::Error,
+pub enum BuildError {
+    #[error("cannot build the client for upstream {name}: {source}")]
+    Upstream {
+        name: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot set up the rate-limit store: {0}")]
+    RateLimitStore(#[from] redis::RedisError),
 }
 
 impl Gateway {
@@ -44,7 +52,7 @@ impl Gateway {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
-            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError {
+            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
                 name: name.clone(),
                 source,
             })?;
@@ -52,11 +60,13 @@ impl Gateway {
         }
         let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
+        let rate_limiter = RateLimiter::new(&config.rate_limit)?;
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
             backends,
             authenticator,
+            rate_limiter,
             draining: AtomicBool::new(false),
         })))
     }
@@ -78,6 +88,10 @@ impl Gateway {
         &self.0.authenticator
     }
 
+    pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
+        self.0.rate_limiter.as_ref()
+    }
+
     /// Ready for traffic: keys loaded and not shutting down.
     pub fn is_ready(&self) -> bool {
         self.0.authenticator.is_ready() && !self.is_draining()
@@ -92,11 +106,32 @@ impl Gateway {
         self.0.draining.store(true, Ordering::Release);
     }
 
-    /// Puts every route of `router` behind authentication under `policy`: 401 before any
-    /// handler runs, and an `Arc<Identity>` extension for the handlers.
+    /// Puts every route of `router` behind authentication under `policy` and the rate
+    /// limits: 401 or 429 before any handler runs, and an `Arc<Identity>` extension for the
+    /// handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        let guard = AuthGuard::new(self.0.authenticator.clone(), policy);
-        router.route_layer(from_fn_with_state(guard, auth::require))
+        self.guard(router, policy, &[])
+    }
+
+    /// `protect` for a router of any state (the proxy routes carry their own), with the
+    /// scopes the identity must hold.
+    fn guard<S: Clone + Send + Sync + 'static>(
+        &self,
+        router: Router<S>,
+        policy: AuthPolicy,
+        scopes: &[String],
+    ) -> Router<S> {
+        let mut auth_guard = AuthGuard::new(self.0.authenticator.clone(), policy);
+        auth_guard.scopes = scopes.to_vec().into();
+        // Layers run outermost first: authenticate (the limits key on the identity), then
+        // charge the rate limits, then the handler.
+        let router = match &self.0.rate_limiter {
+            Some(limiter) => {
+                router.route_layer(from_fn_with_state(limiter.clone(), ratelimit::enforce))
+            }
+            None => router,
+        };
+        router.route_layer(from_fn_with_state(auth_guard, auth::require))
     }
 
     /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
@@ -111,7 +146,12 @@ impl Gateway {
         };
         let hygiene_policy = HygienePolicy::new(&config.limits, &config.routes);
         let cors = edge::cors::layer(&config.cors);
-        let proxied = proxy::routes(&config.routes, &self.0.upstreams, &self.0.authenticator);
+        let trusted = TrustedProxies::new(&config.client_ip);
+        let proxied = proxy::routes(
+            &config.routes,
+            &self.0.upstreams,
+            |router, policy, scopes| self.guard(router, policy, scopes),
+        );
         let own = bff
             .merge(observe::routes())
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
@@ -119,6 +159,8 @@ impl Gateway {
             .with_state(self.clone());
         let routed = own
             .merge(proxied)
+            // Inside the edge: the client address is known before auth and limits run.
+            .layer(from_fn_with_state(trusted, client_ip::resolve))
             .layer(from_fn_with_state(edge_policy, edge::edge));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose

@@ -5,18 +5,20 @@
 //! (`extensions.code`, `extensions.service`).
 
 use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType};
+use std::sync::Arc;
+
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-
-use std::sync::Arc;
 
 use crate::auth::Identity;
 use crate::backends::{Backends, Loaders};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
+use crate::ratelimit::OperationCharge;
 use crate::upstream::{CallContext, UpstreamError};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -90,10 +92,14 @@ where
     post(
         move |State(gateway): State<Gateway>,
               call: CallContext,
+              charge: Option<Extension<Arc<OperationCharge>>>,
               headers: HeaderMap,
               body: Bytes| {
             let schema = schema.clone();
-            async move { execute(&schema, &gateway, call, &headers, &body).await }
+            async move {
+                let charge = charge.map(|Extension(c)| c);
+                execute(&schema, &gateway, call, charge.as_deref(), &headers, &body).await
+            }
         },
     )
 }
@@ -102,6 +108,7 @@ async fn execute<Q, M, S>(
     schema: &Schema<Q, M, S>,
     gateway: &Gateway,
     call: CallContext,
+    charge: Option<&OperationCharge>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response
@@ -124,6 +131,14 @@ where
             );
         }
     };
+    if let Some(charge) = charge {
+        // Parsed once here; execution reuses the document. A query that does not parse
+        // costs one unit and fails in execution with the parser's error.
+        let cost = request.parsed_query().map_or(1, operation_cost);
+        if let Err(refused) = charge.charge(cost).await {
+            return refused;
+        }
+    }
     // An operation with its own budget runs on it instead of the server-wide one.
     let mut call = call;
     let budgets = &gateway.config().graphql.operation_timeouts;
@@ -159,6 +174,32 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
         }
         async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
     }
+}
+
+/// A cheap estimate of what an operation costs: the number of fields it selects (fragments
+/// counted once where defined), at least one. No schema lookup, no variables.
+pub fn operation_cost(document: &ExecutableDocument) -> u32 {
+    fn fields(set: &SelectionSet) -> u32 {
+        set.items.iter().fold(0u32, |sum, item| {
+            sum.saturating_add(match &item.node {
+                Selection::Field(f) => 1u32.saturating_add(fields(&f.node.selection_set.node)),
+                Selection::InlineFragment(f) => fields(&f.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+        })
+    }
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, op)| fields(&op.node.selection_set.node));
+    let fragments = document
+        .fragments
+        .values()
+        .map(|f| fields(&f.node.selection_set.node));
+    operations
+        .chain(fragments)
+        .fold(0u32, u32::saturating_add)
+        .max(1)
 }
 
 /// GraphQL-over-HTTP: the new media type when the client accepts it, else plain JSON.

@@ -1,10 +1,10 @@
 //! Manifold's core: the generic machinery every Backend-for-Frontend binary shares. A request
 //! meets the modules roughly in this order: `server` accepts (request heads bounded), `edge`
 //! checks it (limits, one path normalisation, CORS) and stamps it (request id, deadline,
-//! identity headers stripped), `auth` verifies who is calling and what it may do, the BFF's
-//! own routes (GraphQL via `graphql`, REST via `rest`) or a `proxy` route run, and every
-//! backend call goes through `backends` (typed clients) -> `upstream` (one service, called
-//! well).
+//! identity headers stripped, client IP), `auth` verifies who is calling and what it may do,
+//! `ratelimit` charges it, the BFF's own routes (GraphQL via `graphql`, REST via `rest`) or a
+//! `proxy` route run, and every backend call goes through `backends` (typed clients) ->
+//! `upstream` (one service, called well).
 //! `observe` answers health checks; `bff` is the shared `main`.
 
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod graphql;
 pub mod observe;
 pub mod proxy;
+pub mod ratelimit;
 pub mod rest;
 pub mod server;
 pub mod upstream;

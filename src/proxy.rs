@@ -11,14 +11,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::auth::{self, AuthGuard, Authenticator};
-use crate::config::RouteConfig;
+use crate::config::{AuthPolicy, RouteConfig};
 use crate::edge::REQUEST_ID_HEADER;
 use crate::rest::Problem;
 use crate::upstream::{CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream};
@@ -32,12 +30,13 @@ struct ProxyRoute {
     timeout: Duration,
 }
 
-/// Mounts every configured route. Routes were validated with the config: prefixes are
+/// Mounts every configured route, each behind `guard` (authentication under the route's
+/// policy, and the rate limits). Routes were validated with the config: prefixes are
 /// literal, unique, and name configured upstreams.
 pub fn routes(
     config: &[RouteConfig],
     upstreams: &BTreeMap<String, Upstream>,
-    authenticator: &Arc<Authenticator>,
+    guard: impl Fn(Router, AuthPolicy, &[String]) -> Router,
 ) -> Router {
     let mut router = Router::new();
     for route in config {
@@ -53,17 +52,11 @@ pub fn routes(
             upstream: upstream.clone(),
             timeout: route.timeout,
         });
-        let guard = AuthGuard {
-            authenticator: authenticator.clone(),
-            policy: route.auth,
-            scopes: route.scopes.clone().into(),
-        };
         let mounted = Router::new()
             .route(&format!("{}{{*rest}}", route.prefix), any(forward))
             .route(&route.prefix, any(forward))
-            .with_state(state)
-            .route_layer(from_fn_with_state(guard, auth::require));
-        router = router.merge(mounted);
+            .with_state(state);
+        router = router.merge(guard(mounted, route.auth, &route.scopes));
     }
     router
 }

@@ -10,6 +10,7 @@ mod auth;
 mod cors;
 mod limits;
 mod load;
+mod ratelimit;
 mod tls;
 mod units;
 mod upstream;
@@ -25,6 +26,10 @@ pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use ratelimit::{
+    Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
+    RuleConfig, StoreKind, TierConfig,
+};
 pub use tls::TlsConfig;
 pub use units::ByteSize;
 pub use upstream::{
@@ -53,6 +58,11 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// TLS termination on the public listener; plain HTTP without it.
     pub tls: Option<TlsConfig>,
+    /// `[client_ip]` and `[rate_limit]`: who may name the client, and how often it may call.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

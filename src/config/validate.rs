@@ -311,6 +311,10 @@ impl Config {
         if let Some(tls) = &self.tls {
             p.0.extend(tls.validate());
         }
+        p.0.extend(super::ratelimit::validate(
+            &self.client_ip,
+            &self.rate_limit,
+        ));
         p.0
     }
 }

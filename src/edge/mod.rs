@@ -1,9 +1,11 @@
 //! What every request passes first: request hygiene (`hygiene`: URI and header limits, one
 //! path normalisation, before routing), CORS for browser clients (`cors`), then per request
 //! a request id (the client's, when it is sane, else a new one, echoed in the response), its
-//! deadline, and the removal of any identity header a client tried to set. Also the
-//! `CallContext` extractor handlers use to call backends.
+//! deadline, and the removal of any identity header a client tried to set. `client_ip`
+//! resolves the client's address behind trusted proxies. Also the `CallContext` extractor
+//! handlers use to call backends.
 
+pub mod client_ip;
 pub mod cors;
 pub mod hygiene;
 

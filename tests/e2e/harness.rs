@@ -42,6 +42,25 @@ impl Stack {
         }
     }
 
+    /// Another instance of `spec` on the same backends (several instances behind one load
+    /// balancer), with its config adjusted like the first one's.
+    pub async fn start_instance(
+        &self,
+        spec: &BffSpec,
+        adjust: impl FnOnce(&mut Config),
+    ) -> RunningBff {
+        let mut config = spec.default_config().expect("the shipped config is valid");
+        point_at(&mut config, &self.backends);
+        adjust(&mut config);
+        let bff = manifold::bff::start(spec, config).await.expect("start BFF");
+        assert!(
+            bff.ready(Duration::from_secs(10)).await,
+            "{} not ready within 10 s",
+            spec.name
+        );
+        bff
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.bff.url())
     }

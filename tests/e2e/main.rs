@@ -7,6 +7,8 @@ mod harness;
 mod mobile;
 mod partner;
 mod proxy;
+mod ratelimit;
+mod redis_server;
 mod resilience;
 mod security;
 mod tls;

@@ -1,0 +1,93 @@
+//! Counters of rate-limit decisions, and the log lines when the shared store goes away or
+//! comes back (one line per transition, not one per request).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::RedisStoreError;
+use crate::config::OnRedisError;
+
+#[derive(Debug, Default)]
+pub struct RateLimitMetrics {
+    allowed: AtomicU64,
+    refused: AtomicU64,
+    /// Decisions taken with local counters because Redis could not be used.
+    fallback: AtomicU64,
+    /// Requests refused (503) because Redis could not be used.
+    unavailable: AtomicU64,
+    /// Redis calls that failed (timeouts, connection errors), not counting skipped ones.
+    redis_errors: AtomicU64,
+    /// Redis round trips that answered, and the time they took in total.
+    redis_calls: AtomicU64,
+    redis_micros: AtomicU64,
+    degraded: AtomicBool,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub allowed: u64,
+    pub refused: u64,
+    pub fallback: u64,
+    pub unavailable: u64,
+    pub redis_errors: u64,
+    pub redis_calls: u64,
+    /// Total time of the answered Redis round trips, in microseconds.
+    pub redis_micros: u64,
+    /// Whether the shared store is currently out of use.
+    pub degraded: bool,
+}
+
+impl RateLimitMetrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            allowed: self.allowed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            fallback: self.fallback.load(Ordering::Relaxed),
+            unavailable: self.unavailable.load(Ordering::Relaxed),
+            redis_errors: self.redis_errors.load(Ordering::Relaxed),
+            redis_calls: self.redis_calls.load(Ordering::Relaxed),
+            redis_micros: self.redis_micros.load(Ordering::Relaxed),
+            degraded: self.degraded.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(super) fn count_allowed(&self) {
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn shared_ok(&self, took: Duration) {
+        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.redis_micros.fetch_add(micros, Ordering::Relaxed);
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limits: Redis is reachable again; limits are shared");
+        }
+    }
+
+    pub(super) fn shared_failed(&self, error: &RedisStoreError, policy: OnRedisError) {
+        if !matches!(error, RedisStoreError::Resting) {
+            self.redis_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        match policy {
+            OnRedisError::Local => self.fallback.fetch_add(1, Ordering::Relaxed),
+            OnRedisError::Refuse => self.unavailable.fetch_add(1, Ordering::Relaxed),
+        };
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            match policy {
+                OnRedisError::Local => tracing::warn!(
+                    %error,
+                    "rate limits: Redis unreachable; falling back to local limits (each instance counts alone)"
+                ),
+                OnRedisError::Refuse => tracing::warn!(
+                    %error,
+                    "rate limits: Redis unreachable; refusing limited requests until it is back"
+                ),
+            }
+        }
+    }
+}
