@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,6 +16,7 @@ use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
+use crate::lifecycle::Lifecycle;
 use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
@@ -32,7 +32,8 @@ struct Inner {
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
-    draining: AtomicBool,
+    /// Shared with every generation a config reload builds.
+    lifecycle: Arc<Lifecycle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,16 @@ impl Gateway {
     /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
     /// tokio runtime. The config must already be validated.
     pub fn new(config: Config) -> Result<Self, BuildError> {
+        Self::with_lifecycle(config, Arc::default())
+    }
+
+    /// The next generation after a config reload: a new gateway for `config` that shares
+    /// this one's lifecycle (draining flag, reload status).
+    pub fn next_generation(&self, config: Config) -> Result<Self, BuildError> {
+        Self::with_lifecycle(config, self.0.lifecycle.clone())
+    }
+
+    fn with_lifecycle(config: Config, lifecycle: Arc<Lifecycle>) -> Result<Self, BuildError> {
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
             let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
@@ -67,7 +78,7 @@ impl Gateway {
             backends,
             authenticator,
             rate_limiter,
-            draining: AtomicBool::new(false),
+            lifecycle,
         })))
     }
 
@@ -98,12 +109,17 @@ impl Gateway {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::Acquire)
+        self.0.lifecycle.is_draining()
     }
 
     /// Marks the instance as shutting down: `/readyz` fails from now on.
     pub fn start_draining(&self) {
-        self.0.draining.store(true, Ordering::Release);
+        self.0.lifecycle.start_draining();
+    }
+
+    /// Draining flag and config reload status, shared by every generation.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.0.lifecycle
     }
 
     /// Puts every route of `router` behind authentication under `policy` and the rate
