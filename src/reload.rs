@@ -284,3 +284,60 @@ async fn reload_status(live: Arc<LiveApp>, request: Request) -> axum::response::
     }
     axum::Json(live.status()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, "test", std::iter::empty(), &[]).expect("valid test config")
+    }
+
+    fn live(text: &str) -> Arc<LiveApp> {
+        let gateway = Gateway::new(config(text)).expect("gateway");
+        LiveApp::new(gateway, "test", &[], |_| Router::new())
+    }
+
+    const BASE: &str = "[server]\nlisten = \"127.0.0.1:18080\"\nrequest_timeout = \"1s\"\n";
+
+    #[tokio::test]
+    async fn a_valid_config_becomes_the_next_generation() {
+        let live = live(BASE);
+        let next = config(&BASE.replace("\"1s\"", "\"2s\""));
+        assert_eq!(live.apply(next, "api").await.expect("applied"), 2);
+        let gateway = live.gateway();
+        assert_eq!(
+            gateway.config().server.request_timeout,
+            Duration::from_secs(2)
+        );
+        let status = live.status();
+        assert_eq!((status.generation, status.succeeded_total), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_new_listen_address_is_refused_and_the_old_config_stays() {
+        let live = live(BASE);
+        let moved = config(&BASE.replace("18080", "18081").replace("\"1s\"", "\"2s\""));
+        let err = live.apply(moved, "sighup").await.expect_err("refused");
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        assert_eq!(
+            live.gateway().config().server.request_timeout,
+            Duration::from_secs(1)
+        );
+        let status = live.status();
+        assert_eq!((status.generation, status.failed_total), (1, 1));
+        let last = status.last.expect("recorded");
+        assert_eq!(last.trigger, "sighup");
+        assert!(last.errors[0].contains("needs a restart"));
+    }
+
+    #[tokio::test]
+    async fn no_reload_while_draining() {
+        let live = live(BASE);
+        live.gateway().start_draining();
+        let err = live.apply(config(BASE), "api").await.expect_err("refused");
+        assert!(matches!(err, ReloadError::Draining));
+        // The flag is the process's, not the generation's.
+        assert!(live.gateway().is_draining());
+    }
+}

@@ -127,10 +127,10 @@ impl HangupSignal {
 
     pub async fn recv(&mut self) {
         #[cfg(unix)]
-        if let Some(signal) = &mut self.inner {
-            if signal.recv().await.is_some() {
-                return;
-            }
+        if let Some(signal) = &mut self.inner
+            && signal.recv().await.is_some()
+        {
+            return;
         }
         std::future::pending::<()>().await
     }

@@ -4,6 +4,7 @@
 
 mod config;
 mod deploy;
+mod drain;
 mod harness;
 mod mobile;
 mod partner;

@@ -306,10 +306,10 @@ impl Haproxy {
                 .zip(line.split(','))
                 .map(|(c, v)| (c.to_string(), v.to_string()))
                 .collect();
-            if row.get("pxname").map(String::as_str) == Some("be_mobile") {
-                if let Some(name) = row.get("svname").cloned() {
-                    out.insert(name, row);
-                }
+            if row.get("pxname").map(String::as_str) == Some("be_mobile")
+                && let Some(name) = row.get("svname").cloned()
+            {
+                out.insert(name, row);
             }
         }
         out
