@@ -51,27 +51,50 @@ impl Gateway {
     /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
     /// tokio runtime. The config must already be validated.
     pub fn new(config: Config) -> Result<Self, BuildError> {
-        Self::with_lifecycle(config, Arc::default())
+        Self::build(config, Arc::default(), None)
     }
 
     /// The next generation after a config reload: a new gateway for `config` that shares
-    /// this one's lifecycle (draining flag, reload status).
+    /// this one's lifecycle (draining flag, reload status) and keeps the state of what did
+    /// not change — an upstream with the same config keeps its pool, breaker, health and
+    /// retry budget; the rate limiter with the same rules keeps its counters.
     pub fn next_generation(&self, config: Config) -> Result<Self, BuildError> {
-        Self::with_lifecycle(config, self.0.lifecycle.clone())
+        Self::build(config, self.0.lifecycle.clone(), Some(self))
     }
 
-    fn with_lifecycle(config: Config, lifecycle: Arc<Lifecycle>) -> Result<Self, BuildError> {
+    fn build(
+        config: Config,
+        lifecycle: Arc<Lifecycle>,
+        previous: Option<&Gateway>,
+    ) -> Result<Self, BuildError> {
+        // Configs have no PartialEq; their Debug shows every field these two sections have.
+        let same =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
-            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
-                name: name.clone(),
-                source,
-            })?;
+            let kept = previous
+                .filter(|p| {
+                    p.0.config
+                        .upstreams
+                        .get(name)
+                        .is_some_and(|old| same(old, cfg))
+                })
+                .and_then(|p| p.0.upstreams.get(name).cloned());
+            let upstream = match kept {
+                Some(upstream) => upstream,
+                None => Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
+                    name: name.clone(),
+                    source,
+                })?,
+            };
             upstreams.insert(name.clone(), upstream);
         }
         let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
-        let rate_limiter = RateLimiter::new(&config.rate_limit)?;
+        let rate_limiter = match previous {
+            Some(p) if same(&p.0.config.rate_limit, &config.rate_limit) => p.0.rate_limiter.clone(),
+            _ => RateLimiter::new(&config.rate_limit)?,
+        };
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,

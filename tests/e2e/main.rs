@@ -11,6 +11,7 @@ mod partner;
 mod proxy;
 mod ratelimit;
 mod redis_server;
+mod reload;
 mod resilience;
 mod security;
 mod tls;
