@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use demo_services::{Backends, Service};
 use load::Load;
-use procs::{Haproxy, Instance, free_port, haproxy_available, mobile_config, scratch};
+use procs::{Haproxy, Instance, Scratch, free_port, haproxy_available, mobile_config};
 use serde_json::{Value, json};
 
 const WORKERS: usize = 8;
@@ -79,7 +79,7 @@ async fn kill_9_of_one_instance_fails_at_most_its_in_flight_requests() {
         return;
     }
     let cluster = Cluster::start().await;
-    let dir = scratch("kill9");
+    let dir = Scratch::new("kill9");
     let (mut a, _b, haproxy) = cluster.pair(&dir).await;
     let load = Load::start(haproxy.url("/graphql"), cluster.token.clone(), WORKERS);
     load.wait_sent(300, Duration::from_secs(20)).await;
@@ -131,7 +131,7 @@ async fn rolling_restart_under_load_fails_no_request() {
         return;
     }
     let cluster = Cluster::start().await;
-    let dir = scratch("rolling");
+    let dir = Scratch::new("rolling");
     let (mut a, mut b, haproxy) = cluster.pair(&dir).await;
     let load = Load::start(haproxy.url("/graphql"), cluster.token.clone(), WORKERS);
     load.wait_sent(200, Duration::from_secs(20)).await;
@@ -195,7 +195,7 @@ fn with_slow_route(config: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_exits_by_the_hard_deadline() {
     let cluster = Cluster::start().await;
-    let dir = scratch("drain");
+    let dir = Scratch::new("drain");
     let env = [
         ("MANIFOLD_SERVER__DRAIN_DELAY", "500ms"),
         ("MANIFOLD_SERVER__SHUTDOWN_TIMEOUT", "3s"),
@@ -281,7 +281,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_by_the_hard_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_apply_without_restart_and_invalid_ones_are_refused() {
     let cluster = Cluster::start().await;
-    let dir = scratch("reload");
+    let dir = Scratch::new("reload");
     let http = &cluster.http;
     let original = mobile_config(&cluster.backends, free_port());
     let instance = Instance::start(&dir, "reload", &original, &[]);
