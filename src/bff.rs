@@ -1,18 +1,23 @@
 //! What every BFF binary shares: command line (`--config PATH`, `--check`), config loading
-//! with exit status 64 on any problem, logging, and the lifecycle (start, serve, drain on
-//! SIGTERM/SIGINT). A BFF describes itself with a `BffSpec`; its `main` is one call.
+//! with exit status 64 on any problem, logging, and the lifecycle (start, serve, reload the
+//! config file on SIGHUP or change, drain on SIGTERM/SIGINT: fail `/readyz`, keep serving
+//! for `server.drain_delay`, then finish in-flight requests until `server.shutdown_timeout`
+//! after the signal). A BFF describes itself with a `BffSpec`; its `main` is one call.
 //! `start` runs the same BFF in-process on any address (the demo launcher and tests use it).
 
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::config::LoadSource;
 use crate::gateway::{BuildError, Gateway};
+use crate::reload::{self, LiveApp, ReloadError};
 use crate::server::{self, RunningServer};
 
 /// sysexits' EX_USAGE: the command line or the config is wrong.
@@ -64,8 +69,10 @@ pub enum StartError {
 
 /// A BFF running in this process.
 pub struct RunningBff {
-    gateway: Gateway,
+    live: Arc<LiveApp>,
     server: RunningServer,
+    /// Reloads the config file on SIGHUP or change (`watch_config`).
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningBff {
@@ -77,26 +84,62 @@ impl RunningBff {
         format!("{}://{}", self.server.scheme(), self.addr())
     }
 
-    pub fn gateway(&self) -> &Gateway {
-        &self.gateway
+    /// The gateway of the config generation serving now.
+    pub fn gateway(&self) -> Gateway {
+        self.live.gateway()
+    }
+
+    /// The swappable app (reloads, reload status).
+    pub fn live(&self) -> &Arc<LiveApp> {
+        &self.live
+    }
+
+    /// Swaps in `config` without dropping requests, or keeps the old one and says why.
+    pub async fn reload(&self, config: Config) -> Result<u64, ReloadError> {
+        self.live.apply(config, "api").await
+    }
+
+    /// Reloads the config file at `path` on SIGHUP and whenever its contents change.
+    pub fn watch_config(&mut self, path: PathBuf) {
+        if let Some(old) = self.watcher.replace(reload::watch(self.live.clone(), path)) {
+            old.abort();
+        }
     }
 
     /// Waits until the BFF is ready for traffic (JWKS loaded), polling up to `limit`.
     pub async fn ready(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            if self.gateway.is_ready() {
+            if self.gateway().is_ready() {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.gateway.is_ready()
+        self.gateway().is_ready()
     }
 
-    /// Fails readiness, then drains in-flight requests and stops.
-    pub async fn shutdown(self) -> io::Result<()> {
-        self.gateway.start_draining();
-        self.server.shutdown().await
+    /// The drain: fails readiness at once, keeps serving for `server.drain_delay` (the load
+    /// balancer's deregistration lag), then stops accepting and lets in-flight requests
+    /// finish, cutting off whatever is left `server.shutdown_timeout` after the call.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        let signalled = Instant::now();
+        let gateway = self.gateway();
+        gateway.start_draining();
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        let server = &gateway.config().server;
+        let (drain_delay, deadline) = (server.drain_delay, server.shutdown_timeout);
+        drop(gateway);
+        tokio::time::sleep(drain_delay).await;
+        tracing::info!(
+            ?drain_delay,
+            "drain delay over: closing the listener and idle connections"
+        );
+        let grace = deadline.saturating_sub(signalled.elapsed());
+        let result = self.server.shutdown(grace).await;
+        tracing::info!(elapsed = ?signalled.elapsed(), "stopped");
+        result
     }
 }
 
@@ -113,13 +156,16 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    let grace = config.server.shutdown_timeout;
     let limits = config.limits.clone();
     let gateway = Gateway::new(config)?;
-    let app = gateway.clone().into_router((spec.routes)(&gateway));
-    let server = RunningServer::spawn(listener, app, tls, grace, &limits)
+    let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
+    let server = RunningServer::spawn(listener, live.router(), tls, &limits)
         .map_err(|source| StartError::Bind { addr, source })?;
-    Ok(RunningBff { gateway, server })
+    Ok(RunningBff {
+        live,
+        server,
+        watcher: None,
+    })
 }
 
 /// The whole `main` of a BFF binary.
@@ -164,7 +210,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let bff = match start(spec, config).await {
+        let mut bff = match start(spec, config).await {
             Ok(bff) => bff,
             Err(e) => {
                 tracing::error!("{e}");
@@ -172,10 +218,21 @@ pub fn main(spec: &BffSpec) -> ExitCode {
             }
         };
         tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), "listening");
+        match &source {
+            LoadSource::File(path) => bff.watch_config(path.clone()),
+            // Without a handler SIGHUP would kill the process.
+            LoadSource::Embedded => drop(tokio::spawn(async {
+                let mut hangup = server::HangupSignal::new();
+                loop {
+                    hangup.recv().await;
+                    tracing::warn!("SIGHUP: running on the embedded config; nothing to reload");
+                }
+            })),
+        }
         server::termination_signal().await;
         tracing::info!(
             bff = spec.name,
-            "shutting down: draining in-flight requests"
+            "shutting down: /readyz fails, draining in-flight requests"
         );
         match bff.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,

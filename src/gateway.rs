@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,6 +16,7 @@ use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
+use crate::lifecycle::Lifecycle;
 use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
@@ -32,7 +32,8 @@ struct Inner {
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
-    draining: AtomicBool,
+    /// Shared with every generation a config reload builds.
+    lifecycle: Arc<Lifecycle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,24 +51,57 @@ impl Gateway {
     /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
     /// tokio runtime. The config must already be validated.
     pub fn new(config: Config) -> Result<Self, BuildError> {
+        Self::build(config, Arc::default(), None)
+    }
+
+    /// The next generation after a config reload: a new gateway for `config` that shares
+    /// this one's lifecycle (draining flag, reload status) and keeps the state of what did
+    /// not change — an upstream with the same config keeps its pool, breaker, health and
+    /// retry budget; the rate limiter with the same rules keeps its counters.
+    pub fn next_generation(&self, config: Config) -> Result<Self, BuildError> {
+        Self::build(config, self.0.lifecycle.clone(), Some(self))
+    }
+
+    fn build(
+        config: Config,
+        lifecycle: Arc<Lifecycle>,
+        previous: Option<&Gateway>,
+    ) -> Result<Self, BuildError> {
+        // Configs have no PartialEq; their Debug shows every field these two sections have.
+        let same =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
-            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
-                name: name.clone(),
-                source,
-            })?;
+            let kept = previous
+                .filter(|p| {
+                    p.0.config
+                        .upstreams
+                        .get(name)
+                        .is_some_and(|old| same(old, cfg))
+                })
+                .and_then(|p| p.0.upstreams.get(name).cloned());
+            let upstream = match kept {
+                Some(upstream) => upstream,
+                None => Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
+                    name: name.clone(),
+                    source,
+                })?,
+            };
             upstreams.insert(name.clone(), upstream);
         }
         let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
-        let rate_limiter = RateLimiter::new(&config.rate_limit)?;
+        let rate_limiter = match previous {
+            Some(p) if same(&p.0.config.rate_limit, &config.rate_limit) => p.0.rate_limiter.clone(),
+            _ => RateLimiter::new(&config.rate_limit)?,
+        };
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
             backends,
             authenticator,
             rate_limiter,
-            draining: AtomicBool::new(false),
+            lifecycle,
         })))
     }
 
@@ -98,12 +132,17 @@ impl Gateway {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::Acquire)
+        self.0.lifecycle.is_draining()
     }
 
     /// Marks the instance as shutting down: `/readyz` fails from now on.
     pub fn start_draining(&self) {
-        self.0.draining.store(true, Ordering::Release);
+        self.0.lifecycle.start_draining();
+    }
+
+    /// Draining flag and config reload status, shared by every generation.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.0.lifecycle
     }
 
     /// Puts every route of `router` behind authentication under `policy` and the rate

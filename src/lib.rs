@@ -5,7 +5,8 @@
 //! `ratelimit` charges it, the BFF's own routes (GraphQL via `graphql`, REST via `rest`) or a
 //! `proxy` route run, and every backend call goes through `backends` (typed clients) ->
 //! `upstream` (one service, called well).
-//! `observe` answers health checks; `bff` is the shared `main`.
+//! `observe` answers health checks; `bff` is the shared `main`; `lifecycle` and `reload`
+//! keep one process serving across SIGTERM drains and config reloads.
 
 #![forbid(unsafe_code)]
 
@@ -16,9 +17,11 @@ pub mod config;
 pub mod edge;
 pub mod gateway;
 pub mod graphql;
+pub mod lifecycle;
 pub mod observe;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
 pub mod rest;
 pub mod server;
 pub mod upstream;

@@ -1,6 +1,7 @@
 //! Health and readiness: `/healthz` says the process is alive, `/readyz` whether it should get
-//! traffic (config loaded, JWKS keys loaded, not shutting down). Metrics and the admin
-//! dashboard will live here too.
+//! traffic (config loaded and valid — an instance runs no other —, JWKS keys loaded, served by
+//! the listener itself, not draining after SIGTERM). Metrics and the admin dashboard will live
+//! here too.
 
 use axum::Json;
 use axum::Router;

@@ -25,16 +25,19 @@ use crate::tls::DemoCertificate;
 const BFFS: [&BffSpec; 3] = [&bff_mobile::SPEC, &bff_web::SPEC, &bff_partner::SPEC];
 const DEMO_PARTNER_KEY: &str = "demo-partner-key";
 
-const USAGE: &str = "usage: demo [--tls]\n\nStarts the sample backends (9100-9109) and bff-mobile (8081), bff-web (8082)\n\
+const USAGE: &str = "usage: demo [--tls | --backends-only]\n\nStarts the sample backends (9100-9109) and bff-mobile (8081), bff-web (8082)\n\
     and bff-partner (8083); Ctrl-C stops everything. Configs: config/*.toml when present,\n\
     MANIFOLD_* environment overrides apply to all three BFFs. RUST_LOG sets the log filter.\n\n  \
     --tls  serve the BFFs over HTTPS with a self-signed certificate for localhost and\n         \
-    127.0.0.1, made at start (use curl -k, or --cacert with the printed file)";
+    127.0.0.1, made at start (use curl -k, or --cacert with the printed file)\n  \
+    --backends-only  only the sample backends, on every interface (0.0.0.0:9100-9109), for\n                   \
+    docker-compose, where the BFFs run in their own containers";
 
 fn main() -> ExitCode {
     let mut with_tls = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
+            "--backends-only" => return backends_only(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -83,6 +86,31 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(configs, certificate.as_ref()))
+}
+
+/// `--backends-only`: the ten sample services on 0.0.0.0:9100-9109 until SIGTERM/Ctrl-C.
+fn backends_only() -> ExitCode {
+    manifold::bff::init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let backends = match Backends::start(IpAddr::V4(Ipv4Addr::UNSPECIFIED), Some(9100)).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cannot start the sample backends on ports 9100-9109: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("sample backends listening on 0.0.0.0:9100-9109");
+        manifold::server::termination_signal().await;
+        drop(backends);
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run(configs: Vec<Config>, certificate: Option<&DemoCertificate>) -> ExitCode {

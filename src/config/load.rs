@@ -262,6 +262,21 @@ mod tests {
     }
 
     #[test]
+    fn the_drain_delay_must_end_before_the_hard_deadline() {
+        let config = Config::parse(MINIMAL, "test", env(&[]), &["users"]).expect("valid");
+        assert_eq!(config.server.drain_delay, std::time::Duration::ZERO);
+        let delayed = env(&[("MANIFOLD_SERVER__DRAIN_DELAY", "2s")]);
+        let config = Config::parse(MINIMAL, "test", delayed, &["users"]).expect("valid");
+        assert_eq!(config.server.drain_delay, std::time::Duration::from_secs(2));
+        let too_long = env(&[
+            ("MANIFOLD_SERVER__DRAIN_DELAY", "10s"),
+            ("MANIFOLD_SERVER__SHUTDOWN_TIMEOUT", "10s"),
+        ]);
+        let errors = Config::parse(MINIMAL, "test", too_long, &["users"]).expect_err("invalid");
+        assert_eq!(errors.errors[0].key, "server.drain_delay");
+    }
+
+    #[test]
     fn a_minimal_config_loads_with_defaults() {
         let config = Config::parse(MINIMAL, "test", env(&[]), &["users"]).expect("valid");
         assert_eq!(

@@ -72,9 +72,14 @@ pub struct ServerConfig {
     /// Total budget of one client request, shared by every backend call it makes.
     #[serde(default = "defaults::request_timeout", with = "units::duration")]
     pub request_timeout: Duration,
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    /// The hard deadline after SIGTERM/SIGINT, counted from the signal: whatever is still
+    /// running then is cut off and the process exits.
     #[serde(default = "defaults::shutdown_timeout", with = "units::duration")]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long the listener keeps serving new requests while `/readyz`
+    /// already fails: the load balancer's deregistration lag (checks interval x fall).
+    #[serde(default, with = "units::duration")]
+    pub drain_delay: Duration,
     /// Largest request body the BFF reads whole (GraphQL, REST). Proxy routes stream instead.
     #[serde(default = "defaults::max_request_body")]
     pub max_request_body: ByteSize,

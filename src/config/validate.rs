@@ -23,6 +23,11 @@ impl Config {
             "must be greater than 0",
         );
         p.check(
+            s.drain_delay < s.shutdown_timeout,
+            "server.drain_delay".into(),
+            "must be shorter than server.shutdown_timeout (the hard deadline counts from the signal)",
+        );
+        p.check(
             s.max_request_body.bytes() > 0,
             "server.max_request_body".into(),
             "must be greater than 0",

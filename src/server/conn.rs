@@ -48,19 +48,19 @@ pub fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Accepts connections until `signal` resolves, then lets open connections finish for at
-/// most `grace` (counted from the signal) and closes the rest.
+/// Accepts connections until `signal` resolves to the grace period, then asks every open
+/// connection to finish (HTTP/1.1: close after the current response; HTTP/2: GOAWAY), waits
+/// for them for at most that grace, and closes the rest.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
 ) -> io::Result<()> {
     let builder = http_builder(limits);
     let connections = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
-    loop {
+    let grace = loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -71,7 +71,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut signal => break,
+            grace = &mut signal => break grace,
         };
         let _ = stream.set_nodelay(true);
         let service = app
@@ -89,7 +89,7 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
-    }
+    };
     drop(listener);
     tokio::select! {
         () = connections.shutdown() => Ok(()),

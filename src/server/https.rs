@@ -28,13 +28,13 @@ use tower::ServiceExt;
 use super::tls::Tls;
 use crate::config::LimitsConfig;
 
-/// Serves `app` over TLS until `signal` resolves, then drains for at most `grace`.
+/// Serves `app` over TLS until `signal` resolves to the grace period, then drains for at
+/// most that long.
 pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: Tls,
-    signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
 ) -> io::Result<()> {
     let reload = AbortOnDrop(tokio::spawn(tls.reload_task()));
@@ -44,9 +44,9 @@ pub async fn serve_tls(
     let (stopping, stopping_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut signal = std::pin::pin!(signal);
-    loop {
+    let grace = loop {
         tokio::select! {
-            () = &mut signal => break,
+            grace = &mut signal => break grace,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     connections.spawn(serve_connection(Connection {
@@ -66,7 +66,7 @@ pub async fn serve_tls(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-    }
+    };
     drop(listener);
     drop(reload);
     let _ = stopping.send(true);

@@ -29,35 +29,30 @@ use crate::config::LimitsConfig;
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<Duration>>,
     task: JoinHandle<io::Result<()>>,
 }
 
 impl RunningServer {
     /// Starts serving `app` on `listener`, over TLS when `tls` is given. It stops when
-    /// `shutdown()` is called (or the handle is dropped), finishing in-flight requests for at
-    /// most `grace`.
+    /// `shutdown(grace)` is called, finishing in-flight requests for at most `grace`, or
+    /// when the handle is dropped, finishing them for at most `DROP_GRACE`.
     pub fn spawn(
         listener: TcpListener,
         app: Router,
         tls: Option<Tls>,
-        grace: Duration,
         limits: &LimitsConfig,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let signal = async move {
-            let _ = stopped.await;
-        };
+        let (stop, stopped) = oneshot::channel::<Duration>();
+        let signal = async move { stopped.await.unwrap_or(DROP_GRACE) };
         let is_tls = tls.is_some();
         let limits = limits.clone();
         let task = match tls {
             Some(tls) => {
-                tokio::spawn(
-                    async move { serve_tls(listener, app, tls, signal, grace, &limits).await },
-                )
+                tokio::spawn(async move { serve_tls(listener, app, tls, signal, &limits).await })
             }
-            None => tokio::spawn(async move { serve(listener, app, signal, grace, &limits).await }),
+            None => tokio::spawn(async move { serve(listener, app, signal, &limits).await }),
         };
         Ok(Self {
             addr,
@@ -76,10 +71,11 @@ impl RunningServer {
         if self.tls { "https" } else { "http" }
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to the grace period), and waits.
-    pub async fn shutdown(mut self) -> io::Result<()> {
+    /// Stops accepting, lets in-flight requests finish for at most `grace` (then cuts them
+    /// off), and waits.
+    pub async fn shutdown(mut self, grace: Duration) -> io::Result<()> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(grace);
         }
         (&mut self.task)
             .await
@@ -87,23 +83,63 @@ impl RunningServer {
     }
 }
 
+/// How long in-flight requests may finish when a server is dropped without `shutdown`.
+const DROP_GRACE: Duration = Duration::from_secs(10);
+
 impl Drop for RunningServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(DROP_GRACE);
         }
     }
 }
 
-/// Serves plain HTTP until `signal` resolves, then drains for at most `grace`.
+/// Serves plain HTTP until `signal` resolves to the grace period, then drains for at most
+/// that long.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
 ) -> io::Result<()> {
-    conn::serve(listener, app, signal, grace, limits).await
+    conn::serve(listener, app, signal, limits).await
+}
+
+/// Resolves at each SIGHUP (ask for a config reload); never on platforms without it.
+pub struct HangupSignal {
+    #[cfg(unix)]
+    inner: Option<tokio::signal::unix::Signal>,
+}
+
+impl HangupSignal {
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let inner = signal(SignalKind::hangup())
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok();
+            Self { inner }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.inner
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+impl Default for HangupSignal {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

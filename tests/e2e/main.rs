@@ -3,12 +3,15 @@
 //! separately, which is slow); each test starts its own stack, so they run in parallel.
 
 mod config;
+mod deploy;
+mod drain;
 mod harness;
 mod mobile;
 mod partner;
 mod proxy;
 mod ratelimit;
 mod redis_server;
+mod reload;
 mod resilience;
 mod security;
 mod tls;
