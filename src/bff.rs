@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
 use crate::server::{self, RunningServer};
 
@@ -66,6 +66,8 @@ pub enum StartError {
 pub struct RunningBff {
     gateway: Gateway,
     server: RunningServer,
+    /// The admin listener (`/metrics`, admin API, dashboard), unless `[admin]` disables it.
+    admin: Option<RunningServer>,
 }
 
 impl RunningBff {
@@ -75,6 +77,16 @@ impl RunningBff {
 
     pub fn url(&self) -> String {
         format!("{}://{}", self.server.scheme(), self.addr())
+    }
+
+    /// Address of the admin listener, when it is enabled.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(RunningServer::addr)
+    }
+
+    /// `http://addr` of the admin listener, when it is enabled.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr().map(|addr| format!("http://{addr}"))
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -96,7 +108,12 @@ impl RunningBff {
     /// Fails readiness, then drains in-flight requests and stops.
     pub async fn shutdown(self) -> io::Result<()> {
         self.gateway.start_draining();
-        self.server.shutdown().await
+        let served = self.server.shutdown().await;
+        // The admin listener stays up while the public one drains (operators watch it).
+        if let Some(admin) = self.admin {
+            admin.shutdown().await?;
+        }
+        served
     }
 }
 
@@ -113,13 +130,46 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    let admin_listener = if config.admin.enabled {
+        let admin_addr = config.admin.listen;
+        Some(
+            TcpListener::bind(admin_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: admin_addr,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     let grace = config.server.shutdown_timeout;
     let limits = config.limits.clone();
     let gateway = Gateway::new(config)?;
+    gateway.observer().set_name(spec.name);
     let app = gateway.clone().into_router((spec.routes)(&gateway));
     let server = RunningServer::spawn(listener, app, tls, grace, &limits)
         .map_err(|source| StartError::Bind { addr, source })?;
-    Ok(RunningBff { gateway, server })
+    let admin = match admin_listener {
+        Some(listener) => {
+            let admin_addr = listener.local_addr().unwrap_or(addr);
+            let app = crate::observe::admin::router(gateway.clone());
+            Some(
+                RunningServer::spawn(listener, app, None, grace, &limits).map_err(|source| {
+                    StartError::Bind {
+                        addr: admin_addr,
+                        source,
+                    }
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(RunningBff {
+        gateway,
+        server,
+        admin,
+    })
 }
 
 /// The whole `main` of a BFF binary.
@@ -152,7 +202,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         println!("ok ({source})");
         return ExitCode::SUCCESS;
     }
-    init_logging();
+    init_logging_as(config.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,7 +221,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), "listening");
+        tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), admin = ?bff.admin_addr(), "listening");
         server::termination_signal().await;
         tracing::info!(
             bff = spec.name,
@@ -187,14 +237,22 @@ pub fn main(spec: &BffSpec) -> ExitCode {
     })
 }
 
-/// Logs to stderr; `RUST_LOG` sets the filter (default `info`).
+/// Logs text to stderr; `RUST_LOG` sets the filter (default `info`).
 pub fn init_logging() {
+    init_logging_as(LogFormat::Text);
+}
+
+/// Logs to stderr in `format` (`[log] format`); `RUST_LOG` sets the filter (default `info`).
+pub fn init_logging_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+        .with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 struct Args {

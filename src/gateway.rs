@@ -32,6 +32,7 @@ struct Inner {
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
+    observer: Arc<observe::Observer>,
     draining: AtomicBool,
 }
 
@@ -61,12 +62,14 @@ impl Gateway {
         let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
         let rate_limiter = RateLimiter::new(&config.rate_limit)?;
+        let observer = Arc::new(observe::Observer::new(&config));
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
             backends,
             authenticator,
             rate_limiter,
+            observer,
             draining: AtomicBool::new(false),
         })))
     }
@@ -90,6 +93,11 @@ impl Gateway {
 
     pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
         self.0.rate_limiter.as_ref()
+    }
+
+    /// Request metrics, recent errors, the span exporter.
+    pub fn observer(&self) -> &Arc<observe::Observer> {
+        &self.0.observer
     }
 
     /// Ready for traffic: keys loaded and not shutting down.
@@ -159,6 +167,9 @@ impl Gateway {
             .with_state(self.clone());
         let routed = own
             .merge(proxied)
+            // Inside the edge (request id and trace context known), around auth and limits
+            // (their refusals are counted and logged): metrics, access log, spans.
+            .layer(from_fn_with_state(self.clone(), observe::track))
             // Inside the edge: the client address is known before auth and limits run.
             .layer(from_fn_with_state(trusted, client_ip::resolve))
             .layer(from_fn_with_state(edge_policy, edge::edge));

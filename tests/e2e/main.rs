@@ -5,6 +5,7 @@
 mod config;
 mod harness;
 mod mobile;
+mod observe;
 mod partner;
 mod proxy;
 mod ratelimit;
