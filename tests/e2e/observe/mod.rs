@@ -303,3 +303,52 @@ async fn a_traceparent_reaches_every_backend_with_the_same_trace_id() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_shows_the_config_with_secrets_redacted() {
+    let stack = Stack::start_with(&bff_partner::SPEC, |config| {
+        // Set but unused (local store): only its text is under test.
+        config.rate_limit.redis_url = Some("redis://admin:hunter2@127.0.0.1:6390/0".into());
+    })
+    .await;
+    let hashes: Vec<String> = stack
+        .bff
+        .gateway()
+        .config()
+        .auth
+        .api_keys
+        .values()
+        .map(|k| k.sha256.clone())
+        .collect();
+    assert!(!hashes.is_empty());
+    let body: serde_json::Value = stack
+        .http
+        .get(stack.admin_url("/admin/api/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let config = body["config"].as_str().unwrap();
+    assert!(config.contains("api_keys"), "{config}");
+    assert!(
+        config.contains("redis://admin:<redacted>@127.0.0.1:6390/0"),
+        "{config}"
+    );
+    assert!(!config.contains("hunter2"));
+    for hash in &hashes {
+        assert!(!config.contains(hash.as_str()), "an API key hash is shown");
+    }
+    let status: serde_json::Value = stack
+        .http
+        .get(stack.admin_url("/admin/api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["bff"], "bff-partner");
+    assert!(status["upstreams"].as_array().unwrap().len() >= 3);
+}
