@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
-use crate::config::LoadSource;
+use crate::config::{Config, LoadSource, LogFormat};
 use crate::gateway::{BuildError, Gateway};
 use crate::reload::{self, LiveApp, ReloadError};
 use crate::server::{self, RunningServer};
@@ -73,6 +72,8 @@ pub struct RunningBff {
     server: RunningServer,
     /// Reloads the config file on SIGHUP or change (`watch_config`).
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// The admin listener (`/metrics`, admin API, dashboard), unless `[admin]` disables it.
+    admin: Option<RunningServer>,
 }
 
 impl RunningBff {
@@ -106,6 +107,16 @@ impl RunningBff {
         }
     }
 
+    /// Address of the admin listener, when it is enabled.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(RunningServer::addr)
+    }
+
+    /// `http://addr` of the admin listener, when it is enabled.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr().map(|addr| format!("http://{addr}"))
+    }
+
     /// Waits until the BFF is ready for traffic (JWKS loaded), polling up to `limit`.
     pub async fn ready(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
@@ -120,7 +131,8 @@ impl RunningBff {
 
     /// The drain: fails readiness at once, keeps serving for `server.drain_delay` (the load
     /// balancer's deregistration lag), then stops accepting and lets in-flight requests
-    /// finish, cutting off whatever is left `server.shutdown_timeout` after the call.
+    /// finish, cutting off whatever is left `server.shutdown_timeout` after the call. The
+    /// admin listener stays up until the public one is done (operators watch the drain).
     pub async fn shutdown(mut self) -> io::Result<()> {
         let signalled = Instant::now();
         let gateway = self.gateway();
@@ -138,6 +150,11 @@ impl RunningBff {
         );
         let grace = deadline.saturating_sub(signalled.elapsed());
         let result = self.server.shutdown(grace).await;
+        if let Some(admin) = self.admin.take() {
+            admin
+                .shutdown(deadline.saturating_sub(signalled.elapsed()))
+                .await?;
+        }
         tracing::info!(elapsed = ?signalled.elapsed(), "stopped");
         result
     }
@@ -156,15 +173,47 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    let admin_listener = if config.admin.enabled {
+        let admin_addr = config.admin.listen;
+        Some(
+            TcpListener::bind(admin_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: admin_addr,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     let limits = config.limits.clone();
     let gateway = Gateway::new(config)?;
+    gateway.observer().set_name(spec.name);
     let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
     let server = RunningServer::spawn(listener, live.router(), tls, &limits)
         .map_err(|source| StartError::Bind { addr, source })?;
+    let admin = match admin_listener {
+        Some(listener) => {
+            let admin_addr = listener.local_addr().unwrap_or(addr);
+            // The admin pages follow the config generation serving now.
+            let current = live.clone();
+            let app = crate::observe::admin::router(Arc::new(move || current.gateway()));
+            Some(
+                RunningServer::spawn(listener, app, None, &limits).map_err(|source| {
+                    StartError::Bind {
+                        addr: admin_addr,
+                        source,
+                    }
+                })?,
+            )
+        }
+        None => None,
+    };
     Ok(RunningBff {
         live,
         server,
         watcher: None,
+        admin,
     })
 }
 
@@ -198,7 +247,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         println!("ok ({source})");
         return ExitCode::SUCCESS;
     }
-    init_logging();
+    init_logging_as(config.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,7 +266,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), "listening");
+        tracing::info!(bff = spec.name, config = %source, addr = %bff.addr(), admin = ?bff.admin_addr(), "listening");
         match &source {
             LoadSource::File(path) => bff.watch_config(path.clone()),
             // Without a handler SIGHUP would kill the process.
@@ -244,14 +293,22 @@ pub fn main(spec: &BffSpec) -> ExitCode {
     })
 }
 
-/// Logs to stderr; `RUST_LOG` sets the filter (default `info`).
+/// Logs text to stderr; `RUST_LOG` sets the filter (default `info`).
 pub fn init_logging() {
+    init_logging_as(LogFormat::Text);
+}
+
+/// Logs to stderr in `format` (`[log] format`); `RUST_LOG` sets the filter (default `info`).
+pub fn init_logging_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+        .with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 struct Args {

@@ -34,6 +34,7 @@ struct Inner {
     rate_limiter: Option<Arc<RateLimiter>>,
     /// Shared with every generation a config reload builds.
     lifecycle: Arc<Lifecycle>,
+    observer: Arc<observe::Observer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,16 @@ impl Gateway {
             Some(p) if same(&p.0.config.rate_limit, &config.rate_limit) => p.0.rate_limiter.clone(),
             _ => RateLimiter::new(&config.rate_limit)?,
         };
+        // Metrics and the span exporter outlive a reload unless their own settings changed.
+        let observer = match previous {
+            Some(p)
+                if same(&p.0.config.log, &config.log)
+                    && same(&p.0.config.tracing, &config.tracing) =>
+            {
+                p.0.observer.clone()
+            }
+            _ => Arc::new(observe::Observer::new(&config)),
+        };
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
@@ -102,6 +113,7 @@ impl Gateway {
             authenticator,
             rate_limiter,
             lifecycle,
+            observer,
         })))
     }
 
@@ -124,6 +136,11 @@ impl Gateway {
 
     pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
         self.0.rate_limiter.as_ref()
+    }
+
+    /// Request metrics, recent errors, the span exporter.
+    pub fn observer(&self) -> &Arc<observe::Observer> {
+        &self.0.observer
     }
 
     /// Ready for traffic: keys loaded and not shutting down.
@@ -198,6 +215,9 @@ impl Gateway {
             .with_state(self.clone());
         let routed = own
             .merge(proxied)
+            // Inside the edge (request id and trace context known), around auth and limits
+            // (their refusals are counted and logged): metrics, access log, spans.
+            .layer(from_fn_with_state(self.clone(), observe::track))
             // Inside the edge: the client address is known before auth and limits run.
             .layer(from_fn_with_state(trusted, client_ip::resolve))
             .layer(from_fn_with_state(edge_policy, edge::edge));

@@ -139,12 +139,18 @@ where
             return refused;
         }
     }
+    let operation = operation_name(&mut request);
+    if let Some(record) = &call.record {
+        let label = gateway
+            .observer()
+            .requests
+            .operation_label(operation.as_deref());
+        record.set_operation(label);
+    }
     // An operation with its own budget runs on it instead of the server-wide one.
     let mut call = call;
     let budgets = &gateway.config().graphql.operation_timeouts;
-    if !budgets.is_empty()
-        && let Some(budget) = operation_name(&mut request).and_then(|name| budgets.get(&name))
-    {
+    if let Some(budget) = operation.and_then(|name| budgets.get(&name)) {
         call.deadline = crate::upstream::Deadline::after(*budget);
     }
     let backends = gateway.backends().clone();

@@ -116,6 +116,7 @@ fn sigterm_stops_the_server_cleanly() {
     let mut child = Command::new(BIN)
         .args(["--config", SHIPPED])
         .env("MANIFOLD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("MANIFOLD_ADMIN__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -222,7 +222,14 @@ fn print_welcome(
     );
     println!("  BFFs");
     for (spec, bff) in bffs {
-        println!("    {:<12} {}", spec.name, bff.url());
+        match bff.admin_url() {
+            Some(admin) => println!(
+                "    {:<12} {}   dashboard and /metrics: {admin}/",
+                spec.name,
+                bff.url()
+            ),
+            None => println!("    {:<12} {}", spec.name, bff.url()),
+        }
     }
     if let Some(certificate) = certificate {
         println!(

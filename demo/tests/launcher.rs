@@ -1,6 +1,6 @@
 //! The demo as a newcomer runs it: the `demo` binary starts everything on the documented
 //! ports, prints working tokens and URLs, answers the printed queries, and stops cleanly on
-//! Ctrl-C (SIGINT). It needs ports 8081-8083 and 9100-9109: when something else holds them
+//! Ctrl-C (SIGINT). It needs ports 8081-8083, 9081-9083 and 9100-9109: when something else holds them
 //! (a demo you are running yourself) the test says so and skips, except under CI.
 //! `demo --tls` serves the same over HTTPS with the certificate whose file it prints.
 
@@ -15,8 +15,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PORTS: [u16; 13] = [
-    8081, 8082, 8083, 9100, 9101, 9102, 9103, 9104, 9105, 9106, 9107, 9108, 9109,
+const PORTS: [u16; 16] = [
+    8081, 8082, 8083, 9081, 9082, 9083, 9100, 9101, 9102, 9103, 9104, 9105, 9106, 9107, 9108, 9109,
 ];
 
 fn ports_free() -> Result<(), u16> {

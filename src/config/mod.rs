@@ -10,6 +10,7 @@ mod auth;
 mod cors;
 mod limits;
 mod load;
+mod observe;
 mod ratelimit;
 mod tls;
 mod units;
@@ -26,6 +27,7 @@ pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};
 pub use ratelimit::{
     Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
     RuleConfig, StoreKind, TierConfig,
@@ -63,6 +65,13 @@ pub struct Config {
     pub client_ip: ClientIpConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// `[admin]`, `[log]`, `[tracing]`: the operator's view (metrics, dashboard, logs, spans).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub tracing: TracingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

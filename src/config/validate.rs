@@ -320,6 +320,7 @@ impl Config {
             &self.client_ip,
             &self.rate_limit,
         ));
+        p.0.extend(super::observe::validate(&self.admin, &self.tracing));
         p.0
     }
 }

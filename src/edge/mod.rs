@@ -1,9 +1,10 @@
 //! What every request passes first: request hygiene (`hygiene`: URI and header limits, one
 //! path normalisation, before routing), CORS for browser clients (`cors`), then per request
 //! a request id (the client's, when it is sane, else a new one, echoed in the response), its
-//! deadline, and the removal of any identity header a client tried to set. `client_ip`
-//! resolves the client's address behind trusted proxies. Also the `CallContext` extractor
-//! handlers use to call backends.
+//! W3C trace context (the client's `traceparent` continued, else a new trace), its deadline,
+//! and the removal of any identity header a client tried to set. `client_ip` resolves the
+//! client's address behind trusted proxies. Also the `CallContext` extractor handlers use to
+//! call backends.
 
 pub mod client_ip;
 pub mod cors;
@@ -19,6 +20,8 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 
 use crate::auth::{ClientHeaderStrip, Identity};
+use crate::observe::trace::TRACEPARENT;
+use crate::observe::{RequestRecord, TraceContext};
 use crate::upstream::{CallContext, Deadline};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,7 +51,14 @@ pub async fn edge(State(policy): State<EdgePolicy>, mut request: Request, next: 
         Some(v) => v.into(),
         None => new_request_id().into(),
     };
+    let trace = TraceContext::from_header(
+        request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let extensions = request.extensions_mut();
+    extensions.insert(trace);
     extensions.insert(deadline);
     extensions.insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
@@ -94,7 +104,12 @@ impl CallContext {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_else(|| new_request_id().into());
-        CallContext::new(identity, deadline, request_id)
+        let mut ctx = CallContext::new(identity, deadline, request_id);
+        if let Some(trace) = parts.extensions.get::<TraceContext>() {
+            ctx.trace = *trace;
+        }
+        ctx.record = parts.extensions.get::<Arc<RequestRecord>>().cloned();
+        ctx
     }
 }
 

@@ -1,5 +1,6 @@
 //! The per-request context every backend call carries: who the caller is (forwarded as
-//! identity headers), the request id, and the deadline all calls of the request share.
+//! identity headers), the request id, the trace context, and the deadline all calls of the
+//! request share.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
+use crate::observe::{RequestRecord, TraceContext};
 
 /// The point in time by which a client's request must be answered.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +34,11 @@ pub struct CallContext {
     pub identity: Option<Arc<Identity>>,
     pub deadline: Deadline,
     pub request_id: Arc<str>,
+    /// The request's place in a distributed trace; each backend call is a child span.
+    pub trace: TraceContext,
+    /// Where the calls report themselves for the access log and spans (absent outside a
+    /// routed request).
+    pub record: Option<Arc<RequestRecord>>,
 }
 
 impl CallContext {
@@ -40,6 +47,8 @@ impl CallContext {
             identity,
             deadline,
             request_id,
+            trace: TraceContext::new_root(),
+            record: None,
         }
     }
 

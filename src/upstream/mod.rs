@@ -10,6 +10,7 @@ mod context;
 mod error;
 mod instances;
 mod retry;
+mod span;
 mod stats;
 
 use std::sync::Arc;
@@ -32,6 +33,10 @@ use retry::{Backoff, RetryBudget};
 use stats::Counters;
 
 use crate::config::UpstreamConfig;
+use crate::observe::BackendCall;
+use crate::observe::trace::TRACEPARENT;
+use span::ClientSpan;
+use tracing::Instrument;
 
 /// Header carrying the caller's remaining budget, so a backend can give up when we will.
 pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout-ms";
@@ -178,8 +183,42 @@ impl Upstream {
         self.decode(&body)
     }
 
-    /// The pipeline every buffered call runs, in this order.
+    /// A buffered call, measured: its latency and outcome go to the upstream's counters and
+    /// to the client request's record (access log: how many calls, which was slow or failed).
     async fn execute(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        headers: &[(&'static str, &str)],
+        idempotency: Idempotency,
+    ) -> Result<Bytes, UpstreamError> {
+        let started = std::time::Instant::now();
+        let result = self
+            .run_pipeline(ctx, method, path_and_query, body, headers, idempotency)
+            .await;
+        self.observe_call(ctx, started.elapsed(), result.as_ref().err());
+        result
+    }
+
+    fn observe_call(&self, ctx: &CallContext, took: Duration, error: Option<&UpstreamError>) {
+        let counters = &self.0.counters;
+        counters.latency.observe(took);
+        if error.is_none() {
+            counters.succeeded.inc();
+        }
+        if let Some(record) = &ctx.record {
+            record.backend_call(BackendCall {
+                upstream: self.0.name.as_str().into(),
+                took,
+                error: error.map(UpstreamError::code),
+            });
+        }
+    }
+
+    /// The pipeline every buffered call runs, in this order.
+    async fn run_pipeline(
         &self,
         ctx: &CallContext,
         method: Method,
@@ -274,8 +313,16 @@ impl Upstream {
         headers: &[(&'static str, &str)],
     ) -> Result<Bytes, UpstreamError> {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
+        let span = ClientSpan::start(&method);
         let mut builder = self
-            .builder(&lease.instance.base, ctx, method, path_and_query, timeout)
+            .builder(
+                &lease.instance.base,
+                ctx,
+                &span,
+                method,
+                path_and_query,
+                timeout,
+            )
             .header(http::header::ACCEPT, "application/json");
         for (name, value) in headers {
             let value = HeaderValue::from_str(value).map_err(|_| {
@@ -292,19 +339,30 @@ impl Upstream {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_transport(self.name(), &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(UpstreamError::from_response(
-                self.name(),
-                status,
-                response.headers(),
-            ));
+        let result = async {
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| UpstreamError::from_transport(self.name(), &e))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(UpstreamError::from_response(
+                    self.name(),
+                    status,
+                    response.headers(),
+                ));
+            }
+            self.read_capped(response).await
         }
-        self.read_capped(response).await
+        .instrument(tracing::debug_span!("upstream", service = %self.name()))
+        .await;
+        span.finish(
+            ctx,
+            self.name(),
+            &lease.instance.base,
+            result.as_ref().err(),
+        );
+        result
     }
 
     /// A streamed exchange for the proxy: same deadline, bulkhead, instance choice and
@@ -334,13 +392,33 @@ impl Upstream {
             ));
         };
         counters.attempts.inc();
+        let started = std::time::Instant::now();
+        let span = ClientSpan::start(&method);
         let result = self
-            .builder(&lease.instance.base, ctx, method, path_and_query, timeout)
+            .builder(
+                &lease.instance.base,
+                ctx,
+                &span,
+                method,
+                path_and_query,
+                timeout,
+            )
             .headers(headers)
             .body(body)
             .send()
             .await
             .map_err(|e| UpstreamError::from_transport(self.name(), &e));
+        let failure = match &result {
+            Ok(r) if r.status().is_server_error() => Some(UpstreamError::from_response(
+                self.name(),
+                r.status(),
+                r.headers(),
+            )),
+            Ok(_) => None,
+            Err(e) => Some(e.clone()),
+        };
+        span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
+        self.observe_call(ctx, started.elapsed(), failure.as_ref());
         let outcome = match &result {
             Ok(r) if r.status().is_server_error() => Outcome::Failure,
             Ok(_) => Outcome::Success,
@@ -401,6 +479,7 @@ impl Upstream {
         &self,
         base: &str,
         ctx: &CallContext,
+        span: &ClientSpan,
         method: Method,
         path_and_query: &str,
         timeout: Duration,
@@ -411,6 +490,7 @@ impl Upstream {
             .request(method, format!("{base}{path_and_query}"))
             .timeout(timeout)
             .header("x-request-id", &*ctx.request_id)
+            .header(TRACEPARENT, ctx.trace.child_header(span.id))
             .header(REQUEST_TIMEOUT_HEADER, timeout.as_millis().to_string());
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity.forwarded_headers() {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use serde::Serialize;
 
 use super::{InstanceStatus, UpstreamError, UpstreamErrorKind};
+use crate::observe::metrics::{Histogram, HistogramSnapshot};
 
 #[derive(Default)]
 pub(super) struct Counter(AtomicU64);
@@ -33,6 +34,10 @@ pub(super) struct Counters {
     pub unavailable: Counter,
     pub bad_responses: Counter,
     pub rejected: Counter,
+    /// Calls that returned a response (after any retries).
+    pub succeeded: Counter,
+    /// Whole calls, all tries and backoff included.
+    pub latency: Histogram,
     pub in_flight: AtomicUsize,
 }
 
@@ -64,6 +69,8 @@ impl Counters {
             unavailable: self.unavailable.get(),
             bad_responses: self.bad_responses.get(),
             rejected: self.rejected.get(),
+            succeeded: self.succeeded.get(),
+            latency: self.latency.snapshot(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             instances,
         }
@@ -88,6 +95,10 @@ pub struct UpstreamStats {
     pub unavailable: u64,
     pub bad_responses: u64,
     pub rejected: u64,
+    /// Calls that ended with a response.
+    pub succeeded: u64,
+    /// Duration of whole calls (tries and backoff together).
+    pub latency: HistogramSnapshot,
     pub in_flight: usize,
     pub instances: Vec<InstanceStatus>,
 }

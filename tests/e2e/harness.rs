@@ -65,6 +65,12 @@ impl Stack {
         format!("{}{path}", self.bff.url())
     }
 
+    /// A path on the BFF's admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let base = self.bff.admin_url().expect("admin listener enabled");
+        format!("{base}{path}")
+    }
+
     pub fn service_url(&self, service: Service) -> String {
         self.backends.url(service)
     }
@@ -166,6 +172,7 @@ impl Stack {
 /// Points every upstream and the JWKS of `config` at the running backends.
 pub fn point_at(config: &mut Config, backends: &Backends) {
     config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     for (name, upstream) in config.upstreams.iter_mut() {
         let service = Service::ALL
             .into_iter()

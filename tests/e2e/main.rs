@@ -7,6 +7,7 @@ mod deploy;
 mod drain;
 mod harness;
 mod mobile;
+mod observe;
 mod partner;
 mod proxy;
 mod ratelimit;

@@ -100,11 +100,15 @@ impl Instance {
             config,
             log: dir.join(format!("{name}.log")),
             // Load tests run far above the per-user limit the shipped config sets.
-            env: [("MANIFOLD_RATE_LIMIT__RULES__0__LIMIT", "10000000")]
-                .iter()
-                .chain(env)
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            // Several instances on one machine: each admin listener on a port of its own.
+            env: [
+                ("MANIFOLD_RATE_LIMIT__RULES__0__LIMIT", "10000000"),
+                ("MANIFOLD_ADMIN__LISTEN", "127.0.0.1:0"),
+            ]
+            .iter()
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
             child: None,
         };
         instance.spawn();

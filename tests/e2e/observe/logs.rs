@@ -1,0 +1,248 @@
+//! The access log (one JSON line per request with the fields an operator needs) and OTLP
+//! span export, and the promise both make: no token, API key or cookie ever appears in them.
+//! Logs are captured by a process-wide JSON subscriber (a thread-scoped one misses events:
+//! tracing caches callsite interest across threads), so that test runs in a child process of
+//! its own — this test binary run again for just that test — and no other test pays for it.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use demo_services::Service;
+use manifold::axum::{Router, body::Bytes, extract::State, routing::post};
+use serde_json::{Value, json};
+
+use super::{CLIENT_SPAN, CLIENT_TRACE};
+use crate::harness::Stack;
+use crate::mobile::HOME;
+
+#[derive(Clone)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the OTLP collector got: content type and body of each export.
+type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
+
+const COOKIE_SECRET: &str = "cookie-secret-5f1e";
+const API_KEY_SECRET: &str = "apikey-secret-9c2d";
+
+/// A home request carrying every kind of secret a client might send.
+async fn request_with_secrets(stack: &Stack, token: &str) -> reqwest::Response {
+    stack
+        .http
+        .post(stack.url("/graphql"))
+        .bearer_auth(token)
+        .header("cookie", format!("session={COOKIE_SECRET}"))
+        .header("x-api-key", API_KEY_SECRET)
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&json!({ "query": HOME }))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn assert_no_secrets(text: &str, token: &str) {
+    assert!(!text.contains(token), "the bearer token was written out");
+    // A JWT's parts are secrets too (the signature especially).
+    for part in token.split('.') {
+        assert!(!text.contains(part), "part of the token was written out");
+    }
+    assert!(!text.contains(COOKIE_SECRET), "the cookie was written out");
+    assert!(
+        !text.contains(API_KEY_SECRET),
+        "the API key was written out"
+    );
+}
+
+const CHILD_ENV: &str = "MANIFOLD_E2E_LOG_CAPTURE_CHILD";
+
+#[test]
+fn one_json_access_line_per_request_and_no_secret_in_any_log_line() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "observe::logs::access_log_in_a_child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run:\n{stdout}"
+    );
+}
+
+/// Everything `manifold` logs in this process from the first call on, as JSON lines.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static CAPTURE: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = Buffer(buffer.clone());
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_env_filter("manifold=debug")
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only global subscriber of this child process");
+            buffer
+        })
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run in a child process by one_json_access_line_per_request_and_no_secret_in_any_log_line"]
+async fn access_log_in_a_child_process() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let buffer = captured_logs();
+
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    stack
+        .chaos(Service::Users, json!({ "latency_ms": 150 }))
+        .await;
+    stack
+        .chaos(Service::Recommendations, json!({ "error_rate": 1.0 }))
+        .await;
+    let response = request_with_secrets(&stack, &token).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    response.bytes().await.unwrap();
+
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "manifold::access" && l["request_id"] == request_id.as_str())
+        .collect();
+    let all_access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "manifold::access")
+        .collect();
+    assert_eq!(
+        access.len(),
+        1,
+        "one access line per request: {all_access:?}"
+    );
+    let line = access[0];
+    println!("access line: {line}");
+    assert_eq!(line["route"], "/graphql");
+    assert_eq!(line["operation"], "Home");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["method"], "POST");
+    assert!(line["latency_ms"].as_f64().unwrap() >= 150.0);
+    assert!(line["backend_calls"].as_u64().unwrap() >= 7, "{line}");
+    assert_eq!(line["slowest_backend"], "users", "{line}");
+    assert!(line["slowest_backend_ms"].as_f64().unwrap() >= 150.0);
+    assert!(
+        line["partial"]
+            .as_str()
+            .unwrap()
+            .contains("recommendations:UPSTREAM_UNAVAILABLE"),
+        "{line}"
+    );
+    assert_eq!(line["limit"], "allowed");
+    assert_eq!(line["cache"], "none");
+    assert_eq!(line["trace_id"], CLIENT_TRACE);
+    assert_no_secrets(&text, &token);
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_with_the_clients_trace_and_no_secrets() {
+    let received: Received = Arc::default();
+    let collector = Router::new()
+        .route(
+            "/v1/traces",
+            post(
+                |State(got): State<Received>, headers: http::HeaderMap, body: Bytes| async move {
+                    let ct = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    got.lock().unwrap().push((ct, body));
+                    ""
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { manifold::axum::serve(listener, collector).await });
+
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.tracing.otlp_endpoint = Some(endpoint);
+        config.tracing.export_interval = Duration::from_millis(20);
+        config.tracing.service_name = Some("bff-mobile-test".into());
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let response = request_with_secrets(&stack, &token).await;
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+
+    let trace = u128::from_str_radix(CLIENT_TRACE, 16)
+        .unwrap()
+        .to_be_bytes();
+    let parent = u64::from_str_radix(CLIENT_SPAN, 16).unwrap().to_be_bytes();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let all = loop {
+        let all: Vec<u8> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, b)| b.to_vec())
+            .collect();
+        // The server span (child of the client's) and the users call have both arrived.
+        if contains(&all, &parent) && contains(&all, b"GET users") {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "spans never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(ct, _)| ct == "application/x-protobuf")
+    );
+    assert!(
+        contains(&all, &trace),
+        "the client's trace id is on the spans"
+    );
+    assert!(contains(&all, b"bff-mobile-test"), "service.name");
+    assert!(
+        contains(&all, b"POST /graphql Home"),
+        "the server span names the operation"
+    );
+    assert!(contains(&all, b"GET recommendations"));
+    let text = String::from_utf8_lossy(&all);
+    assert_no_secrets(&text, &token);
+}
