@@ -13,6 +13,7 @@ use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::backends::Backends;
+use crate::cache::{self, EntityCache};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
@@ -29,6 +30,8 @@ struct Inner {
     config: Config,
     upstreams: BTreeMap<String, Upstream>,
     backends: Backends,
+    /// `None` when `[cache] enabled = false`.
+    cache: Option<EntityCache>,
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
@@ -50,11 +53,21 @@ impl Gateway {
     /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
     /// tokio runtime. The config must already be validated.
     pub fn new(config: Config) -> Result<Self, BuildError> {
+        let cache = config
+            .cache
+            .enabled
+            .then(|| EntityCache::new(&config.cache));
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
-            let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
-                name: name.clone(),
-                source,
+            let cached = cache.as_ref().and_then(|cache| {
+                let policy = config.cache.upstreams.get(name)?;
+                Some(cache.for_upstream(policy))
+            });
+            let upstream = Upstream::new_cached(name, cfg, cached).map_err(|source| {
+                BuildError::Upstream {
+                    name: name.clone(),
+                    source,
+                }
             })?;
             upstreams.insert(name.clone(), upstream);
         }
@@ -65,6 +78,7 @@ impl Gateway {
             config,
             upstreams,
             backends,
+            cache,
             authenticator,
             rate_limiter,
             draining: AtomicBool::new(false),
@@ -77,6 +91,11 @@ impl Gateway {
 
     pub fn backends(&self) -> &Backends {
         &self.0.backends
+    }
+
+    /// The entity cache, when enabled (its counters feed metrics and tests).
+    pub fn cache(&self) -> Option<&EntityCache> {
+        self.0.cache.as_ref()
     }
 
     /// Every configured upstream by name (their stats feed metrics and tests).
@@ -157,8 +176,15 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
+        // The cache's purge and stats endpoints, behind their own token (no admin listener
+        // yet: they live on the public one until there is).
+        let admin = match (&self.0.cache, &config.cache.admin_token) {
+            (Some(cache), Some(token)) => cache::admin::admin_routes(cache.clone(), token),
+            _ => Router::new(),
+        };
         let routed = own
             .merge(proxied)
+            .merge(admin)
             // Inside the edge: the client address is known before auth and limits run.
             .layer(from_fn_with_state(trusted, client_ip::resolve))
             .layer(from_fn_with_state(edge_policy, edge::edge));

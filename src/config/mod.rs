@@ -7,6 +7,7 @@
 //! consume each section do.
 
 mod auth;
+mod cache;
 mod cors;
 mod limits;
 mod load;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
+pub use cache::{CacheConfig, CachePolicyConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
@@ -63,6 +65,9 @@ pub struct Config {
     pub client_ip: ClientIpConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// `[cache]`: entity and response cache in front of backend GETs.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -315,6 +315,7 @@ impl Config {
             &self.client_ip,
             &self.rate_limit,
         ));
+        p.0.extend(self.cache.validate(self.upstreams.keys()));
         p.0
     }
 }

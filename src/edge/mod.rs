@@ -94,7 +94,12 @@ impl CallContext {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_else(|| new_request_id().into());
-        CallContext::new(identity, deadline, request_id)
+        let mut ctx = CallContext::new(identity, deadline, request_id);
+        // A facade that reports what the cache did (`cache::http`) put its notes here.
+        if let Some(notes) = parts.extensions.get::<Arc<crate::cache::CacheNotes>>() {
+            ctx.cache_notes = notes.clone();
+        }
+        ctx
     }
 }
 

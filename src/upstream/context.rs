@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
+use crate::cache::CacheNotes;
 
 /// The point in time by which a client's request must be answered.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +33,8 @@ pub struct CallContext {
     pub identity: Option<Arc<Identity>>,
     pub deadline: Deadline,
     pub request_id: Arc<str>,
+    /// What the cache served this request (ages, stale data), for the facade to report.
+    pub cache_notes: Arc<CacheNotes>,
 }
 
 impl CallContext {
@@ -40,6 +43,7 @@ impl CallContext {
             identity,
             deadline,
             request_id,
+            cache_notes: Arc::default(),
         }
     }
 

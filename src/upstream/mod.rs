@@ -31,6 +31,7 @@ use instances::{Instances, Lease};
 use retry::{Backoff, RetryBudget};
 use stats::Counters;
 
+use crate::cache::{UpstreamCache, policy};
 use crate::config::UpstreamConfig;
 
 /// Header carrying the caller's remaining budget, so a backend can give up when we will.
@@ -55,6 +56,15 @@ struct Inner {
     budget: RetryBudget,
     max_concurrent: usize,
     counters: Counters,
+    /// `None` when `[cache]` does not cache this service.
+    cache: Option<UpstreamCache>,
+}
+
+/// A successful backend answer: the headers the cache reads, and the whole body.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -77,6 +87,15 @@ pub enum Idempotency {
 impl Upstream {
     /// Builds the client and starts health checks. Must run inside a tokio runtime.
     pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, reqwest::Error> {
+        Self::new_cached(name, config, None)
+    }
+
+    /// `new`, with GETs answered through `cache` when given.
+    pub fn new_cached(
+        name: &str,
+        config: &UpstreamConfig,
+        cache: Option<UpstreamCache>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(config.pool_max_idle)
@@ -89,13 +108,13 @@ impl Upstream {
         if config.health.enabled {
             instances.spawn_health_checks(client.clone(), config.health.clone());
         }
-        Ok(Self::with(name, Some(instances), client, config))
+        Ok(Self::with(name, Some(instances), client, config, cache))
     }
 
     /// A service this BFF's config does not name: every call fails fast.
     pub fn unconfigured(name: &str) -> Self {
         let config = UpstreamConfig::new("http://unconfigured.invalid");
-        Self::with(name, None, reqwest::Client::new(), &config)
+        Self::with(name, None, reqwest::Client::new(), &config, None)
     }
 
     fn with(
@@ -103,6 +122,7 @@ impl Upstream {
         instances: Option<Arc<Instances>>,
         client: reqwest::Client,
         config: &UpstreamConfig,
+        cache: Option<UpstreamCache>,
     ) -> Self {
         Upstream(Arc::new(Inner {
             name: name.to_owned(),
@@ -115,6 +135,7 @@ impl Upstream {
             budget: RetryBudget::new(&config.retry),
             max_concurrent: config.bulkhead.max_concurrent,
             counters: Counters::default(),
+            cache,
         }))
     }
 
@@ -133,23 +154,83 @@ impl Upstream {
         self.0.counters.snapshot(&self.0.name, instances)
     }
 
-    /// `GET path_and_query`, decoded as JSON into `T`. Retried when that is safe and useful.
+    /// `GET path_and_query`, decoded as JSON into `T`. Retried when that is safe and useful;
+    /// answered from the cache when this service is cached and the answer may be.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         ctx: &CallContext,
         path_and_query: &str,
     ) -> Result<T, UpstreamError> {
-        let body = self
-            .execute(
-                ctx,
-                Method::GET,
-                path_and_query,
-                None,
-                &[],
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let body = match &self.0.cache {
+            Some(cache) => {
+                let key = policy::request_key(self.name(), path_and_query);
+                cache.get(self, ctx, key, None, path_and_query).await?
+            }
+            None => self.fetch_get(ctx, path_and_query).await?.body,
+        };
         self.decode(&body)
+    }
+
+    /// `get_json` for one entity known by `tag` (`product:p1`): cached under the tag, so
+    /// single and batch loads of one entity share an entry, and a purge by tag finds it.
+    pub async fn get_entity_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        tag: &str,
+        path_and_query: &str,
+    ) -> Result<T, UpstreamError> {
+        let body = match &self.0.cache {
+            Some(cache) => {
+                let key = policy::entity_key(self.name(), tag);
+                cache.get(self, ctx, key, Some(tag), path_and_query).await?
+            }
+            None => self.fetch_get(ctx, path_and_query).await?.body,
+        };
+        self.decode(&body)
+    }
+
+    /// A batch endpoint (`{"items": [...]}`) for `ids`: each id is looked up in the cache
+    /// first (as the entity `{kind}:{id}`), and only the misses are fetched, in ONE call
+    /// built by `batch_path`; each item fetched is stored as its own entity, found by its
+    /// `id_field`. Items come back in the order of `ids`, unknown ids left out.
+    pub async fn get_batch_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        batch: &policy::BatchEndpoint<'_>,
+        ids: &[&str],
+    ) -> Result<Vec<T>, UpstreamError> {
+        let bodies = match &self.0.cache {
+            Some(cache) => cache.get_batch(self, ctx, batch, ids).await?,
+            None => {
+                let fetched = self.fetch_get(ctx, &(batch.path)(ids)).await?;
+                return self
+                    .decode::<BatchItems<T>>(&fetched.body)
+                    .map(|page| page.items);
+            }
+        };
+        bodies.iter().map(|body| self.decode(body)).collect()
+    }
+
+    /// One GET through the resilience pipeline, bypassing the cache.
+    pub(crate) async fn fetch_get(
+        &self,
+        ctx: &CallContext,
+        path_and_query: &str,
+    ) -> Result<Fetched, UpstreamError> {
+        self.execute(
+            ctx,
+            Method::GET,
+            path_and_query,
+            None,
+            &[],
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// Time a background call (a cache refresh) may take: every try at full length.
+    pub(crate) fn background_budget(&self) -> Duration {
+        self.0.timeout * self.0.attempts.max(1)
     }
 
     /// A call with a JSON body (and extra headers such as `Idempotency-Key`), decoded as JSON.
@@ -175,7 +256,7 @@ impl Upstream {
                 idempotency,
             )
             .await?;
-        self.decode(&body)
+        self.decode(&body.body)
     }
 
     /// The pipeline every buffered call runs, in this order.
@@ -187,7 +268,7 @@ impl Upstream {
         body: Option<Bytes>,
         headers: &[(&'static str, &str)],
         idempotency: Idempotency,
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<Fetched, UpstreamError> {
         let counters = &self.0.counters;
         // 1. Deadline: a call that cannot start in time is not started.
         self.call_timeout(ctx, self.0.timeout)?;
@@ -272,7 +353,7 @@ impl Upstream {
         path_and_query: &str,
         body: Option<Bytes>,
         headers: &[(&'static str, &str)],
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<Fetched, UpstreamError> {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
         let mut builder = self
             .builder(&lease.instance.base, ctx, method, path_and_query, timeout)
@@ -304,7 +385,9 @@ impl Upstream {
                 response.headers(),
             ));
         }
-        self.read_capped(response).await
+        let headers = response.headers().clone();
+        let body = self.read_capped(response).await?;
+        Ok(Fetched { headers, body })
     }
 
     /// A streamed exchange for the proxy: same deadline, bulkhead, instance choice and
@@ -457,6 +540,12 @@ impl Upstream {
             )
         })
     }
+}
+
+/// The `{"items": [...]}` envelope of batch endpoints.
+#[derive(serde::Deserialize)]
+struct BatchItems<T> {
+    items: Vec<T>,
 }
 
 /// A place in the bulkhead, given back on drop (also when the call is cancelled).
