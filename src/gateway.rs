@@ -63,12 +63,11 @@ impl Gateway {
                 let policy = config.cache.upstreams.get(name)?;
                 Some(cache.for_upstream(policy))
             });
-            let upstream = Upstream::new_cached(name, cfg, cached).map_err(|source| {
-                BuildError::Upstream {
+            let upstream =
+                Upstream::new_cached(name, cfg, cached).map_err(|source| BuildError::Upstream {
                     name: name.clone(),
                     source,
-                }
-            })?;
+                })?;
             upstreams.insert(name.clone(), upstream);
         }
         let backends = Backends::new(&upstreams);

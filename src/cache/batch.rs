@@ -152,10 +152,15 @@ fn split(
     id_field: &str,
 ) -> Result<HashMap<String, Bytes>, UpstreamError> {
     let bad = |detail: String| UpstreamError::new(service, UpstreamErrorKind::BadResponse, detail);
-    let page: Items = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let page: Items =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let mut out = HashMap::with_capacity(page.items.len());
     for item in page.items {
-        let Some(id) = item.get(id_field).and_then(|v| v.as_str()).map(str::to_owned) else {
+        let Some(id) = item
+            .get(id_field)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+        else {
             return Err(bad(format!("a batch item has no string {id_field}")));
         };
         let bytes = serde_json::to_vec(&item).map_err(|e| bad(e.to_string()))?;

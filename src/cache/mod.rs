@@ -237,8 +237,14 @@ impl UpstreamCache {
         self.store().flight(&flight_key, &service, move || {
             async move {
                 let fetched = upstream.fetch_get(&ctx, &path).await?;
-                this.put(&base, &ctx, tag.as_deref(), &fetched.headers, fetched.body.clone())
-                    .await;
+                this.put(
+                    &base,
+                    &ctx,
+                    tag.as_deref(),
+                    &fetched.headers,
+                    fetched.body.clone(),
+                )
+                .await;
                 Ok(fetched.body)
             }
             .boxed()

@@ -93,9 +93,7 @@ pub fn lifetime(
         return None;
     }
     // `Vary: *` can never match a later request.
-    if vary_names(headers).is_none() {
-        return None;
-    }
+    vary_names(headers)?;
     // s-maxage speaks to shared caches, and wins over max-age.
     let ttl = cc.s_maxage.or(cc.max_age)?;
     let age = headers
@@ -104,9 +102,8 @@ pub fn lifetime(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let fresh = Duration::from_secs(ttl.saturating_sub(age)).min(policy.max_ttl);
-    let window = |stated: Option<u64>, default: Duration| {
-        stated.map(Duration::from_secs).unwrap_or(default)
-    };
+    let window =
+        |stated: Option<u64>, default: Duration| stated.map(Duration::from_secs).unwrap_or(default);
     Some(Lifetime {
         sharing: if cc.public && !cc.private {
             Sharing::Shared
@@ -128,10 +125,10 @@ pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
             if name == "*" {
                 return None;
             }
-            if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
+            if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                && !names.contains(&name)
+            {
+                names.push(name);
             }
         }
     }

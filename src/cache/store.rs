@@ -146,7 +146,9 @@ impl Store {
     pub fn purge(&self, prefix: Option<String>, tag: Option<String>) -> bool {
         let result = self.entries.invalidate_entries_if(move |key, entry| {
             prefix.as_deref().is_some_and(|p| key.starts_with(p))
-                || tag.as_deref().is_some_and(|t| entry.tags.iter().any(|x| x == t))
+                || tag
+                    .as_deref()
+                    .is_some_and(|t| entry.tags.iter().any(|x| x == t))
         });
         result.is_ok()
     }

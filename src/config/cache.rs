@@ -84,7 +84,10 @@ impl fmt::Debug for CacheConfig {
             .field("max_bytes", &self.max_bytes)
             .field("max_entry_bytes", &self.max_entry_bytes)
             .field("upstreams", &self.upstreams)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("redis_timeout", &self.redis_timeout)

@@ -31,7 +31,11 @@ impl ScriptedCatalog {
 }
 
 async fn scripted(State(s): State<ScriptedCatalog>, Path(id): Path<String>) -> Response {
-    *s.seen.lock().unwrap().entry(format!("/products/{id}")).or_default() += 1;
+    *s.seen
+        .lock()
+        .unwrap()
+        .entry(format!("/products/{id}"))
+        .or_default() += 1;
     let mut headers = HeaderMap::new();
     let mut status = StatusCode::OK;
     let cc = match id.as_str() {
@@ -68,7 +72,10 @@ async fn set_cookie_private_no_store_and_errors_are_not_shared() {
     // A real product body, from the demo catalog.
     let product = stack
         .http
-        .get(format!("{}/products/p1", stack.service_url(Service::Catalog)))
+        .get(format!(
+            "{}/products/p1",
+            stack.service_url(Service::Catalog)
+        ))
         .send()
         .await
         .unwrap()
@@ -84,7 +91,11 @@ async fn set_cookie_private_no_store_and_errors_are_not_shared() {
         .with_state(state.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    for (id, key) in [("cookie", DEMO_KEY), ("nostore", DEMO_KEY), ("broken", DEMO_KEY)] {
+    for (id, key) in [
+        ("cookie", DEMO_KEY),
+        ("nostore", DEMO_KEY),
+        ("broken", DEMO_KEY),
+    ] {
         let path = format!("/v1/products/{id}");
         let first = partner_get(&stack, &path, key, None).await;
         let second = partner_get(&stack, &path, key, None).await;
@@ -98,7 +109,11 @@ async fn set_cookie_private_no_store_and_errors_are_not_shared() {
     let other = partner_get(&stack, "/v1/products/private", OTHER_KEY, None).await;
     assert_eq!(other.status, 200);
     assert!(other.header("age").is_none());
-    assert_eq!(state.seen("/products/private"), 2, "private data was shared");
+    assert_eq!(
+        state.seen("/products/private"),
+        2,
+        "private data was shared"
+    );
     // The control: a plain public answer is cached, for every key.
     partner_get(&stack, "/v1/products/plain", DEMO_KEY, None).await;
     let shared = partner_get(&stack, "/v1/products/plain", OTHER_KEY, None).await;
@@ -119,7 +134,10 @@ async fn a_failing_catalog_is_covered_by_stale_data_for_the_stale_if_error_windo
     let warm = partner_get(&stack, "/v1/products/p5", DEMO_KEY, None).await;
     assert_eq!(warm.status, 200);
     stack
-        .chaos(Service::Catalog, json!({ "error_rate": 1.0, "status": 503 }))
+        .chaos(
+            Service::Catalog,
+            json!({ "error_rate": 1.0, "status": 503 }),
+        )
         .await;
 
     // Past its freshness, the entry stands in for the failing catalog, saying so.
@@ -133,11 +151,16 @@ async fn a_failing_catalog_is_covered_by_stale_data_for_the_stale_if_error_windo
     assert_eq!(stale.body, warm.body);
     let warnings: Vec<_> = stale.headers.get_all("warning").iter().collect();
     assert!(
-        warnings.iter().any(|w| w.to_str().unwrap().starts_with("111")),
+        warnings
+            .iter()
+            .any(|w| w.to_str().unwrap().starts_with("111")),
         "{warnings:?}"
     );
     assert!(stale.header("age").is_some());
-    assert!(stack.requests(Service::Catalog).await > 1, "catalog was not tried");
+    assert!(
+        stack.requests(Service::Catalog).await > 1,
+        "catalog was not tried"
+    );
     let stats = stack.bff.gateway().cache().unwrap().stats();
     assert!(stats.stale_on_error > 0, "{stats:?}");
 
@@ -148,7 +171,11 @@ async fn a_failing_catalog_is_covered_by_stale_data_for_the_stale_if_error_windo
     })
     .await
     .expect("the error surfaces after the window");
-    assert!(failed.status == 502 || failed.status == 503, "{}", failed.status);
+    assert!(
+        failed.status == 502 || failed.status == 503,
+        "{}",
+        failed.status
+    );
     assert!(
         warmed.elapsed() >= fresh + window - Duration::from_millis(100),
         "surfaced after {:?}",
@@ -159,7 +186,12 @@ async fn a_failing_catalog_is_covered_by_stale_data_for_the_stale_if_error_windo
 #[tokio::test]
 async fn graphql_marks_stale_fields_degraded_when_catalog_is_down() {
     let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
-        catalog_policy(config, Duration::from_millis(300), Duration::ZERO, Duration::from_secs(30));
+        catalog_policy(
+            config,
+            Duration::from_millis(300),
+            Duration::ZERO,
+            Duration::from_secs(30),
+        );
     })
     .await;
     let token = stack.token("42", "mobile", &[]).await;
@@ -167,7 +199,10 @@ async fn graphql_marks_stale_fields_degraded_when_catalog_is_down() {
     assert!(warm.get("errors").is_none(), "{warm}");
     assert!(warm.get("extensions").is_none(), "{warm}");
     stack
-        .chaos(Service::Catalog, json!({ "error_rate": 1.0, "status": 503 }))
+        .chaos(
+            Service::Catalog,
+            json!({ "error_rate": 1.0, "status": 503 }),
+        )
         .await;
 
     let degraded = until(Duration::from_secs(5), || async {
@@ -181,7 +216,10 @@ async fn graphql_marks_stale_fields_degraded_when_catalog_is_down() {
         warm["data"]["home"]["recommendations"]
     );
     let marks = degraded["extensions"]["degraded"].as_array().unwrap();
-    assert!(marks.iter().any(|m| m["service"] == "catalog"), "{degraded}");
+    assert!(
+        marks.iter().any(|m| m["service"] == "catalog"),
+        "{degraded}"
+    );
     assert!(degraded.get("errors").is_none(), "{degraded}");
 }
 
@@ -192,10 +230,18 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         catalog_policy(config, fresh, Duration::from_secs(30), Duration::ZERO);
     })
     .await;
-    assert_eq!(partner_get(&stack, "/v1/products/p11", DEMO_KEY, None).await.status, 200);
+    assert_eq!(
+        partner_get(&stack, "/v1/products/p11", DEMO_KEY, None)
+            .await
+            .status,
+        200
+    );
     let latency = Duration::from_millis(400);
     stack
-        .chaos(Service::Catalog, json!({ "latency_ms": latency.as_millis() as u64 }))
+        .chaos(
+            Service::Catalog,
+            json!({ "latency_ms": latency.as_millis() as u64 }),
+        )
         .await;
     tokio::time::sleep(fresh).await; // the entry's freshness is what this test is about
     stack.reset_stats().await;
@@ -208,7 +254,9 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         assert_eq!(r.status, 200);
         let warnings: Vec<_> = r.headers.get_all("warning").iter().collect();
         assert!(
-            warnings.iter().any(|w| w.to_str().unwrap().starts_with("110")),
+            warnings
+                .iter()
+                .any(|w| w.to_str().unwrap().starts_with("110")),
             "{warnings:?}"
         );
     }

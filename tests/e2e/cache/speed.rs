@@ -29,7 +29,11 @@ async fn the_hit_path_is_many_times_faster_than_the_uncached_path() {
     println!(
         "catalog.get: cache hits {hits:.0}/s, uncached {backend:.0}/s, ratio {ratio:.1}x \
          ({} build)",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     assert!(ratio > 2.0, "hit path only {ratio:.1}x the uncached path");
 }
