@@ -47,16 +47,18 @@ pub enum BuildError {
     },
     #[error("cannot set up the rate-limit store: {0}")]
     RateLimitStore(#[from] redis::RedisError),
+    #[error("cannot set up the shared cache tier: {0}")]
+    CacheStore(redis::RedisError),
 }
 
 impl Gateway {
     /// Builds clients for every upstream and starts loading the JWKS. Must run inside a
     /// tokio runtime. The config must already be validated.
     pub fn new(config: Config) -> Result<Self, BuildError> {
-        let cache = config
-            .cache
-            .enabled
-            .then(|| EntityCache::new(&config.cache));
+        let cache = match config.cache.enabled {
+            true => Some(EntityCache::new(&config.cache).map_err(BuildError::CacheStore)?),
+            false => None,
+        };
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
             let cached = cache.as_ref().and_then(|cache| {

@@ -61,7 +61,7 @@ async fn purge(
     if prefix.is_none() && tag.is_none() {
         return Problem::bad_request("give a non-empty prefix or tag").into_response();
     }
-    if !admin.cache.purge(prefix, tag) {
+    if !admin.cache.purge(prefix, tag).await {
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "PURGE_FAILED",
@@ -69,8 +69,6 @@ async fn purge(
         )
         .into_response();
     }
-    // Purges apply lazily; settle so the next read cannot see a purged entry.
-    admin.cache.settle().await;
     Json(serde_json::json!({ "purged": true })).into_response()
 }
 

@@ -19,6 +19,7 @@ pub mod http;
 mod metrics;
 mod notes;
 pub mod policy;
+mod shared;
 mod store;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use notes::{CacheNotes, DegradedServe};
 use crate::config::{CacheConfig, CachePolicyConfig};
 use crate::upstream::{CallContext, Deadline, Upstream, UpstreamError, UpstreamErrorKind};
 use policy::Sharing;
+use shared::SharedTier;
 use store::{Entry, Freshness, Store};
 
 /// The cache of one BFF instance, shared by every cached upstream. Cheap to clone.
@@ -43,6 +45,8 @@ pub struct EntityCache(Arc<Inner>);
 
 struct Inner {
     store: Store,
+    /// The Redis tier, when `cache.redis_url` is set.
+    shared: Option<Arc<SharedTier>>,
     metrics: Arc<CacheMetrics>,
     max_entry: u64,
 }
@@ -54,13 +58,23 @@ impl std::fmt::Debug for EntityCache {
 }
 
 impl EntityCache {
-    pub fn new(config: &CacheConfig) -> Self {
+    /// Does not connect to Redis (the first lookup does); fails only on a bad URL.
+    pub fn new(config: &CacheConfig) -> Result<Self, redis::RedisError> {
         let metrics = Arc::new(CacheMetrics::default());
-        EntityCache(Arc::new(Inner {
+        let shared = match &config.redis_url {
+            Some(url) => Some(Arc::new(SharedTier::new(
+                url,
+                &config.redis_prefix,
+                config.redis_timeout,
+            )?)),
+            None => None,
+        };
+        Ok(EntityCache(Arc::new(Inner {
             store: Store::new(config.max_bytes.bytes(), metrics.clone()),
+            shared,
             metrics,
             max_entry: config.max_entry_bytes.bytes(),
-        }))
+        })))
     }
 
     /// The handle one upstream's GETs go through.
@@ -89,9 +103,24 @@ impl EntityCache {
     }
 
     /// Drops every entry whose key starts with `prefix` (`catalog GET /products`) or that
-    /// carries `tag` (`product:p1`). False when the store refused the purge.
-    pub fn purge(&self, prefix: Option<String>, tag: Option<String>) -> bool {
-        self.0.store.purge(prefix, tag)
+    /// carries `tag` (`product:p1`), locally and in the shared tier. False when either
+    /// refused (the purge should then be repeated).
+    pub async fn purge(&self, prefix: Option<String>, tag: Option<String>) -> bool {
+        let shared_ok = match &self.0.shared {
+            Some(shared) => match shared.purge(prefix.as_deref(), tag.as_deref()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    CacheMetrics::inc(&self.0.metrics.shared_errors);
+                    tracing::warn!(error = %e, "cache purge did not reach the shared tier");
+                    false
+                }
+            },
+            None => true,
+        };
+        // Local last, so nothing the shared tier still held can be copied back meanwhile.
+        let local_ok = self.0.store.purge(prefix, tag);
+        self.0.store.sync().await;
+        shared_ok && local_ok
     }
 }
 
@@ -155,18 +184,54 @@ impl UpstreamCache {
     /// to the variant for the caller's headers.
     async fn lookup(&self, base: &str, ctx: &CallContext) -> Option<Arc<Entry>> {
         for key in [base.to_owned(), policy::identity_key(base, ctx)] {
-            let Some(entry) = self.store().get(&key).await else {
+            let Some(entry) = self.entry(&key).await else {
                 continue;
             };
             if entry.vary.is_empty() {
                 return Some(entry);
             }
             let varied = policy::varied_key(&key, &entry.vary, ctx);
-            if let Some(entry) = self.store().get(&varied).await {
+            if let Some(entry) = self.entry(&varied).await {
                 return Some(entry);
             }
         }
         None
+    }
+
+    /// The entry at `key`: the local tier's, else the shared tier's (copied locally).
+    async fn entry(&self, key: &str) -> Option<Arc<Entry>> {
+        if let Some(entry) = self.store().get(key).await {
+            return Some(entry);
+        }
+        let shared = self.cache.0.shared.as_ref()?;
+        match shared.get(key).await {
+            Ok(Some(entry)) => {
+                CacheMetrics::inc(&self.metrics().shared_hits);
+                let entry = Arc::new(entry);
+                self.store().insert(key.to_owned(), entry.clone()).await;
+                Some(entry)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                CacheMetrics::inc(&self.metrics().shared_errors);
+                tracing::debug!(error = %e, "shared cache tier unavailable; local only");
+                None
+            }
+        }
+    }
+
+    /// Stores locally, and in the shared tier in the background (never delaying an answer).
+    async fn keep(&self, key: String, entry: Arc<Entry>) {
+        if let Some(shared) = &self.cache.0.shared {
+            let (shared, key, entry) = (shared.clone(), key.clone(), entry.clone());
+            let metrics = self.cache.0.metrics.clone();
+            tokio::spawn(async move {
+                if shared.put(&key, &entry).await.is_err() {
+                    CacheMetrics::inc(&metrics.shared_errors);
+                }
+            });
+        }
+        self.store().insert(key, entry).await;
     }
 
     /// Stores a successful answer under `base` if its headers allow, where they allow.
@@ -206,13 +271,11 @@ impl UpstreamCache {
             })
         };
         if vary.is_empty() {
-            self.store().insert(key, entry(body, Box::new([]))).await;
+            self.keep(key, entry(body, Box::new([]))).await;
         } else {
             let varied = policy::varied_key(&key, &vary, ctx);
-            self.store()
-                .insert(key, entry(Bytes::new(), vary.into()))
-                .await;
-            self.store().insert(varied, entry(body, Box::new([]))).await;
+            self.keep(key, entry(Bytes::new(), vary.into())).await;
+            self.keep(varied, entry(body, Box::new([]))).await;
         }
     }
 

@@ -2,6 +2,7 @@
 //! the witness of what reached them. Each test has its own stack, so caches start cold.
 
 mod faults;
+mod shared;
 mod speed;
 
 use std::time::{Duration, Instant};
