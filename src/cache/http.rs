@@ -86,7 +86,7 @@ pub fn etag_of(body: &[u8]) -> String {
 }
 
 /// `If-None-Match` semantics (RFC 9110 §13.1.2): `*`, or a list of tags compared weakly.
-fn none_match(header: &str, etag: &str) -> bool {
+pub(super) fn none_match(header: &str, etag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     header.trim() == "*" || header.split(',').any(|t| strip(t) == strip(etag))
 }

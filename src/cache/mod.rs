@@ -19,6 +19,7 @@ pub mod http;
 mod metrics;
 mod notes;
 pub mod policy;
+pub mod proxy;
 mod shared;
 mod store;
 
@@ -263,6 +264,7 @@ impl UpstreamCache {
         let entry = |body: Bytes, vary: Box<[_]>| {
             Arc::new(Entry {
                 body,
+                content_type: headers.get(header::CONTENT_TYPE).cloned(),
                 stored_at: Instant::now(),
                 initial_age,
                 lifetime,

@@ -298,5 +298,19 @@ mod tests {
         let k = identity_key("catalog GET /x", &ctx);
         assert!(k.starts_with("catalog GET /x @"));
         assert_eq!(k, identity_key("catalog GET /x", &ctx));
+        let user = |id: &str| {
+            let identity =
+                crate::auth::Identity::new(crate::auth::Principal::User(id.into()), vec![], None)
+                    .unwrap();
+            let mut ctx = ctx.clone();
+            ctx.identity = Some(std::sync::Arc::new(identity));
+            ctx
+        };
+        let (ada, bob) = (user("42"), user("43"));
+        assert_ne!(identity_key("k", &ada), identity_key("k", &bob));
+        assert_ne!(identity_key("k", &ada), k);
+        assert_eq!(identity_key("k", &ada), identity_key("k", &user("42")));
+        let vary = [HeaderName::from_static("x-user-id")];
+        assert_ne!(varied_key("k", &vary, &ada), varied_key("k", &vary, &bob));
     }
 }

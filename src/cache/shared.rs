@@ -38,6 +38,7 @@ struct Head {
     shared: bool,
     tags: Vec<String>,
     vary: Vec<String>,
+    content_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,15 +158,12 @@ impl SharedTier {
         if self.resting().is_some_and(|until| Instant::now() < until) {
             return Err(SharedTierError::Resting);
         }
-        let result = match tokio::time::timeout(self.timeout, call(self.connection.clone())).await
-        {
+        let result = match tokio::time::timeout(self.timeout, call(self.connection.clone())).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(SharedTierError::Call(e)),
             Err(_) => Err(SharedTierError::Timeout),
         };
-        *self.resting() = result
-            .is_err()
-            .then(|| Instant::now() + REST_AFTER_FAILURE);
+        *self.resting() = result.is_err().then(|| Instant::now() + REST_AFTER_FAILURE);
         result
     }
 
@@ -197,6 +195,11 @@ fn encode(entry: &Entry) -> Option<Vec<u8>> {
         shared: entry.lifetime.sharing == Sharing::Shared,
         tags: entry.tags.to_vec(),
         vary: entry.vary.iter().map(|h| h.as_str().to_owned()).collect(),
+        content_type: entry
+            .content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let mut raw = serde_json::to_vec(&head).ok()?;
     raw.push(b'\n');
@@ -218,6 +221,9 @@ fn decode(raw: &[u8]) -> Option<Entry> {
         .collect();
     Some(Entry {
         body: Bytes::copy_from_slice(&raw[split + 1..]),
+        content_type: head
+            .content_type
+            .and_then(|v| http::HeaderValue::from_str(&v).ok()),
         stored_at,
         initial_age: Duration::from_millis(head.age_ms),
         lifetime: Lifetime {
@@ -255,6 +261,7 @@ mod tests {
     async fn entries_survive_the_round_trip() {
         let entry = Entry {
             body: Bytes::from_static(b"{\"id\":\"p1\"}\n"),
+            content_type: Some(http::HeaderValue::from_static("application/json")),
             stored_at: tokio::time::Instant::now(),
             initial_age: Duration::from_secs(2),
             lifetime: Lifetime {
@@ -271,6 +278,7 @@ mod tests {
         assert_eq!(back.lifetime, entry.lifetime);
         assert_eq!(back.tags, entry.tags);
         assert_eq!(back.vary, entry.vary);
+        assert_eq!(back.content_type, entry.content_type);
         assert!(back.age(tokio::time::Instant::now()) >= Duration::from_secs(2));
         assert_eq!(glob_escape("a*b"), "a\\*b");
     }

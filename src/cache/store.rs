@@ -25,6 +25,8 @@ use crate::upstream::{UpstreamError, UpstreamErrorKind};
 #[derive(Debug)]
 pub struct Entry {
     pub body: Bytes,
+    /// The answer's `Content-Type` (proxied answers are replayed with it).
+    pub content_type: Option<http::HeaderValue>,
     pub stored_at: Instant,
     /// What the entry's age was when it was stored (the backend's `Age`, or the shared
     /// tier's age).
@@ -202,5 +204,86 @@ impl Store {
         .shared();
         flights.insert(key.to_owned(), flight.clone());
         flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::policy::Sharing;
+    use futures_util::future::join_all;
+    use std::sync::atomic::AtomicU64;
+
+    fn entry(fresh: u64, swr: u64, sie: u64) -> Entry {
+        Entry {
+            body: Bytes::from_static(b"{}"),
+            content_type: None,
+            stored_at: Instant::now(),
+            initial_age: Duration::from_secs(1),
+            lifetime: Lifetime {
+                sharing: Sharing::Shared,
+                fresh: Duration::from_secs(fresh),
+                stale_while_revalidate: Duration::from_secs(swr),
+                stale_if_error: Duration::from_secs(sie),
+            },
+            tags: Box::new([]),
+            vary: Box::new([]),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_moves_through_its_windows() {
+        let e = entry(10, 5, 30);
+        let at = |s: u64| e.stored_at + Duration::from_secs(s);
+        assert_eq!(e.freshness(at(9)), Freshness::Fresh);
+        assert_eq!(e.freshness(at(12)), Freshness::Revalidate);
+        assert_eq!(e.freshness(at(15)), Freshness::Stale);
+        assert!(e.serves_on_error(at(39)));
+        assert!(!e.serves_on_error(at(40)));
+        assert_eq!(e.age(at(4)), Duration::from_secs(5));
+        assert_eq!(e.lifetime.keep(), Duration::from_secs(40));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_flights_of_one_key_share_one_call_and_its_failure() {
+        let store = Store::new(1 << 20, Arc::default());
+        let calls = Arc::new(AtomicU64::new(0));
+        let flights = (0..50).map(|_| {
+            let calls = calls.clone();
+            store.flight("k", "catalog", move || {
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(UpstreamError::new(
+                        "catalog",
+                        UpstreamErrorKind::Timeout,
+                        "slow",
+                    ))
+                }
+                .boxed()
+            })
+        });
+        let results = join_all(flights).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(results.iter().all(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind == UpstreamErrorKind::Timeout)
+        }));
+        assert_eq!(store.metrics.coalesced_waits.load(Ordering::Relaxed), 49);
+        // Over: the next miss starts a call of its own.
+        assert!(!store.is_in_flight("k"));
+    }
+
+    #[tokio::test]
+    async fn the_store_is_bounded_by_bytes() {
+        let store = Store::new(10_000, Arc::default());
+        for i in 0..100 {
+            let mut e = entry(60, 0, 0);
+            e.body = Bytes::from(vec![b'x'; 1000]);
+            store.insert(format!("k{i}"), Arc::new(e)).await;
+        }
+        store.sync().await;
+        assert!(store.bytes_used() <= 10_000, "{}", store.bytes_used());
+        assert!(store.metrics.evictions.load(Ordering::Relaxed) > 0);
     }
 }

@@ -154,3 +154,47 @@ impl CacheConfig {
         errors
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    #[test]
+    fn every_cache_problem_is_reported_with_its_key() {
+        let text = r#"
+            [server]
+            listen = "127.0.0.1:0"
+            [upstreams.catalog]
+            url = "http://127.0.0.1:9103"
+            [cache]
+            max_bytes = "1KiB"
+            max_entry_bytes = "2KiB"
+            admin_token = "short"
+            redis_url = "http://nope"
+            [cache.upstreams.catalog]
+            max_ttl = "0s"
+            [cache.upstreams.nowhere]
+            stale_if_error = "1m"
+        "#;
+        let errors = Config::parse(text, "test", Vec::new(), &[]).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "cache.max_entry_bytes",
+            "cache.admin_token",
+            "cache.redis_url",
+            "cache.upstreams.catalog.max_ttl",
+            "cache.upstreams.nowhere",
+        ] {
+            assert!(keys.contains(&key), "{key} not reported: {keys:?}");
+        }
+        let debug = format!("{:?}", Config::parse(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[cache]\nadmin_token = \"a-secret-token-of-some-length\"\n",
+            "test",
+            Vec::new(),
+            &[],
+        )
+        .unwrap()
+        .cache);
+        assert!(!debug.contains("a-secret-token"), "{debug}");
+    }
+}

@@ -143,6 +143,11 @@ impl Upstream {
         &self.0.name
     }
 
+    /// The cache in front of this service's GETs, when `[cache]` caches it.
+    pub fn cache(&self) -> Option<&UpstreamCache> {
+        self.0.cache.as_ref()
+    }
+
     /// Counters and instance states, for metrics and tests.
     pub fn stats(&self) -> UpstreamStats {
         let instances = self

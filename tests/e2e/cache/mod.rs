@@ -341,3 +341,68 @@ pub async fn until<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn proxied_gets_of_a_cached_service_are_replayed_with_etags() {
+    use manifold::config::{AuthPolicy, RouteConfig};
+    let stack = Stack::start_with(&bff_web::SPEC, |config| {
+        config.routes.push(RouteConfig {
+            prefix: "/api/products/".to_owned(),
+            upstream: "catalog".to_owned(),
+            rewrite: Some("/products/".to_owned()),
+            auth: AuthPolicy::Jwt,
+            scopes: Vec::new(),
+            timeout: Duration::from_secs(5),
+        });
+        // Users answer "private, no-store": caching the service must still store nothing.
+        config
+            .cache
+            .upstreams
+            .insert("users".to_owned(), CachePolicyConfig::default());
+    })
+    .await;
+    let token = stack.token("42", "web", &[]).await;
+    stack.reset_stats().await;
+    let get = |path: &'static str, etag: Option<String>| {
+        let mut request = stack.http.get(stack.url(path)).bearer_auth(&token);
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        async move {
+            let r = request.send().await.expect("BFF reachable");
+            let status = r.status().as_u16();
+            let age = r.headers().get("age").is_some();
+            let etag = r
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = r.bytes().await.unwrap();
+            (status, age, etag, body)
+        }
+    };
+
+    let (status, age, _, first) = get("/api/products/p3", None).await;
+    assert_eq!(status, 200);
+    assert!(!age);
+    let (status, age, etag, again) = get("/api/products/p3", None).await;
+    assert_eq!((status, age), (200, true));
+    assert_eq!(again, first);
+    assert_eq!(
+        stack.requests(Service::Catalog).await,
+        1,
+        "not replayed from cache"
+    );
+    let (status, _, _, body) = get("/api/products/p3", etag).await;
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    assert_eq!(stack.requests(Service::Catalog).await, 1);
+
+    for _ in 0..2 {
+        assert_eq!(get("/api/users/42", None).await.0, 200);
+    }
+    assert_eq!(
+        stack.requests(Service::Users).await,
+        2,
+        "no-store answer cached"
+    );
+}

@@ -38,8 +38,15 @@ async fn instances_share_entries_through_redis_and_survive_without_it() {
         (r.headers().get("age").is_some()).then_some(r)
     })
     .await;
-    assert!(from_redis.is_some(), "the second instance never found the entry");
-    assert_eq!(stack.requests(Service::Catalog).await, 1, "the catalog was asked twice");
+    assert!(
+        from_redis.is_some(),
+        "the second instance never found the entry"
+    );
+    assert_eq!(
+        stack.requests(Service::Catalog).await,
+        1,
+        "the catalog was asked twice"
+    );
     let stats = second.gateway().cache().unwrap().stats();
     assert!(stats.shared_hits >= 1, "{stats:?}");
 
@@ -62,7 +69,11 @@ async fn instances_share_entries_through_redis_and_survive_without_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(stack.requests(Service::Catalog).await, 2, "purged entry served from Redis");
+    assert_eq!(
+        stack.requests(Service::Catalog).await,
+        2,
+        "purged entry served from Redis"
+    );
 
     // Redis away: answers keep coming, from the backend then from the local tier.
     redis.stop();
