@@ -12,6 +12,7 @@ use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::backends::Backends;
+use crate::cache::{self, EntityCache};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
@@ -29,6 +30,8 @@ struct Inner {
     config: Config,
     upstreams: BTreeMap<String, Upstream>,
     backends: Backends,
+    /// `None` when `[cache] enabled = false`.
+    cache: Option<EntityCache>,
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
@@ -46,6 +49,8 @@ pub enum BuildError {
     },
     #[error("cannot set up the rate-limit store: {0}")]
     RateLimitStore(#[from] redis::RedisError),
+    #[error("cannot set up the shared cache tier: {0}")]
+    CacheStore(redis::RedisError),
 }
 
 impl Gateway {
@@ -57,8 +62,9 @@ impl Gateway {
 
     /// The next generation after a config reload: a new gateway for `config` that shares
     /// this one's lifecycle (draining flag, reload status) and keeps the state of what did
-    /// not change — an upstream with the same config keeps its pool, breaker, health and
-    /// retry budget; the rate limiter with the same rules keeps its counters.
+    /// not change — the cache with the same settings keeps its entries; an upstream with the
+    /// same config (and cache) keeps its pool, breaker, health and retry budget; the rate
+    /// limiter with the same rules keeps its counters.
     pub fn next_generation(&self, config: Config) -> Result<Self, BuildError> {
         Self::build(config, self.0.lifecycle.clone(), Some(self))
     }
@@ -68,25 +74,43 @@ impl Gateway {
         lifecycle: Arc<Lifecycle>,
         previous: Option<&Gateway>,
     ) -> Result<Self, BuildError> {
-        // Configs have no PartialEq; their Debug shows every field these two sections have.
+        // Configs have no PartialEq; their Debug shows every field these sections have.
         let same =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
+        let same_cache = previous.is_some_and(|p| same(&p.0.config.cache, &config.cache));
+        let cache = match previous {
+            Some(p) if same_cache => p.0.cache.clone(),
+            _ if config.cache.enabled => {
+                Some(EntityCache::new(&config.cache).map_err(BuildError::CacheStore)?)
+            }
+            _ => None,
+        };
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
             let kept = previous
                 .filter(|p| {
-                    p.0.config
-                        .upstreams
-                        .get(name)
-                        .is_some_and(|old| same(old, cfg))
+                    same_cache
+                        && p.0
+                            .config
+                            .upstreams
+                            .get(name)
+                            .is_some_and(|old| same(old, cfg))
                 })
                 .and_then(|p| p.0.upstreams.get(name).cloned());
             let upstream = match kept {
                 Some(upstream) => upstream,
-                None => Upstream::new(name, cfg).map_err(|source| BuildError::Upstream {
-                    name: name.clone(),
-                    source,
-                })?,
+                None => {
+                    let cached = cache.as_ref().and_then(|cache| {
+                        let policy = config.cache.upstreams.get(name)?;
+                        Some(cache.for_upstream(policy))
+                    });
+                    Upstream::new_cached(name, cfg, cached).map_err(|source| {
+                        BuildError::Upstream {
+                            name: name.clone(),
+                            source,
+                        }
+                    })?
+                }
             };
             upstreams.insert(name.clone(), upstream);
         }
@@ -110,6 +134,7 @@ impl Gateway {
             config,
             upstreams,
             backends,
+            cache,
             authenticator,
             rate_limiter,
             lifecycle,
@@ -123,6 +148,11 @@ impl Gateway {
 
     pub fn backends(&self) -> &Backends {
         &self.0.backends
+    }
+
+    /// The entity cache, when enabled (its counters feed metrics and tests).
+    pub fn cache(&self) -> Option<&EntityCache> {
+        self.0.cache.as_ref()
     }
 
     /// Every configured upstream by name (their stats feed metrics and tests).
@@ -213,8 +243,15 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
+        // The cache's purge and stats endpoints, behind their own token (no admin listener
+        // yet: they live on the public one until there is).
+        let admin = match (&self.0.cache, &config.cache.admin_token) {
+            (Some(cache), Some(token)) => cache::admin::admin_routes(cache.clone(), token),
+            _ => Router::new(),
+        };
         let routed = own
             .merge(proxied)
+            .merge(admin)
             // Inside the edge (request id and trace context known), around auth and limits
             // (their refusals are counted and logged): metrics, access log, spans.
             .layer(from_fn_with_state(self.clone(), observe::track))

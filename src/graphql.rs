@@ -155,12 +155,22 @@ where
     }
     let backends = gateway.backends().clone();
     let caller = Caller(call.identity.clone());
+    let notes = call.cache_notes.clone();
     let scope = Scope {
         loaders: Loaders::new(backends.clone(), call.clone()),
         backends,
         call,
     };
-    let response = schema.execute(request.data(scope).data(caller)).await;
+    let mut response = schema.execute(request.data(scope).data(caller)).await;
+    // Data a failing backend could not give, served stale from the cache instead: the
+    // response says which service and how old (`extensions.degraded`).
+    let degraded = notes.degraded();
+    if !degraded.is_empty()
+        && let Ok(value) = serde_json::to_value(&degraded)
+        && let Ok(value) = async_graphql::Value::from_json(value)
+    {
+        response.extensions.insert("degraded".to_owned(), value);
+    }
     match serde_json::to_vec(&response) {
         Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod backends;
 pub mod bff;
+pub mod cache;
 pub mod config;
 pub mod edge;
 pub mod gateway;

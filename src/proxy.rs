@@ -14,12 +14,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures_util::TryStreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
+use crate::cache::policy;
+use crate::cache::proxy::ProxyLookup;
 use crate::config::{AuthPolicy, RouteConfig};
 use crate::edge::REQUEST_ID_HEADER;
 use crate::rest::Problem;
-use crate::upstream::{CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream};
+use crate::upstream::{CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream, UpstreamError};
 
 /// One compiled route.
 struct ProxyRoute {
@@ -84,6 +86,21 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         append_forwarded_for(&mut headers, peer);
     }
 
+    // A plain GET of a cached service may be answered, or stood in for, by the cache.
+    let cache = route
+        .upstream
+        .cache()
+        .filter(|_| parts.method == Method::GET && !parts.headers.contains_key(header::RANGE));
+    let cache_key = cache.map(|_| policy::request_key(route.upstream.name(), &target));
+    let mut stale = None;
+    if let (Some(cache), Some(key)) = (cache, &cache_key) {
+        match cache.proxy_lookup(&ctx, key, &parts.headers).await {
+            ProxyLookup::Hit(response) => return response,
+            ProxyLookup::Miss { stale: s } => stale = s,
+        }
+    }
+    let request_headers = parts.headers.clone();
+
     let upstream_body = reqwest::Body::wrap_stream(body.into_data_stream());
     let response = match route
         .upstream
@@ -100,12 +117,36 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(service = %e.service, detail = %e.detail, "proxied call failed");
+            if let Some(answer) =
+                cache.and_then(|c| c.proxy_stale(&ctx, &e, stale.as_ref(), &request_headers))
+            {
+                return answer;
+            }
             return Problem::from(e).into_response();
         }
     };
 
     let status = response.status();
     let headers = end_to_end(response.headers());
+    if let (Some(cache), Some(key)) = (cache, &cache_key) {
+        if status.is_server_error() {
+            let e = UpstreamError::from_status(route.upstream.name(), status);
+            if let Some(answer) = cache.proxy_stale(&ctx, &e, stale.as_ref(), &request_headers) {
+                return answer;
+            }
+        } else if cache.proxy_storable(&ctx, status, &headers, response.content_length()) {
+            // Small and known-length (checked above): buffering it is bounded.
+            return match response.bytes().await {
+                Ok(body) => {
+                    cache
+                        .proxy_store(&ctx, key, &headers, body, &request_headers)
+                        .await
+                }
+                Err(e) => Problem::from(UpstreamError::from_transport(route.upstream.name(), &e))
+                    .into_response(),
+            };
+        }
+    }
     let stream = response.bytes_stream().map_err(std::io::Error::other);
     let mut out = Response::new(Body::from_stream(stream));
     *out.status_mut() = status;

@@ -9,7 +9,7 @@ use manifold::Gateway;
 use manifold::auth::{AuthError, Identity, require_scope};
 use manifold::axum::Router;
 use manifold::axum::extract::{Request, State};
-use manifold::axum::middleware::{Next, from_fn_with_state};
+use manifold::axum::middleware::{Next, from_fn, from_fn_with_state};
 use manifold::axum::response::{IntoResponse, Response};
 use manifold::axum::routing::{MethodFilter, MethodRouter, on};
 use manifold::config::AuthPolicy;
@@ -219,6 +219,8 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
             None => public = public.route(route.path, endpoint),
         }
     }
+    // Inside authentication: ETag / If-None-Match, and Age / Warning when cached data was used.
+    let keyed = keyed.route_layer(from_fn(manifold::cache::http::conditional));
     public
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)

@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{ImageSet, Items, Money, join_ids};
+use super::{ImageSet, Money, join_ids};
+use crate::cache::policy::BatchEndpoint;
 use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]
@@ -29,26 +30,31 @@ pub struct ProductPage {
 }
 
 impl Catalog {
+    /// One product; cached as the entity `product:{id}`, shared with `batch`.
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<Product, UpstreamError> {
         self.0
-            .get_json(ctx, &format!("/products/{}", path_segment(id)))
+            .get_entity_json(
+                ctx,
+                &format!("product:{id}"),
+                &format!("/products/{}", path_segment(id)),
+            )
             .await
     }
 
-    /// The products it knows among `ids`, in one call.
+    /// The products it knows among `ids`: the cached ones from the cache, the others in one
+    /// call.
     pub async fn batch<S: AsRef<str>>(
         &self,
         ctx: &CallContext,
         ids: &[S],
     ) -> Result<Vec<Product>, UpstreamError> {
-        let page: Items<Product> = self
-            .0
-            .get_json(
-                ctx,
-                &format!("/products{}", query(&[("ids", &join_ids(ids))])),
-            )
-            .await?;
-        Ok(page.items)
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        let endpoint = BatchEndpoint {
+            kind: "product",
+            id_field: "id",
+            path: &|ids| format!("/products{}", query(&[("ids", &join_ids(ids))])),
+        };
+        self.0.get_batch_json(ctx, &endpoint, &ids).await
     }
 
     pub async fn search(

@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{Items, join_ids};
+use super::join_ids;
+use crate::cache::policy::BatchEndpoint;
 use crate::upstream::{CallContext, Upstream, UpstreamError, query};
 
 #[derive(Clone, Debug)]
@@ -52,16 +53,17 @@ impl Reviews {
         ctx: &CallContext,
         product_ids: &[S],
     ) -> Result<Vec<ReviewSummary>, UpstreamError> {
-        let page: Items<ReviewSummary> = self
-            .0
-            .get_json(
-                ctx,
-                &format!(
+        let ids: Vec<&str> = product_ids.iter().map(AsRef::as_ref).collect();
+        let endpoint = BatchEndpoint {
+            kind: "review-summary",
+            id_field: "productId",
+            path: &|ids| {
+                format!(
                     "/reviews/summary{}",
-                    query(&[("productIds", &join_ids(product_ids))])
-                ),
-            )
-            .await?;
-        Ok(page.items)
+                    query(&[("productIds", &join_ids(ids))])
+                )
+            },
+        };
+        self.0.get_batch_json(ctx, &endpoint, &ids).await
     }
 }

@@ -7,6 +7,7 @@
 //! consume each section do.
 
 mod auth;
+mod cache;
 mod cors;
 mod limits;
 mod load;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
+pub use cache::{CacheConfig, CachePolicyConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
@@ -72,6 +74,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// `[cache]`: entity and response cache in front of backend GETs.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

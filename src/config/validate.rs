@@ -321,6 +321,7 @@ impl Config {
             &self.rate_limit,
         ));
         p.0.extend(super::observe::validate(&self.admin, &self.tracing));
+        p.0.extend(self.cache.validate(self.upstreams.keys()));
         p.0
     }
 }

@@ -109,6 +109,10 @@ impl CallContext {
             ctx.trace = *trace;
         }
         ctx.record = parts.extensions.get::<Arc<RequestRecord>>().cloned();
+        // A facade that reports what the cache did (`cache::http`) put its notes here.
+        if let Some(notes) = parts.extensions.get::<Arc<crate::cache::CacheNotes>>() {
+            ctx.cache_notes = notes.clone();
+        }
         ctx
     }
 }

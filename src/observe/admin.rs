@@ -12,7 +12,7 @@ use axum::routing::get;
 use http::header;
 use serde_json::{Value, json};
 
-use super::metrics::{self, NO_OPERATION};
+use super::metrics::NO_OPERATION;
 use super::prometheus;
 use std::sync::Arc;
 
@@ -89,8 +89,8 @@ async fn status(State(current): State<CurrentGateway>) -> Json<Value> {
         })
         .collect();
     let limits = gateway.rate_limiter().map(|l| l.metrics().snapshot());
-    let cache = metrics::cache();
-    let reloads = metrics::config_reloads();
+    let cache = gateway.cache().map(|c| c.stats());
+    let reloads = gateway.lifecycle().reloads();
     Json(json!({
         "bff": observer.name(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -105,10 +105,10 @@ async fn status(State(current): State<CurrentGateway>) -> Json<Value> {
             "allowed": l.allowed, "refused": l.refused, "unavailable": l.unavailable,
             "fallback": l.fallback, "degraded": l.degraded,
         })).unwrap_or_else(|| json!({ "enabled": false, "allowed": 0, "refused": 0 })),
-        "cache": {
-            "hit": cache.hit.get(), "miss": cache.miss.get(), "stale": cache.stale.get(),
-        },
-        "config_reloads": { "success": reloads.succeeded.get(), "failure": reloads.failed.get() },
+        "cache": cache.map(|c| json!({
+            "hit": c.hits, "miss": c.misses, "stale": c.stale_served, "bytes": c.bytes_used,
+        })).unwrap_or_else(|| json!({ "hit": 0, "miss": 0, "stale": 0, "bytes": 0 })),
+        "config_reloads": { "success": reloads.succeeded_total(), "failure": reloads.failed_total() },
         "recent_errors": observer.recent_errors(),
     }))
 }

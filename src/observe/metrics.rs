@@ -1,9 +1,8 @@
 //! The metric primitives (counter, latency histogram with fixed buckets) and the series this
 //! gateway records per request: by route template and GraphQL operation (both from small,
-//! bounded sets), by outcome class. Process-wide counters that other modules bump without a
-//! handle on the gateway also live here: config reloads (`config_reloads()`) and cache
-//! lookups (`cache()`). Rendering them as Prometheus text is `prometheus`'s job; upstream
-//! counters stay in `upstream` and rate-limit counters in `ratelimit`.
+//! bounded sets), by outcome class. Rendering them as Prometheus text is `prometheus`'s job;
+//! the counters of other concerns stay with their owners and are read from the gateway:
+//! `upstream`, `ratelimit`, `cache`, and the config reloads in `lifecycle`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -211,42 +210,6 @@ impl RequestMetrics {
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
-}
-
-/// Config reloads of this process, by result. The reload machinery counts through
-/// `config_reloads()`; `/metrics` shows them as `manifold_config_reloads_total{result}`.
-#[derive(Debug, Default)]
-pub struct ReloadCounters {
-    pub succeeded: Counter,
-    pub failed: Counter,
-}
-
-static RELOADS: ReloadCounters = ReloadCounters {
-    succeeded: Counter(AtomicU64::new(0)),
-    failed: Counter(AtomicU64::new(0)),
-};
-
-pub fn config_reloads() -> &'static ReloadCounters {
-    &RELOADS
-}
-
-/// Cache lookups of this process, by result: `manifold_cache_requests_total{result}`. The
-/// cache counts through `cache()` (`hit`, `miss`, `stale`).
-#[derive(Debug, Default)]
-pub struct CacheCounters {
-    pub hit: Counter,
-    pub miss: Counter,
-    pub stale: Counter,
-}
-
-static CACHE: CacheCounters = CacheCounters {
-    hit: Counter(AtomicU64::new(0)),
-    miss: Counter(AtomicU64::new(0)),
-    stale: Counter(AtomicU64::new(0)),
-};
-
-pub fn cache() -> &'static CacheCounters {
-    &CACHE
 }
 
 #[cfg(test)]

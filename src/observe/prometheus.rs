@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::metrics::{self, BUCKETS, HistogramSnapshot, STATUS_CLASSES};
+use super::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
 use crate::gateway::Gateway;
 use crate::upstream::BreakerState;
 
@@ -89,21 +89,45 @@ pub fn render(gateway: &Gateway) -> String {
     upstreams(o, gateway);
     rate_limits(o, gateway);
 
-    let cache = metrics::cache();
-    header(
-        o,
-        "manifold_cache_requests_total",
-        "counter",
-        "Cache lookups by result.",
-    );
-    for (result, n) in [
-        ("hit", cache.hit.get()),
-        ("miss", cache.miss.get()),
-        ("stale", cache.stale.get()),
-    ] {
-        line(o, "manifold_cache_requests_total", &[("result", result)], n);
+    if let Some(cache) = gateway.cache().map(|c| c.stats()) {
+        header(
+            o,
+            "manifold_cache_requests_total",
+            "counter",
+            "Entity cache lookups by result (stale: served past freshness, in a stale window).",
+        );
+        for (result, n) in [
+            ("hit", cache.hits),
+            ("miss", cache.misses),
+            ("stale", cache.stale_served),
+        ] {
+            line(o, "manifold_cache_requests_total", &[("result", result)], n);
+        }
+        for (name, help, kind, n) in [
+            (
+                "manifold_cache_coalesced_waits_total",
+                "Lookups that waited for another's fetch.",
+                "counter",
+                cache.coalesced_waits,
+            ),
+            (
+                "manifold_cache_evictions_total",
+                "Entries evicted to stay within max_bytes.",
+                "counter",
+                cache.evictions,
+            ),
+            (
+                "manifold_cache_bytes",
+                "Bytes held by the local cache tier.",
+                "gauge",
+                cache.bytes_used,
+            ),
+        ] {
+            header(o, name, kind, help);
+            line(o, name, &[], n);
+        }
     }
-    let reloads = metrics::config_reloads();
+    let reloads = gateway.lifecycle().reloads();
     header(
         o,
         "manifold_config_reloads_total",
@@ -114,13 +138,13 @@ pub fn render(gateway: &Gateway) -> String {
         o,
         "manifold_config_reloads_total",
         &[("result", "success")],
-        reloads.succeeded.get(),
+        reloads.succeeded_total(),
     );
     line(
         o,
         "manifold_config_reloads_total",
         &[("result", "failure")],
-        reloads.failed.get(),
+        reloads.failed_total(),
     );
     if observer.exporter().is_some() {
         header(

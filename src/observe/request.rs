@@ -60,9 +60,19 @@ impl RequestRecord {
             .clone()
     }
 
-    /// The cache outcome of the request (`hit`, `miss`, `stale`); the cache sets it.
+    /// The cache outcome of the request (`hit`, `miss`, `stale`); the cache reports every
+    /// lookup and the request keeps the one that says most: stale over miss over hit.
     pub fn set_cache(&self, outcome: &'static str) {
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        let rank = |o: Option<&str>| match o {
+            Some("stale") => 3,
+            Some("miss") => 2,
+            Some("hit") => 1,
+            _ => 0,
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if rank(Some(outcome)) > rank(*cache) {
+            *cache = Some(outcome);
+        }
     }
 
     pub fn backend_call(&self, call: BackendCall) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
+use crate::cache::CacheNotes;
 use crate::observe::{RequestRecord, TraceContext};
 
 /// The point in time by which a client's request must be answered.
@@ -39,6 +40,8 @@ pub struct CallContext {
     /// Where the calls report themselves for the access log and spans (absent outside a
     /// routed request).
     pub record: Option<Arc<RequestRecord>>,
+    /// What the cache served this request (ages, stale data), for the facade to report.
+    pub cache_notes: Arc<CacheNotes>,
 }
 
 impl CallContext {
@@ -49,6 +52,7 @@ impl CallContext {
             request_id,
             trace: TraceContext::new_root(),
             record: None,
+            cache_notes: Arc::default(),
         }
     }
 

@@ -32,6 +32,7 @@ use instances::{Instances, Lease};
 use retry::{Backoff, RetryBudget};
 use stats::Counters;
 
+use crate::cache::{UpstreamCache, policy};
 use crate::config::UpstreamConfig;
 use crate::observe::BackendCall;
 use crate::observe::trace::TRACEPARENT;
@@ -60,6 +61,15 @@ struct Inner {
     budget: RetryBudget,
     max_concurrent: usize,
     counters: Counters,
+    /// `None` when `[cache]` does not cache this service.
+    cache: Option<UpstreamCache>,
+}
+
+/// A successful backend answer: the headers the cache reads, and the whole body.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -82,6 +92,15 @@ pub enum Idempotency {
 impl Upstream {
     /// Builds the client and starts health checks. Must run inside a tokio runtime.
     pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, reqwest::Error> {
+        Self::new_cached(name, config, None)
+    }
+
+    /// `new`, with GETs answered through `cache` when given.
+    pub fn new_cached(
+        name: &str,
+        config: &UpstreamConfig,
+        cache: Option<UpstreamCache>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(config.pool_max_idle)
@@ -94,13 +113,13 @@ impl Upstream {
         if config.health.enabled {
             instances.spawn_health_checks(client.clone(), config.health.clone());
         }
-        Ok(Self::with(name, Some(instances), client, config))
+        Ok(Self::with(name, Some(instances), client, config, cache))
     }
 
     /// A service this BFF's config does not name: every call fails fast.
     pub fn unconfigured(name: &str) -> Self {
         let config = UpstreamConfig::new("http://unconfigured.invalid");
-        Self::with(name, None, reqwest::Client::new(), &config)
+        Self::with(name, None, reqwest::Client::new(), &config, None)
     }
 
     fn with(
@@ -108,6 +127,7 @@ impl Upstream {
         instances: Option<Arc<Instances>>,
         client: reqwest::Client,
         config: &UpstreamConfig,
+        cache: Option<UpstreamCache>,
     ) -> Self {
         Upstream(Arc::new(Inner {
             name: name.to_owned(),
@@ -120,11 +140,17 @@ impl Upstream {
             budget: RetryBudget::new(&config.retry),
             max_concurrent: config.bulkhead.max_concurrent,
             counters: Counters::default(),
+            cache,
         }))
     }
 
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// The cache in front of this service's GETs, when `[cache]` caches it.
+    pub fn cache(&self) -> Option<&UpstreamCache> {
+        self.0.cache.as_ref()
     }
 
     /// Counters and instance states, for metrics and tests.
@@ -138,23 +164,83 @@ impl Upstream {
         self.0.counters.snapshot(&self.0.name, instances)
     }
 
-    /// `GET path_and_query`, decoded as JSON into `T`. Retried when that is safe and useful.
+    /// `GET path_and_query`, decoded as JSON into `T`. Retried when that is safe and useful;
+    /// answered from the cache when this service is cached and the answer may be.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         ctx: &CallContext,
         path_and_query: &str,
     ) -> Result<T, UpstreamError> {
-        let body = self
-            .execute(
-                ctx,
-                Method::GET,
-                path_and_query,
-                None,
-                &[],
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let body = match &self.0.cache {
+            Some(cache) => {
+                let key = policy::request_key(self.name(), path_and_query);
+                cache.get(self, ctx, key, None, path_and_query).await?
+            }
+            None => self.fetch_get(ctx, path_and_query).await?.body,
+        };
         self.decode(&body)
+    }
+
+    /// `get_json` for one entity known by `tag` (`product:p1`): cached under the tag, so
+    /// single and batch loads of one entity share an entry, and a purge by tag finds it.
+    pub async fn get_entity_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        tag: &str,
+        path_and_query: &str,
+    ) -> Result<T, UpstreamError> {
+        let body = match &self.0.cache {
+            Some(cache) => {
+                let key = policy::entity_key(self.name(), tag);
+                cache.get(self, ctx, key, Some(tag), path_and_query).await?
+            }
+            None => self.fetch_get(ctx, path_and_query).await?.body,
+        };
+        self.decode(&body)
+    }
+
+    /// A batch endpoint (`{"items": [...]}`) for `ids`: each id is looked up in the cache
+    /// first (as the entity `{kind}:{id}`), and only the misses are fetched, in ONE call
+    /// built by `batch_path`; each item fetched is stored as its own entity, found by its
+    /// `id_field`. Items come back in the order of `ids`, unknown ids left out.
+    pub async fn get_batch_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        batch: &policy::BatchEndpoint<'_>,
+        ids: &[&str],
+    ) -> Result<Vec<T>, UpstreamError> {
+        let bodies = match &self.0.cache {
+            Some(cache) => cache.get_batch(self, ctx, batch, ids).await?,
+            None => {
+                let fetched = self.fetch_get(ctx, &(batch.path)(ids)).await?;
+                return self
+                    .decode::<BatchItems<T>>(&fetched.body)
+                    .map(|page| page.items);
+            }
+        };
+        bodies.iter().map(|body| self.decode(body)).collect()
+    }
+
+    /// One GET through the resilience pipeline, bypassing the cache.
+    pub(crate) async fn fetch_get(
+        &self,
+        ctx: &CallContext,
+        path_and_query: &str,
+    ) -> Result<Fetched, UpstreamError> {
+        self.execute(
+            ctx,
+            Method::GET,
+            path_and_query,
+            None,
+            &[],
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// Time a background call (a cache refresh) may take: every try at full length.
+    pub(crate) fn background_budget(&self) -> Duration {
+        self.0.timeout * self.0.attempts.max(1)
     }
 
     /// A call with a JSON body (and extra headers such as `Idempotency-Key`), decoded as JSON.
@@ -180,7 +266,7 @@ impl Upstream {
                 idempotency,
             )
             .await?;
-        self.decode(&body)
+        self.decode(&body.body)
     }
 
     /// A buffered call, measured: its latency and outcome go to the upstream's counters and
@@ -193,7 +279,7 @@ impl Upstream {
         body: Option<Bytes>,
         headers: &[(&'static str, &str)],
         idempotency: Idempotency,
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<Fetched, UpstreamError> {
         let started = std::time::Instant::now();
         let result = self
             .run_pipeline(ctx, method, path_and_query, body, headers, idempotency)
@@ -226,7 +312,7 @@ impl Upstream {
         body: Option<Bytes>,
         headers: &[(&'static str, &str)],
         idempotency: Idempotency,
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<Fetched, UpstreamError> {
         let counters = &self.0.counters;
         // 1. Deadline: a call that cannot start in time is not started.
         self.call_timeout(ctx, self.0.timeout)?;
@@ -311,7 +397,7 @@ impl Upstream {
         path_and_query: &str,
         body: Option<Bytes>,
         headers: &[(&'static str, &str)],
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<Fetched, UpstreamError> {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
         let span = ClientSpan::start(&method);
         let mut builder = self
@@ -352,7 +438,9 @@ impl Upstream {
                     response.headers(),
                 ));
             }
-            self.read_capped(response).await
+            let headers = response.headers().clone();
+            let body = self.read_capped(response).await?;
+            Ok(Fetched { headers, body })
         }
         .instrument(tracing::debug_span!("upstream", service = %self.name()))
         .await;
@@ -537,6 +625,12 @@ impl Upstream {
             )
         })
     }
+}
+
+/// The `{"items": [...]}` envelope of batch endpoints.
+#[derive(serde::Deserialize)]
+struct BatchItems<T> {
+    items: Vec<T>,
 }
 
 /// A place in the bulkhead, given back on drop (also when the call is cancelled).

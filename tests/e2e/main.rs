@@ -2,6 +2,7 @@
 //! ports, talked to over real HTTP. One test binary (each `tests/*.rs` file would link
 //! separately, which is slow); each test starts its own stack, so they run in parallel.
 
+mod cache;
 mod config;
 mod deploy;
 mod drain;

@@ -320,6 +320,8 @@ async fn a_killed_instance_is_routed_around_and_used_again_once_healthy() {
         catalog.instances = vec![first, spare_url.clone()];
         catalog.health.interval = Duration::from_millis(100);
         catalog.outlier.ejection = Duration::from_millis(500);
+        // Load balancing is what this is about: every home query must reach the catalog.
+        config.cache.upstreams.remove("catalog");
     })
     .await;
     let token = stack.token("42", "mobile", &[]).await;

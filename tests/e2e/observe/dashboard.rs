@@ -138,7 +138,8 @@ async fn the_dashboard_shows_live_upstream_states_rates_and_errors_in_chromium()
     assert!(requests >= 6);
     assert!(graphql[0][6].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
     assert_eq!(page["refused"], "1");
-    assert_eq!(page["cache"], "no lookups");
+    // Repeated home queries: the page shows a hit ratio, not "no lookups".
+    assert!(page["cache"].as_str().unwrap().ends_with('%'), "{page}");
     // Partial answers are recent errors, naming the failed backend.
     let errors = page["errors"].as_array().unwrap();
     assert!(

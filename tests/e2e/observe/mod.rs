@@ -118,12 +118,14 @@ async fn metrics_parse_and_move_with_traffic_and_show_an_open_breaker() {
         !after.any_label_contains("42"),
         "a user id leaked into a label"
     );
-    // The cache is not built yet: its counters exist and read zero for this BFF's traffic.
-    assert!(
-        after
-            .value("manifold_cache_requests_total", &[("result", "hit")])
-            .is_some()
-    );
+    // The first home query filled the cache (catalog, promotions); the next four hit it.
+    let hits = after
+        .value("manifold_cache_requests_total", &[("result", "hit")])
+        .unwrap_or(0.0);
+    let misses = after
+        .value("manifold_cache_requests_total", &[("result", "miss")])
+        .unwrap_or(0.0);
+    assert!(hits >= 4.0 && misses >= 1.0, "hits {hits}, misses {misses}");
     assert!(
         after
             .value("manifold_config_reloads_total", &[("result", "failure")])
@@ -257,7 +259,8 @@ async fn traceparents(stack: &Stack) -> Vec<(Service, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traceparent_reaches_every_backend_with_the_same_trace_id() {
-    let stack = Stack::start(&bff_mobile::SPEC).await;
+    // Every call must reach its backend twice: no cache answering in its place.
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| config.cache.enabled = false).await;
     let token = stack.token("42", "mobile", &[]).await;
     stack.reset_stats().await;
     let response = stack

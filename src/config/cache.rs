@@ -1,0 +1,200 @@
+//! `[cache]`: the entity and response cache in front of backend GETs. The backend's own
+//! `Cache-Control` decides what may be stored and for how long; this config decides which
+//! upstreams are cached at all, how much memory the cache may hold, the stale windows a
+//! backend did not state, and who may purge.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ByteSize, ConfigError, units};
+
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Master switch; off, every GET goes to its backend.
+    pub enabled: bool,
+    /// Memory the local tier may hold, counted in bytes of keys and bodies (not entries).
+    pub max_bytes: ByteSize,
+    /// Bodies larger than this are never stored (nor proxied bodies buffered to store them).
+    pub max_entry_bytes: ByteSize,
+    /// Upstreams whose GETs are cached, by name; an upstream not listed is never cached.
+    pub upstreams: BTreeMap<String, CachePolicyConfig>,
+    /// `X-Admin-Token` required by the purge endpoint (`/admin/cache/...`); without it the
+    /// endpoint is not mounted.
+    pub admin_token: Option<String>,
+    /// The shared second tier: `redis://host:port`; local-only when absent or unreachable.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several BFFs can share one Redis.
+    pub redis_prefix: String,
+    /// Budget of one Redis round trip; past it the local tier answers alone.
+    #[serde(with = "units::duration")]
+    pub redis_timeout: Duration,
+}
+
+/// How one upstream's responses are cached, where its `Cache-Control` leaves a choice.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct CachePolicyConfig {
+    /// An entry past its freshness is served at once for this long while ONE background
+    /// refresh runs (unless the backend sent its own `stale-while-revalidate`).
+    #[serde(with = "units::duration")]
+    pub stale_while_revalidate: Duration,
+    /// When the backend fails (or its circuit is open), an entry past its freshness is served
+    /// instead of the error for this long, marked degraded (unless the backend sent its own
+    /// `stale-if-error`).
+    #[serde(with = "units::duration")]
+    pub stale_if_error: Duration,
+    /// Freshness is never longer than this, whatever the backend says.
+    #[serde(with = "units::duration")]
+    pub max_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: ByteSize(64 << 20),
+            max_entry_bytes: ByteSize(256 << 10),
+            upstreams: BTreeMap::new(),
+            admin_token: None,
+            redis_url: None,
+            redis_prefix: "manifold:cache:".into(),
+            redis_timeout: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Default for CachePolicyConfig {
+    fn default() -> Self {
+        Self {
+            stale_while_revalidate: Duration::from_secs(10),
+            stale_if_error: Duration::from_secs(300),
+            max_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("enabled", &self.enabled)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("upstreams", &self.upstreams)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish()
+    }
+}
+
+impl CacheConfig {
+    /// Problems with this section; `upstreams` are the configured upstream names.
+    pub(super) fn validate<'a>(
+        &self,
+        upstreams: impl Iterator<Item = &'a String> + Clone,
+    ) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, key: String, message: &str| {
+            if !ok {
+                errors.push(ConfigError::new(key, message));
+            }
+        };
+        check(
+            self.max_bytes.bytes() > 0,
+            "cache.max_bytes".into(),
+            "must be greater than 0",
+        );
+        check(
+            self.max_entry_bytes.bytes() > 0,
+            "cache.max_entry_bytes".into(),
+            "must be greater than 0",
+        );
+        check(
+            self.max_entry_bytes.bytes() <= self.max_bytes.bytes(),
+            "cache.max_entry_bytes".into(),
+            "must not exceed cache.max_bytes",
+        );
+        check(
+            self.admin_token.as_ref().is_none_or(|t| t.len() >= 16),
+            "cache.admin_token".into(),
+            "must be at least 16 characters",
+        );
+        check(
+            self.redis_url
+                .as_ref()
+                .is_none_or(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
+            "cache.redis_url".into(),
+            "must be a redis:// or rediss:// URL",
+        );
+        check(
+            !self.redis_timeout.is_zero(),
+            "cache.redis_timeout".into(),
+            "must be greater than 0",
+        );
+        for (name, policy) in &self.upstreams {
+            check(
+                upstreams.clone().any(|u| u == name),
+                format!("cache.upstreams.{name}"),
+                "names no configured [upstreams] entry",
+            );
+            check(
+                !policy.max_ttl.is_zero(),
+                format!("cache.upstreams.{name}.max_ttl"),
+                "must be greater than 0",
+            );
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    #[test]
+    fn every_cache_problem_is_reported_with_its_key() {
+        let text = r#"
+            [server]
+            listen = "127.0.0.1:0"
+            [upstreams.catalog]
+            url = "http://127.0.0.1:9103"
+            [cache]
+            max_bytes = "1KiB"
+            max_entry_bytes = "2KiB"
+            admin_token = "short"
+            redis_url = "http://nope"
+            [cache.upstreams.catalog]
+            max_ttl = "0s"
+            [cache.upstreams.nowhere]
+            stale_if_error = "1m"
+        "#;
+        let errors = Config::parse(text, "test", Vec::new(), &[]).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "cache.max_entry_bytes",
+            "cache.admin_token",
+            "cache.redis_url",
+            "cache.upstreams.catalog.max_ttl",
+            "cache.upstreams.nowhere",
+        ] {
+            assert!(keys.contains(&key), "{key} not reported: {keys:?}");
+        }
+        let debug = format!("{:?}", Config::parse(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[cache]\nadmin_token = \"a-secret-token-of-some-length\"\n",
+            "test",
+            Vec::new(),
+            &[],
+        )
+        .unwrap()
+        .cache);
+        assert!(!debug.contains("a-secret-token"), "{debug}");
+    }
+}
