@@ -115,6 +115,19 @@ def cpu_seconds(pgid):
     return ticks / CLK_TCK
 
 
+def settle(pgids, deadline_s=15.0, window_s=0.2, busy_fraction=0.05):
+    """Waits until the groups are idle (together under `busy_fraction` of one core over a
+    `window_s` window): a server still working off the requests queued by the previous
+    measurement would otherwise steal the cores from the next. Returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        before = sum(cpu_seconds(p) for p in pgids)
+        time.sleep(window_s)
+        if sum(cpu_seconds(p) for p in pgids) - before < busy_fraction * window_s:
+            break
+    return time.monotonic() - start
+
+
 def _status_kib(pid, key):
     try:
         with open(f"/proc/{pid}/status") as f:

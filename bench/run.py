@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import configs  # noqa: E402
 import report  # noqa: E402
 from procs import (Processes, cpu_seconds, http_request, open_connections,  # noqa: E402
-                   peak_rss_mib, port_free, rss_mib, status_is, wait_until)
+                   peak_rss_mib, port_free, rss_mib, settle, status_is, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -191,7 +191,9 @@ def time_to_ready(procs, workdir, binary, name, config_path, samples):
 
 # ------------------------------------------------------------------ load
 
-def wrk(contender, duration, connections, threads, workdir):
+def wrk(contender, duration, connections, threads, workdir, quiet=()):
+    """One measurement; afterwards waits until the contender and `quiet` (the backends) have
+    finished the work the load left queued."""
     env = {**os.environ, "BENCH_METHOD": contender.method, "BENCH_BAD": contender.bad or "",
            "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in contender.headers.items())}
     if contender.body is not None:
@@ -209,9 +211,10 @@ def wrk(contender, duration, connections, threads, workdir):
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
          "-s", os.path.join(BENCH, "wrk", "bench.lua"), url],
-        capture_output=True, text=True, env=env, timeout=duration + 60)
+        capture_output=True, text=True, errors="replace", env=env, timeout=duration + 60)
     cpu = cpu_seconds(contender.proc.pid) - cpu_before
     contender.peak_rss = max(contender.peak_rss, peak_rss_mib(contender.proc.pid))
+    settle([contender.proc.pid, *(p.pid for p in quiet)])
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk against {contender.name} failed:\n{out.stdout}\n{out.stderr}")
@@ -227,6 +230,7 @@ def wrk(contender, duration, connections, threads, workdir):
         "requests": result["requests"],
         "errors": errors,
         "bad": result["bad_answers"],
+        "bad_sample": result["bad_sample"],
     }
 
 
@@ -424,7 +428,7 @@ def main():
             log(f"backends at {latency} ms: warm-up")
             for contenders in scenarios.values():
                 for c in contenders:
-                    wrk(c, warmup, args.connections, os.cpu_count() or 1, workdir)
+                    wrk(c, warmup, args.connections, os.cpu_count() or 1, workdir, [backends])
             per_latency = results.setdefault(latency, {})
             for r in range(rounds):
                 log(f"backends at {latency} ms: round {r + 1} of {rounds}")
@@ -433,7 +437,15 @@ def main():
                     shift = r % len(contenders)
                     for c in contenders[shift:] + contenders[:shift]:
                         runs = per_latency.setdefault(scenario, {}).setdefault(c.name, [])
-                        runs.append(wrk(c, duration, args.connections, os.cpu_count() or 1, workdir))
+                        run_ = wrk(c, duration, args.connections, os.cpu_count() or 1, workdir,
+                                   [backends])
+                        runs.append(run_)
+                        if run_["errors"]:
+                            findings.append(
+                                f"backends at {latency} ms, {scenario}, {c.name}, round {r + 1}: "
+                                f"{run_['errors'] - run_['bad']} failed and {run_['bad']} wrong "
+                                f"answers of {run_['requests']}"
+                                + (f"; a wrong one: `{run_['bad_sample'][:300]}`" if run_["bad"] else ""))
             for scenario, contenders in scenarios.items():
                 for c in contenders:
                     problem = verify(c, strict=False)  # still answering correctly after the load?

@@ -44,11 +44,14 @@ end
 
 -- Answers that are 2xx but wrong (GraphQL errors, a degraded merge), per thread.
 bad = 0
+bad_sample = nil
 local bad_text = os.getenv("BENCH_BAD")
 if bad_text and bad_text ~= "" then
   response = function(status, headers, body)
-    if status < 300 and body and body:find(bad_text, 1, true) then
+    local at = status < 300 and body and body:find(bad_text, 1, true)
+    if at then
       bad = bad + 1
+      bad_sample = bad_sample or body:sub(at, at + 400)
     end
   end
 end
@@ -60,15 +63,19 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  local bad_answers = 0
+  local bad_answers, sample = 0, ""
   for _, thread in ipairs(threads) do
     bad_answers = bad_answers + (thread:get("bad") or 0)
+    if sample == "" then sample = thread:get("bad_sample") or "" end
   end
+  -- A JSON string: every quote, backslash and control character as \u00XX.
+  sample = sample:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end)
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, ' ..
     '"read_errors": %d, "write_errors": %d, "status_errors": %d, "timeouts": %d, ' ..
-    '"bad_answers": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
+    '"bad_answers": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d, ' ..
+    '"bad_sample": "%s"}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
     e.timeout, bad_answers, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.mean, latency.max))
+    latency.mean, latency.max, sample))
 end

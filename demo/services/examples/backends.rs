@@ -26,7 +26,10 @@ async fn main() -> ExitCode {
     let backends = match Backends::start(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(base)).await {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("cannot start the sample backends on ports {base}-{}: {e}", base + 9);
+            eprintln!(
+                "cannot start the sample backends on ports {base}-{}: {e}",
+                base + 9
+            );
             return ExitCode::FAILURE;
         }
     };
