@@ -5,15 +5,18 @@
 //! naming a key of THAT issuer's JWKS (`jwks`), and the key's pinned algorithm is the only
 //! one accepted — the token's `alg`, `jku`, `jwk`, `x5u` are never trusted. `iss`, `aud`, `exp`
 //! and `sub` are required; `nbf` and `iat` are checked when present, with the configured
-//! leeway.
+//! leeway. A token that passed is remembered (by its SHA-256) until its `exp`, for at most a
+//! minute, so a client's repeated requests cost one signature check, not one each.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::jwks::Jwks;
 use super::{AuthError, Identity, Principal};
@@ -27,7 +30,24 @@ const MAX_KID_BYTES: usize = 128;
 /// Every trusted issuer, each with its own keys.
 pub struct JwtVerifier {
     issuers: Vec<Issuer>,
+    /// Tokens that passed every check, by SHA-256, until their `exp` (and at most
+    /// `VERIFIED_TTL`): a client sends the same token many times, and an RSA check costs far
+    /// more than the rest of a request.
+    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    /// Full signature checks done (cache misses), for tests and metrics.
+    signature_checks: AtomicU64,
 }
+
+struct Verified {
+    identity: Identity,
+    /// Unix seconds.
+    exp: f64,
+}
+
+/// How long a verified token is trusted without a new check: bounds how long a key removed
+/// from the JWKS keeps working for tokens already seen.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_CAPACITY: u64 = 50_000;
 
 struct Issuer {
     config: JwtConfig,
@@ -57,6 +77,8 @@ struct UnverifiedIssuer {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by `jsonwebtoken` (required); kept to bound the verified cache.
+    exp: f64,
     /// OAuth 2 style: space-separated.
     #[serde(default)]
     scope: Option<String>,
@@ -86,7 +108,19 @@ impl JwtVerifier {
                 config: config.clone(),
             })
             .collect();
-        Self { issuers }
+        Self {
+            issuers,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
+            signature_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// How many tokens had their signature checked (not answered from the verified cache).
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     /// Starts loading and refreshing every issuer's JWKS in the background.
@@ -119,6 +153,15 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidToken("token too large"));
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(seen) = self.verified.get(&digest) {
+            if unix_now() < seen.exp {
+                return Ok(seen.identity.clone());
+            }
+            // Expired since: the full check below decides (with its leeway) and says why.
+            self.verified.invalidate(&digest);
+        }
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
         let (header_b64, payload_b64) = segments(token)?;
         let header = decode_header(header_b64)?;
         let kid = header
@@ -151,10 +194,7 @@ impl JwtVerifier {
             .map_err(|e| AuthError::InvalidToken(reason(e.kind())))?
             .claims;
         if let Some(iat) = claims.iat {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
+            let now = unix_now();
             if !iat.is_finite() || iat > now + issuer.config.leeway.as_secs_f64() {
                 return Err(AuthError::InvalidToken("token issued in the future"));
             }
@@ -164,8 +204,16 @@ impl JwtVerifier {
             (None, Some(list)) => list,
             (None, None) => Vec::new(),
         };
-        Identity::new(Principal::User(claims.sub), scopes, claims.tier)
-            .map_err(AuthError::InvalidToken)
+        let identity = Identity::new(Principal::User(claims.sub), scopes, claims.tier)
+            .map_err(AuthError::InvalidToken)?;
+        self.verified.insert(
+            digest,
+            Arc::new(Verified {
+                identity: identity.clone(),
+                exp: claims.exp,
+            }),
+        );
+        Ok(identity)
     }
 
     /// The configured issuer named by the token's (not yet verified) `iss`.
@@ -243,6 +291,13 @@ fn reason(kind: &ErrorKind) -> &'static str {
         ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
         _ => "invalid token",
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

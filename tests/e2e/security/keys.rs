@@ -141,3 +141,41 @@ async fn a_bff_is_not_ready_until_its_keys_are_loaded() {
     assert_eq!(readyz(http.clone(), bff.url()).await.status(), 200);
     bff.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_token_is_checked_once_and_never_trusted_past_its_expiry() {
+    let stack = Stack::start_with(&bff_web::SPEC, |config| {
+        for jwt in &mut config.auth.jwt {
+            jwt.leeway = Duration::ZERO;
+        }
+    })
+    .await;
+    let token = stack
+        .token_with(json!({ "sub": "42", "aud": "web", "ttl_s": 2 }))
+        .await;
+    let checks = || stack.bff.gateway().authenticator().jwt().signature_checks();
+    let before = checks();
+    for _ in 0..20 {
+        assert_eq!(profile_status(&stack, &token).await, 200);
+    }
+    assert_eq!(checks() - before, 1, "one signature check for 20 requests");
+
+    // Past `exp` the remembered verification no longer counts: the token is refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if profile_status(&stack, &token).await == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an expired token is still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A token that failed is never remembered: each try is checked again.
+    let after = checks();
+    for _ in 0..3 {
+        assert_eq!(profile_status(&stack, &token).await, 401);
+    }
+    assert_eq!(checks() - after, 3);
+}
