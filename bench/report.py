@@ -199,3 +199,18 @@ def render(meta, results, scenarios, idle, at_1000, ready_ms, peaks, findings):
             ", ".join(f"{name} {ms:.0f} ms" for name, ms in ready_ms.items()) +
             " (mobile-production loads the JWKS first).", ""]
     return "\n".join(out)
+
+
+LOG_HEADING = "## Optimisation log"
+
+
+def kept_log(path):
+    """The hand-written optimisation log (before/after numbers) of an existing report, carried
+    over when the tables are regenerated."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except OSError:
+        return ""
+    at = old.find(LOG_HEADING)
+    return "\n" + old[at:] if at >= 0 else ""

@@ -481,6 +481,7 @@ def main():
                      "quick": args.quick, "wall_s": time.monotonic() - began,
                      "warm_cache": bool(cache_warm)})
         text = report.render(meta, results, scenarios, idle, at_1000, ready_ms, peaks, findings)
+        text += report.kept_log(output)
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         with open(output, "w") as f:
             f.write(text)
