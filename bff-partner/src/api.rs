@@ -3,14 +3,10 @@
 //! failure statuses are written here once; the router enforces the scope and the document
 //! states it. Handlers themselves live in `crate::handlers`.
 
-use std::sync::Arc;
-
 use manifold::Gateway;
-use manifold::auth::{AuthError, Identity, require_scope};
+use manifold::auth::require_route_scope;
 use manifold::axum::Router;
-use manifold::axum::extract::{Request, State};
-use manifold::axum::middleware::{Next, from_fn, from_fn_with_state};
-use manifold::axum::response::{IntoResponse, Response};
+use manifold::axum::middleware::{from_fn, from_fn_with_state};
 use manifold::axum::routing::{MethodFilter, MethodRouter, on};
 use manifold::config::AuthPolicy;
 
@@ -225,23 +221,6 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_such_route)
-}
-
-/// Middleware inside authentication: 403 unless the caller's key holds the route's scope.
-async fn require_route_scope(
-    State(scope): State<&'static str>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let checked = match request.extensions().get::<Arc<Identity>>() {
-        Some(identity) => require_scope(identity, scope),
-        // Only reachable if the route was mounted without authentication in front.
-        None => Err(AuthError::Missing),
-    };
-    match checked {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => refusal.into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -174,6 +174,24 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
     }
 }
 
+/// Middleware for a route inside `require` (or `Gateway::protect`): 403 unless the caller
+/// holds `scope`. For facades whose scope differs per route of one protected router.
+pub async fn require_route_scope(
+    State(scope): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = match request.extensions().get::<Arc<Identity>>() {
+        Some(identity) => require_scope(identity, scope),
+        // Only reachable if the route was mounted without authentication in front.
+        None => Err(AuthError::Missing),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 /// Fails with 403 unless the identity holds `scope`.
 pub fn require_scope(identity: &Identity, scope: &str) -> Result<(), AuthError> {
     if identity.has_scope(scope) {
