@@ -8,9 +8,9 @@ mod conn;
 mod https;
 pub mod tls;
 
-pub use conn::http_builder;
+/// Serves plain HTTP until its signal resolves, then drains.
+pub use conn::{http_builder, serve};
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -92,17 +92,6 @@ impl Drop for RunningServer {
             let _ = stop.send(DROP_GRACE);
         }
     }
-}
-
-/// Serves plain HTTP until `signal` resolves to the grace period, then drains for at most
-/// that long.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    signal: impl Future<Output = Duration> + Send + 'static,
-    limits: &LimitsConfig,
-) -> io::Result<()> {
-    conn::serve(listener, app, signal, limits).await
 }
 
 /// Resolves at each SIGHUP (ask for a config reload); never on platforms without it.
