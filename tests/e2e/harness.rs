@@ -26,15 +26,7 @@ impl Stack {
         let backends = Backends::start("127.0.0.1".parse().unwrap(), None)
             .await
             .expect("start backends");
-        let mut config = spec.default_config().expect("the shipped config is valid");
-        point_at(&mut config, &backends);
-        adjust(&mut config);
-        let bff = manifold::bff::start(spec, config).await.expect("start BFF");
-        assert!(
-            bff.ready(Duration::from_secs(10)).await,
-            "{} not ready within 10 s",
-            spec.name
-        );
+        let bff = start_bff(spec, &backends, adjust).await;
         Stack {
             backends,
             bff,
@@ -49,16 +41,7 @@ impl Stack {
         spec: &BffSpec,
         adjust: impl FnOnce(&mut Config),
     ) -> RunningBff {
-        let mut config = spec.default_config().expect("the shipped config is valid");
-        point_at(&mut config, &self.backends);
-        adjust(&mut config);
-        let bff = manifold::bff::start(spec, config).await.expect("start BFF");
-        assert!(
-            bff.ready(Duration::from_secs(10)).await,
-            "{} not ready within 10 s",
-            spec.name
-        );
-        bff
+        start_bff(spec, &self.backends, adjust).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -167,6 +150,24 @@ impl Stack {
         let body = response.json().await.unwrap_or(Value::Null);
         (status, body)
     }
+}
+
+/// `spec` with its shipped config pointed at `backends` and adjusted, ready for traffic.
+async fn start_bff(
+    spec: &BffSpec,
+    backends: &Backends,
+    adjust: impl FnOnce(&mut Config),
+) -> RunningBff {
+    let mut config = spec.default_config().expect("the shipped config is valid");
+    point_at(&mut config, backends);
+    adjust(&mut config);
+    let bff = manifold::bff::start(spec, config).await.expect("start BFF");
+    assert!(
+        bff.ready(Duration::from_secs(10)).await,
+        "{} not ready within 10 s",
+        spec.name
+    );
+    bff
 }
 
 /// Points every upstream and the JWKS of `config` at the running backends.
