@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""One gateway scenario under load, for working on its hot path:
+`python3 bench/profile.py proxy-plain [--perf]`.
+
+Starts the sample backends and ONE gateway (the same bench configs as `run.py`), drives
+`--duration` seconds of wrk load at it, and prints req/s, p50/p99 and the CPU per request of
+the gateway AND of the backends (so a change that moves work between them shows). With
+`--perf`, the gateway runs under `perf record` for the measurement and the hottest symbols
+are printed (flat, self time); `--callgrind` instead runs the gateway under valgrind's
+callgrind for a fixed number of requests and prints instruction counts per request, which
+are repeatable on a busy machine. Uses the existing release build (`cargo build --release
+--workspace` first), 127.0.0.1 only, and stops everything it started.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import configs  # noqa: E402
+import run  # noqa: E402
+from procs import Processes, cpu_seconds, status_is, wait_until  # noqa: E402
+
+SCENARIOS = {
+    # name: (binary, shipped config, production?, port, contender kwargs builder)
+    "proxy-plain": ("bff-web", "web", False, 8181),
+    "proxy-production": ("bff-web", "web", True, 8182),
+    "home-plain": ("bff-mobile", "mobile", False, 8281),
+    "home-production": ("bff-mobile", "mobile", True, 8282),
+    "partner-plain": ("bff-partner", "partner", False, 8381),
+    "partner-production": ("bff-partner", "partner", True, 8382),
+}
+
+
+def contender(name, proc, port):
+    if name.startswith("proxy"):
+        headers = {}
+        if name.endswith("production"):
+            headers["authorization"] = f"Bearer {run.mint('web', 42)}"
+        return run.Contender(name, "manifold", proc, port, "/api/users/42", headers=headers)
+    if name.startswith("home"):
+        tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
+        return run.Contender(name, "manifold", proc, port, method="POST", path="/graphql",
+                             body=json.dumps({"query": run.HOME}),
+                             headers={"content-type": "application/json"}, tokens=tokens,
+                             check=run.graphql_ok, bad='"errors"')
+    return run.Contender(name, "manifold", proc, port, "/v1/orders/o-42-1",
+                         headers={"x-api-key": "demo-partner-key"}, check=run.rest_ok,
+                         bad='"degraded":["')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--latency", type=int, default=0, help="backend latency in ms")
+    parser.add_argument("--perf", action="store_true", help="perf record the gateway")
+    parser.add_argument("--perf-backends", action="store_true",
+                        help="perf record the sample backends instead of the gateway")
+    parser.add_argument("--callgrind", type=int, metavar="N",
+                        help="run the gateway under callgrind for N requests (4 connections)")
+    parser.add_argument("--top", type=int, default=45, help="symbols to print")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, profiles)")
+    args = parser.parse_args()
+
+    binary, shipped_name, production, port = SCENARIOS[args.scenario]
+    shipped = configs.load_toml(os.path.join(run.ROOT, "config", f"{shipped_name}.toml"))
+    overlay = configs.load_toml(os.path.join(run.BENCH, "cache-cold.toml")) if shipped_name == "mobile" else None
+    doc = configs.gateway(shipped, port, production, proxy_auth_none=not production, overlay=overlay)
+    workdir = tempfile.mkdtemp(prefix="manifold-profile-")
+    procs = Processes()
+    try:
+        backends = procs.start("backends", [os.path.join(run.RELEASE, "examples", "backends")],
+                               os.path.join(workdir, "backends.log"))
+        for p in (run.IDP_PORT, *run.BACKEND_PORTS):
+            wait_until(f"backend {p}", status_is(p, "/healthz"), 30, backends)
+        run.set_latency(args.latency)
+        if args.callgrind:
+            return callgrind(args, procs, workdir, binary, doc, port, backends)
+        gateway = run.start_gateway(procs, workdir, binary, args.scenario, doc)
+        wait_until("gateway ready", status_is(port, "/readyz"), 30, gateway)
+        c = contender(args.scenario, gateway, port)
+        run.verify(c)
+        run.wrk(c, 1, args.connections, os.cpu_count() or 1, workdir, [backends])  # warm-up
+        perf = None
+        if args.perf or args.perf_backends:
+            target = backends if args.perf_backends else gateway
+            perf = subprocess.Popen(["perf", "record", "-F", "1999", "-o",
+                                     os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        backend_cpu = cpu_seconds(backends.pid)
+        result = run.wrk(c, args.duration, args.connections, os.cpu_count() or 1, workdir, [backends])
+        backend_cpu = cpu_seconds(backends.pid) - backend_cpu
+        if perf:
+            perf.send_signal(2)
+            perf.wait(30)
+        print(f"{args.scenario}, backends at {args.latency} ms, {args.connections} connections, "
+              f"{args.duration} s: {result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
+              f"p99 {result['p99_ms']:.2f} ms, failed {result['errors']}")
+        print(f"CPU per request: gateway {result['cpu_us']:.1f} us (incl. settle), backends "
+              f"{backend_cpu * 1e6 / max(result['requests'], 1):.1f} us")
+        if perf:
+            report = subprocess.run(["perf", "report", "-i", os.path.join(workdir, "perf.data"),
+                                     "--no-children", "--sort", "symbol", "--stdio", "--percent-limit", "0.4"],
+                                    capture_output=True, text=True, timeout=300)
+            lines = [re.sub(r"\s+-\s+-\s*$", "", l).rstrip() for l in report.stdout.splitlines()
+                     if l.strip() and not l.startswith("#")]
+            print("\n".join(lines[:args.top]))
+    finally:
+        procs.stop_all()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def callgrind(args, procs, workdir, binary, doc, port, backends):
+    """Instructions per request: the gateway under callgrind, a warm-up, then N requests."""
+    path = os.path.join(workdir, "gateway.toml")
+    with open(path, "w") as f:
+        f.write(configs.dump_toml(doc))
+    out = os.path.join(workdir, "callgrind.out")
+    gateway = procs.start("gateway", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                      "--instr-atstart=no", os.path.join(run.RELEASE, binary),
+                                      "--config", path], os.path.join(workdir, "gateway.log"))
+    wait_until("gateway ready", status_is(port, "/readyz"), 120, gateway)
+    c = contender(args.scenario, gateway, port)
+    # One keep-alive connection, as the load generator uses: connection setup is not counted.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def request(i):
+        headers = dict(c.headers)
+        if c.tokens:
+            headers["authorization"] = f"Bearer {c.tokens[i % len(c.tokens)]}"
+        conn.request(c.method, c.path, body=c.body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"request {i}: status {response.status}")
+
+    for i in range(50):  # warm-up: pools, caches, lazy statics
+        request(i)
+    subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True,
+                   capture_output=True, timeout=60)
+    for i in range(args.callgrind):
+        request(i)
+    subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run(["callgrind_control", "-d", str(gateway.pid)], check=True,
+                   capture_output=True, timeout=60)
+    dumps = sorted(p for p in os.listdir(workdir) if p.startswith("callgrind.out"))
+    total = 0
+    annotated = []
+    for d in dumps:
+        text = subprocess.run(["callgrind_annotate", "--inclusive=no", os.path.join(workdir, d)],
+                              capture_output=True, text=True, timeout=300).stdout
+        for line in text.splitlines():
+            if "PROGRAM TOTALS" in line:
+                total += int(line.split()[0].replace(",", ""))  # noqa
+        annotated.append(text)
+    print(f"{args.scenario}: {total / args.callgrind:,.0f} instructions per request "
+          f"({args.callgrind} requests, sequential)")
+    for text in annotated:
+        body = text.split("file:function", 1)[-1].splitlines()[1:args.top + 1]
+        print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
