@@ -1,5 +1,5 @@
 //! Shared GraphQL plumbing: the axum endpoint (POST JSON, GraphQL-over-HTTP content
-//! negotiation), schema hardening from config (depth, complexity, introspection), the
+//! negotiation, parsed documents remembered by query text), schema hardening from config (depth, complexity, introspection), the
 //! per-request data every resolver finds (`Scope`), the scope guard for fields and mutations
 //! (`RequireScope`), and the one mapping from a failed backend call to a GraphQL error
 //! (`extensions.code`, `extensions.service`).
@@ -89,6 +89,7 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    let documents = Documents::default();
     post(
         move |State(gateway): State<Gateway>,
               call: CallContext,
@@ -96,12 +97,73 @@ where
               headers: HeaderMap,
               body: Bytes| {
             let schema = schema.clone();
+            let documents = documents.clone();
             async move {
                 let charge = charge.map(|Extension(c)| c);
-                execute(&schema, &gateway, call, charge.as_deref(), &headers, &body).await
+                let request = match parse_request(&body, &documents, negotiate(&headers)) {
+                    Ok(request) => request,
+                    Err(refusal) => return refusal,
+                };
+                execute(
+                    &schema,
+                    &gateway,
+                    call,
+                    charge.as_deref(),
+                    &headers,
+                    request,
+                )
+                .await
             }
         },
     )
+}
+
+/// Parsed documents by query text. Clients send the same few operations again and again,
+/// and parsing one (async-graphql's parser) was the largest single cost of the mobile home
+/// query. Bounded in count, and only short texts are kept, so a client sending a stream of
+/// distinct queries only churns it; execution still checks every request against the
+/// schema and the limits.
+#[derive(Clone)]
+struct Documents(moka::sync::Cache<String, ExecutableDocument>);
+
+impl Documents {
+    const CAPACITY: u64 = 512;
+    const MAX_QUERY_BYTES: usize = 16 * 1024;
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self(moka::sync::Cache::new(Self::CAPACITY))
+    }
+}
+
+/// The GraphQL request in `body`, with its document from `documents` when known (parsed
+/// and remembered otherwise), or the 400 answer for a body that is not one.
+fn parse_request(
+    body: &[u8],
+    documents: &Documents,
+    content_type: &'static str,
+) -> Result<async_graphql::Request, Response> {
+    let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+        let error =
+            async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
+        let body = serde_json::json!({ "errors": [error] });
+        respond(
+            StatusCode::BAD_REQUEST,
+            content_type,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+    })?;
+    if let Some(document) = documents.0.get(&request.query) {
+        request.set_parsed_query(document);
+    } else if request.query.len() <= Documents::MAX_QUERY_BYTES
+        && let Ok(document) = request.parsed_query()
+    {
+        // A query that does not parse is not kept: execution reports the parser's error.
+        let document = document.clone();
+        documents.0.insert(request.query.clone(), document);
+    }
+    Ok(request)
 }
 
 async fn execute<Q, M, S>(
@@ -110,7 +172,7 @@ async fn execute<Q, M, S>(
     call: CallContext,
     charge: Option<&OperationCharge>,
     headers: &HeaderMap,
-    body: &[u8],
+    mut request: async_graphql::Request,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -118,19 +180,6 @@ where
     S: SubscriptionType + 'static,
 {
     let content_type = negotiate(headers);
-    let mut request: async_graphql::Request = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => {
-            let error =
-                async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
-            let body = serde_json::json!({ "errors": [error] });
-            return respond(
-                StatusCode::BAD_REQUEST,
-                content_type,
-                serde_json::to_vec(&body).unwrap_or_default(),
-            );
-        }
-    };
     if let Some(charge) = charge {
         // Parsed once here; execution reuses the document. A query that does not parse
         // costs one unit and fails in execution with the parser's error.

@@ -27,6 +27,11 @@ pub mod rest;
 pub mod server;
 pub mod upstream;
 
+/// Every binary linking the core allocates with mimalloc: with glibc's malloc, allocation was
+/// a quarter of the proxy route's instructions (`bench/profile.py --callgrind`, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use async_graphql;
 pub use axum;
 pub use bff::{BffSpec, RunningBff};

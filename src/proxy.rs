@@ -9,11 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use crate::cache::policy;
@@ -21,7 +19,9 @@ use crate::cache::proxy::ProxyLookup;
 use crate::config::{AuthPolicy, RouteConfig};
 use crate::edge::REQUEST_ID_HEADER;
 use crate::rest::Problem;
-use crate::upstream::{CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream, UpstreamError};
+use crate::upstream::{
+    CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream, UpstreamError, UpstreamErrorKind,
+};
 
 /// One compiled route.
 struct ProxyRoute {
@@ -64,7 +64,7 @@ pub fn routes(
 }
 
 async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let mut ctx = CallContext::from_parts(&parts);
     // A proxied exchange may move a large body: it runs on the route's budget.
     ctx.deadline = Deadline::after(route.timeout);
@@ -74,11 +74,35 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         .path()
         .strip_prefix(route.prefix.as_str())
         .unwrap_or("");
-    let target = match parts.uri.query() {
-        Some(q) => format!("{}{rest}?{q}", route.target_prefix),
-        None => format!("{}{rest}", route.target_prefix),
-    };
-    let mut headers = end_to_end(&parts.headers);
+    let mut target = String::with_capacity(
+        route.target_prefix.len() + rest.len() + parts.uri.query().map_or(0, |q| q.len() + 1),
+    );
+    target.push_str(&route.target_prefix);
+    target.push_str(rest);
+    if let Some(q) = parts.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+
+    // A plain GET of a cached service may be answered, or stood in for, by the cache; it
+    // keeps the client's headers (conditions, `Vary`) for that.
+    let cache = route
+        .upstream
+        .cache()
+        .filter(|_| parts.method == Method::GET && !parts.headers.contains_key(header::RANGE));
+    let cache_key = cache.map(|_| policy::request_key(route.upstream.name(), &target));
+    let mut stale = None;
+    let mut request_headers = HeaderMap::new();
+    if let (Some(cache), Some(key)) = (cache, &cache_key) {
+        match cache.proxy_lookup(&ctx, key, &parts.headers).await {
+            ProxyLookup::Hit(response) => return response,
+            ProxyLookup::Miss { stale: s } => stale = s,
+        }
+        request_headers = parts.headers.clone();
+    }
+
+    let mut headers = std::mem::take(&mut parts.headers);
+    remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     headers.remove(REQUEST_ID_HEADER);
     headers.remove(REQUEST_TIMEOUT_HEADER);
@@ -86,32 +110,9 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         append_forwarded_for(&mut headers, peer);
     }
 
-    // A plain GET of a cached service may be answered, or stood in for, by the cache.
-    let cache = route
-        .upstream
-        .cache()
-        .filter(|_| parts.method == Method::GET && !parts.headers.contains_key(header::RANGE));
-    let cache_key = cache.map(|_| policy::request_key(route.upstream.name(), &target));
-    let mut stale = None;
-    if let (Some(cache), Some(key)) = (cache, &cache_key) {
-        match cache.proxy_lookup(&ctx, key, &parts.headers).await {
-            ProxyLookup::Hit(response) => return response,
-            ProxyLookup::Miss { stale: s } => stale = s,
-        }
-    }
-    let request_headers = parts.headers.clone();
-
-    let upstream_body = reqwest::Body::wrap_stream(body.into_data_stream());
     let response = match route
         .upstream
-        .stream(
-            &ctx,
-            parts.method.clone(),
-            &target,
-            headers,
-            upstream_body,
-            route.timeout,
-        )
+        .stream(&ctx, parts.method, &target, headers, body, route.timeout)
         .await
     {
         Ok(r) => r,
@@ -126,73 +127,79 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         }
     };
 
-    let status = response.status();
-    let headers = end_to_end(response.headers());
+    let (mut head, body) = response.into_parts();
+    remove_hop_by_hop(&mut head.headers);
     if let (Some(cache), Some(key)) = (cache, &cache_key) {
-        if status.is_server_error() {
-            let e = UpstreamError::from_status(route.upstream.name(), status);
+        let declared = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if head.status.is_server_error() {
+            let e = UpstreamError::from_status(route.upstream.name(), head.status);
             if let Some(answer) = cache.proxy_stale(&ctx, &e, stale.as_ref(), &request_headers) {
                 return answer;
             }
-        } else if cache.proxy_storable(&ctx, status, &headers, response.content_length()) {
+        } else if cache.proxy_storable(&ctx, head.status, &head.headers, declared) {
             // Small and known-length (checked above): buffering it is bounded.
-            return match response.bytes().await {
-                Ok(body) => {
+            return match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(bytes) => {
                     cache
-                        .proxy_store(&ctx, key, &headers, body, &request_headers)
+                        .proxy_store(&ctx, key, &head.headers, bytes, &request_headers)
                         .await
                 }
-                Err(e) => Problem::from(UpstreamError::from_transport(route.upstream.name(), &e))
-                    .into_response(),
+                Err(e) => Problem::from(UpstreamError::new(
+                    route.upstream.name(),
+                    UpstreamErrorKind::Reset,
+                    e.to_string(),
+                ))
+                .into_response(),
             };
         }
     }
-    let stream = response.bytes_stream().map_err(std::io::Error::other);
-    let mut out = Response::new(Body::from_stream(stream));
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+    Response::from_parts(head, body)
 }
 
-/// The headers that belong to the message, not to the connection (RFC 9110 §7.6.1): without
-/// the hop-by-hop set and without any header the sender named in `Connection`.
-fn end_to_end(headers: &HeaderMap) -> HeaderMap {
-    const HOP_BY_HOP: [&str; 9] = [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+/// Removes the headers that belong to the connection, not to the message (RFC 9110
+/// §7.6.1): the hop-by-hop set and any header the sender named in `Connection`.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP_BY_HOP: [HeaderName; 9] = [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        HeaderName::from_static("proxy-connection"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
     ];
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(name) {
-            continue;
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
         }
-        out.append(name.clone(), value.clone());
     }
-    out
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, peer: &SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    let ip = peer.ip();
+    let value = match headers.get(&FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(existing) => format!("{existing}, {ip}"),
-        None => ip,
+        None => ip.to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(FORWARDED_FOR, value);
     }
 }
 
@@ -205,11 +212,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("accept", HeaderValue::from_static("application/json"));
-        let out = end_to_end(&h);
-        assert_eq!(out.len(), 1);
-        assert!(out.contains_key("accept"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
     }
 }

@@ -78,7 +78,7 @@ fn is_sane_id(id: &str) -> bool {
 }
 
 fn new_request_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+    crate::observe::trace::hex32(fastrand::u128(..))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CallContext {

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-pub const TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// Where a request sits in a distributed trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,17 +35,34 @@ impl TraceContext {
     }
 
     /// The header value for a call made in a child span `span_id` of this request.
-    pub fn child_header(&self, span_id: u64) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            span_id,
-            u8::from(self.sampled)
-        )
+    pub fn child_header(&self, span_id: u64) -> http::HeaderValue {
+        // `00-{trace:032x}-{span:016x}-{flags:02x}`, written without the formatter: one per
+        // backend call.
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        write_hex(&mut out[3..35], self.trace_id);
+        write_hex(&mut out[36..52], u128::from(span_id));
+        write_hex(&mut out[53..55], u128::from(u8::from(self.sampled)));
+        http::HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header")
     }
 
     pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+        hex32(self.trace_id)
+    }
+}
+
+/// `value` as 32 lowercase hex digits.
+pub(crate) fn hex32(value: u128) -> String {
+    let mut out = vec![0u8; 32];
+    write_hex(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `value`'s lowest `out.len()` hex digits, zero-padded, lowercase.
+pub(crate) fn write_hex(out: &mut [u8], mut value: u128) {
+    for byte in out.iter_mut().rev() {
+        *byte = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 

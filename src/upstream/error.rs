@@ -138,28 +138,6 @@ impl UpstreamError {
         }
     }
 
-    /// Classifies a transport error from the HTTP client.
-    pub(crate) fn from_transport(service: &str, e: &reqwest::Error) -> Self {
-        let kind = if e.is_timeout() {
-            UpstreamErrorKind::Timeout
-        } else if e.is_connect() {
-            UpstreamErrorKind::Connect
-        } else if e.is_decode() {
-            UpstreamErrorKind::BadResponse
-        } else {
-            UpstreamErrorKind::Reset
-        };
-        // `{:#}`-style chain so logs show the root cause (e.g. "connection refused").
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        Self::new(service, kind, detail)
-    }
-
     /// Classifies a non-success status, keeping the service's `Retry-After` (seconds).
     pub(crate) fn from_response(
         service: &str,

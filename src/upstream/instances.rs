@@ -10,11 +10,14 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::time::Instant;
 
 use super::breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
+use super::client::{HttpClient, Origin};
 use crate::config::{HealthConfig, OutlierConfig, UpstreamConfig};
 
 pub struct Instance {
     /// Base URL without a trailing slash.
     pub base: String,
+    /// `base`, parsed once for the client (`None` only for a URL config validation refuses).
+    pub origin: Option<Origin>,
     pub breaker: CircuitBreaker,
     in_flight: AtomicUsize,
     /// Latency EWMA in microseconds (0 = no sample yet).
@@ -39,8 +42,10 @@ pub struct InstanceStatus {
 
 impl Instance {
     fn new(base: &str, config: &UpstreamConfig) -> Self {
+        let base = base.trim_end_matches('/');
         Self {
-            base: base.trim_end_matches('/').to_owned(),
+            base: base.to_owned(),
+            origin: Origin::parse(base),
             breaker: CircuitBreaker::new(&config.breaker),
             in_flight: AtomicUsize::new(0),
             ewma_us: AtomicU64::new(0),
@@ -207,7 +212,7 @@ impl Instances {
 
     /// Probes every instance's health endpoint at the configured interval until the
     /// upstream is dropped.
-    pub fn spawn_health_checks(self: &Arc<Self>, client: reqwest::Client, config: HealthConfig) {
+    pub(crate) fn spawn_health_checks(self: &Arc<Self>, client: HttpClient, config: HealthConfig) {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(config.interval);
@@ -217,14 +222,17 @@ impl Instances {
                 let Some(this) = weak.upgrade() else { return };
                 let probes = this.list.iter().map(|instance| {
                     let client = client.clone();
-                    let url = format!("{}{}", instance.base, config.path);
+                    let uri = instance.origin.as_ref().map(|o| o.uri(&config.path));
                     async move {
-                        let ok = client
-                            .get(url)
-                            .timeout(config.timeout)
-                            .send()
+                        let Some(Ok(uri)) = uri else {
+                            return (instance, false);
+                        };
+                        let mut request = http::Request::new(axum::body::Body::empty());
+                        *request.uri_mut() = uri;
+                        let probe = client.send("health check", request);
+                        let ok = tokio::time::timeout(config.timeout, probe)
                             .await
-                            .is_ok_and(|r| r.status().is_success());
+                            .is_ok_and(|r| r.is_ok_and(|r| r.status().is_success()));
                         (instance, ok)
                     }
                 });

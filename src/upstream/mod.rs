@@ -6,6 +6,7 @@
 //! `compose`'s job; typed clients of each service are in `backends`.
 
 mod breaker;
+mod client;
 mod context;
 mod error;
 mod instances;
@@ -16,8 +17,10 @@ mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,7 +31,8 @@ pub use instances::InstanceStatus;
 pub use stats::UpstreamStats;
 
 use breaker::Outcome;
-use instances::{Instances, Lease};
+use client::{DeadlineBody, HttpClient};
+use instances::{Instance, Instances, Lease};
 use retry::{Backoff, RetryBudget};
 use stats::Counters;
 
@@ -40,7 +44,10 @@ use span::ClientSpan;
 use tracing::Instrument;
 
 /// Header carrying the caller's remaining budget, so a backend can give up when we will.
-pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout-ms";
+pub const REQUEST_TIMEOUT_HEADER: HeaderName = HeaderName::from_static("x-request-timeout-ms");
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A retry is not worth sending with less time than this left.
 const MIN_USEFUL_TRY: Duration = Duration::from_millis(5);
@@ -53,7 +60,7 @@ struct Inner {
     name: String,
     /// `None` when the BFF's config does not name this service.
     instances: Option<Arc<Instances>>,
-    client: reqwest::Client,
+    client: HttpClient,
     timeout: Duration,
     max_body: u64,
     attempts: u32,
@@ -91,41 +98,33 @@ pub enum Idempotency {
 
 impl Upstream {
     /// Builds the client and starts health checks. Must run inside a tokio runtime.
-    pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(name: &str, config: &UpstreamConfig) -> Self {
         Self::new_cached(name, config, None)
     }
 
     /// `new`, with GETs answered through `cache` when given.
-    pub fn new_cached(
-        name: &str,
-        config: &UpstreamConfig,
-        cache: Option<UpstreamCache>,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            // A gateway must not chase redirects on a client's behalf: pass them through.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+    pub fn new_cached(name: &str, config: &UpstreamConfig, cache: Option<UpstreamCache>) -> Self {
+        // Redirects are never followed (a gateway must not chase them on a client's behalf:
+        // they pass through), and nothing retries below the pipeline.
+        let client = HttpClient::new(config.connect_timeout, config.pool_max_idle);
         let instances = Instances::new(config);
         if config.health.enabled {
             instances.spawn_health_checks(client.clone(), config.health.clone());
         }
-        Ok(Self::with(name, Some(instances), client, config, cache))
+        Self::with(name, Some(instances), client, config, cache)
     }
 
     /// A service this BFF's config does not name: every call fails fast.
     pub fn unconfigured(name: &str) -> Self {
         let config = UpstreamConfig::new("http://unconfigured.invalid");
-        Self::with(name, None, reqwest::Client::new(), &config, None)
+        let client = HttpClient::new(config.connect_timeout, 0);
+        Self::with(name, None, client, &config, None)
     }
 
     fn with(
         name: &str,
         instances: Option<Arc<Instances>>,
-        client: reqwest::Client,
+        client: HttpClient,
         config: &UpstreamConfig,
         cache: Option<UpstreamCache>,
     ) -> Self {
@@ -400,47 +399,55 @@ impl Upstream {
     ) -> Result<Fetched, UpstreamError> {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
         let span = ClientSpan::start(&method);
-        let mut builder = self
-            .builder(
-                &lease.instance.base,
+        let result = async {
+            let mut extra = HeaderMap::with_capacity(headers.len() + 2);
+            extra.insert(header::ACCEPT, APPLICATION_JSON);
+            for (name, value) in headers {
+                let value = HeaderValue::from_str(value).map_err(|_| {
+                    UpstreamError::new(
+                        self.name(),
+                        UpstreamErrorKind::Rejected(400),
+                        format!("invalid value for header {name}"),
+                    )
+                })?;
+                extra.append(*name, value);
+            }
+            let body = match body {
+                Some(body) => {
+                    extra.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+                    Body::from(body)
+                }
+                None => Body::empty(),
+            };
+            let request = self.request(
+                lease.instance,
                 ctx,
                 &span,
-                method,
-                path_and_query,
+                (method, path_and_query),
+                extra,
+                body,
                 timeout,
-            )
-            .header(http::header::ACCEPT, "application/json");
-        for (name, value) in headers {
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                UpstreamError::new(
-                    self.name(),
-                    UpstreamErrorKind::Rejected(400),
-                    format!("invalid value for header {name}"),
-                )
-            })?;
-            builder = builder.header(*name, value);
-        }
-        if let Some(body) = body {
-            builder = builder
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let result = async {
-            let response = builder
-                .send()
+            )?;
+            let exchange = async {
+                let response = self.0.client.send(self.name(), request).await?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err(UpstreamError::from_response(
+                        self.name(),
+                        status,
+                        response.headers(),
+                    ));
+                }
+                let (parts, body) = response.into_parts();
+                let body = self.read_capped(&parts.headers, body).await?;
+                Ok(Fetched {
+                    headers: parts.headers,
+                    body,
+                })
+            };
+            tokio::time::timeout(timeout, exchange)
                 .await
-                .map_err(|e| UpstreamError::from_transport(self.name(), &e))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(UpstreamError::from_response(
-                    self.name(),
-                    status,
-                    response.headers(),
-                ));
-            }
-            let headers = response.headers().clone();
-            let body = self.read_capped(response).await?;
-            Ok(Fetched { headers, body })
+                .unwrap_or_else(|_| Err(client::timed_out(self.name())))
         }
         .instrument(tracing::debug_span!("upstream", service = %self.name()))
         .await;
@@ -455,16 +462,17 @@ impl Upstream {
 
     /// A streamed exchange for the proxy: same deadline, bulkhead, instance choice and
     /// breaker, but never retried (the request body is consumed as it is sent). A 5xx answer
-    /// is returned to the caller as is, and counted against the instance.
+    /// is returned to the caller as is, and counted against the instance. `timeout` bounds
+    /// the whole exchange, the response body included.
     pub async fn stream(
         &self,
         ctx: &CallContext,
         method: Method,
         path_and_query: &str,
         headers: HeaderMap,
-        body: reqwest::Body,
+        body: Body,
         timeout: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         let counters = &self.0.counters;
         let timeout = self.call_timeout(ctx, timeout)?;
         let instances = self.instances()?;
@@ -482,20 +490,23 @@ impl Upstream {
         counters.attempts.inc();
         let started = std::time::Instant::now();
         let span = ClientSpan::start(&method);
-        let result = self
-            .builder(
-                &lease.instance.base,
-                ctx,
-                &span,
-                method,
-                path_and_query,
-                timeout,
-            )
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_transport(self.name(), &e));
+        let mut deadline = Box::pin(tokio::time::sleep(timeout));
+        let result = match self.request(
+            lease.instance,
+            ctx,
+            &span,
+            (method, path_and_query),
+            headers,
+            body,
+            timeout,
+        ) {
+            Ok(request) => tokio::select! {
+                biased;
+                response = self.0.client.send(self.name(), request) => response,
+                () = deadline.as_mut() => Err(client::timed_out(self.name())),
+            },
+            Err(e) => Err(e),
+        };
         let failure = match &result {
             Ok(r) if r.status().is_server_error() => Some(UpstreamError::from_response(
                 self.name(),
@@ -517,7 +528,7 @@ impl Upstream {
         if let Err(e) = &result {
             counters.record_failure(e);
         }
-        result
+        result.map(|response| response.map(|body| Body::new(DeadlineBody::new(body, deadline))))
     }
 
     /// Time this call may take: its own timeout, cut to what is left of the request.
@@ -562,34 +573,57 @@ impl Upstream {
         Ok(BulkheadSlot(in_flight))
     }
 
-    /// A request to one instance with the context's identity, request id and budget set.
-    fn builder(
+    /// A request to one instance: `headers` plus the context's request id, trace context,
+    /// budget and identity (set last, so nothing a caller passes can replace them).
+    #[allow(clippy::too_many_arguments)]
+    fn request(
         &self,
-        base: &str,
+        instance: &Instance,
         ctx: &CallContext,
         span: &ClientSpan,
-        method: Method,
-        path_and_query: &str,
+        (method, path_and_query): (Method, &str),
+        mut headers: HeaderMap,
+        body: Body,
         timeout: Duration,
-    ) -> reqwest::RequestBuilder {
-        let mut builder = self
-            .0
-            .client
-            .request(method, format!("{base}{path_and_query}"))
-            .timeout(timeout)
-            .header("x-request-id", &*ctx.request_id)
-            .header(TRACEPARENT, ctx.trace.child_header(span.id))
-            .header(REQUEST_TIMEOUT_HEADER, timeout.as_millis().to_string());
+    ) -> Result<Request<Body>, UpstreamError> {
+        let uri = instance
+            .origin
+            .as_ref()
+            .ok_or_else(|| {
+                UpstreamError::new(self.name(), UpstreamErrorKind::Connect, "invalid base URL")
+            })?
+            .uri(path_and_query)
+            .map_err(|e| {
+                UpstreamError::new(
+                    self.name(),
+                    UpstreamErrorKind::Rejected(400),
+                    format!("invalid path {path_and_query:?}: {e}"),
+                )
+            })?;
+        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+            headers.insert(REQUEST_ID, id);
+        }
+        headers.insert(TRACEPARENT, ctx.trace.child_header(span.id));
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        headers.insert(REQUEST_TIMEOUT_HEADER, HeaderValue::from(millis));
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity.forwarded_headers() {
-                builder = builder.header(name, value);
+                headers.insert(name.clone(), value.clone());
             }
         }
-        builder
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok(request)
     }
 
     /// Reads a whole body, refusing one over the service's size cap.
-    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Bytes, UpstreamError> {
+    async fn read_capped(
+        &self,
+        headers: &HeaderMap,
+        mut body: hyper::body::Incoming,
+    ) -> Result<Bytes, UpstreamError> {
         let max = self.0.max_body;
         let too_large = |seen: u64| {
             UpstreamError::new(
@@ -598,16 +632,19 @@ impl Upstream {
                 format!("body of {seen} bytes exceeds the cap of {max}"),
             )
         };
-        let declared = response.content_length();
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if let Some(len) = declared.filter(|len| *len > max) {
             return Err(too_large(len));
         }
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024) as usize);
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::from_transport(self.name(), &e))?
-        {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| client::body_error(self.name(), &e))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
             if (buf.len() + chunk.len()) as u64 > max {
                 return Err(too_large((buf.len() + chunk.len()) as u64));
             }
@@ -690,7 +727,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_spent_deadline_fails_before_calling() {
-        let upstream = Upstream::new("users", &UpstreamConfig::new("http://127.0.0.1:9")).unwrap();
+        let upstream = Upstream::new("users", &UpstreamConfig::new("http://127.0.0.1:9"));
         let ctx = CallContext::new(None, Deadline::after(Duration::ZERO), "t".into());
         let err = upstream
             .get_json::<serde_json::Value>(&ctx, "/users/1")

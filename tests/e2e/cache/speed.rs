@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use manifold::upstream::{CallContext, Deadline};
 
+use demo_services::Service;
+
 use crate::harness::Stack;
 
 async fn rate(stack: &Stack, calls: u32, id: impl Fn(u32) -> String) -> f64 {
@@ -48,22 +50,32 @@ async fn http_rate(stack: &Stack, calls: u32) -> f64 {
     f64::from(calls) / started.elapsed().as_secs_f64()
 }
 
+/// Over HTTP the client's own round trip dominates a debug build's timing, so the rates are
+/// printed for the record (the benchmark measures speed) and what is asserted is why the hit
+/// path is cheaper: it never reaches the backend.
 #[tokio::test]
-async fn through_http_the_hit_path_still_beats_the_uncached_path() {
+async fn through_http_the_hit_path_never_reaches_the_backend() {
     let cached = Stack::start(&bff_partner::SPEC).await;
     let uncached = Stack::start_with(&bff_partner::SPEC, |c| c.cache.enabled = false).await;
+    cached.reset_stats().await;
+    uncached.reset_stats().await;
     http_rate(&cached, 1).await; // warm
     let hits = http_rate(&cached, 500).await;
     let backend = http_rate(&uncached, 500).await;
-    let ratio = hits / backend;
     println!(
         "GET /v1/products/p22 over HTTP, one client in sequence: cache hits {hits:.0}/s, \
-         uncached {backend:.0}/s, ratio {ratio:.1}x ({} build)",
+         uncached {backend:.0}/s, ratio {:.1}x ({} build)",
+        hits / backend,
         if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         }
     );
-    assert!(ratio > 1.2, "hit path only {ratio:.1}x the uncached path");
+    assert_eq!(
+        cached.requests(Service::Catalog).await,
+        1,
+        "501 GETs, one fill"
+    );
+    assert_eq!(uncached.requests(Service::Catalog).await, 500);
 }
