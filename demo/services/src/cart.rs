@@ -20,8 +20,8 @@ use crate::shell::lock;
 use crate::users;
 
 const MAX_QUANTITY: u32 = 99;
-/// Seeded carts kept serialised (~0.6 KB each).
-const MEMO_CAPACITY: usize = 4096;
+/// Memory for seeded carts' JSON: ~3,000 of them (~0.6 KB each).
+const MEMO_BUDGET: usize = 2 << 20;
 
 pub(crate) fn routes() -> Router {
     Router::new()
@@ -131,7 +131,7 @@ impl Default for Carts {
     fn default() -> Self {
         Carts {
             changed: Mutex::default(),
-            seeded: Memo::new(MEMO_CAPACITY),
+            seeded: Memo::new(MEMO_BUDGET),
         }
     }
 }

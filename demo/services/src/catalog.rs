@@ -19,9 +19,9 @@ use crate::{texts, words};
 pub(crate) const PRODUCT_COUNT: u32 = 50_000;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
-/// Products kept serialised (~3 KB each): a benchmark's recommended products (64 users x 10)
-/// many times over, in ~13 MB.
-const MEMO_CAPACITY: usize = 4096;
+/// Memory for products' JSON: ~5,000 of them (~3.2 KB each), a benchmark's recommended
+/// products (64 users x 10) many times over.
+const MEMO_BUDGET: usize = 16 << 20;
 
 /// The product number of a canonical product id (`"p7"` -> 7).
 pub(crate) fn product_number(id: &str) -> Option<u32> {
@@ -40,7 +40,7 @@ struct Products(Memo<u32>);
 
 impl Default for Products {
     fn default() -> Self {
-        Products(Memo::new(MEMO_CAPACITY))
+        Products(Memo::new(MEMO_BUDGET))
     }
 }
 

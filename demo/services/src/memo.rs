@@ -21,11 +21,15 @@ use serde::Serialize;
 
 use crate::shell::lock;
 
-/// A bounded map from a key to serialised JSON. When full, the oldest insertion makes room:
-/// a benchmark's hot set (64 users and what they touch) stays, a sweep over every id costs
-/// at most `capacity` fragments of memory.
+/// Bookkeeping per entry on top of its JSON (key, map slot, queue slot, allocation), a rough
+/// figure so that budgets hold for small fragments too.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// A map from a key to serialised JSON, bounded in bytes. When over budget, the oldest
+/// insertions make room: a benchmark's hot set (64 users and what they touch) stays, and a
+/// sweep over every id costs at most the budget.
 pub(crate) struct Memo<K> {
-    capacity: usize,
+    budget: usize,
     entries: Mutex<Entries<K>>,
 }
 
@@ -33,15 +37,19 @@ struct Entries<K> {
     by_key: HashMap<K, Bytes>,
     /// Keys in insertion order, oldest first: the next to go.
     order: VecDeque<K>,
+    /// What the entries weigh: their JSON plus [`ENTRY_OVERHEAD`] each.
+    bytes: usize,
 }
 
 impl<K: Eq + Hash + Clone> Memo<K> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A memo holding at most about `budget` bytes.
+    pub(crate) fn new(budget: usize) -> Self {
         Memo {
-            capacity: capacity.max(1),
+            budget,
             entries: Mutex::new(Entries {
-                by_key: HashMap::with_capacity(capacity),
-                order: VecDeque::with_capacity(capacity),
+                by_key: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
             }),
         }
     }
@@ -53,24 +61,28 @@ impl<K: Eq + Hash + Clone> Memo<K> {
             return hit.clone();
         }
         let made = to_json(&build());
-        lock(&self.entries).insert(key, made.clone(), self.capacity);
+        lock(&self.entries).insert(key, made.clone(), self.budget);
         made
     }
 }
 
 impl<K: Eq + Hash + Clone> Entries<K> {
-    fn insert(&mut self, key: K, value: Bytes, capacity: usize) {
-        if self.by_key.contains_key(&key) {
+    fn insert(&mut self, key: K, value: Bytes, budget: usize) {
+        let weight = value.len() + ENTRY_OVERHEAD;
+        if weight > budget || self.by_key.contains_key(&key) {
             return;
         }
-        while self.by_key.len() >= capacity {
+        while self.bytes + weight > budget {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            self.by_key.remove(&oldest);
+            if let Some(gone) = self.by_key.remove(&oldest) {
+                self.bytes -= gone.len() + ENTRY_OVERHEAD;
+            }
         }
         self.order.push_back(key.clone());
         self.by_key.insert(key, value);
+        self.bytes += weight;
     }
 }
 
@@ -170,7 +182,12 @@ mod tests {
 
     #[test]
     fn memo_serves_what_it_built_and_stays_bounded() {
-        let memo = Memo::new(3);
+        // Room for three things, whichever three.
+        let weight = (0..4)
+            .map(|n| to_json(&thing(n)).len() + ENTRY_OVERHEAD)
+            .max()
+            .unwrap();
+        let memo = Memo::new(3 * weight);
         let mut built = 0;
         for round in 0..2 {
             for n in 0..3 {
@@ -191,5 +208,12 @@ mod tests {
         assert_eq!(entries.by_key.len(), 3);
         assert!(!entries.by_key.contains_key(&0), "the oldest made room");
         assert_eq!(entries.order.len(), 3);
+        assert!(entries.bytes <= 3 * weight);
+        drop(entries);
+
+        let tiny = Memo::new(8);
+        let json = tiny.json(1, || thing(1));
+        assert_eq!(json, serde_json::to_vec(&thing(1)).unwrap());
+        assert!(lock(&tiny.entries).by_key.is_empty(), "too big to keep");
     }
 }

@@ -16,13 +16,13 @@ use crate::texts;
 use crate::users;
 
 const COUNT: u32 = 20;
-/// Inboxes kept serialised (~6.5 KB each).
-const MEMO_CAPACITY: usize = 2048;
+/// Memory for inboxes' JSON: ~1,200 of them (~6.7 KB each).
+const MEMO_BUDGET: usize = 8 << 20;
 
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/notifications", get(inbox))
-        .with_state(Arc::new(Memo::<u32>::new(MEMO_CAPACITY)))
+        .with_state(Arc::new(Memo::<u32>::new(MEMO_BUDGET)))
 }
 
 #[derive(Serialize)]
@@ -109,7 +109,7 @@ mod tests {
     /// Memoised inboxes are the bytes serde writes for freshly built ones, cold and warm.
     #[test]
     fn memoised_inboxes_are_serdes_bytes() {
-        let inboxes = Memo::new(64);
+        let inboxes = Memo::new(1 << 20);
         for round in 0..2 {
             for user in (1..=users::USER_COUNT).step_by(331).chain([1, 10_000]) {
                 let items: Vec<Notification> = (1..=COUNT).map(|i| notification(user, i)).collect();

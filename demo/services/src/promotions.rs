@@ -17,8 +17,8 @@ use crate::texts;
 use crate::users;
 
 const DAY: i64 = 86_400;
-/// Answers kept serialised, by (user, placement): ~3.5 KB each.
-const MEMO_CAPACITY: usize = 2048;
+/// Memory for answers' JSON, by (user, placement): ~1,100 of them (~3.6 KB each).
+const MEMO_BUDGET: usize = 4 << 20;
 
 /// Serialised answers by (user number, 0 for anonymous; placement).
 type Answers = Memo<(u32, String)>;
@@ -26,7 +26,7 @@ type Answers = Memo<(u32, String)>;
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/promotions", get(list))
-        .with_state(Arc::new(Answers::new(MEMO_CAPACITY)))
+        .with_state(Arc::new(Answers::new(MEMO_BUDGET)))
 }
 
 #[derive(Serialize)]
@@ -124,7 +124,7 @@ mod tests {
     /// Memoised answers are the bytes serde writes for freshly built ones, cold and warm.
     #[test]
     fn memoised_answers_are_serdes_bytes() {
-        let answers = Answers::new(64);
+        let answers = Answers::new(1 << 20);
         for round in 0..2 {
             for user in (0..=users::USER_COUNT).step_by(401).chain([1, 10_000]) {
                 for placement in ["home", "cart", "checkout_top-2"] {

@@ -17,13 +17,13 @@ use crate::users;
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_ITEMS: usize = 50;
-/// Answers kept serialised, by (user, limit): ~1 KB for the usual limit of 10.
-const MEMO_CAPACITY: usize = 4096;
+/// Memory for answers' JSON, by (user, limit): ~2,000 of the usual limit of 10 (~1 KB).
+const MEMO_BUDGET: usize = 2 << 20;
 
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/recommendations", get(recommend))
-        .with_state(Arc::new(Memo::<(u32, usize)>::new(MEMO_CAPACITY)))
+        .with_state(Arc::new(Memo::<(u32, usize)>::new(MEMO_BUDGET)))
 }
 
 #[derive(Serialize)]
@@ -111,7 +111,7 @@ mod tests {
     /// Memoised answers are the bytes serde writes for freshly built ones, cold and warm.
     #[test]
     fn memoised_answers_are_serdes_bytes() {
-        let answers = Memo::new(64);
+        let answers = Memo::new(1 << 20);
         for round in 0..2 {
             for user in (1..=users::USER_COUNT).step_by(331).chain([1, 10_000]) {
                 for limit in [1, 3, 10, 50] {

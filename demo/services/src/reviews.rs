@@ -30,15 +30,16 @@ pub(crate) fn routes() -> Router {
 struct Reviews {
     /// ~4 KB each.
     lists: Memo<u32>,
-    /// ~0.1 KB each.
+    /// ~0.13 KB each.
     summaries: Memo<u32>,
 }
 
 impl Default for Reviews {
     fn default() -> Self {
         Reviews {
-            lists: Memo::new(2048),
-            summaries: Memo::new(16_384),
+            // ~1,000 lists and ~10,000 summaries.
+            lists: Memo::new(4 << 20),
+            summaries: Memo::new(2 << 20),
         }
     }
 }

@@ -18,8 +18,8 @@ use crate::orders;
 use crate::words;
 
 const DAY: i64 = 86_400;
-/// Shipments kept serialised (~0.5 KB each).
-const MEMO_CAPACITY: usize = 8192;
+/// Memory for shipments' JSON: ~7,000 of them (~0.5 KB each).
+const MEMO_BUDGET: usize = 4 << 20;
 
 pub(crate) fn routes() -> Router {
     Router::new()
@@ -33,7 +33,7 @@ struct Shipments(Memo<(u32, u32)>);
 
 impl Default for Shipments {
     fn default() -> Self {
-        Shipments(Memo::new(MEMO_CAPACITY))
+        Shipments(Memo::new(MEMO_BUDGET))
     }
 }
 

@@ -16,9 +16,9 @@ use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
 pub(crate) const USER_COUNT: u32 = 10_000;
-/// Profiles kept serialised (~2.3 KB each): every user a benchmark rotates through, and
-/// then some.
-const MEMO_CAPACITY: usize = 4096;
+/// Memory for profiles' JSON: ~3,500 of them (~2.3 KB each), every user a benchmark rotates
+/// through and then some.
+const MEMO_BUDGET: usize = 8 << 20;
 
 /// The user number of a canonical user id (`"42"` -> 42).
 pub(crate) fn user_number(id: &str) -> Option<u32> {
@@ -42,7 +42,7 @@ struct Profiles(Memo<u32>);
 
 impl Default for Profiles {
     fn default() -> Self {
-        Profiles(Memo::new(MEMO_CAPACITY))
+        Profiles(Memo::new(MEMO_BUDGET))
     }
 }
 
