@@ -21,7 +21,8 @@ recommended ids) and shipping (the orders' ids), batched as the gateway's loader
 `capture` and `compare` run a fixed list of requests over every service (single ids, batches,
 pages, errors, POSTs, idempotency replays, stats, chaos, echo, the IdP) and record status,
 headers (but `date`) and body bytes; values that depend on the clock or on fresh RSA keys are
-masked, everything else must match byte for byte.
+masked, everything else must match byte for byte. To check a change, capture with a copy of
+the build before it (`--binary`) and compare with the build after.
 """
 
 import argparse
@@ -137,7 +138,8 @@ class HomeSet:
     def __init__(self, base):
         self.base = base
         self.conns = {}
-        self.sent = 0
+        self.sent = 0  # requests
+        self.sets = 0
 
     def get(self, offset, path, headers):
         conn = self.conns.get(offset)
@@ -151,8 +153,9 @@ class HomeSet:
         return json.loads(body)
 
     def run(self, user):
-        self.sent_sets = getattr(self, "sent_sets", 0) + 1
-        n = self.sent_sets
+        self.sets += 1
+        n = self.sets
+        # What the gateway's upstream client sets (and the identity headers it forwards).
         headers = {
             "accept": "application/json",
             "x-request-id": f"bench-{n:08x}-{user}",
@@ -424,8 +427,10 @@ def chaos_probes(base):
     chaos({"reset": True})
     try:
         outcome = request(port, "GET", "/users/1", h, timeout=5)
-    except (OSError, http.client.HTTPException) as err:
-        outcome = ("connection error", type(err).__name__ != "TimeoutError")
+    except (TimeoutError, socket.timeout):
+        outcome = "timeout"
+    except (OSError, http.client.HTTPException):
+        outcome = "connection error"
     out.append(("reset", outcome))
     chaos({"hang": True})
     try:
@@ -497,8 +502,10 @@ def compare(args):
             if want.get("body_b64") != got.get("body_b64"):
                 a = base64.b64decode(want["body_b64"])
                 b = base64.b64decode(got["body_b64"])
-                at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                print(f"  body differs at byte {at}: {a[at - 40:at + 40]!r} != {b[at - 40:at + 40]!r}")
+                at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y),
+                          min(len(a), len(b)))
+                around = slice(max(at - 40, 0), at + 40)
+                print(f"  body differs at byte {at}: {a[around]!r} != {b[around]!r}")
     print(f"{len(actual)} answers compared, {differences} different")
     return 1 if differences else 0
 
