@@ -2,22 +2,26 @@
 //! title words. Also the source of the product facts (title, SKU, price) that orders, carts
 //! and recommendations quote, so every service agrees on them.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Audit, ImageSet, Items, Money, Page, Seeded};
+use crate::data::{self, Audit, ImageSet, Money, Seeded};
 use crate::error::ApiError;
+use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
 pub(crate) const PRODUCT_COUNT: u32 = 50_000;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
+/// Memory for products' JSON: ~5,000 of them (~3.2 KB each), a benchmark's recommended
+/// products (64 users x 10) many times over.
+const MEMO_BUDGET: usize = 16 << 20;
 
 /// The product number of a canonical product id (`"p7"` -> 7).
 pub(crate) fn product_number(id: &str) -> Option<u32> {
@@ -28,6 +32,39 @@ pub(crate) fn routes() -> Router {
     Router::new()
         .route("/products", get(list))
         .route("/products/{id}", get(one))
+        .with_state(Arc::new(Products::default()))
+}
+
+/// Serialised products, by product number.
+struct Products(Memo<u32>);
+
+impl Default for Products {
+    fn default() -> Self {
+        Products(Memo::new(MEMO_BUDGET))
+    }
+}
+
+impl Products {
+    fn json(&self, n: u32) -> Bytes {
+        self.0.json(n, || product(n))
+    }
+
+    fn fragments(&self, numbers: impl Iterator<Item = u32>) -> Vec<Bytes> {
+        numbers.map(|n| self.json(n)).collect()
+    }
+
+    /// `{"items": [...]}` of the known products among `ids`, in the order asked.
+    fn batch(&self, ids: &str) -> Bytes {
+        memo::items(&self.fragments(data::split_ids(ids).filter_map(product_number)))
+    }
+
+    /// `{"items": [...], "nextCursor": ...}` of a search.
+    fn search(&self, query: &ProductQuery) -> Result<Bytes, ApiError> {
+        let found = search(query)?;
+        let next_cursor = found.next.map(|n| format!("p{n}"));
+        let fragments = self.fragments(found.numbers.into_iter());
+        Ok(memo::page(&fragments, next_cursor.as_deref()))
+    }
 }
 
 /// The facts other services quote about a product; cheap to build (no description).
@@ -151,9 +188,12 @@ fn product(n: u32) -> Product {
     }
 }
 
-async fn one(Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+async fn one(
+    State(products): State<Arc<Products>>,
+    Path(id): Path<String>,
+) -> Result<JsonBytes, ApiError> {
     let n = product_number(&id).ok_or_else(|| ApiError::not_found("product", &id))?;
-    Ok(Json(product(n)))
+    Ok(JsonBytes(products.json(n)))
 }
 
 #[derive(Deserialize)]
@@ -166,16 +206,15 @@ struct ProductQuery {
 }
 
 /// `?ids=` is a batch lookup; anything else is a search (all products when unfiltered).
-async fn list(query: Result<Query<ProductQuery>, QueryRejection>) -> Result<Response, ApiError> {
+async fn list(
+    State(products): State<Arc<Products>>,
+    query: Result<Query<ProductQuery>, QueryRejection>,
+) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
-    if let Some(ids) = &query.ids {
-        let items = data::split_ids(ids)
-            .filter_map(product_number)
-            .map(product)
-            .collect();
-        return Ok(Json(Items::<Product> { items }).into_response());
+    match &query.ids {
+        Some(ids) => Ok(JsonBytes(products.batch(ids))),
+        None => products.search(&query).map(JsonBytes),
     }
-    Ok(Json(search(&query)?).into_response())
 }
 
 /// What search scans: lowercase titles and categories of every product, built once per
@@ -197,9 +236,15 @@ static SEARCH_INDEX: LazyLock<Vec<SearchEntry>> = LazyLock::new(|| {
         .collect()
 });
 
+/// One page of a search: product numbers, and the first one of the next page.
+struct Found {
+    numbers: Vec<u32>,
+    next: Option<u32>,
+}
+
 /// Products in id order whose category matches and whose title contains every word of `q`
 /// (case-insensitive). The cursor is the id of the first product of the next page.
-fn search(query: &ProductQuery) -> Result<Page<Product>, ApiError> {
+fn search(query: &ProductQuery) -> Result<Found, ApiError> {
     let category = match &query.category {
         None => None,
         Some(name) => Some(
@@ -237,9 +282,11 @@ fn search(query: &ProductQuery) -> Result<Page<Product>, ApiError> {
                 && terms.iter().all(|term| entry.title.contains(term.as_str()))
         })
         .map(|(_, n)| n);
-    let items = matches.by_ref().take(limit).map(product).collect();
-    let next_cursor = matches.next().map(|n| format!("p{n}"));
-    Ok(Page { items, next_cursor })
+    let numbers = matches.by_ref().take(limit).collect();
+    Ok(Found {
+        numbers,
+        next: matches.next(),
+    })
 }
 
 #[cfg(test)]
@@ -269,10 +316,58 @@ mod tests {
             cursor: cursor.map(str::to_owned),
         };
         let first = search(&query(None)).unwrap();
-        assert_eq!(first.items.len(), 3);
-        let cursor = first.next_cursor.unwrap();
+        assert_eq!(first.numbers.len(), 3);
+        let cursor = format!("p{}", first.next.unwrap());
         let second = search(&query(Some(&cursor))).unwrap();
-        assert_eq!(second.items[0].id, cursor);
-        assert!(second.items.iter().all(|p| p.category == "books"));
+        assert_eq!(format!("p{}", second.numbers[0]), cursor);
+        assert!(
+            second
+                .numbers
+                .iter()
+                .all(|&n| product(n).category == "books")
+        );
+    }
+
+    /// The memoised answers are the bytes serde writes for freshly generated products, cold
+    /// and warm, singly, in batches and in search pages.
+    #[test]
+    fn memoised_answers_are_serdes_bytes() {
+        let products = Products::default();
+        for round in 0..2 {
+            for n in (1..=PRODUCT_COUNT)
+                .step_by(499)
+                .chain([1, 2, PRODUCT_COUNT])
+            {
+                let expected = serde_json::to_vec(&product(n)).unwrap();
+                assert_eq!(products.json(n), expected, "product {n}, round {round}");
+            }
+        }
+        let expected = data::Items {
+            items: [3, 1, 3, 50_000].map(product).into(),
+        };
+        let batch = products.batch("p3,p1,nope,p0,p50001,p3, p50000");
+        assert_eq!(batch, serde_json::to_vec(&expected).unwrap());
+
+        for (category, q, limit, cursor) in [
+            (Some("Books"), None, Some("3"), None),
+            (None, Some("steel"), Some("100"), Some("p40000")),
+            (None, None, None, Some("p49990")),
+            (None, Some("no-such-word"), None, None),
+        ] {
+            let query = ProductQuery {
+                ids: None,
+                category: category.map(str::to_owned),
+                q: q.map(str::to_owned),
+                limit: limit.map(str::to_owned),
+                cursor: cursor.map(str::to_owned),
+            };
+            let found = search(&query).unwrap();
+            let expected = data::Page {
+                items: found.numbers.iter().map(|&n| product(n)).collect(),
+                next_cursor: found.next.map(|n| format!("p{n}")),
+            };
+            let body = products.search(&query).unwrap();
+            assert_eq!(body, serde_json::to_vec(&expected).unwrap());
+        }
     }
 }

@@ -75,7 +75,9 @@ pub(crate) struct Items<T> {
     pub(crate) items: Vec<T>,
 }
 
-/// A paged list, `{"items": [...], "nextCursor": "..." | null}`.
+/// A paged list, `{"items": [...], "nextCursor": "..." | null}`. Answers are assembled from
+/// memoised fragments (`memo::page`); this is the shape tests check those bytes against.
+#[cfg(test)]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Page<T> {

@@ -17,6 +17,7 @@ mod chaos;
 mod data;
 mod error;
 mod idp;
+mod memo;
 mod notifications;
 mod orders;
 mod promotions;

@@ -11,11 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, ProductHead};
-use crate::data::{self, Audit, Money, Page, Seeded};
+use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
+use crate::memo::{self, JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users::{self, Address};
 use crate::{texts, words};
@@ -24,6 +26,9 @@ const DEFAULT_PAGE: usize = 10;
 const MAX_PAGE: usize = 50;
 const MAX_LINES: usize = 50;
 const MAX_QUANTITY: u32 = 99;
+/// Memory for seeded orders' JSON: ~6,000 of them (~1.3 KB each), the first pages of a
+/// benchmark's users many times over.
+const MEMO_BUDGET: usize = 8 << 20;
 
 pub(crate) fn routes() -> Router {
     Router::new()
@@ -142,10 +147,59 @@ fn total_cents(items: &[OrderItem]) -> u64 {
         .sum()
 }
 
-/// Orders created by `POST /orders` and the idempotency keys that created them.
-#[derive(Default)]
+/// Orders created by `POST /orders` and the idempotency keys that created them, and the
+/// seeded orders' JSON (which never changes: created orders are separate entries).
 struct OrderBook {
     state: Mutex<Created>,
+    seeded: Memo<(u32, u32)>,
+}
+
+impl Default for OrderBook {
+    fn default() -> Self {
+        OrderBook {
+            state: Mutex::default(),
+            seeded: Memo::new(MEMO_BUDGET),
+        }
+    }
+}
+
+impl OrderBook {
+    fn seeded_json(&self, user: u32, n: u32) -> Bytes {
+        self.seeded.json((user, n), || seeded_order(user, n))
+    }
+
+    /// One page of the user's orders, newest first, as `{"items": [...], "nextCursor": ...}`.
+    fn page(&self, user: u32, limit: usize, cursor: Option<&str>) -> Result<Bytes, ApiError> {
+        let created = lock(&self.state).of_user(user);
+        let mut entries: Vec<Entry> = created
+            .into_iter()
+            .map(|order| Entry::Created(Box::new(order)))
+            .collect();
+        entries.extend((1..=seeded_count(user)).map(|n| Entry::Seeded(user, n)));
+
+        let start = match cursor {
+            None => 0,
+            Some(cursor) => entries
+                .iter()
+                .position(|entry| entry.id() == cursor)
+                .ok_or_else(|| ApiError::bad(format!("cursor: unknown cursor {cursor:?}")))?,
+        };
+        let mut rest = entries.into_iter().skip(start);
+        let fragments: Vec<Bytes> = rest
+            .by_ref()
+            .take(limit)
+            .map(|entry| self.json(entry))
+            .collect();
+        let next_cursor = rest.next().map(|entry| entry.id());
+        Ok(memo::page(&fragments, next_cursor.as_deref()))
+    }
+
+    fn json(&self, entry: Entry) -> Bytes {
+        match entry {
+            Entry::Created(order) => memo::to_json(&order),
+            Entry::Seeded(user, n) => self.seeded_json(user, n),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -191,13 +245,6 @@ impl Entry {
             Entry::Seeded(user, n) => format!("o-{user}-{n}"),
         }
     }
-
-    fn into_order(self) -> Order {
-        match self {
-            Entry::Created(order) => *order,
-            Entry::Seeded(user, n) => seeded_order(user, n),
-        }
-    }
 }
 
 /// Newest first; the cursor is the id of the first order of the next page, so a page stays
@@ -205,42 +252,26 @@ impl Entry {
 async fn list(
     State(book): State<Arc<OrderBook>>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Page<Order>>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let user = users::known_user(data::required(&query.user_id, "userId")?)?;
     let limit = data::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
-    let created = lock(&book.state).of_user(user);
-    let mut entries: Vec<Entry> = created
-        .into_iter()
-        .map(|order| Entry::Created(Box::new(order)))
-        .collect();
-    entries.extend((1..=seeded_count(user)).map(|n| Entry::Seeded(user, n)));
-
-    let start = match &query.cursor {
-        None => 0,
-        Some(cursor) => entries
-            .iter()
-            .position(|entry| entry.id() == *cursor)
-            .ok_or_else(|| ApiError::bad(format!("cursor: unknown cursor {cursor:?}")))?,
-    };
-    let mut rest = entries.into_iter().skip(start);
-    let items = rest.by_ref().take(limit).map(Entry::into_order).collect();
-    let next_cursor = rest.next().map(|entry| entry.id());
-    Ok(Json(Page { items, next_cursor }))
+    book.page(user, limit, query.cursor.as_deref())
+        .map(JsonBytes)
 }
 
 async fn one(
     State(book): State<Arc<OrderBook>>,
     Path(id): Path<String>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     if let Some((user, n)) = parse_order_id(&id)
         && n <= seeded_count(user)
     {
-        return Ok(Json(seeded_order(user, n)));
+        return Ok(JsonBytes(book.seeded_json(user, n)));
     }
-    let created = lock(&book.state).by_id.get(&id).cloned();
+    let created = lock(&book.state).by_id.get(&id).map(memo::to_json);
     created
-        .map(Json)
+        .map(JsonBytes)
         .ok_or_else(|| ApiError::not_found("order", &id))
 }
 
@@ -394,6 +425,58 @@ mod tests {
         assert_eq!(body, serde_json::to_vec(&seeded_order(42, 1)).unwrap());
         assert!(body.len() > 1200, "order is {} bytes", body.len());
         assert!((3..=12).contains(&seeded_count(42)));
+    }
+
+    /// Pages are the bytes serde writes for the freshly generated orders, with and without
+    /// created orders ahead of the seeded ones, cold and warm.
+    #[test]
+    fn memoised_pages_are_serdes_bytes() {
+        let book = OrderBook::default();
+        let expected = |orders: Vec<Order>, next: Option<&str>| {
+            serde_json::to_vec(&data::Page {
+                items: orders,
+                next_cursor: next.map(str::to_owned),
+            })
+            .unwrap()
+        };
+        for round in 0..2 {
+            for user in (1..=users::USER_COUNT).step_by(211).chain([1, 42, 10_000]) {
+                let count = seeded_count(user);
+                let all: Vec<Order> = (1..=count).map(|n| seeded_order(user, n)).collect();
+                let first = book.page(user, 3, None).unwrap();
+                let next = format!("o-{user}-4");
+                let next = (count > 3).then_some(next.as_str());
+                assert_eq!(
+                    first,
+                    expected(all[..3].to_vec(), next),
+                    "user {user} {round}"
+                );
+                let second = book.page(user, 50, Some(&format!("o-{user}-2"))).unwrap();
+                assert_eq!(second, expected(all[1..].to_vec(), None));
+                let one = book.seeded_json(user, count);
+                assert_eq!(one, serde_json::to_vec(&all[count as usize - 1]).unwrap());
+            }
+        }
+
+        let mut created = seeded_order(42, 1);
+        created.id = format!("o-42-{}", seeded_count(42) + 1);
+        created.notes = "created \"now\"".to_owned();
+        {
+            let mut state = lock(&book.state);
+            state.by_id.insert(created.id.clone(), created.clone());
+            state
+                .by_user
+                .entry(42)
+                .or_default()
+                .push(created.id.clone());
+        }
+        let page = book.page(42, 2, None).unwrap();
+        let next = "o-42-2";
+        assert_eq!(
+            page,
+            expected(vec![created, seeded_order(42, 1)], Some(next))
+        );
+        assert!(book.page(42, 2, Some("o-42-0")).is_err());
     }
 
     #[test]

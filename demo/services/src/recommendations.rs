@@ -1,22 +1,29 @@
 //! recommendations (9104): up to 50 ranked product suggestions per user, from a pretend model.
 
-use axum::extract::Query;
+use std::sync::Arc;
+
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
 use crate::data::{self, Seeded};
 use crate::error::ApiError;
+use crate::memo::{JsonBytes, Memo};
 use crate::texts;
 use crate::users;
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_ITEMS: usize = 50;
+/// Memory for answers' JSON, by (user, limit): ~2,000 of the usual limit of 10 (~1 KB).
+const MEMO_BUDGET: usize = 2 << 20;
 
 pub(crate) fn routes() -> Router {
-    Router::new().route("/recommendations", get(recommend))
+    Router::new()
+        .route("/recommendations", get(recommend))
+        .with_state(Arc::new(Memo::<(u32, usize)>::new(MEMO_BUDGET)))
 }
 
 #[derive(Serialize)]
@@ -61,18 +68,26 @@ fn recommendations(user: u32, limit: usize) -> Vec<Recommendation> {
         .collect()
 }
 
+/// The whole answer for `user`; a known user's id is canonical, so `user` names its bytes.
+fn answer(user: u32, limit: usize) -> Recommendations {
+    Recommendations {
+        user_id: user.to_string(),
+        model_version: "reco-2025.06-demo",
+        items: recommendations(user, limit),
+    }
+}
+
 async fn recommend(
+    State(answers): State<Arc<Memo<(u32, usize)>>>,
     query: Result<Query<RecommendQuery>, QueryRejection>,
-) -> Result<Json<Recommendations>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let user_id = data::required(&query.user_id, "userId")?;
     let user = users::known_user(user_id)?;
     let limit = data::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_ITEMS)?;
-    Ok(Json(Recommendations {
-        user_id: user_id.to_owned(),
-        model_version: "reco-2025.06-demo",
-        items: recommendations(user, limit),
-    }))
+    Ok(JsonBytes(
+        answers.json((user, limit), || answer(user, limit)),
+    ))
 }
 
 #[cfg(test)]
@@ -91,5 +106,24 @@ mod tests {
                 .all(|(a, b)| a.product_id == b.product_id)
         );
         assert!(long.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+
+    /// Memoised answers are the bytes serde writes for freshly built ones, cold and warm.
+    #[test]
+    fn memoised_answers_are_serdes_bytes() {
+        let answers = Memo::new(1 << 20);
+        for round in 0..2 {
+            for user in (1..=users::USER_COUNT).step_by(331).chain([1, 10_000]) {
+                for limit in [1, 3, 10, 50] {
+                    let old = Recommendations {
+                        user_id: user.to_string(),
+                        model_version: "reco-2025.06-demo",
+                        items: recommendations(user, limit),
+                    };
+                    let json = answers.json((user, limit), || answer(user, limit));
+                    assert_eq!(json, serde_json::to_vec(&old).unwrap(), "{user} {round}");
+                }
+            }
+        }
     }
 }

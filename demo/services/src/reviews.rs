@@ -2,15 +2,19 @@
 //! A product with fewer than 10 reviews shows them all, so its summary counts exactly those;
 //! products with 10 shown have older ones that only the summary counts.
 
-use axum::extract::Query;
+use std::sync::Arc;
+
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
-use crate::data::{self, Items, Seeded};
+use crate::data::{self, Seeded};
 use crate::error::ApiError;
+use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
 const SHOWN: u32 = 10;
@@ -19,6 +23,40 @@ pub(crate) fn routes() -> Router {
     Router::new()
         .route("/reviews", get(list))
         .route("/reviews/summary", get(summary))
+        .with_state(Arc::new(Reviews::default()))
+}
+
+/// Serialised review lists and summaries, by product number.
+struct Reviews {
+    /// ~4 KB each.
+    lists: Memo<u32>,
+    /// ~0.13 KB each.
+    summaries: Memo<u32>,
+}
+
+impl Default for Reviews {
+    fn default() -> Self {
+        Reviews {
+            // ~1,000 lists and ~10,000 summaries.
+            lists: Memo::new(4 << 20),
+            summaries: Memo::new(2 << 20),
+        }
+    }
+}
+
+impl Reviews {
+    fn list(&self, n: u32) -> Bytes {
+        self.lists.json(n, || reviews_of(n))
+    }
+
+    /// `{"items": [...]}` of the summaries of the known products among `ids`, in order.
+    fn summaries(&self, ids: &str) -> Bytes {
+        let fragments: Vec<Bytes> = data::split_ids(ids)
+            .filter_map(catalog::product_number)
+            .map(|n| self.summaries.json(n, || summary_of(n)))
+            .collect();
+        memo::items(&fragments)
+    }
 }
 
 #[derive(Serialize)]
@@ -144,16 +182,22 @@ struct ListQuery {
     product_id: Option<String>,
 }
 
+/// The reviews product `n` shows; a known product's id is canonical, so `n` names its bytes.
+fn reviews_of(n: u32) -> ProductReviews {
+    ProductReviews {
+        product_id: format!("p{n}"),
+        items: (1..=shown_count(n)).map(|i| review(n, i)).collect(),
+    }
+}
+
 async fn list(
+    State(reviews): State<Arc<Reviews>>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<ProductReviews>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let id = data::required(&query.product_id, "productId")?;
     let n = catalog::product_number(id).ok_or_else(|| ApiError::not_found("product", id))?;
-    Ok(Json(ProductReviews {
-        product_id: id.to_owned(),
-        items: (1..=shown_count(n)).map(|i| review(n, i)).collect(),
-    }))
+    Ok(JsonBytes(reviews.list(n)))
 }
 
 #[derive(Deserialize)]
@@ -163,15 +207,12 @@ struct SummaryQuery {
 }
 
 async fn summary(
+    State(reviews): State<Arc<Reviews>>,
     query: Result<Query<SummaryQuery>, QueryRejection>,
-) -> Result<Json<Items<Summary>>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let ids = data::required(&query.product_ids, "productIds")?;
-    let items = data::split_ids(ids)
-        .filter_map(catalog::product_number)
-        .map(summary_of)
-        .collect();
-    Ok(Json(Items { items }))
+    Ok(JsonBytes(reviews.summaries(ids)))
 }
 
 #[cfg(test)]
@@ -188,5 +229,30 @@ mod tests {
         assert!((1.0..=5.0).contains(&summary.average));
         let silent = (1..).find(|&n| shown_count(n) == 0).unwrap();
         assert_eq!(summary_of(silent).average, 0.0);
+    }
+
+    /// Memoised lists and summaries are the bytes serde writes for fresh ones, cold and warm.
+    #[test]
+    fn memoised_answers_are_serdes_bytes() {
+        let reviews = Reviews::default();
+        for round in 0..2 {
+            for n in (1..=catalog::PRODUCT_COUNT).step_by(997).chain([1, 50_000]) {
+                let old = ProductReviews {
+                    product_id: format!("p{n}"),
+                    items: (1..=shown_count(n)).map(|i| review(n, i)).collect(),
+                };
+                assert_eq!(reviews.list(n), serde_json::to_vec(&old).unwrap());
+                let ids = format!("p{n},x,p{},p0,p{n}", n % 1000 + 1);
+                let old = data::Items {
+                    items: vec![summary_of(n), summary_of(n % 1000 + 1), summary_of(n)],
+                };
+                let json = reviews.summaries(&ids);
+                assert_eq!(
+                    json,
+                    serde_json::to_vec(&old).unwrap(),
+                    "p{n}, round {round}"
+                );
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +27,7 @@ pub(crate) struct Stats {
     tally: Mutex<Tally>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 struct Tally {
     requests: u64,
     bytes_sent: u64,
@@ -37,35 +37,113 @@ struct Tally {
     last_request: Option<LastRequest>,
 }
 
-#[derive(Debug, Serialize)]
+/// The last counted request, captured as cheaply as every request has to be: method and URI
+/// are shared (reference-counted) with the request, and the headers are copied into buffers
+/// that are reused from one request to the next, so recording allocates nothing once warm.
+/// [`Tally::view`] turns it into what `/_stats` shows.
+#[derive(Debug)]
 struct LastRequest {
-    method: String,
-    path: String,
+    method: Method,
+    uri: Uri,
+    /// Every header name and value back to back, in `HeaderMap` iteration order.
+    header_text: Vec<u8>,
+    /// Per header, where its name ends and where its value ends in `header_text`.
+    header_ends: Vec<(usize, usize)>,
+}
+
+impl LastRequest {
+    fn new(request: &Request) -> Self {
+        let mut last = LastRequest {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            header_text: Vec::new(),
+            header_ends: Vec::new(),
+        };
+        last.capture_headers(request.headers());
+        last
+    }
+
+    fn capture(&mut self, request: &Request) {
+        self.method = request.method().clone();
+        self.uri = request.uri().clone();
+        self.capture_headers(request.headers());
+    }
+
+    fn capture_headers(&mut self, headers: &HeaderMap) {
+        self.header_text.clear();
+        self.header_ends.clear();
+        for (name, value) in headers {
+            self.header_text.extend_from_slice(name.as_str().as_bytes());
+            let name_end = self.header_text.len();
+            self.header_text.extend_from_slice(value.as_bytes());
+            self.header_ends.push((name_end, self.header_text.len()));
+        }
+    }
+
+    /// `(name, value)` pairs as captured; names are lowercase ASCII (`HeaderName` is).
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut start = 0;
+        self.header_ends.iter().map(move |&(name_end, value_end)| {
+            let name = std::str::from_utf8(&self.header_text[start..name_end]).unwrap_or("");
+            let value = &self.header_text[name_end..value_end];
+            start = value_end;
+            (name, value)
+        })
+    }
+}
+
+/// What `/_stats` shows: the field order and shapes are the README's.
+#[derive(Serialize)]
+struct TallyView<'a> {
+    requests: u64,
+    bytes_sent: u64,
+    cancelled: u64,
+    by_path: &'a BTreeMap<String, u64>,
+    last_request: Option<LastRequestView<'a>>,
+}
+
+#[derive(Serialize)]
+struct LastRequestView<'a> {
+    method: &'a str,
+    path: &'a str,
     /// The raw query string, `null` when the request had none.
-    query: Option<String>,
+    query: Option<&'a str>,
     /// Lowercase header names; repeated headers are joined with `", "`.
     headers: BTreeMap<String, String>,
 }
 
+impl Tally {
+    fn view(&self) -> TallyView<'_> {
+        TallyView {
+            requests: self.requests,
+            bytes_sent: self.bytes_sent,
+            cancelled: self.cancelled,
+            by_path: &self.by_path,
+            last_request: self.last_request.as_ref().map(|last| LastRequestView {
+                method: last.method.as_str(),
+                path: last.uri.path(),
+                query: last.uri.query(),
+                headers: joined_headers(last.headers()),
+            }),
+        }
+    }
+}
+
 impl Stats {
     fn record_request(&self, request: &Request) {
-        let uri = request.uri();
-        // Built before taking the lock, which is then held only for the bookkeeping.
-        let last = LastRequest {
-            method: request.method().as_str().to_owned(),
-            path: uri.path().to_owned(),
-            query: uri.query().map(str::to_owned),
-            headers: header_map(request.headers()),
-        };
+        let path = request.uri().path();
         let mut tally = lock(&self.tally);
         tally.requests += 1;
-        match tally.by_path.get_mut(uri.path()) {
+        match tally.by_path.get_mut(path) {
             Some(count) => *count += 1,
             None => {
-                tally.by_path.insert(uri.path().to_owned(), 1);
+                tally.by_path.insert(path.to_owned(), 1);
             }
         }
-        tally.last_request = Some(last);
+        match &mut tally.last_request {
+            Some(last) => last.capture(request),
+            None => tally.last_request = Some(LastRequest::new(request)),
+        }
     }
 
     fn add_cancelled(&self) {
@@ -79,7 +157,7 @@ impl Stats {
     fn snapshot(&self) -> Vec<u8> {
         // Serialising a tally cannot fail (string keys, plain numbers); an empty body would
         // only ever signal a bug.
-        serde_json::to_vec(&*lock(&self.tally)).unwrap_or_default()
+        serde_json::to_vec(&lock(&self.tally).view()).unwrap_or_default()
     }
 
     fn reset(&self) {
@@ -87,11 +165,15 @@ impl Stats {
     }
 }
 
-fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+/// Headers by name, values of a repeated header joined with `", "` in arrival order; bytes
+/// that are not UTF-8 are replaced.
+fn joined_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        map.entry(name.as_str().to_owned())
+        let value = String::from_utf8_lossy(value);
+        map.entry(name.to_owned())
             .and_modify(|joined| {
                 joined.push_str(", ");
                 joined.push_str(&value);
@@ -179,12 +261,63 @@ mod tests {
         assert!(!is_counted("/_echo"));
     }
 
+    fn shown(stats: &Stats) -> serde_json::Value {
+        serde_json::from_slice(&stats.snapshot()).unwrap()
+    }
+
     #[test]
     fn repeated_headers_are_joined() {
-        let mut headers = HeaderMap::new();
-        headers.append("X-Trace", "a".parse().unwrap());
-        headers.append("x-trace", "b".parse().unwrap());
-        let map = header_map(&headers);
-        assert_eq!(map["x-trace"], "a, b");
+        let stats = Stats::default();
+        let request = Request::builder()
+            .uri("/users/1")
+            .header("X-Trace", "a")
+            .header("accept", "application/json")
+            .header("x-trace", "b")
+            .header("x-odd", &b"caf\xe9"[..])
+            .body(Body::empty())
+            .unwrap();
+        stats.record_request(&request);
+        let headers = &shown(&stats)["last_request"]["headers"];
+        assert_eq!(headers["x-trace"], "a, b");
+        assert_eq!(headers["accept"], "application/json");
+        assert_eq!(headers["x-odd"], "caf\u{fffd}");
+    }
+
+    /// The reused capture buffers never leak one request's headers into the next.
+    #[test]
+    fn the_last_request_replaces_the_one_before() {
+        let stats = Stats::default();
+        let first = Request::builder()
+            .method("POST")
+            .uri("/orders?userId=1&limit=3")
+            .header(
+                "x-long-header-name",
+                "a rather long value to leave slack behind",
+            )
+            .header("x-user-id", "1")
+            .body(Body::empty())
+            .unwrap();
+        stats.record_request(&first);
+        let second = Request::builder()
+            .uri("/users/2")
+            .header("x-user-id", "2")
+            .body(Body::empty())
+            .unwrap();
+        stats.record_request(&second);
+        let shown = shown(&stats);
+        assert_eq!(
+            shown["last_request"],
+            serde_json::json!({
+                "method": "GET",
+                "path": "/users/2",
+                "query": null,
+                "headers": {"x-user-id": "2"},
+            })
+        );
+        assert_eq!(shown["by_path"]["/orders"], 1);
+        assert_eq!(shown["requests"], 2);
+        let text = stats.snapshot();
+        let order = br#"{"requests":2,"bytes_sent":0,"cancelled":0,"by_path":{"/orders""#;
+        assert!(text.starts_with(order), "field order is the README's");
     }
 }
