@@ -198,3 +198,29 @@ async fn a_client_cannot_choose_the_user_id_backends_see() {
     assert_ne!(headers["x-scopes"], "admin", "{users}");
     assert_eq!(users["last_request"]["path"], "/users/42");
 }
+
+/// The endpoint remembers parsed documents by query text; execution prunes a document by
+/// the request's variables (`@include`, `@skip`), so the same text with other variables
+/// must still give answers of its own, in any order, and an edited text a new document.
+#[tokio::test]
+async fn a_remembered_query_still_follows_each_requests_variables() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let query = "query Home($me: Boolean!) { home { greeting me @include(if: $me) { id } } }";
+    for me in [true, false, true, false] {
+        let (status, body) = stack.graphql(Some(&token), query, json!({ "me": me })).await;
+        assert_eq!(status, 200, "{body}");
+        let home = &body["data"]["home"];
+        assert!(home["greeting"].is_string(), "{body}");
+        if me {
+            assert_eq!(home["me"]["id"], "42", "{body}");
+        } else {
+            assert!(home.get("me").is_none(), "{body}");
+        }
+    }
+    let edited = query.replace("greeting ", "");
+    let (status, body) = stack.graphql(Some(&token), &edited, json!({ "me": true })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["home"].get("greeting").is_none(), "{body}");
+    assert_eq!(body["data"]["home"]["me"]["id"], "42", "{body}");
+}

@@ -10,6 +10,10 @@ use std::process::ExitCode;
 
 use demo_services::Backends;
 
+/// The same allocator as the gateway binaries: the benchmark shares the machine between them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut base = 9100;
