@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import configs  # noqa: E402
 import run  # noqa: E402
-from procs import Processes, cpu_seconds, status_is, wait_until  # noqa: E402
+from procs import Processes, status_is, wait_until  # noqa: E402
 
 SCENARIOS = {
     # name: (binary, shipped config, production?, port, contender kwargs builder)
@@ -96,17 +96,15 @@ def main():
             perf = subprocess.Popen(["perf", "record", "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        backend_cpu = cpu_seconds(backends.pid)
         result = run.wrk(c, args.duration, args.connections, os.cpu_count() or 1, workdir, [backends])
-        backend_cpu = cpu_seconds(backends.pid) - backend_cpu
         if perf:
             perf.send_signal(2)
             perf.wait(30)
         print(f"{args.scenario}, backends at {args.latency} ms, {args.connections} connections, "
               f"{args.duration} s: {result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
               f"p99 {result['p99_ms']:.2f} ms, failed {result['errors']}")
-        print(f"CPU per request: gateway {result['cpu_us']:.1f} us (incl. settle), backends "
-              f"{backend_cpu * 1e6 / max(result['requests'], 1):.1f} us")
+        print(f"CPU per request: gateway {result['cpu_us']:.1f} us, backends "
+              f"{result['backends_cpu_us']:.1f} us")
         if perf:
             report = subprocess.run(["perf", "report", "-i", os.path.join(workdir, "perf.data"),
                                      "--no-children", "--sort", "symbol", "--stdio", "--percent-limit", "0.4"],

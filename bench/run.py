@@ -209,11 +209,15 @@ def wrk(contender, duration, connections, threads, workdir, quiet=()):
         env["BENCH_TOKENS_FILE"] = tokens_path
     url = f"http://127.0.0.1:{contender.port}{contender.path}"
     cpu_before = cpu_seconds(contender.proc.pid)
+    # What the answers cost the backends too (nothing extra when the contender IS them).
+    backends = [p for p in quiet if p is not contender.proc]
+    backends_before = sum(cpu_seconds(p.pid) for p in backends)
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
          "-s", os.path.join(BENCH, "wrk", "bench.lua"), url],
         capture_output=True, text=True, errors="replace", env=env, timeout=duration + 60)
     cpu = cpu_seconds(contender.proc.pid) - cpu_before
+    backends_cpu = sum(cpu_seconds(p.pid) for p in backends) - backends_before
     contender.peak_rss = max(contender.peak_rss, peak_rss_mib(contender.proc.pid))
     settle([contender.proc.pid, *(p.pid for p in quiet)])
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
@@ -228,6 +232,7 @@ def wrk(contender, duration, connections, threads, workdir, quiet=()):
         "p50_ms": result["p50_us"] / 1000,
         "p99_ms": result["p99_us"] / 1000,
         "cpu_us": cpu * 1e6 / max(result["requests"], 1),
+        "backends_cpu_us": backends_cpu * 1e6 / max(result["requests"], 1),
         "requests": result["requests"],
         "errors": errors,
         "bad": result["bad_answers"],
