@@ -89,14 +89,16 @@ def main():
         wait_until("gateway ready", status_is(port, "/readyz"), 30, gateway)
         c = contender(args.scenario, gateway, port)
         run.verify(c)
-        run.wrk(c, 1, args.connections, os.cpu_count() or 1, workdir, [backends])  # warm-up
+        run.wrk(c, 1, args.connections, min(os.cpu_count() or 1, args.connections), workdir,
+                [backends])  # warm-up
         perf = None
         if args.perf or args.perf_backends:
             target = backends if args.perf_backends else gateway
             perf = subprocess.Popen(["perf", "record", "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        result = run.wrk(c, args.duration, args.connections, os.cpu_count() or 1, workdir, [backends])
+        threads = min(os.cpu_count() or 1, args.connections)
+        result = run.wrk(c, args.duration, args.connections, threads, workdir, [backends])
         if perf:
             perf.send_signal(2)
             perf.wait(30)
