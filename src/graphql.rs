@@ -100,9 +100,9 @@ where
             let documents = documents.clone();
             async move {
                 let charge = charge.map(|Extension(c)| c);
-                let request = match parse_request(&body, &documents, negotiate(&headers)) {
+                let request = match parse_request(&body, &documents) {
                     Ok(request) => request,
-                    Err(refusal) => return refusal,
+                    Err(e) => return not_a_request(negotiate(&headers), &e),
                 };
                 execute(
                     &schema,
@@ -138,22 +138,12 @@ impl Default for Documents {
 }
 
 /// The GraphQL request in `body`, with its document from `documents` when known (parsed
-/// and remembered otherwise), or the 400 answer for a body that is not one.
+/// and remembered otherwise).
 fn parse_request(
     body: &[u8],
     documents: &Documents,
-    content_type: &'static str,
-) -> Result<async_graphql::Request, Response> {
-    let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
-        let error =
-            async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
-        let body = serde_json::json!({ "errors": [error] });
-        respond(
-            StatusCode::BAD_REQUEST,
-            content_type,
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-    })?;
+) -> Result<async_graphql::Request, serde_json::Error> {
+    let mut request: async_graphql::Request = serde_json::from_slice(body)?;
     if let Some(document) = documents.0.get(&request.query) {
         request.set_parsed_query(document);
     } else if request.query.len() <= Documents::MAX_QUERY_BYTES
@@ -265,6 +255,17 @@ pub fn operation_cost(document: &ExecutableDocument) -> u32 {
         .chain(fragments)
         .fold(0u32, u32::saturating_add)
         .max(1)
+}
+
+/// The 400 answer to a body that is not a GraphQL request.
+fn not_a_request(content_type: &'static str, e: &serde_json::Error) -> Response {
+    let error = async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
+    let body = serde_json::json!({ "errors": [error] });
+    respond(
+        StatusCode::BAD_REQUEST,
+        content_type,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
 }
 
 /// GraphQL-over-HTTP: the new media type when the client accepts it, else plain JSON.

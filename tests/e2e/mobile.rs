@@ -208,7 +208,9 @@ async fn a_remembered_query_still_follows_each_requests_variables() {
     let token = stack.token("42", "mobile", &[]).await;
     let query = "query Home($me: Boolean!) { home { greeting me @include(if: $me) { id } } }";
     for me in [true, false, true, false] {
-        let (status, body) = stack.graphql(Some(&token), query, json!({ "me": me })).await;
+        let (status, body) = stack
+            .graphql(Some(&token), query, json!({ "me": me }))
+            .await;
         assert_eq!(status, 200, "{body}");
         let home = &body["data"]["home"];
         assert!(home["greeting"].is_string(), "{body}");
@@ -219,7 +221,9 @@ async fn a_remembered_query_still_follows_each_requests_variables() {
         }
     }
     let edited = query.replace("greeting ", "");
-    let (status, body) = stack.graphql(Some(&token), &edited, json!({ "me": true })).await;
+    let (status, body) = stack
+        .graphql(Some(&token), &edited, json!({ "me": true }))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["data"]["home"].get("greeting").is_none(), "{body}");
     assert_eq!(body["data"]["home"]["me"]["id"], "42", "{body}");
