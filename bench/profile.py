@@ -94,7 +94,7 @@ def main():
         perf = None
         if args.perf or args.perf_backends:
             target = backends if args.perf_backends else gateway
-            perf = subprocess.Popen(["perf", "record", "-F", "1999", "-o",
+            perf = subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         threads = min(os.cpu_count() or 1, args.connections)

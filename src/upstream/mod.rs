@@ -41,7 +41,6 @@ use crate::config::UpstreamConfig;
 use crate::observe::BackendCall;
 use crate::observe::trace::TRACEPARENT;
 use span::ClientSpan;
-use tracing::Instrument;
 
 /// Header carrying the caller's remaining budget, so a backend can give up when we will.
 pub const REQUEST_TIMEOUT_HEADER: HeaderName = HeaderName::from_static("x-request-timeout-ms");
@@ -449,7 +448,6 @@ impl Upstream {
                 .await
                 .unwrap_or_else(|_| Err(client::timed_out(self.name())))
         }
-        .instrument(tracing::debug_span!("upstream", service = %self.name()))
         .await;
         span.finish(
             ctx,
@@ -653,14 +651,14 @@ impl Upstream {
         Ok(buf.freeze())
     }
 
+    /// The body as `T`. The whole body's UTF-8 is checked once, then parsed as text: parsing
+    /// bytes checks every string on its own, which was 5% of the mobile home query.
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
-        serde_json::from_slice(body).map_err(|e| {
-            UpstreamError::new(
-                self.name(),
-                UpstreamErrorKind::BadResponse,
-                format!("invalid JSON: {e}"),
-            )
-        })
+        let bad = |detail: String| {
+            UpstreamError::new(self.name(), UpstreamErrorKind::BadResponse, detail)
+        };
+        let text = std::str::from_utf8(body).map_err(|e| bad(format!("invalid UTF-8: {e}")))?;
+        serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))
     }
 }
 
