@@ -151,7 +151,7 @@ impl Home {
             .take(first as usize)
             .map(|r| r.product_id.as_str())
             .collect();
-        let products = scope.loaders.products(&ids).await.gql()?;
+        let products = scope.loaders.product_summaries(&ids).await.gql()?;
         // In recommendation order; a product the catalog no longer knows is left out.
         Ok(Some(
             ids.iter()

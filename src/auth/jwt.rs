@@ -113,9 +113,9 @@ impl JwtVerifier {
             .collect();
         Self {
             issuers,
-            verified: moka::sync::Cache::builder()
+            verified: moka::sync::Cache::<Box<str>, Arc<Verified>>::builder()
                 .max_capacity(VERIFIED_CAPACITY)
-                .weigher(|token: &Box<str>, _| {
+                .weigher(|token, _| {
                     u32::try_from(token.len())
                         .unwrap_or(u32::MAX)
                         .saturating_add(VERIFIED_ENTRY_OVERHEAD)

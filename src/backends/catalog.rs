@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ImageSet, Money, join_ids};
+use super::{Image, ImageSet, Money, join_ids};
 use crate::cache::policy::BatchEndpoint;
 use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
 
@@ -20,6 +20,23 @@ pub struct Product {
     pub description: String,
     pub price: Money,
     pub images: ImageSet,
+}
+
+/// What a list of products shows: id, title, price and thumbnail. Decoded from the same
+/// answer as `Product`, without the rest: the description and five more image sizes are most
+/// of a product's bytes, and a list decodes many.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProductSummary {
+    pub id: String,
+    pub title: String,
+    pub price: Money,
+    pub images: Thumbnail,
+}
+
+/// The one image size a `ProductSummary` keeps.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Thumbnail {
+    pub thumb: Image,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -48,6 +65,23 @@ impl Catalog {
         ctx: &CallContext,
         ids: &[S],
     ) -> Result<Vec<Product>, UpstreamError> {
+        self.batch_as(ctx, ids).await
+    }
+
+    /// `batch`, decoded as summaries (same call, same cache entries).
+    pub async fn batch_summaries<S: AsRef<str>>(
+        &self,
+        ctx: &CallContext,
+        ids: &[S],
+    ) -> Result<Vec<ProductSummary>, UpstreamError> {
+        self.batch_as(ctx, ids).await
+    }
+
+    async fn batch_as<S: AsRef<str>, T: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        ids: &[S],
+    ) -> Result<Vec<T>, UpstreamError> {
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
         let endpoint = BatchEndpoint {
             kind: "product",

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use super::{Backends, Product, ReviewSummary, Shipment};
+use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment};
 use crate::upstream::{CallContext, UpstreamError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ProductId(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SummaryId(String);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ShipmentOfOrder(String);
@@ -59,6 +62,20 @@ impl Loaders {
         Ok(found.into_iter().map(|(k, v)| (k.0, v)).collect())
     }
 
+    /// `products`, as summaries: for lists that show only id, title, price and thumbnail.
+    /// A separate batch from `products` (a request asking for both gets two calls, unless
+    /// the catalog is cached).
+    pub async fn product_summaries(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Arc<ProductSummary>>, UpstreamError> {
+        let found = self
+            .0
+            .load_many(ids.iter().map(|id| SummaryId((*id).to_owned())))
+            .await?;
+        Ok(found.into_iter().map(|(k, v)| (k.0, v)).collect())
+    }
+
     pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
         self.0.load_one(ShipmentOfOrder(order_id.to_owned())).await
     }
@@ -86,6 +103,27 @@ impl Loader<ProductId> for BatchCalls {
         Ok(products
             .into_iter()
             .map(|p| (ProductId(p.id.clone()), Arc::new(p)))
+            .collect())
+    }
+}
+
+impl Loader<SummaryId> for BatchCalls {
+    type Value = Arc<ProductSummary>;
+    type Error = UpstreamError;
+
+    async fn load(
+        &self,
+        keys: &[SummaryId],
+    ) -> Result<HashMap<SummaryId, Arc<ProductSummary>>, UpstreamError> {
+        let ids: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let products = self
+            .backends
+            .catalog
+            .batch_summaries(&self.ctx, &ids)
+            .await?;
+        Ok(products
+            .into_iter()
+            .map(|p| (SummaryId(p.id.clone()), Arc::new(p)))
             .collect())
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use cart::{Cart, CartLine, Carts};
-pub use catalog::{Catalog, Product, ProductPage};
+pub use catalog::{Catalog, Product, ProductPage, ProductSummary, Thumbnail};
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
 pub use orders::{NewOrder, NewOrderLine, Order, OrderLine, OrderPage, Orders};
