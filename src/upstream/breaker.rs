@@ -30,6 +30,18 @@ pub enum Outcome {
     Ignored,
 }
 
+impl Outcome {
+    /// What a call that ended with `error` (or without one) means to its instance: server
+    /// faults and timeouts count against it, a client's bad request does not.
+    pub fn of(error: Option<&super::UpstreamError>) -> Self {
+        match error {
+            None => Outcome::Success,
+            Some(e) if e.is_instance_fault() => Outcome::Failure,
+            Some(_) => Outcome::Ignored,
+        }
+    }
+}
+
 pub struct CircuitBreaker {
     config: BreakerConfig,
     inner: Mutex<Inner>,

@@ -312,28 +312,15 @@ impl Upstream {
         idempotency: Idempotency,
     ) -> Result<Fetched, UpstreamError> {
         let counters = &self.0.counters;
-        // 1. Deadline: a call that cannot start in time is not started.
-        self.call_timeout(ctx, self.0.timeout)?;
-        let instances = self.instances()?;
-        // 2. Bulkhead: over the concurrency cap, fail fast instead of queueing.
-        let _slot = self.enter_bulkhead()?;
-        // 3. The retry budget learns of every call a client caused.
-        self.0.budget.deposit();
-        counters.calls.inc();
+        // 1.-3. Deadline, bulkhead, retry budget.
+        let (_, instances, _slot) = self.admit(ctx, self.0.timeout)?;
 
         let mut tried: Vec<usize> = Vec::with_capacity(self.0.attempts as usize);
         let mut attempt = 1;
         loop {
             // 4. An instance: healthy and not ejected if possible, not tried yet if possible,
             //    and whose breaker admits the call (else fail fast).
-            let Some(lease) = instances.pick(&tried) else {
-                counters.circuit_open.inc();
-                return Err(UpstreamError::new(
-                    self.name(),
-                    UpstreamErrorKind::CircuitOpen,
-                    "every instance's circuit is open",
-                ));
-            };
+            let lease = self.lease(instances, &tried)?;
             tried.push(lease.index);
             // 5. One try, bounded by min(per-try timeout, time left in the request).
             counters.attempts.inc();
@@ -349,12 +336,7 @@ impl Upstream {
                 .await;
             // 6. The outcome feeds the breaker and outlier detection (server faults and
             //    timeouts count; a client's bad request does not).
-            let outcome = match &result {
-                Ok(_) => Outcome::Success,
-                Err(e) if e.is_instance_fault() => Outcome::Failure,
-                Err(_) => Outcome::Ignored,
-            };
-            instances.finish(lease, outcome);
+            instances.finish(lease, Outcome::of(result.as_ref().err()));
             let error = match result {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) => e,
@@ -472,19 +454,8 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Response<Body>, UpstreamError> {
         let counters = &self.0.counters;
-        let timeout = self.call_timeout(ctx, timeout)?;
-        let instances = self.instances()?;
-        let _slot = self.enter_bulkhead()?;
-        self.0.budget.deposit();
-        counters.calls.inc();
-        let Some(lease) = instances.pick(&[]) else {
-            counters.circuit_open.inc();
-            return Err(UpstreamError::new(
-                self.name(),
-                UpstreamErrorKind::CircuitOpen,
-                "every instance's circuit is open",
-            ));
-        };
+        let (timeout, instances, _slot) = self.admit(ctx, timeout)?;
+        let lease = self.lease(instances, &[])?;
         counters.attempts.inc();
         let started = std::time::Instant::now();
         let span = ClientSpan::start(&method);
@@ -516,17 +487,45 @@ impl Upstream {
         };
         span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
         self.observe_call(ctx, started.elapsed(), failure.as_ref());
-        let outcome = match &result {
-            Ok(r) if r.status().is_server_error() => Outcome::Failure,
-            Ok(_) => Outcome::Success,
-            Err(e) if e.is_instance_fault() => Outcome::Failure,
-            Err(_) => Outcome::Ignored,
-        };
-        instances.finish(lease, outcome);
+        instances.finish(lease, Outcome::of(failure.as_ref()));
         if let Err(e) = &result {
             counters.record_failure(e);
         }
         result.map(|response| response.map(|body| Body::new(DeadlineBody::new(body, deadline))))
+    }
+
+    /// The first steps of every call, in order: the deadline (a call that cannot start in
+    /// time is not started), the bulkhead (over the concurrency cap, fail fast instead of
+    /// queueing), and the retry budget, which learns of every call a client caused. Gives
+    /// the time the call may take, the instances and the bulkhead place.
+    fn admit(
+        &self,
+        ctx: &CallContext,
+        own_timeout: Duration,
+    ) -> Result<(Duration, &Instances, BulkheadSlot<'_>), UpstreamError> {
+        let timeout = self.call_timeout(ctx, own_timeout)?;
+        let instances = self.instances()?;
+        let slot = self.enter_bulkhead()?;
+        self.0.budget.deposit();
+        self.0.counters.calls.inc();
+        Ok((timeout, instances, slot))
+    }
+
+    /// An instance for the next try (not among `tried` if possible), or fail fast when every
+    /// instance's breaker is open.
+    fn lease<'a>(
+        &self,
+        instances: &'a Instances,
+        tried: &[usize],
+    ) -> Result<Lease<'a>, UpstreamError> {
+        instances.pick(tried).ok_or_else(|| {
+            self.0.counters.circuit_open.inc();
+            UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::CircuitOpen,
+                "every instance's circuit is open",
+            )
+        })
     }
 
     /// Time this call may take: its own timeout, cut to what is left of the request.
