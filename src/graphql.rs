@@ -8,6 +8,7 @@ use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, Subscrip
 use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::auth::Identity;
 use crate::backends::{Backends, Loaders};
-use crate::config::GraphqlConfig;
+use crate::config::{AuthPolicy, GraphqlConfig};
 use crate::gateway::Gateway;
 use crate::ratelimit::OperationCharge;
 use crate::upstream::{CallContext, UpstreamError};
@@ -116,6 +117,18 @@ where
             }
         },
     )
+}
+
+/// The usual GraphQL BFF: `POST /graphql` executing `schema`, behind the caller's JWT (and
+/// the rate limits).
+pub fn routes<Q, M, S>(gateway: &Gateway, schema: Schema<Q, M, S>) -> Router<Gateway>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let api = Router::new().route("/graphql", endpoint(schema));
+    gateway.protect(api, AuthPolicy::Jwt)
 }
 
 /// Parsed documents by query text. Clients send the same few operations again and again,
@@ -330,5 +343,51 @@ pub fn check_schema_file(path: &str, sdl: &str, package: &str) -> Result<(), Str
         Err(format!(
             "{path} differs from the code; run UPDATE_SCHEMAS=1 cargo test -p {package}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(query: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "query": query })).unwrap()
+    }
+
+    #[test]
+    fn a_parsed_document_is_remembered_and_reused_by_its_text() {
+        let documents = Documents::default();
+        let query = "{ home { greeting } }";
+        parse_request(&body(query), &documents).unwrap();
+        assert!(documents.0.contains_key(query), "not remembered");
+
+        // The second request with that text gets the remembered document: the parsed copy
+        // is already set, even though this request never ran the parser itself.
+        documents.0.insert(
+            query.to_owned(),
+            async_graphql::parser::parse_query("{ other }").unwrap(),
+        );
+        let mut again = parse_request(&body(query), &documents).unwrap();
+        let Ok(doc) = again.parsed_query() else {
+            panic!("no document")
+        };
+        assert!(
+            format!("{doc:?}").contains("other"),
+            "not the remembered one"
+        );
+    }
+
+    #[test]
+    fn unparseable_and_oversized_queries_are_not_kept() {
+        let documents = Documents::default();
+        parse_request(&body("{ not graphql"), &documents).unwrap();
+        let long = format!(
+            "{{ home {{ greeting }} }} #{}",
+            "x".repeat(Documents::MAX_QUERY_BYTES)
+        );
+        parse_request(&body(&long), &documents).unwrap();
+        documents.0.run_pending_tasks();
+        assert_eq!(documents.0.entry_count(), 0);
+        assert!(parse_request(b"not json", &documents).is_err());
     }
 }

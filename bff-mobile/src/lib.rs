@@ -8,7 +8,7 @@
 mod schema;
 
 use manifold::axum::Router;
-use manifold::config::{AuthPolicy, GraphqlConfig};
+use manifold::config::GraphqlConfig;
 use manifold::{BffSpec, Gateway, graphql};
 
 pub use schema::MobileSchema;
@@ -37,11 +37,7 @@ pub fn schema(config: &GraphqlConfig) -> MobileSchema {
 }
 
 fn routes(gateway: &Gateway) -> Router<Gateway> {
-    let api = Router::new().route(
-        "/graphql",
-        graphql::endpoint(schema(&gateway.config().graphql)),
-    );
-    gateway.protect(api, AuthPolicy::Jwt)
+    graphql::routes(gateway, schema(&gateway.config().graphql))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 mod schema;
 
 use manifold::axum::Router;
-use manifold::config::{AuthPolicy, GraphqlConfig};
+use manifold::config::GraphqlConfig;
 use manifold::{BffSpec, Gateway, graphql};
 
 pub use schema::WebSchema;
@@ -31,11 +31,7 @@ pub fn schema(config: &GraphqlConfig) -> WebSchema {
 }
 
 fn routes(gateway: &Gateway) -> Router<Gateway> {
-    let api = Router::new().route(
-        "/graphql",
-        graphql::endpoint(schema(&gateway.config().graphql)),
-    );
-    gateway.protect(api, AuthPolicy::Jwt)
+    graphql::routes(gateway, schema(&gateway.config().graphql))
 }
 
 #[cfg(test)]
