@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod rest;
 pub mod server;
+mod sharing;
 pub mod upstream;
 
 /// Every binary linking the core allocates with mimalloc: with glibc's malloc, allocation was

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::policy::{Lifetime, Sharing};
@@ -54,16 +54,8 @@ pub enum SharedTierError {
 impl SharedTier {
     /// Does not connect: the first call does, and the manager reconnects after failures.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
-        let info = redis::IntoConnectionInfo::into_connection_info(url)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
         Ok(Self {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            connection: crate::sharing::lazy_connection(url, timeout)?,
             prefix: prefix.to_owned(),
             timeout,
             resting_until: Mutex::new(None),

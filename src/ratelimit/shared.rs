@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::{Limit, Outcome};
 
@@ -87,16 +87,7 @@ pub struct SharedCheck<'a> {
 impl RedisStore {
     /// Does not connect: the first call does, and the manager reconnects after failures.
     pub fn new(url: &str, timeout: Duration, retry: Duration) -> Result<Self, redis::RedisError> {
-        // Small requests waiting for their answer: Nagle's algorithm would only delay them.
-        let info = redis::IntoConnectionInfo::into_connection_info(url)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let connection = crate::sharing::lazy_connection(url, timeout)?;
         Ok(Self {
             connection,
             script: redis::Script::new(GCRA),
