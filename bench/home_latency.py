@@ -16,17 +16,7 @@ import random
 import statistics
 import time
 
-HOME = """query Home { home {
-  greeting
-  me { id name avatarUrl }
-  cart { itemCount }
-  notifications { unreadCount }
-  recentOrders(first: 3) { id status total { amount currency } itemCount eta }
-  recommendations(first: 10) { id title price { amount currency } thumbnailUrl }
-  banners { id title imageUrl link }
-} }"""
-
-BACKEND_PORTS = range(9101, 9110)
+from run import BACKEND_PORTS, HOME  # the same query and backends the benchmark uses
 
 
 def call(port, method, path, body=None, headers=None):
