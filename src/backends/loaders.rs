@@ -50,21 +50,9 @@ impl Loaders {
         self.0.load_one(ProductId(id.to_owned())).await
     }
 
-    /// The products the catalog knows among `ids`, by id, in one batch.
-    pub async fn products(
-        &self,
-        ids: &[&str],
-    ) -> Result<HashMap<String, Arc<Product>>, UpstreamError> {
-        let found = self
-            .0
-            .load_many(ids.iter().map(|id| ProductId((*id).to_owned())))
-            .await?;
-        Ok(found.into_iter().map(|(k, v)| (k.0, v)).collect())
-    }
-
-    /// `products`, as summaries: for lists that show only id, title, price and thumbnail.
-    /// A separate batch from `products` (a request asking for both gets two calls, unless
-    /// the catalog is cached).
+    /// The products the catalog knows among `ids`, by id, in one batch, as summaries (id,
+    /// title, price, thumbnail: what a list shows). A separate batch from `product` (a
+    /// request asking for both gets two calls, unless the catalog is cached).
     pub async fn product_summaries(
         &self,
         ids: &[&str],
