@@ -198,3 +198,56 @@ async fn bodies_stream_through_both_ways() {
     let expected: u64 = (0..CHUNKS).map(|i| (i % 251) as u64 * CHUNK as u64).sum();
     assert_eq!(checksum, expected);
 }
+
+/// A backend that sends its head and a first chunk in time, then stalls its body: the
+/// route's timeout still ends the exchange (the client sees the body fail), instead of the
+/// connection hanging as long as the backend likes.
+#[tokio::test]
+async fn a_stalled_backend_body_is_cut_at_the_route_timeout() {
+    let app = axum::Router::new().fallback(|| async {
+        let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+            b"first chunk",
+        ))]);
+        Body::from_stream(first.chain(futures_util::stream::pending()))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stalling = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let stack = Stack::start_with(&bff_web::SPEC, |config| {
+        config.upstreams.get_mut("users").unwrap().url = Some(url);
+        for route in &mut config.routes {
+            route.timeout = Duration::from_millis(500);
+        }
+    })
+    .await;
+    let token = stack.token("42", "web", &[]).await;
+
+    let started = tokio::time::Instant::now();
+    let response = stack
+        .http
+        .get(stack.url("/api/users/42"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = body
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("first chunk");
+    assert_eq!(&first[..], b"first chunk");
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .expect("the stalled body was not cut: still open after 5 s");
+    assert!(
+        matches!(rest, Some(Err(_))),
+        "a cut body must fail, not end cleanly: {rest:?}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "cut after {took:?}");
+    stalling.abort();
+}
