@@ -1,11 +1,15 @@
 //! Shared GraphQL plumbing: the axum endpoint (POST JSON, GraphQL-over-HTTP content
-//! negotiation, parsed documents remembered by query text), schema hardening from config (depth, complexity, introspection), the
+//! negotiation, parsed documents remembered by query text, and once found valid not
+//! validated again), schema hardening from config (depth, complexity, introspection), the
 //! per-request data every resolver finds (`Scope`), the scope guard for fields and mutations
 //! (`RequireScope`), and the one mapping from a failed backend call to a GraphQL error
 //! (`extensions.code`, `extensions.service`).
 
-use async_graphql::{ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType};
+use async_graphql::{
+    ErrorExtensions, ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode,
+};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use axum::Router;
@@ -83,8 +87,45 @@ where
     }
 }
 
-/// `POST` handler executing operations against `schema`.
-pub fn endpoint<Q, M, S>(schema: Schema<Q, M, S>) -> MethodRouter<Gateway>
+/// One schema, built twice from the same builder. `strict` runs every validation rule;
+/// `known` runs only the limits (depth, complexity) and the rules a document cannot have
+/// passed once and fail later. `known` executes only a remembered document that `strict`
+/// already found valid with the same inputs (no variables, no operation name): validation
+/// depends on nothing else, so its verdict cannot have changed. Validation was 9% of the
+/// mobile home query's instructions.
+pub struct Schemas<Q, M, S> {
+    strict: Schema<Q, M, S>,
+    known: Schema<Q, M, S>,
+}
+
+impl<Q, M, S> Clone for Schemas<Q, M, S> {
+    fn clone(&self) -> Self {
+        Self {
+            strict: self.strict.clone(),
+            known: self.known.clone(),
+        }
+    }
+}
+
+impl<Q, M, S> Schemas<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    /// `builder` hardened with `config`'s limits, finished in both modes.
+    pub fn new(builder: impl Fn() -> SchemaBuilder<Q, M, S>, config: &GraphqlConfig) -> Self {
+        Self {
+            strict: harden(builder(), config).finish(),
+            known: harden(builder(), config)
+                .validation_mode(ValidationMode::Fast)
+                .finish(),
+        }
+    }
+}
+
+/// `POST` handler executing operations against `schemas`.
+pub fn endpoint<Q, M, S>(schemas: Schemas<Q, M, S>) -> MethodRouter<Gateway>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
@@ -97,21 +138,22 @@ where
               charge: Option<Extension<Arc<OperationCharge>>>,
               headers: HeaderMap,
               body: Bytes| {
-            let schema = schema.clone();
+            let schemas = schemas.clone();
             let documents = documents.clone();
             async move {
                 let charge = charge.map(|Extension(c)| c);
-                let request = match parse_request(&body, &documents) {
-                    Ok(request) => request,
+                let (request, remembered) = match parse_request(&body, &documents) {
+                    Ok(parsed) => parsed,
                     Err(e) => return not_a_request(negotiate(&headers), &e),
                 };
                 execute(
-                    &schema,
+                    &schemas,
                     &gateway,
                     call,
                     charge.as_deref(),
                     &headers,
                     request,
+                    remembered,
                 )
                 .await
             }
@@ -119,15 +161,19 @@ where
     )
 }
 
-/// The usual GraphQL BFF: `POST /graphql` executing `schema`, behind the caller's JWT (and
-/// the rate limits).
-pub fn routes<Q, M, S>(gateway: &Gateway, schema: Schema<Q, M, S>) -> Router<Gateway>
+/// The usual GraphQL BFF: `POST /graphql` executing the schema `builder` makes, behind the
+/// caller's JWT (and the rate limits).
+pub fn routes<Q, M, S>(
+    gateway: &Gateway,
+    builder: impl Fn() -> SchemaBuilder<Q, M, S>,
+) -> Router<Gateway>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let api = Router::new().route("/graphql", endpoint(schema));
+    let schemas = Schemas::new(builder, &gateway.config().graphql);
+    let api = Router::new().route("/graphql", endpoint(schemas));
     gateway.protect(api, AuthPolicy::Jwt)
 }
 
@@ -137,7 +183,26 @@ where
 /// distinct queries only churns it; execution still checks every request against the
 /// schema and the limits.
 #[derive(Clone)]
-struct Documents(moka::sync::Cache<String, ExecutableDocument>);
+struct Documents(moka::sync::Cache<String, Arc<Remembered>>);
+
+/// A remembered document, and whether the strict schema found it valid when sent alone
+/// (no variables, no operation name).
+struct Remembered {
+    document: ExecutableDocument,
+    valid_alone: AtomicBool,
+}
+
+impl Remembered {
+    /// May `request` skip the rules the strict schema already passed it on?
+    fn known_valid(&self, request: &async_graphql::Request) -> bool {
+        is_alone(request) && self.valid_alone.load(Ordering::Relaxed)
+    }
+}
+
+/// A request whose validation depends on its document alone.
+fn is_alone(request: &async_graphql::Request) -> bool {
+    request.variables.is_empty() && request.operation_name.is_none()
+}
 
 impl Documents {
     const CAPACITY: u64 = 512;
@@ -151,31 +216,41 @@ impl Default for Documents {
 }
 
 /// The GraphQL request in `body`, with its document from `documents` when known (parsed
-/// and remembered otherwise).
+/// and remembered otherwise), and the remembered entry.
 fn parse_request(
     body: &[u8],
     documents: &Documents,
-) -> Result<async_graphql::Request, serde_json::Error> {
+) -> Result<(async_graphql::Request, Option<Arc<Remembered>>), serde_json::Error> {
     let mut request: async_graphql::Request = serde_json::from_slice(body)?;
-    if let Some(document) = documents.0.get(&request.query) {
-        request.set_parsed_query(document);
+    let remembered = if let Some(remembered) = documents.0.get(&request.query) {
+        request.set_parsed_query(remembered.document.clone());
+        Some(remembered)
     } else if request.query.len() <= Documents::MAX_QUERY_BYTES
         && let Ok(document) = request.parsed_query()
     {
         // A query that does not parse is not kept: execution reports the parser's error.
-        let document = document.clone();
-        documents.0.insert(request.query.clone(), document);
-    }
-    Ok(request)
+        let remembered = Arc::new(Remembered {
+            document: document.clone(),
+            valid_alone: AtomicBool::new(false),
+        });
+        documents
+            .0
+            .insert(request.query.clone(), remembered.clone());
+        Some(remembered)
+    } else {
+        None
+    };
+    Ok((request, remembered))
 }
 
 async fn execute<Q, M, S>(
-    schema: &Schema<Q, M, S>,
+    schemas: &Schemas<Q, M, S>,
     gateway: &Gateway,
     call: CallContext,
     charge: Option<&OperationCharge>,
     headers: &HeaderMap,
     mut request: async_graphql::Request,
+    remembered: Option<Arc<Remembered>>,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -213,7 +288,12 @@ where
         backends,
         call,
     };
-    let mut response = schema.execute(request.data(scope).data(caller)).await;
+    let mut response = run(
+        schemas,
+        request.data(scope).data(caller),
+        remembered.as_deref(),
+    )
+    .await;
     // Data a failing backend could not give, served stale from the cache instead: the
     // response says which service and how old (`extensions.degraded`).
     let degraded = notes.degraded();
@@ -227,6 +307,33 @@ where
         Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// Executes `request` on the strict schema, or on the known one when its remembered document
+/// passed the strict rules with the same inputs; a strict pass is remembered.
+async fn run<Q, M, S>(
+    schemas: &Schemas<Q, M, S>,
+    request: async_graphql::Request,
+    remembered: Option<&Remembered>,
+) -> async_graphql::Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    if remembered.is_some_and(|r| r.known_valid(&request)) {
+        return schemas.known.execute(request).await;
+    }
+    let alone = is_alone(&request);
+    let response = schemas.strict.execute(request).await;
+    // Validation refused it iff nothing was executed: no data at all.
+    if alone
+        && let Some(remembered) = remembered
+        && response.data != async_graphql::Value::Null
+    {
+        remembered.valid_alone.store(true, Ordering::Relaxed);
+    }
+    response
 }
 
 /// The name of the operation a request will run: `operationName`, or the document's only
@@ -365,9 +472,12 @@ mod tests {
         // is already set, even though this request never ran the parser itself.
         documents.0.insert(
             query.to_owned(),
-            async_graphql::parser::parse_query("{ other }").unwrap(),
+            Arc::new(Remembered {
+                document: async_graphql::parser::parse_query("{ other }").unwrap(),
+                valid_alone: AtomicBool::new(false),
+            }),
         );
-        let mut again = parse_request(&body(query), &documents).unwrap();
+        let (mut again, _) = parse_request(&body(query), &documents).unwrap();
         let Ok(doc) = again.parsed_query() else {
             panic!("no document")
         };
@@ -375,6 +485,94 @@ mod tests {
             format!("{doc:?}").contains("other"),
             "not the remembered one"
         );
+    }
+
+    struct Greeter;
+
+    #[async_graphql::Object]
+    impl Greeter {
+        async fn hello(&self, name: Option<String>) -> String {
+            format!("hello {}", name.unwrap_or_default())
+        }
+    }
+
+    type GreeterSchemas =
+        Schemas<Greeter, async_graphql::EmptyMutation, async_graphql::EmptySubscription>;
+
+    fn greeter() -> GreeterSchemas {
+        Schemas::new(
+            || {
+                Schema::build(
+                    Greeter,
+                    async_graphql::EmptyMutation,
+                    async_graphql::EmptySubscription,
+                )
+            },
+            &GraphqlConfig::default(),
+        )
+    }
+
+    /// One request through `parse_request` and `run`, as the endpoint does.
+    async fn send(
+        schemas: &GreeterSchemas,
+        documents: &Documents,
+        body: &[u8],
+    ) -> (async_graphql::Response, Arc<Remembered>) {
+        let (request, remembered) = parse_request(body, documents).unwrap();
+        let remembered = remembered.expect("remembered");
+        (run(schemas, request, Some(&remembered)).await, remembered)
+    }
+
+    #[tokio::test]
+    async fn a_document_found_valid_alone_skips_the_strict_rules_after() {
+        let (schemas, documents) = (greeter(), Documents::default());
+        let (first, remembered) = send(&schemas, &documents, &body("{ hello }")).await;
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert!(remembered.valid_alone.load(Ordering::Relaxed));
+        let (again, _) = send(&schemas, &documents, &body("{ hello }")).await;
+        assert_eq!(again.data, first.data);
+
+        // The mark is what picks the known schema: on a document the strict rules refuse
+        // (an argument of the wrong type), the known schema executes it, and the resolver's
+        // argument parsing fails the field instead.
+        let wrong = body(r#"{ hello(name: 1) }"#);
+        let (strict, remembered) = send(&schemas, &documents, &wrong).await;
+        assert_eq!(strict.data, async_graphql::Value::Null);
+        assert!(!strict.errors.is_empty());
+        remembered.valid_alone.store(true, Ordering::Relaxed);
+        // A validation error has no path; an execution error names the field.
+        assert!(strict.errors.iter().all(|e| e.path.is_empty()));
+        let (known, _) = send(&schemas, &documents, &wrong).await;
+        assert!(
+            known.errors.iter().any(|e| !e.path.is_empty()),
+            "{:?}",
+            known.errors
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_documents_and_requests_with_inputs_stay_strict() {
+        let (schemas, documents) = (greeter(), Documents::default());
+        let wrong = body(r#"{ hello(name: 1) }"#);
+        for _ in 0..2 {
+            let (response, remembered) = send(&schemas, &documents, &wrong).await;
+            assert_eq!(response.data, async_graphql::Value::Null);
+            assert!(!response.errors.is_empty());
+            assert!(!remembered.valid_alone.load(Ordering::Relaxed));
+        }
+        // Valid, but with variables (or an operation name) validation also depends on them.
+        let query = "query Hi($n: String) { hello(name: $n) }";
+        let inputs = [
+            serde_json::json!({ "query": query, "variables": { "n": "x" } }),
+            serde_json::json!({ "query": query, "operationName": "Hi", "variables": { "n": "x" } }),
+            serde_json::json!({ "query": query, "operationName": "Hi" }),
+        ];
+        for input in inputs {
+            let body = serde_json::to_vec(&input).unwrap();
+            let (response, remembered) = send(&schemas, &documents, &body).await;
+            assert!(response.errors.is_empty(), "{:?}", response.errors);
+            assert!(!remembered.valid_alone.load(Ordering::Relaxed), "{input}");
+        }
     }
 
     #[test]

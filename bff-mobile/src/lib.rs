@@ -37,7 +37,7 @@ pub fn schema(config: &GraphqlConfig) -> MobileSchema {
 }
 
 fn routes(gateway: &Gateway) -> Router<Gateway> {
-    graphql::routes(gateway, schema(&gateway.config().graphql))
+    graphql::routes(gateway, schema::builder)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject,
+    Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SchemaBuilder, SimpleObject,
 };
 use manifold::backends::{Money as BackendMoney, User};
 use manifold::config::GraphqlConfig;
@@ -14,11 +14,12 @@ use tokio::sync::OnceCell;
 pub type MobileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 pub fn build(config: &GraphqlConfig) -> MobileSchema {
-    graphql::harden(
-        Schema::build(Query, EmptyMutation, EmptySubscription),
-        config,
-    )
-    .finish()
+    graphql::harden(builder(), config).finish()
+}
+
+/// The schema before the config's limits.
+pub fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
 }
 
 pub struct Query;

@@ -31,7 +31,7 @@ pub fn schema(config: &GraphqlConfig) -> WebSchema {
 }
 
 fn routes(gateway: &Gateway) -> Router<Gateway> {
-    graphql::routes(gateway, schema(&gateway.config().graphql))
+    graphql::routes(gateway, schema::builder)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod page;
 mod product;
 mod viewer;
 
-use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema};
+use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema, SchemaBuilder};
 use manifold::backends;
 use manifold::config::GraphqlConfig;
 use manifold::graphql::{self, Scope, UpstreamResultExt};
@@ -25,7 +25,12 @@ use viewer::Viewer;
 pub type WebSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub fn build(config: &GraphqlConfig) -> WebSchema {
-    graphql::harden(Schema::build(Query, Mutation, EmptySubscription), config).finish()
+    graphql::harden(builder(), config).finish()
+}
+
+/// The schema before the config's limits.
+pub fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
 }
 
 pub struct Query;
