@@ -109,8 +109,13 @@ def _targets(results, idle, at_1000, ready_ms):
                          verdict(m["cpu_us"] * 10 <= apollo["cpu_us"], m, apollo)))
         m = get(20, "mobile home, cold cache", config)
         if m:
+            # For reading the verdict (which stays against 40 ms): what one "20 ms" backend
+            # call takes when called directly under load, and so what two waves take.
+            floor = get(20, "proxy route", "backend direct (floor)")
+            context = (f" (one backend call direct: p50 {floor['p50_ms']:.2f} ms, two waves "
+                       f"{2 * floor['p50_ms']:.2f} ms)") if floor else ""
             rows.append((f"mobile home, 20 ms: p50 within 2 ms of 40 ms ({config})",
-                         f"{m['p50_ms']:.2f} ms", verdict(m["p50_ms"] <= 42.0, m)))
+                         f"{m['p50_ms']:.2f} ms{context}", verdict(m["p50_ms"] <= 42.0, m)))
     for name, mib in idle.items():
         if name.startswith(("web-", "mobile-", "partner-")) and not name.endswith("-warm"):
             rows.append((f"RSS idle < 30 MiB ({name})", f"{mib:.1f} MiB",

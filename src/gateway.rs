@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
@@ -21,6 +22,26 @@ use crate::lifecycle::Lifecycle;
 use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
 use crate::{observe, proxy};
+
+/// What the one per-request layer after routing needs.
+#[derive(Clone)]
+struct Front {
+    edge: EdgePolicy,
+    proxies: TrustedProxies,
+    gateway: Gateway,
+}
+
+/// Every routed request, in one layer (each layer is a boxed future and a moved request):
+/// the edge (deadline, identity headers stripped, request id, trace context), then the
+/// client address (known before auth and the limits run), then `observe::track` around
+/// auth, limits and the handler, so their refusals are counted and logged too.
+async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
+    let id = edge::admit(&front.edge, &mut request);
+    client_ip::attach(&front.proxies, &mut request);
+    let mut response = observe::track(&front.gateway, request, next).await;
+    edge::echo_id(&mut response, &id);
+    response
+}
 
 /// Shared state of one BFF instance. Cheap to clone.
 #[derive(Clone)]
@@ -225,7 +246,11 @@ impl Gateway {
         };
         let hygiene_policy = HygienePolicy::new(&config.limits, &config.routes);
         let cors = edge::cors::layer(&config.cors);
-        let trusted = TrustedProxies::new(&config.client_ip);
+        let front = Front {
+            edge: edge_policy,
+            proxies: TrustedProxies::new(&config.client_ip),
+            gateway: self.clone(),
+        };
         let proxied = proxy::routes(
             &config.routes,
             &self.0.upstreams,
@@ -245,12 +270,7 @@ impl Gateway {
         let routed = own
             .merge(proxied)
             .merge(admin)
-            // Inside the edge (request id and trace context known), around auth and limits
-            // (their refusals are counted and logged): metrics, access log, spans.
-            .layer(from_fn_with_state(self.clone(), observe::track))
-            // Inside the edge: the client address is known before auth and limits run.
-            .layer(from_fn_with_state(trusted, client_ip::resolve))
-            .layer(from_fn_with_state(edge_policy, edge::edge));
+            .layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose
         // preflight answers need no token.

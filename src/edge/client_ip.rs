@@ -7,9 +7,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request};
 use http::HeaderMap;
 
 use crate::config::{Cidr, ClientIpConfig, ForwardedHeader};
@@ -72,12 +70,8 @@ impl TrustedProxies {
     }
 }
 
-/// Middleware: puts `ClientIp` into the request's extensions.
-pub async fn resolve(
-    State(proxies): State<TrustedProxies>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Puts `ClientIp` into the request's extensions (before auth and the limits read it).
+pub fn attach(proxies: &TrustedProxies, request: &mut Request) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -86,7 +80,6 @@ pub async fn resolve(
         let client = proxies.resolve(peer, request.headers());
         request.extensions_mut().insert(ClientIp(client));
     }
-    next.run(request).await
 }
 
 /// The hops a request went through, client first, from `X-Forwarded-For` or RFC 7239

@@ -13,8 +13,7 @@ pub mod hygiene;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Request, State};
-use axum::middleware::Next;
+use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
@@ -38,8 +37,10 @@ pub struct EdgePolicy {
     pub strip: Arc<ClientHeaderStrip>,
 }
 
-/// The outermost middleware of every BFF.
-pub async fn edge(State(policy): State<EdgePolicy>, mut request: Request, next: Next) -> Response {
+/// The first step of every routed request (`gateway` runs it in its one per-request layer):
+/// the deadline starts, client identity headers go, and the request id and trace context
+/// are set. Returns the id, for `echo_id` on the response.
+pub fn admit(policy: &EdgePolicy, request: &mut Request) -> Arc<str> {
     let deadline = Deadline::after(policy.request_timeout);
     policy.strip.apply(request.headers_mut());
     let id: Arc<str> = match request
@@ -61,11 +62,14 @@ pub async fn edge(State(policy): State<EdgePolicy>, mut request: Request, next: 
     extensions.insert(trace);
     extensions.insert(deadline);
     extensions.insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    id
+}
+
+/// The last step: the response carries the request's id.
+pub fn echo_id(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    response
 }
 
 /// A client-chosen id is kept only when short and plain, so it is safe in logs and headers.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -121,10 +121,10 @@ impl Drop for InFlight {
     }
 }
 
-/// Middleware around every routed request (inside `edge`, which set the request id and
-/// the trace context): records the route's metrics, writes the access-log line, remembers
-/// failures for the dashboard and exports the request's spans.
-pub async fn track(State(gateway): State<Gateway>, mut request: Request, next: Next) -> Response {
+/// Runs a routed request (after `edge::admit` set its id and trace context): records the
+/// route's metrics, writes the access-log line, remembers failures for the dashboard and
+/// exports the request's spans.
+pub async fn track(gateway: &Gateway, mut request: Request, next: Next) -> Response {
     let observer = gateway.observer().clone();
     observer.requests.in_flight.add(1);
     let _in_flight = InFlight(observer.clone());
