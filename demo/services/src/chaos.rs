@@ -151,7 +151,7 @@ pub(crate) async fn inject(
     let delay = Duration::from_millis(faults.latency_ms.saturating_add(jitter));
     if !delay.is_zero() {
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = crate::timer::sleep(delay) => {}
             () = chaos.shut_down() => return broken_connection(),
         }
     }

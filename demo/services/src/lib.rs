@@ -28,6 +28,7 @@ mod shell;
 mod shipping;
 mod stats;
 mod texts;
+mod timer;
 mod users;
 mod words;
 
