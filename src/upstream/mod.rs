@@ -636,18 +636,32 @@ impl Upstream {
         if let Some(len) = declared.filter(|len| *len > max) {
             return Err(too_large(len));
         }
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024) as usize);
+        // A body that arrives in one chunk (most: hyper hands over what one read brought) is
+        // kept as it is; only a body in pieces is copied together.
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        let mut seen = 0u64;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| client::body_error(self.name(), &e))?;
             let Ok(chunk) = frame.into_data() else {
                 continue; // trailers
             };
-            if (buf.len() + chunk.len()) as u64 > max {
-                return Err(too_large((buf.len() + chunk.len()) as u64));
+            seen += chunk.len() as u64;
+            if seen > max {
+                return Err(too_large(seen));
+            }
+            if buf.is_empty() && first.is_none() {
+                first = Some(chunk);
+                continue;
+            }
+            if let Some(first) = first.take() {
+                let capacity = declared.unwrap_or(seen).max(seen);
+                buf.reserve(usize::try_from(capacity).unwrap_or(usize::MAX));
+                buf.extend_from_slice(&first);
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        Ok(first.unwrap_or_else(|| buf.freeze()))
     }
 
     /// The body as `T`. The whole body's UTF-8 is checked once, then parsed as text: parsing
@@ -732,5 +746,86 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, UpstreamErrorKind::DeadlineExceeded);
         assert_eq!(upstream.stats().attempts, 0);
+    }
+
+    /// A backend on a free port answering every request with `response`, raw.
+    async fn raw_backend(response: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let _ = socket.write_all(response).await;
+                });
+            }
+        });
+        url
+    }
+
+    fn capped(url: &str, max: u64) -> Upstream {
+        let mut config = UpstreamConfig::new(url);
+        config.max_response_body = crate::config::ByteSize(max);
+        config.retry.attempts = 1;
+        Upstream::new("users", &config)
+    }
+
+    fn ctx() -> CallContext {
+        CallContext::new(None, Deadline::after(Duration::from_secs(5)), "t".into())
+    }
+
+    #[tokio::test]
+    async fn a_body_in_pieces_is_read_whole() {
+        let url = raw_backend(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+              transfer-encoding: chunked\r\n\r\n\
+              6\r\n{\"id\":\r\n5\r\n\"u1\",\r\na\r\n\"n\":\"Ada\"}\r\n0\r\n\r\n",
+        )
+        .await;
+        let user: serde_json::Value = capped(&url, 1024)
+            .get_json(&ctx(), "/users/u1")
+            .await
+            .unwrap();
+        assert_eq!(user, serde_json::json!({"id": "u1", "n": "Ada"}));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_declared_or_not() {
+        let declared = raw_backend(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+              content-length: 17\r\n\r\n{\"id\":\"u1234567\"}",
+        )
+        .await;
+        let chunked = raw_backend(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+              transfer-encoding: chunked\r\n\r\n\
+              9\r\n{\"id\":\"u1\r\n8\r\n234567\"}\r\n0\r\n\r\n",
+        )
+        .await;
+        for url in [declared, chunked] {
+            let err = capped(&url, 16)
+                .get_json::<serde_json::Value>(&ctx(), "/users/u1")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, UpstreamErrorKind::BadResponse, "{url}");
+            assert!(
+                err.detail.contains("exceeds the cap of 16"),
+                "{}",
+                err.detail
+            );
+            // At the cap exactly, the same body is fine.
+            capped(&url, 17)
+                .get_json::<serde_json::Value>(&ctx(), "/users/u1")
+                .await
+                .unwrap();
+        }
     }
 }
