@@ -63,6 +63,9 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--latency", type=int, default=0, help="backend latency in ms")
     parser.add_argument("--perf", action="store_true", help="perf record the gateway")
+    parser.add_argument("--call-graph", default="fp", metavar="MODE",
+                        help="perf's call-graph mode: fp (default) or dwarf (callers through "
+                             "code built without frame pointers; larger, slower to report)")
     parser.add_argument("--perf-backends", action="store_true",
                         help="perf record the sample backends instead of the gateway")
     parser.add_argument("--callgrind", type=int, metavar="N",
@@ -94,7 +97,7 @@ def main():
         perf = None
         if args.perf or args.perf_backends:
             target = backends if args.perf_backends else gateway
-            perf = subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-o",
+            perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         threads = min(os.cpu_count() or 1, args.connections)
