@@ -1,6 +1,8 @@
 //! The instances of one upstream and how a call picks one: power-of-two-choices by load
 //! (in-flight calls x latency EWMA) among the instances that are healthy, not ejected, and
-//! whose circuit breaker admits a call. Active health checks and passive outlier ejection take
+//! whose circuit breaker admits a call. An instance's EWMA fades while it gets no calls, and
+//! is forgotten when it passes its health checks again, so an instance once slow (or down)
+//! is tried again instead of losing every comparison for good. Active health checks and passive outlier ejection take
 //! bad instances out and bring them back. When every instance is unhealthy or ejected, all of
 //! them are tried anyway (a wrong health signal must not black-hole a service); only open
 //! breakers make a call fail fast.
@@ -13,6 +15,9 @@ use super::breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
 use super::client::{HttpClient, Origin};
 use crate::config::{HealthConfig, OutlierConfig, UpstreamConfig};
 
+/// How fast an instance's latency EWMA fades while it takes no calls (the time constant).
+const LATENCY_FADE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Instance {
     /// Base URL without a trailing slash.
     pub base: String,
@@ -20,8 +25,11 @@ pub struct Instance {
     pub origin: Option<Origin>,
     pub breaker: CircuitBreaker,
     in_flight: AtomicUsize,
-    /// Latency EWMA in microseconds (0 = no sample yet).
+    /// Latency EWMA in microseconds (0 = no sample yet), as of `sampled_us`.
     ewma_us: AtomicU64,
+    /// When the EWMA last took a sample, in microseconds since `epoch`.
+    sampled_us: AtomicU64,
+    epoch: Instant,
     healthy: AtomicBool,
     health_streak: AtomicU32,
     failures_in_a_row: AtomicU32,
@@ -49,6 +57,8 @@ impl Instance {
             breaker: CircuitBreaker::new(&config.breaker),
             in_flight: AtomicUsize::new(0),
             ewma_us: AtomicU64::new(0),
+            sampled_us: AtomicU64::new(0),
+            epoch: Instant::now(),
             healthy: AtomicBool::new(true),
             health_streak: AtomicU32::new(0),
             failures_in_a_row: AtomicU32::new(0),
@@ -68,9 +78,38 @@ impl Instance {
     }
 
     /// Lower is better: in-flight calls weighted by typical latency.
-    fn load(&self) -> u64 {
-        let ewma = self.ewma_us.load(Ordering::Relaxed).max(1);
+    fn load(&self, now: Instant) -> u64 {
+        let ewma = self.ewma(now).max(1);
         (self.in_flight.load(Ordering::Relaxed) as u64 + 1) * ewma
+    }
+
+    /// The latency EWMA, faded by the time since its last sample (e^(-idle/LATENCY_FADE)).
+    /// Without the fade, two instances called one at a time are compared by EWMA alone, and
+    /// the one with the higher (possibly stale) number would never be called again.
+    fn ewma(&self, now: Instant) -> u64 {
+        let ewma = self.ewma_us.load(Ordering::Relaxed);
+        let idle = self
+            .micros(now)
+            .saturating_sub(self.sampled_us.load(Ordering::Relaxed));
+        if ewma == 0 || idle == 0 {
+            return ewma;
+        }
+        (ewma as f64 * (-(idle as f64) / LATENCY_FADE.as_micros() as f64).exp()) as u64
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn sample(&self, latency_us: u64, now: Instant) {
+        let old = self.ewma(now);
+        let new = if old == 0 {
+            latency_us
+        } else {
+            (old * 4 + latency_us) / 5
+        };
+        self.ewma_us.store(new.max(1), Ordering::Relaxed);
+        self.sampled_us.store(self.micros(now), Ordering::Relaxed);
     }
 
     pub fn status(&self) -> InstanceStatus {
@@ -81,7 +120,7 @@ impl Instance {
             breaker: self.breaker.state(),
             breaker_transitions: self.breaker.transitions(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
-            latency_ewma_ms: self.ewma_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            latency_ewma_ms: self.ewma(Instant::now()) as f64 / 1000.0,
         }
     }
 }
@@ -145,7 +184,7 @@ impl Instances {
                 b += 1;
             }
             let (first, second) = (candidates[a], candidates[b]);
-            let best = if self.list[second].load() < self.list[first].load() {
+            let best = if self.list[second].load(now) < self.list[first].load(now) {
                 second
             } else {
                 first
@@ -175,14 +214,9 @@ impl Instances {
         match outcome {
             Outcome::Success => {
                 instance.failures_in_a_row.store(0, Ordering::Relaxed);
-                let sample = lease.started.elapsed().as_micros() as u64;
-                let old = instance.ewma_us.load(Ordering::Relaxed);
-                let new = if old == 0 {
-                    sample
-                } else {
-                    (old * 4 + sample) / 5
-                };
-                instance.ewma_us.store(new.max(1), Ordering::Relaxed);
+                let now = Instant::now();
+                let latency = now.saturating_duration_since(lease.started).as_micros();
+                instance.sample(u64::try_from(latency).unwrap_or(u64::MAX), now);
             }
             Outcome::Failure => {
                 let n = instance.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
@@ -260,11 +294,13 @@ fn update_health(instance: &Instance, ok: bool, config: &HealthConfig) {
         instance.healthy.store(ok, Ordering::Relaxed);
         instance.health_streak.store(0, Ordering::Relaxed);
         if ok {
-            // Back in service: a stale ejection must not keep it out.
+            // Back in service: a stale ejection must not keep it out, and its latency from
+            // before is old news (unknown, it is tried first).
             *instance
                 .ejected_until
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = None;
+            instance.ewma_us.store(0, Ordering::Relaxed);
             tracing::info!(instance = %instance.base, "instance healthy again");
         } else {
             tracing::warn!(instance = %instance.base, "instance failed its health checks");
@@ -333,6 +369,41 @@ mod tests {
             assert_eq!(instances.pick(&[]).unwrap().index, 1);
         }
         drop(busy);
+    }
+
+    /// The instance `pick` puts first when nothing is in flight, asked `n` times.
+    fn firsts(instances: &Instances, n: usize) -> Vec<usize> {
+        (0..n).map(|_| instances.pick(&[]).unwrap().index).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_once_slower_is_tried_again_as_its_latency_fades() {
+        let instances = Instances::new(&upstream(2));
+        instances.list[0].sample(1_000, Instant::now());
+        instances.list[1].sample(3_000, Instant::now());
+        assert!(firsts(&instances, 20).iter().all(|&i| i == 0));
+        // Instance 0 keeps answering in 1 ms; instance 1 is not called for 20 s.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            instances.list[0].sample(1_000, Instant::now());
+        }
+        assert!(
+            firsts(&instances, 20).iter().all(|&i| i == 1),
+            "its old 3 ms has faded below the other's 1 ms: it is tried again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_back_from_failed_health_checks_is_tried_first() {
+        let instances = Instances::new(&upstream(2));
+        let health = HealthConfig::default();
+        instances.list[0].sample(1_000, Instant::now());
+        instances.list[1].sample(3_000, Instant::now());
+        for ok in [false, false, false, true, true, true] {
+            update_health(&instances.list[1], ok, &health);
+        }
+        assert!(instances.list[1].healthy.load(Ordering::Relaxed));
+        assert!(firsts(&instances, 20).iter().all(|&i| i == 1));
     }
 
     #[test]
