@@ -88,11 +88,11 @@ where
 }
 
 /// One schema, built twice from the same builder. `strict` runs every validation rule;
-/// `known` runs only the limits (depth, complexity) and the rules a document cannot have
-/// passed once and fail later. `known` executes only a remembered document that `strict`
-/// already found valid with the same inputs (no variables, no operation name): validation
-/// depends on nothing else, so its verdict cannot have changed. Validation was 9% of the
-/// mobile home query's instructions.
+/// `known` runs async-graphql's fast set only (fragment cycles, uploads) and the limits
+/// (depth, complexity). `known` executes only a remembered document that `strict` already
+/// found valid with the same inputs (no variables, no operation name): validation depends
+/// on nothing else, so its verdict cannot have changed. Validation was 9% of the mobile
+/// home query's instructions.
 pub struct Schemas<Q, M, S> {
     strict: Schema<Q, M, S>,
     known: Schema<Q, M, S>,
@@ -180,8 +180,8 @@ where
 /// Parsed documents by query text. Clients send the same few operations again and again,
 /// and parsing one (async-graphql's parser) was the largest single cost of the mobile home
 /// query. Bounded in count, and only short texts are kept, so a client sending a stream of
-/// distinct queries only churns it; execution still checks every request against the
-/// schema and the limits.
+/// distinct queries only churns it. Every request is still checked against the limits, and
+/// against every validation rule unless `Schemas` says the verdict is already known.
 #[derive(Clone)]
 struct Documents(moka::sync::Cache<String, Arc<Remembered>>);
 
