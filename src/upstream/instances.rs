@@ -2,10 +2,10 @@
 //! (in-flight calls x latency EWMA) among the instances that are healthy, not ejected, and
 //! whose circuit breaker admits a call. An instance's EWMA fades while it gets no calls, and
 //! is forgotten when it passes its health checks again, so an instance once slow (or down)
-//! is tried again instead of losing every comparison for good. Active health checks and passive outlier ejection take
-//! bad instances out and bring them back. When every instance is unhealthy or ejected, all of
-//! them are tried anyway (a wrong health signal must not black-hole a service); only open
-//! breakers make a call fail fast.
+//! is tried again instead of losing every comparison for good. Active health checks and
+//! passive outlier ejection take bad instances out and bring them back. When every instance
+//! is unhealthy or ejected, all of them are tried anyway (a wrong health signal must not
+//! black-hole a service); only open breakers make a call fail fast.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
