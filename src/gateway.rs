@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::backends::Backends;
-use crate::cache::{self, EntityCache};
+use crate::cache::EntityCache;
 use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
@@ -261,15 +261,8 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        // The cache's purge and stats endpoints, behind their own token (no admin listener
-        // yet: they live on the public one until there is).
-        let admin = match (&self.0.cache, &config.cache.admin_token) {
-            (Some(cache), Some(token)) => cache::admin::admin_routes(cache.clone(), token),
-            _ => Router::new(),
-        };
         let routed = own
             .merge(proxied)
-            .merge(admin)
             .layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose

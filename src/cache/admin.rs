@@ -1,16 +1,12 @@
-//! The cache's operator endpoints, as a router of their own so they can move to an admin
-//! listener: `POST /admin/cache/purge?prefix=...` or `?tag=product:p123` drops entries,
-//! `GET /admin/cache/stats` reads the counters. Every call needs the configured token in
-//! `X-Admin-Token`; the router is mounted only when a token is configured.
-
-use std::sync::Arc;
+//! The cache's operator endpoints, served on the admin listener (`observe::admin`), never on
+//! the public one: `POST /admin/cache/purge?prefix=...` or `?tag=product:p123` drops
+//! entries, `GET /admin/cache/stats` reads the counters. Every call needs the configured
+//! token in `X-Admin-Token`; without a cache and a token they answer 404.
 
 use axum::Json;
-use axum::Router;
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -20,37 +16,53 @@ use crate::rest::Problem;
 
 pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 
-#[derive(Clone)]
-struct Admin {
+/// One gateway's cache, and the token that guards its endpoints.
+pub struct Admin {
     cache: EntityCache,
     /// SHA-256 of the token: compared digest to digest, in constant time.
-    token_digest: Arc<[u8; 32]>,
-}
-
-/// `/admin/cache/purge` and `/admin/cache/stats`, guarded by `token`.
-pub fn admin_routes(cache: EntityCache, token: &str) -> Router {
-    let state = Admin {
-        cache,
-        token_digest: Arc::new(Sha256::digest(token.as_bytes()).into()),
-    };
-    Router::new()
-        .route("/admin/cache/purge", post(purge))
-        .route("/admin/cache/stats", get(stats))
-        .with_state(state)
+    token_digest: [u8; 32],
 }
 
 #[derive(Deserialize)]
-struct PurgeQuery {
+pub struct PurgeQuery {
     prefix: Option<String>,
     tag: Option<String>,
 }
 
+impl Admin {
+    /// The endpoints of `cache`, when there is one and a token guards it.
+    pub fn new(cache: Option<&EntityCache>, token: Option<&str>) -> Option<Self> {
+        Some(Self {
+            cache: cache?.clone(),
+            token_digest: Sha256::digest(token?.as_bytes()).into(),
+        })
+    }
+
+    /// `POST /admin/cache/purge`.
+    pub async fn purge(
+        &self,
+        headers: &HeaderMap,
+        query: Result<Query<PurgeQuery>, QueryRejection>,
+    ) -> Response {
+        purge(self, headers, query).await
+    }
+
+    /// `GET /admin/cache/stats`.
+    pub async fn stats(&self, headers: &HeaderMap) -> Response {
+        if let Err(p) = self.authorize(headers) {
+            return p.into_response();
+        }
+        self.cache.settle().await;
+        Json(self.cache.stats()).into_response()
+    }
+}
+
 async fn purge(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
+    admin: &Admin,
+    headers: &HeaderMap,
     query: Result<Query<PurgeQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(p) = admin.authorize(&headers) {
+    if let Err(p) = admin.authorize(headers) {
         return p.into_response();
     }
     let Ok(Query(q)) = query else {
@@ -70,14 +82,6 @@ async fn purge(
         .into_response();
     }
     Json(serde_json::json!({ "purged": true })).into_response()
-}
-
-async fn stats(State(admin): State<Admin>, headers: HeaderMap) -> Response {
-    if let Err(p) = admin.authorize(&headers) {
-        return p.into_response();
-    }
-    admin.cache.settle().await;
-    Json(admin.cache.stats()).into_response()
 }
 
 impl Admin {

@@ -22,8 +22,8 @@ pub struct CacheConfig {
     pub max_entry_bytes: ByteSize,
     /// Upstreams whose GETs are cached, by name; an upstream not listed is never cached.
     pub upstreams: BTreeMap<String, CachePolicyConfig>,
-    /// `X-Admin-Token` required by the purge endpoint (`/admin/cache/...`); without it the
-    /// endpoint is not mounted.
+    /// `X-Admin-Token` required by the cache's endpoints on the admin listener
+    /// (`/admin/cache/...`); without it they answer 404.
     pub admin_token: Option<String>,
     /// The shared second tier: `redis://host:port`; local-only when absent or unreachable.
     pub redis_url: Option<String>,

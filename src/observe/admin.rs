@@ -1,21 +1,24 @@
 //! The admin listener's app: `/metrics` (Prometheus text), the JSON admin API
 //! (`/admin/api/status`: upstreams with instances, health and breaker states, per-route and
 //! per-upstream rates and latencies, rate-limit and cache counters, recent errors;
-//! `/admin/api/config`: the loaded config with secrets redacted) and the dashboard page at
-//! `/` — plain HTML, CSS and JavaScript embedded in the binary, no build step.
+//! `/admin/api/config`: the loaded config with secrets redacted), the cache's purge and stats
+//! endpoints (`cache::admin`, behind their own token) and the dashboard page at `/` — plain
+//! HTML, CSS and JavaScript embedded in the binary, no build step.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use http::header;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::metrics::NO_OPERATION;
 use super::prometheus;
 use std::sync::Arc;
 
+use crate::cache;
 use crate::gateway::Gateway;
 
 const PAGE: &str = include_str!("dashboard/index.html");
@@ -40,7 +43,34 @@ pub fn router(current: CurrentGateway) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/admin/api/status", get(status))
         .route("/admin/api/config", get(config))
+        .route("/admin/cache/purge", post(cache_purge))
+        .route("/admin/cache/stats", get(cache_stats))
         .with_state(current)
+}
+
+/// The serving gateway's cache endpoints (`cache::admin`), or 404 without a cache and token.
+fn cache_admin(current: &CurrentGateway) -> Result<cache::admin::Admin, StatusCode> {
+    let gateway = current();
+    let token = gateway.config().cache.admin_token.as_deref();
+    cache::admin::Admin::new(gateway.cache(), token).ok_or(StatusCode::NOT_FOUND)
+}
+
+async fn cache_purge(
+    State(current): State<CurrentGateway>,
+    headers: HeaderMap,
+    query: Result<Query<cache::admin::PurgeQuery>, QueryRejection>,
+) -> Response {
+    match cache_admin(&current) {
+        Ok(admin) => admin.purge(&headers, query).await,
+        Err(status) => status.into_response(),
+    }
+}
+
+async fn cache_stats(State(current): State<CurrentGateway>, headers: HeaderMap) -> Response {
+    match cache_admin(&current) {
+        Ok(admin) => admin.stats(&headers).await,
+        Err(status) => status.into_response(),
+    }
 }
 
 async fn metrics_page(State(current): State<CurrentGateway>) -> impl IntoResponse {

@@ -245,7 +245,7 @@ async fn purge_by_tag_or_prefix_needs_the_token_and_drops_entries() {
     let purge = |query: &'static str, token: Option<&'static str>| {
         let mut request = stack
             .http
-            .post(stack.url(&format!("/admin/cache/purge?{query}")));
+            .post(stack.admin_url(&format!("/admin/cache/purge?{query}")));
         if let Some(t) = token {
             request = request.header("x-admin-token", t);
         }
@@ -258,6 +258,21 @@ async fn purge_by_tag_or_prefix_needs_the_token_and_drops_entries() {
                 .as_u16()
         }
     };
+    // Operator endpoints: on the admin listener only, never on the public one.
+    for (method, path) in [
+        (reqwest::Method::POST, "/admin/cache/purge?tag=product:p13"),
+        (reqwest::Method::GET, "/admin/cache/stats"),
+    ] {
+        let status = stack
+            .http
+            .request(method, stack.url(path))
+            .header("x-admin-token", ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path} on the public listener");
+    }
     assert_eq!(purge("tag=product:p13", None).await, 401);
     assert_eq!(
         purge("tag=product:p13", Some("wrong-token-wrong-token")).await,
@@ -313,7 +328,7 @@ async fn purge_by_tag_or_prefix_needs_the_token_and_drops_entries() {
 
     let stats: Value = stack
         .http
-        .get(stack.url("/admin/cache/stats"))
+        .get(stack.admin_url("/admin/cache/stats"))
         .header("x-admin-token", ADMIN_TOKEN)
         .send()
         .await

@@ -53,7 +53,7 @@ async fn instances_share_entries_through_redis_and_survive_without_it() {
     // A purge on one instance reaches Redis: the other refetches.
     let status = stack
         .http
-        .post(stack.url("/admin/cache/purge?tag=product:p31"))
+        .post(stack.admin_url("/admin/cache/purge?tag=product:p31"))
         .header("x-admin-token", ADMIN_TOKEN)
         .send()
         .await
