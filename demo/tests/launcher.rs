@@ -2,7 +2,8 @@
 //! ports, prints working tokens and URLs, answers the printed queries, and stops cleanly on
 //! Ctrl-C (SIGINT). It needs ports 8081-8083, 9081-9083 and 9100-9109: when something else holds them
 //! (a demo you are running yourself) the test says so and skips, except under CI.
-//! `demo --tls` serves the same over HTTPS with the certificate whose file it prints.
+//! `demo --tls` serves the same over HTTPS with the certificate whose file it prints;
+//! `demo --backends-only` starts only the sample backends, on every interface.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -40,6 +41,11 @@ static PORTS_HELD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts `demo args` and reads its welcome text up to its last line (or skips: `None`).
 fn start_demo(args: &[&str]) -> Option<(Demo, Vec<String>)> {
+    start_demo_until(args, "Ctrl-C stops everything")
+}
+
+/// `start_demo`, reading up to the line that contains `last`.
+fn start_demo_until(args: &[&str], last: &str) -> Option<(Demo, Vec<String>)> {
     if let Err(port) = ports_free() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -74,7 +80,7 @@ fn start_demo(args: &[&str]) -> Option<(Demo, Vec<String>)> {
         let line = lines_rx
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("no welcome within 60 s; got: {welcome:#?}"));
-        let done = line.contains("Ctrl-C stops everything");
+        let done = line.contains(last);
         welcome.push(line);
         if done {
             break;
@@ -109,6 +115,36 @@ fn interrupt(mut demo: Demo) {
         ports_free().is_ok(),
         "a port is still held after the demo stopped"
     );
+}
+
+#[tokio::test]
+async fn backends_only_serves_the_ten_services_on_every_interface_and_no_bff() {
+    let _ports = PORTS_HELD.lock().await;
+    let Some((demo, _)) = start_demo_until(&["--backends-only"], "sample backends listening")
+    else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    // 127.0.0.2 is loopback too, but only a socket bound to every interface (0.0.0.0)
+    // accepts there: one bound to 127.0.0.1 would refuse it.
+    for port in 9100..=9109 {
+        for host in ["127.0.0.1", "127.0.0.2"] {
+            let status = http
+                .get(format!("http://{host}:{port}/_stats"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{host}:{port}: {e}"))
+                .status();
+            assert_eq!(status, 200, "{host}:{port}/_stats");
+        }
+    }
+    for port in [8081, 8082, 8083, 9081, 9082, 9083] {
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is held: a BFF started"
+        );
+    }
+    interrupt(demo);
 }
 
 #[tokio::test]
