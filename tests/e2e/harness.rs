@@ -48,6 +48,16 @@ impl Stack {
         format!("{}{path}", self.bff.url())
     }
 
+    /// `GET path` on the BFF with `token` as the bearer.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("BFF reachable")
+    }
+
     /// A path on the BFF's admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         let base = self.bff.admin_url().expect("admin listener enabled");

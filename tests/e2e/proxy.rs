@@ -41,13 +41,7 @@ async fn a_proxied_call_reaches_the_rewritten_path_with_the_verified_identity() 
         "the token is passed on to backends"
     );
 
-    let order = stack
-        .http
-        .get(stack.url("/api/orders/o-42-1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let order = stack.get_as("/api/orders/o-42-1", &token).await;
     assert_eq!(order.status(), 200);
     let order: Value = order.json().await.unwrap();
     assert_eq!(order["id"], "o-42-1");
@@ -74,13 +68,7 @@ async fn a_proxy_route_without_a_token_is_refused_before_the_backend() {
         anonymous.headers()["content-type"],
         "application/problem+json"
     );
-    let wrong_audience = stack
-        .http
-        .get(stack.url("/api/orders/o-42-1"))
-        .bearer_auth(mobile_token)
-        .send()
-        .await
-        .unwrap();
+    let wrong_audience = stack.get_as("/api/orders/o-42-1", &mobile_token).await;
     assert_eq!(wrong_audience.status(), 401);
     assert_eq!(stack.requests(Service::Users).await, 0);
     assert_eq!(stack.requests(Service::Orders).await, 0);
@@ -91,13 +79,7 @@ async fn backend_errors_and_statuses_pass_through_a_proxy_route() {
     let stack = Stack::start(&bff_web::SPEC).await;
     let token = stack.token("42", "web", &[]).await;
 
-    let missing = stack
-        .http
-        .get(stack.url("/api/users/99999999"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let missing = stack.get_as("/api/users/99999999", &token).await;
     assert_eq!(
         missing.status(),
         404,
@@ -107,13 +89,7 @@ async fn backend_errors_and_statuses_pass_through_a_proxy_route() {
     stack
         .chaos(Service::Users, serde_json::json!({ "reset": true }))
         .await;
-    let down = stack
-        .http
-        .get(stack.url("/api/users/42"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let down = stack.get_as("/api/users/42", &token).await;
     assert_eq!(down.status(), 502);
     let problem: Value = down.json().await.unwrap();
     assert_eq!(problem["code"], "UPSTREAM_UNAVAILABLE");
@@ -225,13 +201,7 @@ async fn a_stalled_backend_body_is_cut_at_the_route_timeout() {
     let token = stack.token("42", "web", &[]).await;
 
     let started = tokio::time::Instant::now();
-    let response = stack
-        .http
-        .get(stack.url("/api/users/42"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.get_as("/api/users/42", &token).await;
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let first = body

@@ -9,13 +9,7 @@ use crate::harness::Stack;
 async fn a_reload_keeps_the_state_of_unchanged_upstreams() {
     let stack = Stack::start(&bff_web::SPEC).await;
     let token = stack.token("42", "web", &[]).await;
-    let r = stack
-        .http
-        .get(stack.url("/api/users/42"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = stack.get_as("/api/users/42", &token).await;
     assert_eq!(r.status(), 200);
     let calls = |stack: &Stack, name: &str| stack.bff.gateway().upstreams()[name].stats().calls;
     assert_eq!(calls(&stack, "users"), 1);
@@ -47,13 +41,7 @@ async fn a_reload_keeps_the_state_of_unchanged_upstreams() {
         0,
         "the refused config's generation was not swapped in"
     );
-    let r = stack
-        .http
-        .get(stack.url("/api/users/42"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = stack.get_as("/api/users/42", &token).await;
     assert_eq!(r.status(), 200);
     assert_eq!(calls(&stack, "users"), 1);
 }

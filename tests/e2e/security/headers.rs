@@ -117,13 +117,7 @@ async fn a_proxy_route_without_its_scope_is_a_403_before_the_backend() {
     assert_eq!(problem["status"], 403, "{problem}");
     assert_eq!(stack.requests(Service::Orders).await, 0);
 
-    let allowed = stack
-        .http
-        .get(stack.url("/api/orders/o-42-1"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+    let allowed = stack.get_as("/api/orders/o-42-1", &reader).await;
     assert_eq!(allowed.status(), 200);
     assert_eq!(stack.requests(Service::Orders).await, 1);
 }
