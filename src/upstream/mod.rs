@@ -638,8 +638,8 @@ impl Upstream {
         }
         // A body that arrives in one chunk (most: hyper hands over what one read brought) is
         // kept as it is; only a body in pieces is copied together.
-        let mut first: Option<Bytes> = None;
-        let mut buf = BytesMut::new();
+        let mut whole = Bytes::new();
+        let mut joined: Option<BytesMut> = None;
         let mut seen = 0u64;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| client::body_error(self.name(), &e))?;
@@ -650,18 +650,20 @@ impl Upstream {
             if seen > max {
                 return Err(too_large(seen));
             }
-            if buf.is_empty() && first.is_none() {
-                first = Some(chunk);
-                continue;
+            match &mut joined {
+                Some(buf) => buf.extend_from_slice(&chunk),
+                None if whole.is_empty() => whole = chunk,
+                None => {
+                    let capacity = declared.unwrap_or(seen).max(seen);
+                    let mut buf =
+                        BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+                    buf.extend_from_slice(&whole);
+                    buf.extend_from_slice(&chunk);
+                    joined = Some(buf);
+                }
             }
-            if let Some(first) = first.take() {
-                let capacity = declared.unwrap_or(seen).max(seen);
-                buf.reserve(usize::try_from(capacity).unwrap_or(usize::MAX));
-                buf.extend_from_slice(&first);
-            }
-            buf.extend_from_slice(&chunk);
         }
-        Ok(first.unwrap_or_else(|| buf.freeze()))
+        Ok(joined.map_or(whole, BytesMut::freeze))
     }
 
     /// The body as `T`. The whole body's UTF-8 is checked once, then parsed as text: parsing
