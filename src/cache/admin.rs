@@ -44,7 +44,26 @@ impl Admin {
         headers: &HeaderMap,
         query: Result<Query<PurgeQuery>, QueryRejection>,
     ) -> Response {
-        purge(self, headers, query).await
+        if let Err(p) = self.authorize(headers) {
+            return p.into_response();
+        }
+        let Ok(Query(q)) = query else {
+            return Problem::bad_request("invalid query string").into_response();
+        };
+        let prefix = q.prefix.filter(|p| !p.is_empty());
+        let tag = q.tag.filter(|t| !t.is_empty());
+        if prefix.is_none() && tag.is_none() {
+            return Problem::bad_request("give a non-empty prefix or tag").into_response();
+        }
+        if !self.cache.purge(prefix, tag).await {
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PURGE_FAILED",
+                "the cache refused the purge; try again",
+            )
+            .into_response();
+        }
+        Json(serde_json::json!({ "purged": true })).into_response()
     }
 
     /// `GET /admin/cache/stats`.
@@ -55,36 +74,7 @@ impl Admin {
         self.cache.settle().await;
         Json(self.cache.stats()).into_response()
     }
-}
 
-async fn purge(
-    admin: &Admin,
-    headers: &HeaderMap,
-    query: Result<Query<PurgeQuery>, QueryRejection>,
-) -> Response {
-    if let Err(p) = admin.authorize(headers) {
-        return p.into_response();
-    }
-    let Ok(Query(q)) = query else {
-        return Problem::bad_request("invalid query string").into_response();
-    };
-    let prefix = q.prefix.filter(|p| !p.is_empty());
-    let tag = q.tag.filter(|t| !t.is_empty());
-    if prefix.is_none() && tag.is_none() {
-        return Problem::bad_request("give a non-empty prefix or tag").into_response();
-    }
-    if !admin.cache.purge(prefix, tag).await {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "PURGE_FAILED",
-            "the cache refused the purge; try again",
-        )
-        .into_response();
-    }
-    Json(serde_json::json!({ "purged": true })).into_response()
-}
-
-impl Admin {
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Problem> {
         let given = headers
             .get(ADMIN_TOKEN_HEADER)
