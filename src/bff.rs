@@ -197,7 +197,7 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
             let admin_addr = listener.local_addr().unwrap_or(addr);
             // The admin pages follow the config generation serving now.
             let current = live.clone();
-            let app = crate::observe::admin::router(Arc::new(move || current.gateway()));
+            let app = crate::admin::router(Arc::new(move || current.gateway()));
             Some(
                 RunningServer::spawn(listener, app, None, &limits).map_err(|source| {
                     StartError::Bind {

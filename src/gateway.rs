@@ -12,8 +12,7 @@ use axum::response::Response;
 use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
-use crate::backends::Backends;
-use crate::cache::EntityCache;
+use crate::cache::{CachedUpstream, EntityCache};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
@@ -21,7 +20,7 @@ use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
-use crate::{observe, proxy};
+use crate::{admin, observe, proxy};
 
 /// What the one per-request layer after routing needs.
 #[derive(Clone)]
@@ -38,7 +37,7 @@ struct Front {
 async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
     let id = edge::admit(&front.edge, &mut request);
     client_ip::attach(&front.proxies, &mut request);
-    let mut response = observe::track(&front.gateway, request, next).await;
+    let mut response = observe::track(front.gateway.observer(), request, next).await;
     edge::echo_id(&mut response, &id);
     response
 }
@@ -49,8 +48,7 @@ pub struct Gateway(Arc<Inner>);
 
 struct Inner {
     config: Config,
-    upstreams: BTreeMap<String, Upstream>,
-    backends: Backends,
+    upstreams: BTreeMap<String, CachedUpstream>,
     /// `None` when `[cache] enabled = false`.
     cache: Option<EntityCache>,
     authenticator: Arc<Authenticator>,
@@ -120,12 +118,11 @@ impl Gateway {
                         let policy = config.cache.upstreams.get(name)?;
                         Some(cache.for_upstream(policy))
                     });
-                    Upstream::new_cached(name, cfg, cached)
+                    CachedUpstream::new(Upstream::new(name, cfg), cached)
                 }
             };
             upstreams.insert(name.clone(), upstream);
         }
-        let backends = Backends::new(&upstreams);
         let authenticator = Arc::new(Authenticator::new(&config.auth));
         let rate_limiter = match previous {
             Some(p) if same(&p.0.config.rate_limit, &config.rate_limit) => p.0.rate_limiter.clone(),
@@ -144,7 +141,6 @@ impl Gateway {
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
-            backends,
             cache,
             authenticator,
             rate_limiter,
@@ -157,17 +153,14 @@ impl Gateway {
         &self.0.config
     }
 
-    pub fn backends(&self) -> &Backends {
-        &self.0.backends
-    }
-
     /// The entity cache, when enabled (its counters feed metrics and tests).
     pub fn cache(&self) -> Option<&EntityCache> {
         self.0.cache.as_ref()
     }
 
-    /// Every configured upstream by name (their stats feed metrics and tests).
-    pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
+    /// Every configured upstream by name, behind the cache where `[cache]` caches it: what a
+    /// BFF's typed clients are built on (their stats feed metrics and tests).
+    pub fn upstreams(&self) -> &BTreeMap<String, CachedUpstream> {
         &self.0.upstreams
     }
 
@@ -257,7 +250,7 @@ impl Gateway {
             |router, policy, scopes| self.guard(router, policy, scopes),
         );
         let own = bff
-            .merge(observe::routes())
+            .merge(admin::health_routes())
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());

@@ -1,21 +1,27 @@
-//! Manifold's core: the generic machinery every Backend-for-Frontend binary shares. A request
-//! meets the modules roughly in this order: `server` accepts (request heads bounded), `edge`
-//! checks it (limits, one path normalisation, CORS) and stamps it (request id, deadline,
-//! identity headers stripped, client IP), `auth` verifies who is calling and what it may do,
-//! `ratelimit` charges it, the BFF's own routes (GraphQL via `graphql`, REST via `rest`) or a
-//! `proxy` route run, and every backend call goes through `backends` (typed clients) ->
-//! `upstream` (one service, called well).
-//! `observe` answers health checks; `bff` is the shared `main`; `lifecycle` and `reload`
-//! keep one process serving across SIGTERM drains and config reloads.
+//! Manifold's core: the generic machinery every Backend-for-Frontend binary shares. It names
+//! no client and no backend service: a BFF brings its own routes and its own typed clients,
+//! built on `cache::CachedUpstream`.
+//!
+//! The modules stand on floors (`layers.txt` at the project root; CI checks that every import
+//! points down or sideways), in the order a request meets them: `config` and `sharing` are
+//! the ground; `error` (the problem body and its codes) and `request` (what one request
+//! carries) stand on it; `server` accepts (request heads bounded), `auth` verifies who is
+//! calling, `observe` records the request; every backend call goes through `cache` ->
+//! `upstream` (one service, called well); `edge` checks and stamps requests (limits, path
+//! normalisation, CORS, request id, deadline, client IP), `ratelimit` charges them; then
+//! `proxy` routes and `graphql` plumbing run; `admin` is the operator's side; `gateway`
+//! assembles one BFF, `reload` and `lifecycle` keep it serving across config reloads and
+//! drains, and `bff` is the shared `main`.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
-pub mod backends;
 pub mod bff;
 pub mod cache;
 pub mod config;
 pub mod edge;
+pub mod error;
 pub mod gateway;
 pub mod graphql;
 pub mod lifecycle;
@@ -23,7 +29,7 @@ pub mod observe;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reload;
-pub mod rest;
+pub mod request;
 pub mod server;
 mod sharing;
 pub mod upstream;

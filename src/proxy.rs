@@ -12,23 +12,20 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::cache::policy;
-use crate::cache::proxy::ProxyLookup;
+use crate::cache::{CachedUpstream, Exchange};
 use crate::config::{AuthPolicy, RouteConfig};
-use crate::edge::REQUEST_ID_HEADER;
-use crate::rest::Problem;
-use crate::upstream::{
-    CallContext, Deadline, REQUEST_TIMEOUT_HEADER, Upstream, UpstreamError, UpstreamErrorKind,
-};
+use crate::error::Problem;
+use crate::request::{CallContext, Deadline, REQUEST_ID_HEADER};
+use crate::upstream::REQUEST_TIMEOUT_HEADER;
 
 /// One compiled route.
 struct ProxyRoute {
     prefix: String,
     /// What replaces `prefix` upstream (the prefix itself when there is no rewrite).
     target_prefix: String,
-    upstream: Upstream,
+    upstream: CachedUpstream,
     timeout: Duration,
 }
 
@@ -37,7 +34,7 @@ struct ProxyRoute {
 /// literal, unique, and name configured upstreams.
 pub fn routes(
     config: &[RouteConfig],
-    upstreams: &BTreeMap<String, Upstream>,
+    upstreams: &BTreeMap<String, CachedUpstream>,
     guard: impl Fn(Router, AuthPolicy, &[String]) -> Router,
 ) -> Router {
     let mut router = Router::new();
@@ -84,80 +81,38 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         target.push_str(q);
     }
 
-    // A plain GET of a cached service may be answered, or stood in for, by the cache; it
-    // keeps the client's headers (conditions, `Vary`) for that.
-    let cache = route
-        .upstream
-        .cache()
-        .filter(|_| parts.method == Method::GET && !parts.headers.contains_key(header::RANGE));
-    let cache_key = cache.map(|_| policy::request_key(route.upstream.name(), &target));
-    let mut stale = None;
-    let mut request_headers = HeaderMap::new();
-    if let (Some(cache), Some(key)) = (cache, &cache_key) {
-        match cache.proxy_lookup(&ctx, key, &parts.headers).await {
-            ProxyLookup::Hit(response) => return response,
-            ProxyLookup::Miss { stale: s } => stale = s,
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let outgoing = |mut headers: HeaderMap| {
+        remove_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(REQUEST_ID_HEADER);
+        headers.remove(REQUEST_TIMEOUT_HEADER);
+        if let Some(peer) = &peer {
+            append_forwarded_for(&mut headers, peer);
         }
-        request_headers = parts.headers.clone();
-    }
-
-    let mut headers = std::mem::take(&mut parts.headers);
-    remove_hop_by_hop(&mut headers);
-    headers.remove(header::HOST);
-    headers.remove(REQUEST_ID_HEADER);
-    headers.remove(REQUEST_TIMEOUT_HEADER);
-    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        append_forwarded_for(&mut headers, peer);
-    }
-
-    let response = match route
-        .upstream
-        .stream(&ctx, parts.method, &target, headers, body, route.timeout)
-        .await
-    {
-        Ok(r) => r,
+        headers
+    };
+    let exchange = Exchange {
+        method: parts.method,
+        target: &target,
+        headers: std::mem::take(&mut parts.headers),
+        body,
+        timeout: route.timeout,
+    };
+    let forwarded = route.upstream.forward(&ctx, exchange, outgoing).await;
+    match forwarded {
+        Ok(mut response) => {
+            remove_hop_by_hop(response.headers_mut());
+            response
+        }
         Err(e) => {
             tracing::debug!(service = %e.service, detail = %e.detail, "proxied call failed");
-            if let Some(answer) =
-                cache.and_then(|c| c.proxy_stale(&ctx, &e, stale.as_ref(), &request_headers))
-            {
-                return answer;
-            }
-            return Problem::from(e).into_response();
-        }
-    };
-
-    let (mut head, body) = response.into_parts();
-    remove_hop_by_hop(&mut head.headers);
-    if let (Some(cache), Some(key)) = (cache, &cache_key) {
-        let declared = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if head.status.is_server_error() {
-            let e = UpstreamError::from_status(route.upstream.name(), head.status);
-            if let Some(answer) = cache.proxy_stale(&ctx, &e, stale.as_ref(), &request_headers) {
-                return answer;
-            }
-        } else if cache.proxy_storable(&ctx, head.status, &head.headers, declared) {
-            // Small and known-length (checked above): buffering it is bounded.
-            return match axum::body::to_bytes(body, usize::MAX).await {
-                Ok(bytes) => {
-                    cache
-                        .proxy_store(&ctx, key, &head.headers, bytes, &request_headers)
-                        .await
-                }
-                Err(e) => Problem::from(UpstreamError::new(
-                    route.upstream.name(),
-                    UpstreamErrorKind::Reset,
-                    e.to_string(),
-                ))
-                .into_response(),
-            };
+            Problem::from(e).into_response()
         }
     }
-    Response::from_parts(head, body)
 }
 
 /// Removes the headers that belong to the connection, not to the message (RFC 9110

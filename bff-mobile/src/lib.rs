@@ -9,6 +9,7 @@ mod schema;
 
 use manifold::axum::Router;
 use manifold::config::GraphqlConfig;
+use backends::{Backends, Scope};
 use manifold::{BffSpec, Gateway, graphql};
 
 pub use schema::MobileSchema;
@@ -36,8 +37,12 @@ pub fn schema(config: &GraphqlConfig) -> MobileSchema {
     schema::build(config)
 }
 
+/// `POST /graphql`, each request with the shop's clients over this generation's upstreams.
 fn routes(gateway: &Gateway) -> Router<Gateway> {
-    graphql::routes(gateway, schema::builder)
+    let backends = Backends::new(gateway.upstreams());
+    graphql::routes(gateway, schema::builder, move |request, call| {
+        Scope::attach(&backends, request, call)
+    })
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SchemaBuilder, SimpleObject,
 };
-use manifold::backends::{Money as BackendMoney, User};
+use backends::{Money as BackendMoney, User};
 use manifold::config::GraphqlConfig;
-use manifold::graphql::{self, Scope, UpstreamResultExt};
+use backends::Scope;
+use manifold::error::Code;
+use manifold::graphql::{self, UpstreamResultExt};
 use manifold::upstream::UpstreamError;
 use tokio::sync::OnceCell;
 
@@ -31,7 +33,7 @@ impl Query {
         let user_id = Scope::of(ctx)?
             .call
             .user_id()
-            .ok_or_else(|| graphql::error("UNAUTHENTICATED", "a user token is required"))?;
+            .ok_or_else(|| graphql::error(Code::Unauthenticated, "a user token is required"))?;
         Ok(Home {
             user_id: user_id.to_owned(),
             user: OnceCell::new(),

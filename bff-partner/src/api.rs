@@ -3,9 +3,10 @@
 //! failure statuses are written here once; the router enforces the scope and the document
 //! states it. Handlers themselves live in `crate::handlers`.
 
+use backends::Backends;
 use manifold::Gateway;
 use manifold::auth::require_route_scope;
-use manifold::axum::Router;
+use manifold::axum::{Extension, Router};
 use manifold::axum::middleware::{from_fn, from_fn_with_state};
 use manifold::axum::routing::{MethodFilter, MethodRouter, on};
 use manifold::config::AuthPolicy;
@@ -215,8 +216,11 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
             None => public = public.route(route.path, endpoint),
         }
     }
-    // Inside authentication: ETag / If-None-Match, and Age / Warning when cached data was used.
-    let keyed = keyed.route_layer(from_fn(manifold::cache::http::conditional));
+    // Inside authentication: ETag / If-None-Match, and Age / Warning when cached data was used;
+    // the handlers' clients over this generation's upstreams.
+    let keyed = keyed
+        .route_layer(from_fn(manifold::cache::http::conditional))
+        .layer(Extension(Backends::new(gateway.upstreams())));
     public
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)
@@ -232,7 +236,7 @@ mod tests {
     use manifold::auth::hash_api_key;
     use manifold::axum::body::{Body, to_bytes};
     use manifold::axum::http::{HeaderMap, Request, StatusCode, header};
-    use manifold::rest::PROBLEM_JSON;
+    use manifold::error::PROBLEM_JSON;
     use serde_json::Value;
     use tower::ServiceExt;
 

@@ -4,15 +4,16 @@
 
 use std::sync::LazyLock;
 
-use manifold::Gateway;
+use backends::Backends;
 use manifold::axum::Json;
 use manifold::axum::body::Bytes;
 use manifold::axum::extract::rejection::{PathRejection, QueryRejection};
-use manifold::axum::extract::{Path, Query, State};
-use manifold::axum::http::{StatusCode, header};
+use manifold::axum::extract::{Extension, Path, Query};
+use manifold::axum::http::header;
 use manifold::axum::response::{IntoResponse, Response};
-use manifold::rest::Problem;
-use manifold::upstream::{CallContext, UpstreamError, UpstreamErrorKind};
+use manifold::error::{Code, Problem};
+use manifold::request::CallContext;
+use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde::Deserialize;
 
 use crate::api::{MAX_BATCH, MAX_ID_LEN};
@@ -21,13 +22,12 @@ use crate::openapi;
 
 /// `GET /v1/products/{id}`
 pub async fn product(
-    State(gateway): State<Gateway>,
+    Extension(backends): Extension<Backends>,
     call: CallContext,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Product>, Problem> {
     let id = path_id(id)?;
-    let product = gateway
-        .backends()
+    let product = backends
         .catalog
         .get(&call, &id)
         .await
@@ -42,13 +42,13 @@ pub struct BatchQuery {
 
 /// `GET /v1/products?ids=a,b`: one catalog call for the whole batch.
 pub async fn products(
-    State(gateway): State<Gateway>,
+    Extension(backends): Extension<Backends>,
     call: CallContext,
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Result<Json<ProductBatch>, Problem> {
     let Query(query) = query.map_err(|_| Problem::bad_request("invalid query string"))?;
     let ids = id_list(query.ids.as_deref())?;
-    let found = gateway.backends().catalog.batch(&call, &ids).await?;
+    let found = backends.catalog.batch(&call, &ids).await?;
     Ok(Json(ProductBatch::new(&ids, found)))
 }
 
@@ -56,12 +56,11 @@ pub async fn products(
 /// catalog batch and the shipment concurrently, merged into one resource. When catalog or
 /// shipping fails, the order is still served without that part and lists it in `degraded`.
 pub async fn order(
-    State(gateway): State<Gateway>,
+    Extension(backends): Extension<Backends>,
     call: CallContext,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Order>, Problem> {
     let id = path_id(id)?;
-    let backends = gateway.backends();
     let order = backends
         .orders
         .get(&call, &id)
@@ -87,12 +86,12 @@ pub async fn order(
     // order is still served, saying what is missing.
     let mut degraded = Vec::new();
     let products = products.unwrap_or_else(|e| {
-        tracing::warn!(order = %id, code = e.code(), detail = %e.detail, "order served without product details");
+        tracing::warn!(order = %id, code = %e.code(), detail = %e.detail, "order served without product details");
         degraded.push(Degraded::Products);
         Vec::new()
     });
     let shipments = shipments.unwrap_or_else(|e| {
-        tracing::warn!(order = %id, code = e.code(), detail = %e.detail, "order served without its shipment");
+        tracing::warn!(order = %id, code = %e.code(), detail = %e.detail, "order served without its shipment");
         degraded.push(Degraded::Shipment);
         Vec::new()
     });
@@ -119,11 +118,7 @@ pub async fn no_such_route() -> Problem {
 
 /// A route's path with a method it does not serve (axum adds `Allow`).
 pub async fn method_not_allowed() -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "method not allowed on this route",
-    )
+    Problem::new(Code::MethodNotAllowed, "method not allowed on this route")
 }
 
 /// A backend's 404 for the id the client asked for is the client's 404, named; any other

@@ -5,14 +5,13 @@
 
 use std::collections::HashMap;
 
-use manifold::backends;
-use manifold::rest::Problem;
+use manifold::error::Problem;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{MAX_BATCH, MAX_ID_LEN};
 
-pub use manifold::backends::Money;
+pub use backends::Money;
 
 /// A type with a schema under `#/components/schemas/{NAME}`.
 pub trait Schema {

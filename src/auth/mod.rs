@@ -3,23 +3,26 @@
 //! and the headers that carry identity to backends (`identity`) live here too.
 
 mod apikey;
-mod identity;
 mod jwks;
 mod jwt;
+mod strip;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, header};
 
 pub use apikey::{ApiKeys, hash_api_key};
-pub use identity::{ClientHeaderStrip, Identity, Principal};
+pub use strip::ClientHeaderStrip;
+
+/// The verified caller lives with the rest of what a request carries; `auth` builds it.
+pub use crate::request::{Identity, Principal};
 pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::{AuthConfig, AuthPolicy};
-use crate::rest::Problem;
+use crate::error::{Code, Problem};
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -34,31 +37,33 @@ pub enum AuthError {
     Forbidden(String),
 }
 
+impl AuthError {
+    /// The code a client sees: who you are failed, or what you may do did.
+    pub fn code(&self) -> Code {
+        match self {
+            AuthError::Missing | AuthError::InvalidToken(_) | AuthError::InvalidApiKey => {
+                Code::Unauthenticated
+            }
+            AuthError::Forbidden(_) => Code::Forbidden,
+        }
+    }
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let (status, challenge, code) = match &self {
-            AuthError::Missing => (
-                StatusCode::UNAUTHORIZED,
-                "Bearer".to_owned(),
-                "UNAUTHENTICATED",
-            ),
-            AuthError::InvalidToken(why) => (
-                StatusCode::UNAUTHORIZED,
-                format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
-                "UNAUTHENTICATED",
-            ),
-            AuthError::InvalidApiKey => (
-                StatusCode::UNAUTHORIZED,
-                "Bearer error=\"invalid_token\", error_description=\"invalid API key\"".to_owned(),
-                "UNAUTHENTICATED",
-            ),
-            AuthError::Forbidden(scope) => (
-                StatusCode::FORBIDDEN,
-                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
-                "FORBIDDEN",
-            ),
+        let challenge = match &self {
+            AuthError::Missing => "Bearer".to_owned(),
+            AuthError::InvalidToken(why) => {
+                format!("Bearer error=\"invalid_token\", error_description=\"{why}\"")
+            }
+            AuthError::InvalidApiKey => {
+                "Bearer error=\"invalid_token\", error_description=\"invalid API key\"".to_owned()
+            }
+            AuthError::Forbidden(scope) => {
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
+            }
         };
-        let mut response = Problem::new(status, code, self.to_string()).into_response();
+        let mut response = Problem::new(self.code(), self.to_string()).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response
                 .headers_mut()

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use super::policy::{self, BatchEndpoint};
 use super::store::{Entry, Freshness};
 use super::{CacheMetrics, UpstreamCache};
-use crate::upstream::{CallContext, Deadline, Upstream, UpstreamError, UpstreamErrorKind};
+use crate::request::{CallContext, Deadline};
+use crate::upstream::{Upstream, UpstreamError, UpstreamErrorKind};
 
 #[derive(Deserialize)]
 struct Items {
@@ -111,7 +112,7 @@ impl UpstreamCache {
         let service = upstream.name().to_owned();
         self.store().flight(&flight_key, &service, move || {
             async move {
-                let fetched = upstream.fetch_get(&ctx, &path).await?;
+                let fetched = upstream.get(&ctx, &path).await?;
                 let items = split(upstream.name(), &fetched.body, &id_field)?;
                 for (id, body) in items {
                     let tag = format!("{kind}:{id}");

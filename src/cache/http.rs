@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body::Body as _;
 use sha2::{Digest, Sha256};
 
-use super::CacheNotes;
+use crate::request::CacheNotes;
 
 /// Bodies up to this size get an ETag; larger ones pass through untouched, unbuffered.
 const MAX_TAGGED_BODY: u64 = 1 << 20;

@@ -2,7 +2,9 @@
 //! tier bounded by bytes (`store`), the backend's `Cache-Control` and `Vary` deciding what
 //! may be stored, where and how long (`policy`), per-id lookups for batch endpoints
 //! (`batch`), ETag / `If-None-Match` / `Age` / `Warning` on REST answers (`http`), purge by
-//! key prefix or tag (`admin`), and counters (`metrics`).
+//! key prefix or tag (`admin`), and counters (`metrics`). It wraps `upstream`, which knows
+//! nothing of it: typed clients and proxy routes call a `CachedUpstream` (`upstream`), which
+//! asks the cache first and its `Upstream` only for what the cache cannot answer.
 //!
 //! A GET meets it in this order (`UpstreamCache::get`): a fresh entry answers at once; an
 //! entry within stale-while-revalidate answers at once and starts ONE background refresh;
@@ -13,15 +15,14 @@
 //! `no-store`, `no-cache`, `Vary: *`, bodies over the size cap; and an answer that is not
 //! explicitly `public` is stored only in the caller's own partition.
 
-pub mod admin;
 mod batch;
 pub mod http;
 mod metrics;
-mod notes;
 pub mod policy;
-pub mod proxy;
+mod proxy;
 mod shared;
 mod store;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +33,11 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 pub use metrics::{CacheMetrics, CacheStats};
-pub use notes::{CacheNotes, DegradedServe};
+pub use upstream::{CachedUpstream, Exchange};
 
 use crate::config::{CacheConfig, CachePolicyConfig};
-use crate::upstream::{CallContext, Deadline, Upstream, UpstreamError, UpstreamErrorKind};
+use crate::request::{CallContext, Deadline};
+use crate::upstream::{Upstream, UpstreamError, UpstreamErrorKind};
 use policy::Sharing;
 use shared::SharedTier;
 use store::{Entry, Freshness, Store};
@@ -130,6 +132,14 @@ impl EntityCache {
 pub struct UpstreamCache {
     cache: EntityCache,
     policy: Arc<CachePolicyConfig>,
+}
+
+impl std::fmt::Debug for UpstreamCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamCache")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UpstreamCache {
@@ -314,7 +324,7 @@ impl UpstreamCache {
         let service = upstream.name().to_owned();
         self.store().flight(&flight_key, &service, move || {
             async move {
-                let fetched = upstream.fetch_get(&ctx, &path).await?;
+                let fetched = upstream.get(&ctx, &path).await?;
                 this.put(
                     &base,
                     &ctx,
@@ -369,7 +379,7 @@ impl UpstreamCache {
         self.count(ctx, "stale", &self.metrics().stale_served);
         CacheMetrics::inc(&self.metrics().stale_on_error);
         ctx.cache_notes
-            .served_on_error(age, &error.service, error.code());
-        tracing::warn!(service = %error.service, code = error.code(), age_s = age.as_secs(), detail = %error.detail, "served stale data instead of an error");
+            .served_on_error(age, &error.service, error.code().as_str());
+        tracing::warn!(service = %error.service, code = %error.code(), age_s = age.as_secs(), detail = %error.detail, "served stale data instead of an error");
     }
 }

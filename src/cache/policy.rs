@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, header};
 use sha2::{Digest, Sha256};
 
 use crate::config::CachePolicyConfig;
-use crate::upstream::CallContext;
+use crate::request::CallContext;
 
 /// The `Cache-Control` directives a shared cache acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -292,16 +292,19 @@ mod tests {
         );
         let ctx = CallContext::new(
             None,
-            crate::upstream::Deadline::after(Duration::from_secs(1)),
+            crate::request::Deadline::after(Duration::from_secs(1)),
             "t".into(),
         );
         let k = identity_key("catalog GET /x", &ctx);
         assert!(k.starts_with("catalog GET /x @"));
         assert_eq!(k, identity_key("catalog GET /x", &ctx));
         let user = |id: &str| {
-            let identity =
-                crate::auth::Identity::new(crate::auth::Principal::User(id.into()), vec![], None)
-                    .unwrap();
+            let identity = crate::request::Identity::new(
+                crate::request::Principal::User(id.into()),
+                vec![],
+                None,
+            )
+            .unwrap();
             let mut ctx = ctx.clone();
             ctx.identity = Some(std::sync::Arc::new(identity));
             ctx

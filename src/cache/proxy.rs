@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use super::http::{annotate, etag_of, none_match};
 use super::store::{Entry, Freshness};
-use super::{CacheMetrics, CacheNotes, UpstreamCache, policy};
-use crate::upstream::{CallContext, UpstreamError};
+use super::{CacheMetrics, UpstreamCache, policy};
+use crate::request::{CacheNotes, CallContext};
+use crate::upstream::UpstreamError;
 
 /// What the cache has for a proxied GET.
 pub enum ProxyLookup {
@@ -58,7 +59,7 @@ impl UpstreamCache {
         let entry = stale.filter(|e| self.stands_in(error, e))?;
         self.served_on_error(ctx, error, entry);
         let notes = CacheNotes::default();
-        notes.served_on_error(entry.age(Instant::now()), &error.service, error.code());
+        notes.served_on_error(entry.age(Instant::now()), &error.service, error.code().as_str());
         Some(replay(entry, request, &notes))
     }
 

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::uri::PathAndQuery;
 
 use crate::config::{LimitsConfig, RouteConfig};
-use crate::rest::Problem;
+use crate::error::{Code, Problem};
 
 /// What the hygiene layer enforces.
 #[derive(Clone, Debug)]
@@ -58,15 +57,14 @@ pub enum HygieneError {
 
 impl IntoResponse for HygieneError {
     fn into_response(self) -> Response {
-        let (status, code) = match self {
-            HygieneError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
-            HygieneError::TooManyHeaders(_) | HygieneError::HeadersTooLarge(_) => (
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "HEADERS_TOO_LARGE",
-            ),
-            HygieneError::BadPath(_) => (StatusCode::BAD_REQUEST, "BAD_PATH"),
+        let code = match self {
+            HygieneError::UriTooLong(_) => Code::UriTooLong,
+            HygieneError::TooManyHeaders(_) | HygieneError::HeadersTooLarge(_) => {
+                Code::HeadersTooLarge
+            }
+            HygieneError::BadPath(_) => Code::BadPath,
         };
-        Problem::new(status, code, self.to_string()).into_response()
+        Problem::new(code, self.to_string()).into_response()
     }
 }
 

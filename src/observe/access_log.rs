@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::request::BackendCall;
+use crate::request::BackendCall;
 
 /// The fields of one access-log line.
 pub struct AccessLine<'a> {

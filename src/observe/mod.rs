@@ -1,41 +1,26 @@
-//! The operator's view of one BFF. Health and readiness on the public listener: `/healthz`
-//! says the process is alive, `/readyz` whether it should get traffic (config loaded, JWKS
-//! keys loaded, not shutting down). Everything else is on the admin listener (`admin`):
-//! Prometheus text at `/metrics` (`metrics`, `prometheus`), the JSON admin API and the
-//! dashboard page. Per request (`request::track`): route metrics, one access-log line
-//! (`access_log`), W3C trace context (`trace`) and spans exported over OTLP (`otlp`).
-//! Upstream and rate-limit counters are owned by `upstream` and `ratelimit`; this module only
-//! reads them.
+//! Per-request recording, low in the core so every component can use it: the request series
+//! by route and operation (`metrics`, with the counter and histogram primitives other
+//! components count with), one access-log line per request (`access_log`), spans exported
+//! over OTLP (`otlp`), and `track`, the middleware that turns a finished request's record
+//! into all of these. The operator's surfaces that read them (Prometheus text, admin API,
+//! dashboard) are `admin`'s.
 
 pub mod access_log;
-pub mod admin;
 pub mod metrics;
 pub mod otlp;
-mod prometheus;
-pub mod request;
-pub mod trace;
+pub mod track;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use serde_json::json;
+use tokio::time::Instant;
 
 use crate::config::{Config, LogConfig};
-use crate::gateway::Gateway;
 use access_log::{AccessLine, RecentError};
 use metrics::RequestMetrics;
 use otlp::{ExportStats, SpanExporter};
 
-pub use request::{BackendCall, RequestRecord, track};
-pub use trace::TraceContext;
-
+pub use track::track;
 /// Failed or partial requests kept for the dashboard.
 const RECENT_ERRORS: usize = 50;
 
@@ -104,32 +89,5 @@ impl Observer {
     pub fn recent_errors(&self) -> Vec<RecentError> {
         let recent = self.recent_errors.lock().unwrap_or_else(|e| e.into_inner());
         recent.iter().rev().cloned().collect()
-    }
-}
-
-pub fn routes() -> Router<Gateway> {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(readyz))
-}
-
-async fn readyz(State(gateway): State<Gateway>) -> impl IntoResponse {
-    let mut waiting = Vec::new();
-    if !gateway.authenticator().is_ready() {
-        waiting.push("jwks");
-    }
-    if gateway.is_draining() {
-        waiting.push("draining");
-    }
-    if waiting.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "waiting_for": waiting })),
-        )
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::metrics::Counter;
-use super::trace::{AttrValue, SpanKind, SpanRecord};
+use crate::request::trace::{AttrValue, SpanKind, SpanRecord};
 
 /// Spans sent in one request at most.
 const MAX_BATCH: usize = 512;

@@ -8,13 +8,12 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 
 use super::{Decision, RateLimiter, Target, Verdict, headers};
 use crate::auth::Identity;
 use crate::config::CostKind;
 use crate::edge::client_ip::ClientIp;
-use crate::rest::Problem;
+use crate::error::{Code, Problem};
 
 /// Middleware (inside authentication): charges the request to every rule that applies and
 /// answers 429 without running the handler when one refuses.
@@ -119,8 +118,7 @@ fn refusal(decisions: &[Decision]) -> Response {
         names.join(", "),
         headers::seconds(wait).max(1)
     );
-    let mut response =
-        Problem::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", detail).into_response();
+    let mut response = Problem::new(Code::RateLimited, detail).into_response();
     headers::apply(response.headers_mut(), decisions);
     headers::retry_after(response.headers_mut(), wait);
     response
@@ -128,8 +126,7 @@ fn refusal(decisions: &[Decision]) -> Response {
 
 fn unavailable() -> Response {
     let mut response = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "RATE_LIMIT_UNAVAILABLE",
+        Code::RateLimitUnavailable,
         "rate limits cannot be checked right now",
     )
     .into_response();

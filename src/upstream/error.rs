@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::{Code, Problem};
+
 /// A failed backend call. Carries the service name (clients see it) and an internal detail
 /// (logged only: it may hold a backend URL).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -74,18 +76,20 @@ impl UpstreamError {
     }
 
     /// The stable, client-facing code (`extensions.code` in GraphQL, `code` in problem+json).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self.kind {
-            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => "UPSTREAM_TIMEOUT",
+            UpstreamErrorKind::Timeout | UpstreamErrorKind::DeadlineExceeded => {
+                Code::UpstreamTimeout
+            }
             UpstreamErrorKind::Connect
             | UpstreamErrorKind::Reset
             | UpstreamErrorKind::ServerError(_)
-            | UpstreamErrorKind::NotConfigured => "UPSTREAM_UNAVAILABLE",
-            UpstreamErrorKind::NotFound => "NOT_FOUND",
-            UpstreamErrorKind::Rejected(_) => "UPSTREAM_REJECTED",
-            UpstreamErrorKind::BadResponse => "UPSTREAM_BAD_RESPONSE",
-            UpstreamErrorKind::CircuitOpen => "CIRCUIT_OPEN",
-            UpstreamErrorKind::Saturated => "UPSTREAM_SATURATED",
+            | UpstreamErrorKind::NotConfigured => Code::UpstreamUnavailable,
+            UpstreamErrorKind::NotFound => Code::NotFound,
+            UpstreamErrorKind::Rejected(_) => Code::UpstreamRejected,
+            UpstreamErrorKind::BadResponse => Code::UpstreamBadResponse,
+            UpstreamErrorKind::CircuitOpen => Code::CircuitOpen,
+            UpstreamErrorKind::Saturated => Code::UpstreamSaturated,
         }
     }
 
@@ -139,7 +143,7 @@ impl UpstreamError {
     }
 
     /// Classifies a non-success status, keeping the service's `Retry-After` (seconds).
-    pub(crate) fn from_response(
+    pub fn from_response(
         service: &str,
         status: http::StatusCode,
         headers: &http::HeaderMap,
@@ -154,7 +158,7 @@ impl UpstreamError {
     }
 
     /// Classifies a non-success status.
-    pub(crate) fn from_status(service: &str, status: http::StatusCode) -> Self {
+    pub fn from_status(service: &str, status: http::StatusCode) -> Self {
         let kind = match status.as_u16() {
             404 => UpstreamErrorKind::NotFound,
             429 => UpstreamErrorKind::ServerError(429),
@@ -165,6 +169,16 @@ impl UpstreamError {
     }
 }
 
+/// The one mapping from a failed backend call to a REST answer: the code, the status of the
+/// failure, a message without internals, and the service.
+impl From<UpstreamError> for Problem {
+    fn from(e: UpstreamError) -> Self {
+        let mut p = Problem::new(e.code(), e.public_message()).with_status(e.http_status());
+        p.service = Some(e.service);
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,20 +186,36 @@ mod tests {
     #[test]
     fn classification_is_consistent() {
         let e = UpstreamError::from_status("users", http::StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e.code(), "UPSTREAM_UNAVAILABLE");
+        assert_eq!(e.code(), Code::UpstreamUnavailable);
         assert!(e.is_retryable());
         assert_eq!(e.http_status(), http::StatusCode::BAD_GATEWAY);
 
         let e = UpstreamError::from_status("users", http::StatusCode::NOT_FOUND);
-        assert_eq!(e.code(), "NOT_FOUND");
+        assert_eq!(e.code(), Code::NotFound);
         assert!(!e.is_retryable());
 
         let e = UpstreamError::from_status("orders", http::StatusCode::BAD_REQUEST);
         assert!(!e.is_retryable());
-        assert_eq!(e.code(), "UPSTREAM_REJECTED");
+        assert_eq!(e.code(), Code::UpstreamRejected);
 
         let e = UpstreamError::new("cart", UpstreamErrorKind::Timeout, "x");
         assert_eq!(e.http_status(), http::StatusCode::GATEWAY_TIMEOUT);
         assert!(!e.public_message().contains("http"));
+    }
+
+    #[test]
+    fn upstream_failures_map_to_gateway_statuses_without_internals() {
+        let e = UpstreamError::new(
+            "backend-a",
+            UpstreamErrorKind::Timeout,
+            "http://10.0.0.1:9103/items timed out",
+        );
+        let p = Problem::from(e);
+        assert_eq!(p.status, 504);
+        assert_eq!(p.code, Code::UpstreamTimeout);
+        assert_eq!(p.service.as_deref(), Some("backend-a"));
+        assert!(!p.detail.contains("10.0.0.1"));
+        let e = UpstreamError::new("backend-a", UpstreamErrorKind::NotConfigured, "x");
+        assert_eq!(Problem::from(e).status, 503);
     }
 }

@@ -7,8 +7,9 @@ use std::time::{Instant, SystemTime};
 
 use http::Method;
 
-use super::{CallContext, UpstreamError};
-use crate::observe::trace::{AttrValue, SpanKind, SpanRecord, new_span_id};
+use super::UpstreamError;
+use crate::request::CallContext;
+use crate::request::trace::{AttrValue, SpanKind, SpanRecord, new_span_id};
 
 pub(super) struct ClientSpan {
     pub id: u64,
@@ -46,7 +47,7 @@ impl ClientSpan {
             ),
         ];
         if let Some(e) = error {
-            attributes.push(("error.type", AttrValue::Str(e.code().to_owned())));
+            attributes.push(("error.type", AttrValue::Str(e.code().as_str().to_owned())));
         }
         record.add_span(SpanRecord {
             trace_id: ctx.trace.trace_id,

@@ -8,7 +8,7 @@ const SPECS: [&BffSpec; 3] = [&bff_mobile::SPEC, &bff_web::SPEC, &bff_partner::S
 fn every_shipped_config_is_valid_for_its_bff() {
     for spec in SPECS {
         let path = format!(
-            "{}/{}",
+            "{}/../{}",
             env!("CARGO_MANIFEST_DIR"),
             spec.default_config_path
         );

@@ -10,7 +10,8 @@ use std::path::Path;
 use manifold::BffSpec;
 use yaml_rust2::{Yaml, YamlLoader};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The project root (this crate is `tests/`).
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

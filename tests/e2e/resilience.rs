@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use demo_services::Service;
 use manifold::config::UpstreamConfig;
-use manifold::upstream::{CallContext, Deadline, Upstream, UpstreamErrorKind};
+use manifold::request::{CallContext, Deadline};
+use manifold::upstream::{Upstream, UpstreamErrorKind};
 use serde_json::{Value, json};
 
 use crate::harness::Stack;
@@ -400,7 +401,7 @@ async fn connection_refused_fails_fast() {
     let elapsed = started.elapsed();
     println!("connection refused, retries included: {elapsed:?}");
     assert_eq!(err.kind, UpstreamErrorKind::Connect);
-    assert_eq!(err.code(), "UPSTREAM_UNAVAILABLE");
+    assert_eq!(err.code().as_str(), "UPSTREAM_UNAVAILABLE");
     assert!(elapsed < Duration::from_millis(50), "{elapsed:?}");
 }
 
@@ -438,7 +439,7 @@ async fn oversized_and_malformed_bodies_are_bad_responses() {
             .get_json::<Value>(&ctx(Duration::from_secs(5)), path)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "UPSTREAM_BAD_RESPONSE", "{path}: {err:?}");
+        assert_eq!(err.code().as_str(), "UPSTREAM_BAD_RESPONSE", "{path}: {err:?}");
     }
     server.abort();
 
@@ -535,7 +536,7 @@ async fn a_full_bulkhead_fails_fast_instead_of_queueing() {
         .get_json::<Value>(&ctx(Duration::from_secs(10)), "/users/1")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "UPSTREAM_SATURATED");
+    assert_eq!(err.code().as_str(), "UPSTREAM_SATURATED");
     assert!(started.elapsed() < Duration::from_millis(50));
     for call in hung {
         call.abort();

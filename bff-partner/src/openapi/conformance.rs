@@ -1,8 +1,7 @@
 //! Test-only: the resources handlers serialize are checked against the schemas the document
 //! publishes, with a validator for the small subset of JSON Schema the document uses.
 
-use manifold::backends;
-use manifold::rest::Problem;
+use manifold::error::Problem;
 use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! the routes (`crate::api::ROUTES`) and from the resources' schemas (`crate::model`).
 //! `schemas/partner.openapi.json` is this document, checked in.
 
-use manifold::rest::{PROBLEM_JSON, Problem};
+use manifold::error::{PROBLEM_JSON, Problem};
 use serde_json::{Map, Value, json};
 
 use crate::api::{Failure, Location, MAX_BATCH, MAX_ID_LEN, ParamKind, ROUTES, Route};

@@ -5,6 +5,7 @@
 use std::fmt::Display;
 
 use async_graphql::{Error, Result};
+use manifold::error::Code;
 use manifold::graphql;
 
 /// Items on one page of a connection (the orders service's cap, too).
@@ -21,7 +22,7 @@ const MAX_PRODUCT_ID_LEN: usize = 64;
 const MAX_SEARCH_LEN: usize = 100;
 
 fn bad_input(argument: impl Display, problem: impl Display) -> Error {
-    graphql::error("BAD_USER_INPUT", format!("{argument}: {problem}"))
+    graphql::error(Code::BadUserInput, format!("{argument}: {problem}"))
 }
 
 fn in_range(argument: impl Display, value: i32, max: i32) -> Result<u32> {

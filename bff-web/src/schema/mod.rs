@@ -13,9 +13,10 @@ mod product;
 mod viewer;
 
 use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema, SchemaBuilder};
-use manifold::backends;
 use manifold::config::GraphqlConfig;
-use manifold::graphql::{self, Scope, UpstreamResultExt};
+use backends::Scope;
+use manifold::error::Code;
+use manifold::graphql::{self, UpstreamResultExt};
 
 use mutation::Mutation;
 use page::{Page, PageStart};
@@ -87,7 +88,7 @@ fn user_id<'a>(ctx: &Context<'a>) -> Result<&'a str> {
     Scope::of(ctx)?
         .call
         .user_id()
-        .ok_or_else(|| graphql::error("UNAUTHENTICATED", "a user token is required"))
+        .ok_or_else(|| graphql::error(Code::Unauthenticated, "a user token is required"))
 }
 
 /// An amount of money.

@@ -2,8 +2,9 @@
 //! `input`) before any backend is called.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use manifold::backends::{NewOrder, NewOrderLine};
-use manifold::graphql::{RequireScope, Scope, UpstreamResultExt};
+use backends::{NewOrder, NewOrderLine};
+use backends::Scope;
+use manifold::graphql::{RequireScope, UpstreamResultExt};
 
 use super::order::Order;
 use super::viewer::Cart;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result};
-use manifold::backends;
-use manifold::graphql::{Scope, UpstreamResultExt};
+use backends::Scope;
+use manifold::graphql::UpstreamResultExt;
 
 use super::Money;
 use super::product::Product;

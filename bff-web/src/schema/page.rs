@@ -7,6 +7,7 @@
 
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{OutputType, Result};
+use manifold::error::Code;
 use manifold::graphql;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +37,7 @@ impl PageStart {
         let Some(after) = after else {
             return Ok(PageStart::First);
         };
-        let invalid = || graphql::error("BAD_USER_INPUT", "after: not a cursor this API issued");
+        let invalid = || graphql::error(Code::BadUserInput, "after: not a cursor this API issued");
         if after.len() > MAX_CURSOR_LEN {
             return Err(invalid());
         }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use manifold::backends;
-use manifold::graphql::{Scope, UpstreamResultExt};
+use backends::Scope;
+use manifold::graphql::UpstreamResultExt;
 use manifold::upstream::UpstreamError;
 
 use super::{Images, Money, input};

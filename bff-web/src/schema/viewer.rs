@@ -2,8 +2,8 @@
 //! as a cursor connection). Each part calls only its own service, and only when asked for.
 
 use async_graphql::{Context, ID, Object, Result};
-use manifold::backends;
-use manifold::graphql::{Scope, UpstreamResultExt};
+use backends::Scope;
+use manifold::graphql::UpstreamResultExt;
 
 use super::input;
 use super::order::Order;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use manifold::upstream::{CallContext, Deadline};
+use manifold::request::{CallContext, Deadline};
 
 use demo_services::Service;
 
@@ -12,7 +12,7 @@ use crate::harness::Stack;
 
 async fn rate(stack: &Stack, calls: u32, id: impl Fn(u32) -> String) -> f64 {
     let gateway = stack.bff.gateway();
-    let catalog = &gateway.backends().catalog;
+    let catalog = &backends::Backends::new(gateway.upstreams()).catalog;
     let started = Instant::now();
     for n in 0..calls {
         let ctx = CallContext::new(None, Deadline::after(Duration::from_secs(5)), "t".into());

@@ -1,116 +1,25 @@
-//! What one client request leaves behind, collected while it runs (`RequestRecord`: its
-//! GraphQL operation, its backend calls and which were slow or failed, its cache outcome, the
-//! spans it made) and turned into metrics, one access-log line, a recent-error entry and a
-//! server span when it ends (`track`, the middleware).
+//! The middleware that turns one routed request's `RequestRecord` into metrics, one
+//! access-log line, a recent-error entry and a server span when it ends.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use http::HeaderName;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Observer;
 use super::access_log::AccessLine;
 use super::metrics::{NO_OPERATION, UNMATCHED};
-use super::trace::{AttrValue, SpanKind, SpanRecord, TraceContext};
-use crate::edge::RequestId;
-use crate::gateway::Gateway;
+use crate::request::trace::{AttrValue, SpanKind, SpanRecord, TraceContext};
+use crate::request::{BackendCall, RequestId, RequestRecord};
 
-/// One backend call a request made (all its tries together).
-#[derive(Clone, Debug)]
-pub struct BackendCall {
-    pub upstream: Arc<str>,
-    pub took: Duration,
-    /// The failure's `extensions.code`, when it failed.
-    pub error: Option<&'static str>,
-}
-
-/// Collected during one request; shared with every backend call it makes.
-#[derive(Debug, Default)]
-pub struct RequestRecord {
-    operation: Mutex<Option<Arc<str>>>,
-    calls: AtomicU32,
-    backends: Mutex<Vec<BackendCall>>,
-    cache: Mutex<Option<&'static str>>,
-    /// Spans are kept only when an exporter will send them.
-    keep_spans: bool,
-    spans: Mutex<Vec<SpanRecord>>,
-}
-
-impl RequestRecord {
-    pub fn new(keep_spans: bool) -> Self {
-        Self {
-            keep_spans,
-            ..Self::default()
-        }
-    }
-
-    /// The GraphQL operation, as a bounded label (`RequestMetrics::operation_label`).
-    pub fn set_operation(&self, label: Arc<str>) {
-        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
-    }
-
-    pub fn operation(&self) -> Option<Arc<str>> {
-        self.operation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The cache outcome of the request (`hit`, `miss`, `stale`); the cache reports every
-    /// lookup and the request keeps the one that says most: stale over miss over hit.
-    pub fn set_cache(&self, outcome: &'static str) {
-        let rank = |o: Option<&str>| match o {
-            Some("stale") => 3,
-            Some("miss") => 2,
-            Some("hit") => 1,
-            _ => 0,
-        };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if rank(Some(outcome)) > rank(*cache) {
-            *cache = Some(outcome);
-        }
-    }
-
-    pub fn backend_call(&self, call: BackendCall) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.backends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
-    }
-
-    pub fn wants_spans(&self) -> bool {
-        self.keep_spans
-    }
-
-    pub fn add_span(&self, span: SpanRecord) {
-        if self.keep_spans {
-            self.spans
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(span);
-        }
-    }
-
-    pub fn calls(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    fn backends(&self) -> Vec<BackendCall> {
-        self.backends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn take_spans(&self) -> Vec<SpanRecord> {
-        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
+/// The header the rate limits answer with (RFC draft `RateLimit`): its presence says the
+/// request was charged and allowed.
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Counts a request in flight until dropped (also when the client goes away mid-request).
 struct InFlight(Arc<Observer>);
@@ -124,8 +33,8 @@ impl Drop for InFlight {
 /// Runs a routed request (after `edge::admit` set its id and trace context): records the
 /// route's metrics, writes the access-log line, remembers failures for the dashboard and
 /// exports the request's spans.
-pub async fn track(gateway: &Gateway, mut request: Request, next: Next) -> Response {
-    let observer = gateway.observer().clone();
+pub async fn track(observer: &Arc<Observer>, mut request: Request, next: Next) -> Response {
+    let observer = observer.clone();
     observer.requests.in_flight.add(1);
     let _in_flight = InFlight(observer.clone());
     let started = Instant::now();
@@ -178,7 +87,7 @@ pub async fn track(gateway: &Gateway, mut request: Request, next: Next) -> Respo
     let failed: Vec<&BackendCall> = backends.iter().filter(|c| c.error.is_some()).collect();
     let limit = if status == 429 {
         "refused"
-    } else if response.headers().contains_key(crate::ratelimit::RATELIMIT) {
+    } else if response.headers().contains_key(RATELIMIT) {
         "allowed"
     } else {
         "none"
@@ -191,7 +100,7 @@ pub async fn track(gateway: &Gateway, mut request: Request, next: Next) -> Respo
         status,
         took,
         backend_calls: record.calls(),
-        cache: *record.cache.lock().unwrap_or_else(|e| e.into_inner()),
+        cache: record.cache_outcome(),
         limit,
         slowest,
         failed: &failed,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
+use crate::observe::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
 use crate::gateway::Gateway;
 use crate::upstream::BreakerState;
 

@@ -4,10 +4,12 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::Money;
-use crate::upstream::{CallContext, Idempotency, Upstream, UpstreamError, path_segment};
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{Idempotency, UpstreamError, path_segment};
 
 #[derive(Clone, Debug)]
-pub struct Carts(pub(super) Upstream);
+pub struct Carts(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

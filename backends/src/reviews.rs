@@ -3,11 +3,13 @@
 use serde::Deserialize;
 
 use super::join_ids;
-use crate::cache::policy::BatchEndpoint;
-use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+use manifold::cache::policy::BatchEndpoint;
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]
-pub struct Reviews(pub(super) Upstream);
+pub struct Reviews(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! The cache's operator endpoints, served on the admin listener (`observe::admin`), never on
+//! The cache's operator endpoints, served on the admin listener (`admin`), never on
 //! the public one: `POST /admin/cache/purge?prefix=...` or `?tag=product:p123` drops
 //! entries, `GET /admin/cache/stats` reads the counters. Every call needs the configured
 //! token in `X-Admin-Token`; without a cache and a token they answer 404.
@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::EntityCache;
-use crate::rest::Problem;
+use crate::cache::EntityCache;
+use crate::error::{Code, Problem};
 
 pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 
@@ -56,12 +56,8 @@ impl Admin {
             return Problem::bad_request("give a non-empty prefix or tag").into_response();
         }
         if !self.cache.purge(prefix, tag).await {
-            return Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "PURGE_FAILED",
-                "the cache refused the purge; try again",
-            )
-            .into_response();
+            return Problem::new(Code::PurgeFailed, "the cache refused the purge; try again")
+                .into_response();
         }
         Json(serde_json::json!({ "purged": true })).into_response()
     }
@@ -89,8 +85,7 @@ impl Admin {
             Ok(())
         } else {
             Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
+                Code::Unauthenticated,
                 "a valid X-Admin-Token is required",
             ))
         }

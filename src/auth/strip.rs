@@ -1,92 +1,11 @@
-//! `Identity`: who is calling, with which scopes, as established at the edge; and the headers
-//! that carry it to backends. Backends trust these headers, so a client must never be able to
-//! set them: `ClientHeaderStrip` removes every one of them (the configured set, plus anything
-//! the client named in `Connection`) from each incoming request before anything reads it.
+//! `ClientHeaderStrip`: backends trust the identity headers the gateway sets, so a client
+//! must never be able to set them; this removes every one of them (the configured set, plus
+//! anything the client named in `Connection`) from each incoming request before anything
+//! reads it.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 
-/// Headers that carry identity to backends. A client-sent copy is always removed.
-pub const USER_ID_HEADER: HeaderName = HeaderName::from_static("x-user-id");
-pub const SCOPES_HEADER: HeaderName = HeaderName::from_static("x-scopes");
-pub const API_CLIENT_HEADER: HeaderName = HeaderName::from_static("x-api-client");
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// An end user, from a verified JWT's `sub`.
-    User(String),
-    /// A partner, from an API key's id.
-    ApiClient(String),
-}
-
-/// A verified caller. Built only by `auth` after a token or key checked out.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    principal: Principal,
-    scopes: Vec<String>,
-    tier: Option<String>,
-    /// The headers backends receive, built once per identity.
-    forwarded: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Identity {
-    /// Fails when the subject or a scope cannot travel in a header (control characters).
-    pub fn new(
-        principal: Principal,
-        scopes: Vec<String>,
-        tier: Option<String>,
-    ) -> Result<Self, &'static str> {
-        let mut forwarded = Vec::with_capacity(2);
-        let (name, id) = match &principal {
-            Principal::User(id) => (USER_ID_HEADER, id),
-            Principal::ApiClient(id) => (API_CLIENT_HEADER, id),
-        };
-        if id.is_empty() {
-            return Err("empty subject");
-        }
-        forwarded.push((
-            name,
-            HeaderValue::from_str(id).map_err(|_| "subject is not a valid header value")?,
-        ));
-        forwarded.push((
-            SCOPES_HEADER,
-            HeaderValue::from_str(&scopes.join(" ")).map_err(|_| "invalid scope")?,
-        ));
-        Ok(Self {
-            principal,
-            scopes,
-            tier,
-            forwarded,
-        })
-    }
-
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    /// The end user's id, when the caller is a user.
-    pub fn user_id(&self) -> Option<&str> {
-        match &self.principal {
-            Principal::User(id) => Some(id),
-            Principal::ApiClient(_) => None,
-        }
-    }
-
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
-    }
-
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-
-    pub fn tier(&self) -> Option<&str> {
-        self.tier.as_deref()
-    }
-
-    pub fn forwarded_headers(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.forwarded
-    }
-}
+use crate::request::identity::{API_CLIENT_HEADER, SCOPES_HEADER, USER_ID_HEADER};
 
 /// The client headers removed at the edge: exact names and `prefix*` patterns from
 /// `[auth] strip_headers`, the headers the gateway itself sets for backends (always, whatever
@@ -157,6 +76,7 @@ impl Default for ClientHeaderStrip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn client_identity_headers_are_removed() {
@@ -205,18 +125,5 @@ mod tests {
         strip.apply(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-user-role"));
-    }
-
-    #[test]
-    fn a_subject_with_control_characters_is_refused() {
-        assert!(Identity::new(Principal::User("4\r\n2".into()), vec![], None).is_err());
-        let id = Identity::new(
-            Principal::User("42".into()),
-            vec!["a".into(), "b".into()],
-            None,
-        )
-        .unwrap();
-        assert_eq!(id.forwarded_headers()[0].1, "42");
-        assert_eq!(id.forwarded_headers()[1].1, "a b");
     }
 }

@@ -3,10 +3,12 @@
 use serde::Deserialize;
 
 use super::{Items, join_ids};
-use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]
-pub struct Shipping(pub(super) Upstream);
+pub struct Shipping(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

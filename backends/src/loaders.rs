@@ -9,7 +9,8 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 
 use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment};
-use crate::upstream::{CallContext, UpstreamError};
+use manifold::request::CallContext;
+use manifold::upstream::{UpstreamError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ProductId(String);

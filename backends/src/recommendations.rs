@@ -2,10 +2,12 @@
 
 use serde::Deserialize;
 
-use crate::upstream::{CallContext, Upstream, UpstreamError, query};
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]
-pub struct Recommendations(pub(super) Upstream);
+pub struct Recommendations(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

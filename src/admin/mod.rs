@@ -1,9 +1,17 @@
-//! The admin listener's app: `/metrics` (Prometheus text), the JSON admin API
+//! The operator's side of one BFF, the top of the core: health and readiness on the public
+//! listener (`health`), and the admin listener's app: `/metrics` (Prometheus text), the JSON admin API
 //! (`/admin/api/status`: upstreams with instances, health and breaker states, per-route and
 //! per-upstream rates and latencies, rate-limit and cache counters, recent errors;
 //! `/admin/api/config`: the loaded config with secrets redacted), the cache's purge and stats
-//! endpoints (`cache::admin`, behind their own token) and the dashboard page at `/` — plain
-//! HTML, CSS and JavaScript embedded in the binary, no build step.
+//! endpoints (`cache`, behind their own token) and the dashboard page at `/` — plain
+//! HTML, CSS and JavaScript embedded in the binary, no build step. Prometheus text is
+//! rendered here (`prometheus`) from what the gateway's components count.
+
+mod cache;
+mod health;
+mod prometheus;
+
+pub use health::routes as health_routes;
 
 use axum::Json;
 use axum::Router;
@@ -14,12 +22,10 @@ use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::metrics::NO_OPERATION;
-use super::prometheus;
 use std::sync::Arc;
 
-use crate::cache;
 use crate::gateway::Gateway;
+use crate::observe::metrics::NO_OPERATION;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
@@ -49,16 +55,16 @@ pub fn router(current: CurrentGateway) -> Router {
 }
 
 /// The serving gateway's cache endpoints (`cache::admin`), or 404 without a cache and token.
-fn cache_admin(current: &CurrentGateway) -> Result<cache::admin::Admin, StatusCode> {
+fn cache_admin(current: &CurrentGateway) -> Result<cache::Admin, StatusCode> {
     let gateway = current();
     let token = gateway.config().cache.admin_token.as_deref();
-    cache::admin::Admin::new(gateway.cache(), token).ok_or(StatusCode::NOT_FOUND)
+    cache::Admin::new(gateway.cache(), token).ok_or(StatusCode::NOT_FOUND)
 }
 
 async fn cache_purge(
     State(current): State<CurrentGateway>,
     headers: HeaderMap,
-    query: Result<Query<cache::admin::PurgeQuery>, QueryRejection>,
+    query: Result<Query<cache::PurgeQuery>, QueryRejection>,
 ) -> Response {
     match cache_admin(&current) {
         Ok(admin) => admin.purge(&headers, query).await,

@@ -3,10 +3,12 @@
 use serde::Deserialize;
 
 use super::{ImageSet, Items, join_ids};
-use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]
-pub struct Users(pub(super) Upstream);
+pub struct Users(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,12 @@
-//! Typed clients of the backend APIs (one file per service) and their models. Models hold
-//! only the fields some BFF uses: serde skips the rest of a wire-fat payload without
-//! allocating it. Batch loaders for GraphQL (`loaders`) live here too, since they are a
-//! property of the backend APIs (which ones take a batch of ids), not of any one BFF.
+//! The sample shop's typed service clients (one file per service) and their models, built on
+//! the core's public API exactly as a team builds clients for its own services: each client
+//! holds a `manifold::cache::CachedUpstream` and turns its methods into paths and typed
+//! answers. Models hold only the fields some BFF uses: serde skips the rest of a wire-fat
+//! payload without allocating it. Batch loaders for GraphQL (`loaders`) live here too, since
+//! they are a property of the backend APIs (which ones take a batch of ids), not of any one
+//! BFF; `Scope` is what a GraphQL resolver finds in its request data.
+
+#![forbid(unsafe_code)]
 
 mod cart;
 mod catalog;
@@ -16,6 +21,8 @@ mod users;
 
 use std::collections::BTreeMap;
 
+use manifold::cache::CachedUpstream;
+use manifold::request::CallContext;
 use serde::{Deserialize, Serialize};
 
 pub use cart::{Cart, CartLine, Carts};
@@ -28,8 +35,6 @@ pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
 pub use shipping::{Shipment, Shipping};
 pub use users::{User, Users};
-
-use crate::upstream::Upstream;
 
 /// The backend names the typed clients use, as they appear under `[upstreams]`.
 pub const SERVICES: [&str; 9] = [
@@ -60,12 +65,13 @@ pub struct Backends {
 }
 
 impl Backends {
-    pub fn new(upstreams: &BTreeMap<String, Upstream>) -> Self {
+    /// The clients over a gateway's upstreams (`Gateway::upstreams`).
+    pub fn new(upstreams: &BTreeMap<String, CachedUpstream>) -> Self {
         let get = |name: &str| {
             upstreams
                 .get(name)
                 .cloned()
-                .unwrap_or_else(|| Upstream::unconfigured(name))
+                .unwrap_or_else(|| CachedUpstream::unconfigured(name))
         };
         Self {
             users: Users(get("users")),
@@ -78,6 +84,37 @@ impl Backends {
             shipping: Shipping(get("shipping")),
             promotions: Promotions(get("promotions")),
         }
+    }
+}
+
+/// What a resolver needs to call backends for the current client request: the clients, the
+/// request's context, and its batch loaders (one set per request, never shared).
+pub struct Scope {
+    pub backends: Backends,
+    pub call: CallContext,
+    pub loaders: Loaders,
+}
+
+impl Scope {
+    /// The scope of the request being resolved; every request a GraphQL BFF executes with
+    /// `Scope::attach` as its request data has one.
+    pub fn of<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Scope> {
+        ctx.data::<Scope>()
+    }
+
+    /// `request` with a scope over `backends` for `call`: the request data a GraphQL BFF
+    /// gives `manifold::graphql::routes`.
+    pub fn attach(
+        backends: &Backends,
+        request: async_graphql::Request,
+        call: &CallContext,
+    ) -> async_graphql::Request {
+        let scope = Scope {
+            loaders: Loaders::new(backends.clone(), call.clone()),
+            backends: backends.clone(),
+            call: call.clone(),
+        };
+        request.data(scope)
     }
 }
 

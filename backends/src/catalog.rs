@@ -3,11 +3,13 @@
 use serde::Deserialize;
 
 use super::{Image, ImageSet, Money, join_ids};
-use crate::cache::policy::BatchEndpoint;
-use crate::upstream::{CallContext, Upstream, UpstreamError, path_segment, query};
+use manifold::cache::policy::BatchEndpoint;
+use manifold::request::CallContext;
+use manifold::cache::CachedUpstream;
+use manifold::upstream::{UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]
-pub struct Catalog(pub(super) Upstream);
+pub struct Catalog(pub(super) CachedUpstream);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,180 @@
+//! GraphQL over HTTP: `POST` JSON in, the operation charged to the rate limits, run on the
+//! request's budget (or its operation's own), answered as `application/graphql-response+json`
+//! when the client accepts it, else plain JSON.
+
+use async_graphql::{ObjectType, SubscriptionType};
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use super::documents::{Documents, Remembered, Schemas, operation_cost, parse_request, run};
+use super::{Caller, RequestData};
+use crate::gateway::Gateway;
+use crate::ratelimit::OperationCharge;
+use crate::request::{CallContext, Deadline};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// `POST` handler executing operations against `schemas`, each with the BFF's `data`.
+pub fn endpoint<Q, M, S>(schemas: Schemas<Q, M, S>, data: RequestData) -> MethodRouter<Gateway>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let endpoint = Arc::new(Endpoint {
+        schemas,
+        documents: Documents::default(),
+        data,
+    });
+    post(
+        move |State(gateway): State<Gateway>,
+              call: CallContext,
+              charge: Option<Extension<Arc<OperationCharge>>>,
+              headers: HeaderMap,
+              body: Bytes| {
+            let endpoint = endpoint.clone();
+            async move {
+                let charge = charge.map(|Extension(c)| c);
+                let (request, remembered) = match parse_request(&body, &endpoint.documents) {
+                    Ok(parsed) => parsed,
+                    Err(e) => return not_a_request(negotiate(&headers), &e),
+                };
+                let execution = Execution {
+                    call,
+                    charge: charge.as_deref(),
+                    headers: &headers,
+                    remembered,
+                };
+                endpoint.execute(&gateway, execution, request).await
+            }
+        },
+    )
+}
+
+/// One GraphQL endpoint: its schemas, the documents it has seen, the BFF's request data.
+struct Endpoint<Q, M, S> {
+    schemas: Schemas<Q, M, S>,
+    documents: Documents,
+    data: RequestData,
+}
+
+/// What one request brings to its execution besides the operation.
+struct Execution<'a> {
+    call: CallContext,
+    charge: Option<&'a OperationCharge>,
+    headers: &'a HeaderMap,
+    remembered: Option<Arc<Remembered>>,
+}
+
+impl<Q, M, S> Endpoint<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    async fn execute(
+        &self,
+        gateway: &Gateway,
+        execution: Execution<'_>,
+        mut request: async_graphql::Request,
+    ) -> Response {
+        let Execution {
+            call,
+            charge,
+            headers,
+            remembered,
+        } = execution;
+        let content_type = negotiate(headers);
+        if let Some(charge) = charge {
+            // Parsed once here; execution reuses the document. A query that does not parse
+            // costs one unit and fails in execution with the parser's error.
+            let cost = request.parsed_query().map_or(1, operation_cost);
+            if let Err(refused) = charge.charge(cost).await {
+                return refused;
+            }
+        }
+        let operation = operation_name(&mut request);
+        if let Some(record) = &call.record {
+            let label = gateway
+                .observer()
+                .requests
+                .operation_label(operation.as_deref());
+            record.set_operation(label);
+        }
+        // An operation with its own budget runs on it instead of the server-wide one.
+        let mut call = call;
+        let budgets = &gateway.config().graphql.operation_timeouts;
+        if let Some(budget) = operation.and_then(|name| budgets.get(&name)) {
+            call.deadline = Deadline::after(*budget);
+        }
+        let caller = Caller(call.identity.clone());
+        let notes = call.cache_notes.clone();
+        let request = (self.data)(request.data(caller), &call);
+        let mut response = run(&self.schemas, request, remembered.as_deref()).await;
+        // Data a failing backend could not give, served stale from the cache instead: the
+        // response says which service and how old (`extensions.degraded`).
+        let degraded = notes.degraded();
+        if !degraded.is_empty()
+            && let Ok(value) = serde_json::to_value(&degraded)
+            && let Ok(value) = async_graphql::Value::from_json(value)
+        {
+            response.extensions.insert("degraded".to_owned(), value);
+        }
+        match serde_json::to_vec(&response) {
+            Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+}
+
+/// The name of the operation a request will run: `operationName`, or the document's only
+/// operation's name. The parse is kept in the request, so execution does not parse again.
+fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Single(_) => None,
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.to_string())
+        }
+        async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
+    }
+}
+
+/// The 400 answer to a body that is not a GraphQL request.
+fn not_a_request(content_type: &'static str, e: &serde_json::Error) -> Response {
+    let error = async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
+    let body = serde_json::json!({ "errors": [error] });
+    respond(
+        StatusCode::BAD_REQUEST,
+        content_type,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// GraphQL-over-HTTP: the new media type when the client accepts it, else plain JSON.
+fn negotiate(headers: &HeaderMap) -> &'static str {
+    let accepts_new = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON));
+    if accepts_new {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

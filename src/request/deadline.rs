@@ -1,0 +1,24 @@
+//! The point in time by which a client's request must be answered, shared by every backend
+//! call it makes. On tokio's clock, so paused-time tests cover it.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The point in time by which a client's request must be answered.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Self {
+        Deadline(Instant::now() + budget)
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    pub fn instant(&self) -> Instant {
+        self.0
+    }
+}

@@ -1,0 +1,110 @@
+//! What one client request leaves behind, collected while it runs: its GraphQL operation,
+//! its backend calls and which were slow or failed, its cache outcome, the spans it made.
+//! `observe::track` turns it into metrics, one access-log line and a server span when the
+//! request ends.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::trace::SpanRecord;
+
+/// One backend call a request made (all its tries together).
+#[derive(Clone, Debug)]
+pub struct BackendCall {
+    pub upstream: Arc<str>,
+    pub took: Duration,
+    /// The failure's `extensions.code`, when it failed.
+    pub error: Option<&'static str>,
+}
+
+/// Collected during one request; shared with every backend call it makes.
+#[derive(Debug, Default)]
+pub struct RequestRecord {
+    operation: Mutex<Option<Arc<str>>>,
+    calls: AtomicU32,
+    backends: Mutex<Vec<BackendCall>>,
+    cache: Mutex<Option<&'static str>>,
+    /// Spans are kept only when an exporter will send them.
+    keep_spans: bool,
+    spans: Mutex<Vec<SpanRecord>>,
+}
+
+impl RequestRecord {
+    pub fn new(keep_spans: bool) -> Self {
+        Self {
+            keep_spans,
+            ..Self::default()
+        }
+    }
+
+    /// The GraphQL operation, as a bounded label (`RequestMetrics::operation_label`).
+    pub fn set_operation(&self, label: Arc<str>) {
+        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
+    }
+
+    pub fn operation(&self) -> Option<Arc<str>> {
+        self.operation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The cache outcome of the request (`hit`, `miss`, `stale`); the cache reports every
+    /// lookup and the request keeps the one that says most: stale over miss over hit.
+    pub fn set_cache(&self, outcome: &'static str) {
+        let rank = |o: Option<&str>| match o {
+            Some("stale") => 3,
+            Some("miss") => 2,
+            Some("hit") => 1,
+            _ => 0,
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if rank(Some(outcome)) > rank(*cache) {
+            *cache = Some(outcome);
+        }
+    }
+
+    pub fn backend_call(&self, call: BackendCall) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+
+    pub fn wants_spans(&self) -> bool {
+        self.keep_spans
+    }
+
+    pub fn add_span(&self, span: SpanRecord) {
+        if self.keep_spans {
+            self.spans
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(span);
+        }
+    }
+
+    /// The cache outcome kept by `set_cache`.
+    pub fn cache_outcome(&self) -> Option<&'static str> {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Every backend call so far.
+    pub fn backends(&self) -> Vec<BackendCall> {
+        self.backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The spans kept so far, taken out.
+    pub fn take_spans(&self) -> Vec<SpanRecord> {
+        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}

@@ -1,0 +1,275 @@
+//! The pipeline every buffered call runs, its steps written down once, in order: the
+//! deadline, the bulkhead, the retry budget (`admit`), an instance whose breaker admits the
+//! call (`lease`), one try bounded by `min(per-try timeout, time left)`, the outcome fed
+//! back, then a retry only for idempotent calls, only for retryable failures, only within the
+//! deadline and the retry budget.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, header};
+use tokio::time::Instant;
+
+use super::breaker::Outcome;
+use super::client;
+use super::instances::{Instances, Lease};
+use super::span::ClientSpan;
+use super::wire::{APPLICATION_JSON, Outgoing};
+use super::{Fetched, Idempotency, Upstream, UpstreamError, UpstreamErrorKind};
+use crate::request::{BackendCall, CallContext};
+
+/// A retry is not worth sending with less time than this left.
+const MIN_USEFUL_TRY: Duration = Duration::from_millis(5);
+
+/// One buffered backend call, as the pipeline runs it (every try sends the same).
+pub(super) struct Call<'a> {
+    pub method: Method,
+    pub path_and_query: &'a str,
+    pub body: Option<Bytes>,
+    /// Extra headers (`Idempotency-Key`); the ones every call carries are added per try.
+    pub headers: &'a [(&'static str, &'a str)],
+    pub idempotency: Idempotency,
+}
+
+impl Upstream {
+    /// A buffered call, measured: its latency and outcome go to the upstream's counters and
+    /// to the client request's record (access log: how many calls, which was slow or failed).
+    pub(super) async fn execute(
+        &self,
+        ctx: &CallContext,
+        call: &Call<'_>,
+    ) -> Result<Fetched, UpstreamError> {
+        let started = Instant::now();
+        let result = self.run_pipeline(ctx, call).await;
+        self.observe_call(ctx, started.elapsed(), result.as_ref().err());
+        result
+    }
+
+    pub(super) fn observe_call(
+        &self,
+        ctx: &CallContext,
+        took: Duration,
+        error: Option<&UpstreamError>,
+    ) {
+        let counters = &self.0.counters;
+        counters.latency.observe(took);
+        if error.is_none() {
+            counters.succeeded.inc();
+        }
+        if let Some(record) = &ctx.record {
+            record.backend_call(BackendCall {
+                upstream: self.0.name.as_str().into(),
+                took,
+                error: error.map(|e| e.code().as_str()),
+            });
+        }
+    }
+
+    /// The pipeline every buffered call runs, in this order.
+    async fn run_pipeline(
+        &self,
+        ctx: &CallContext,
+        call: &Call<'_>,
+    ) -> Result<Fetched, UpstreamError> {
+        let counters = &self.0.counters;
+        // 1.-3. Deadline, bulkhead, retry budget.
+        let (_, instances, _slot) = self.admit(ctx, self.0.timeout)?;
+
+        let mut tried: Vec<usize> = Vec::with_capacity(self.0.attempts as usize);
+        let mut attempt = 1;
+        loop {
+            // 4. An instance: healthy and not ejected if possible, not tried yet if possible,
+            //    and whose breaker admits the call (else fail fast).
+            let lease = self.lease(instances, &tried)?;
+            tried.push(lease.index);
+            // 5. One try, bounded by min(per-try timeout, time left in the request).
+            counters.attempts.inc();
+            let result = self.try_once(&lease, ctx, call).await;
+            // 6. The outcome feeds the breaker and outlier detection (server faults and
+            //    timeouts count; a client's bad request does not).
+            instances.finish(lease, Outcome::of(result.as_ref().err()));
+            let error = match result {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => e,
+            };
+            counters.record_failure(&error);
+            tracing::debug!(service = %self.name(), path = %call.path_and_query, attempt, code = %error.code(), detail = %error.detail, "upstream try failed");
+            // 7. Retry only what is safe, useful, affordable, and fits in the deadline.
+            let retry = call.idempotency == Idempotency::Idempotent
+                && error.is_retryable()
+                && attempt < self.0.attempts;
+            if !retry {
+                return Err(error);
+            }
+            let wait = self
+                .0
+                .backoff
+                .delay(attempt, fastrand::f64())
+                .max(error.retry_after.unwrap_or_default());
+            if ctx.deadline.remaining() < wait + MIN_USEFUL_TRY {
+                return Err(error);
+            }
+            if !self.0.budget.withdraw() {
+                counters.budget_exhausted.inc();
+                return Err(error);
+            }
+            counters.retries.inc();
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange with one instance, the whole body read under the try's timeout.
+    async fn try_once(
+        &self,
+        lease: &Lease<'_>,
+        ctx: &CallContext,
+        call: &Call<'_>,
+    ) -> Result<Fetched, UpstreamError> {
+        let timeout = self.call_timeout(ctx, self.0.timeout)?;
+        let span = ClientSpan::start(&call.method);
+        let result = async {
+            let mut extra = HeaderMap::with_capacity(call.headers.len() + 2);
+            extra.insert(header::ACCEPT, APPLICATION_JSON);
+            for (name, value) in call.headers {
+                let value = HeaderValue::from_str(value).map_err(|_| {
+                    UpstreamError::new(
+                        self.name(),
+                        UpstreamErrorKind::Rejected(400),
+                        format!("invalid value for header {name}"),
+                    )
+                })?;
+                extra.append(*name, value);
+            }
+            let body = match call.body.clone() {
+                Some(body) => {
+                    extra.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+                    Body::from(body)
+                }
+                None => Body::empty(),
+            };
+            let outgoing = Outgoing {
+                method: call.method.clone(),
+                path_and_query: call.path_and_query,
+                headers: extra,
+                body,
+            };
+            let request = self.request(lease.instance, ctx, &span, outgoing, timeout)?;
+            let exchange = async {
+                let response = self.0.client.send(self.name(), request).await?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err(UpstreamError::from_response(
+                        self.name(),
+                        status,
+                        response.headers(),
+                    ));
+                }
+                let (parts, body) = response.into_parts();
+                let body = self.read_capped(&parts.headers, body).await?;
+                Ok(Fetched {
+                    headers: parts.headers,
+                    body,
+                })
+            };
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or_else(|_| Err(client::timed_out(self.name())))
+        }
+        .await;
+        span.finish(
+            ctx,
+            self.name(),
+            &lease.instance.base,
+            result.as_ref().err(),
+        );
+        result
+    }
+
+    /// The first steps of every call, in order: the deadline (a call that cannot start in
+    /// time is not started), the bulkhead (over the concurrency cap, fail fast instead of
+    /// queueing), and the retry budget, which learns of every call a client caused. Gives
+    /// the time the call may take, the instances and the bulkhead place.
+    pub(super) fn admit(
+        &self,
+        ctx: &CallContext,
+        own_timeout: Duration,
+    ) -> Result<(Duration, &Instances, BulkheadSlot<'_>), UpstreamError> {
+        let timeout = self.call_timeout(ctx, own_timeout)?;
+        let instances = self.instances()?;
+        let slot = self.enter_bulkhead()?;
+        self.0.budget.deposit();
+        self.0.counters.calls.inc();
+        Ok((timeout, instances, slot))
+    }
+
+    /// An instance for the next try (not among `tried` if possible), or fail fast when every
+    /// instance's breaker is open.
+    pub(super) fn lease<'a>(
+        &self,
+        instances: &'a Instances,
+        tried: &[usize],
+    ) -> Result<Lease<'a>, UpstreamError> {
+        instances.pick(tried).ok_or_else(|| {
+            self.0.counters.circuit_open.inc();
+            UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::CircuitOpen,
+                "every instance's circuit is open",
+            )
+        })
+    }
+
+    /// Time this call may take: its own timeout, cut to what is left of the request.
+    /// Fails without calling when nothing is left.
+    pub fn call_timeout(
+        &self,
+        ctx: &CallContext,
+        own: Duration,
+    ) -> Result<Duration, UpstreamError> {
+        let left = ctx.deadline.remaining();
+        if left.is_zero() {
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::DeadlineExceeded,
+                "no time left in the request",
+            ));
+        }
+        Ok(own.min(left))
+    }
+
+    fn instances(&self) -> Result<&Instances, UpstreamError> {
+        self.0.instances.as_deref().ok_or_else(|| {
+            UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::NotConfigured,
+                "no [upstreams] entry",
+            )
+        })
+    }
+
+    fn enter_bulkhead(&self) -> Result<BulkheadSlot<'_>, UpstreamError> {
+        let in_flight = &self.0.counters.in_flight;
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= self.0.max_concurrent {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.0.counters.saturated.inc();
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::Saturated,
+                format!("{} calls in flight", self.0.max_concurrent),
+            ));
+        }
+        Ok(BulkheadSlot(in_flight))
+    }
+}
+
+/// A place in the bulkhead, given back on drop (also when the call is cancelled).
+pub(super) struct BulkheadSlot<'a>(&'a AtomicUsize);
+
+impl Drop for BulkheadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,69 @@
+//! The proxy's exchange: streamed both ways, never retried (the request body is consumed as
+//! it is sent), with the same first steps, instance choice and breaker as a buffered call.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{HeaderMap, Method, Response};
+use tokio::time::Instant;
+
+use super::breaker::Outcome;
+use super::client::{self, DeadlineBody};
+use super::span::ClientSpan;
+use super::wire::Outgoing;
+use super::{Upstream, UpstreamError};
+use crate::request::CallContext;
+
+impl Upstream {
+    /// A streamed exchange for the proxy: same deadline, bulkhead, instance choice and
+    /// breaker, but never retried (the request body is consumed as it is sent). A 5xx answer
+    /// is returned to the caller as is, and counted against the instance. `timeout` bounds
+    /// the whole exchange, the response body included.
+    pub async fn stream(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let counters = &self.0.counters;
+        let (timeout, instances, _slot) = self.admit(ctx, timeout)?;
+        let lease = self.lease(instances, &[])?;
+        counters.attempts.inc();
+        let started = Instant::now();
+        let span = ClientSpan::start(&method);
+        let mut deadline = Box::pin(tokio::time::sleep(timeout));
+        let outgoing = Outgoing {
+            method,
+            path_and_query,
+            headers,
+            body,
+        };
+        let result = match self.request(lease.instance, ctx, &span, outgoing, timeout) {
+            Ok(request) => tokio::select! {
+                biased;
+                response = self.0.client.send(self.name(), request) => response,
+                () = deadline.as_mut() => Err(client::timed_out(self.name())),
+            },
+            Err(e) => Err(e),
+        };
+        let failure = match &result {
+            Ok(r) if r.status().is_server_error() => Some(UpstreamError::from_response(
+                self.name(),
+                r.status(),
+                r.headers(),
+            )),
+            Ok(_) => None,
+            Err(e) => Some(e.clone()),
+        };
+        span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
+        self.observe_call(ctx, started.elapsed(), failure.as_ref());
+        instances.finish(lease, Outcome::of(failure.as_ref()));
+        if let Err(e) = &result {
+            counters.record_failure(e);
+        }
+        result.map(|response| response.map(|body| Body::new(DeadlineBody::new(body, deadline))))
+    }
+}
