@@ -88,10 +88,7 @@ impl Gateway {
         lifecycle: Arc<Lifecycle>,
         previous: Option<&Gateway>,
     ) -> Result<Self, BuildError> {
-        // Configs have no PartialEq; their Debug shows every field these sections have.
-        let same =
-            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
-        let same_cache = previous.is_some_and(|p| same(&p.0.config.cache, &config.cache));
+        let same_cache = previous.is_some_and(|p| p.0.config.cache == config.cache);
         let cache = match previous {
             Some(p) if same_cache => p.0.cache.clone(),
             _ if config.cache.enabled => {
@@ -103,12 +100,7 @@ impl Gateway {
         for (name, cfg) in &config.upstreams {
             let kept = previous
                 .filter(|p| {
-                    same_cache
-                        && p.0
-                            .config
-                            .upstreams
-                            .get(name)
-                            .is_some_and(|old| same(old, cfg))
+                    same_cache && p.0.config.upstreams.get(name).is_some_and(|old| old == cfg)
                 })
                 .and_then(|p| p.0.upstreams.get(name).cloned());
             let upstream = match kept {
@@ -125,15 +117,12 @@ impl Gateway {
         }
         let authenticator = Arc::new(Authenticator::new(&config.auth));
         let rate_limiter = match previous {
-            Some(p) if same(&p.0.config.rate_limit, &config.rate_limit) => p.0.rate_limiter.clone(),
+            Some(p) if p.0.config.rate_limit == config.rate_limit => p.0.rate_limiter.clone(),
             _ => RateLimiter::new(&config.rate_limit)?,
         };
         // Metrics and the span exporter outlive a reload unless their own settings changed.
         let observer = match previous {
-            Some(p)
-                if same(&p.0.config.log, &config.log)
-                    && same(&p.0.config.tracing, &config.tracing) =>
-            {
+            Some(p) if p.0.config.log == config.log && p.0.config.tracing == config.tracing => {
                 p.0.observer.clone()
             }
             _ => Arc::new(observe::Observer::new(&config)),
@@ -265,5 +254,50 @@ impl Gateway {
             .option_layer(cors)
             .service(routed);
         Router::new().fallback_service(before_routing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(redis_url: &str) -> Config {
+        let text =
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n[cache]\nredis_url = \"{redis_url}\"\n");
+        Config::parse(&text, "test", std::iter::empty(), &[]).expect("valid test config")
+    }
+
+    /// The cache a gateway holds, by identity (a kept cache is the same allocation).
+    fn same_cache(a: &Gateway, b: &Gateway) -> bool {
+        let metrics = |g: &Gateway| g.cache().expect("cache enabled").metrics() as *const _;
+        std::ptr::eq(metrics(a), metrics(b))
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_only_moves_redis_builds_a_new_cache() {
+        // Redis connections are lazy: nothing listens on these ports, nothing is dialled.
+        let first = Gateway::new(config("redis://127.0.0.1:1/0")).expect("gateway");
+        let unchanged = first
+            .next_generation(config("redis://127.0.0.1:1/0"))
+            .expect("gateway");
+        assert!(
+            same_cache(&first, &unchanged),
+            "an unchanged [cache] is kept"
+        );
+        let moved = first
+            .next_generation(config("redis://127.0.0.1:2/0"))
+            .expect("gateway");
+        assert!(
+            !same_cache(&first, &moved),
+            "a new redis_url needs a new cache (and connection)"
+        );
+        // A new password is a new URL too, though both print as `:<redacted>@`.
+        let with_password = moved
+            .next_generation(config("redis://:old-password@127.0.0.1:2/0"))
+            .expect("gateway");
+        let new_password = with_password
+            .next_generation(config("redis://:new-password@127.0.0.1:2/0"))
+            .expect("gateway");
+        assert!(!same_cache(&with_password, &new_password));
     }
 }

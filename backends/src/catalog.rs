@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use super::{Image, ImageSet, Money, join_ids};
+use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
-use manifold::cache::CachedUpstream;
 use manifold::upstream::{UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]

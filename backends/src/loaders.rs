@@ -10,7 +10,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment};
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError};
+use manifold::upstream::UpstreamError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ProductId(String);

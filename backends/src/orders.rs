@@ -4,8 +4,8 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::Money;
-use manifold::request::CallContext;
 use manifold::cache::CachedUpstream;
+use manifold::request::CallContext;
 use manifold::upstream::{Idempotency, UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]

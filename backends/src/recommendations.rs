@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use manifold::request::CallContext;
 use manifold::cache::CachedUpstream;
+use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use super::join_ids;
+use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
-use manifold::cache::CachedUpstream;
 use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]

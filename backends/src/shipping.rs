@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{Items, join_ids};
-use manifold::request::CallContext;
 use manifold::cache::CachedUpstream;
+use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]

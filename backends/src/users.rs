@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{ImageSet, Items, join_ids};
-use manifold::request::CallContext;
 use manifold::cache::CachedUpstream;
+use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, path_segment, query};
 
 #[derive(Clone, Debug)]

@@ -7,9 +7,9 @@
 
 mod schema;
 
+use backends::{Backends, Scope};
 use manifold::axum::Router;
 use manifold::config::GraphqlConfig;
-use backends::{Backends, Scope};
 use manifold::{BffSpec, Gateway, graphql};
 
 pub use schema::MobileSchema;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SchemaBuilder, SimpleObject,
 };
+use backends::Scope;
 use backends::{Money as BackendMoney, User};
 use manifold::config::GraphqlConfig;
-use backends::Scope;
 use manifold::error::Code;
 use manifold::graphql::{self, UpstreamResultExt};
 use manifold::upstream::UpstreamError;

@@ -6,9 +6,9 @@
 use backends::Backends;
 use manifold::Gateway;
 use manifold::auth::require_route_scope;
-use manifold::axum::{Extension, Router};
 use manifold::axum::middleware::{from_fn, from_fn_with_state};
 use manifold::axum::routing::{MethodFilter, MethodRouter, on};
+use manifold::axum::{Extension, Router};
 use manifold::config::AuthPolicy;
 
 use crate::handlers;

@@ -54,10 +54,15 @@ pub fn router(current: CurrentGateway) -> Router {
         .with_state(current)
 }
 
-/// The serving gateway's cache endpoints (`cache::admin`), or 404 without a cache and token.
+/// The serving gateway's cache endpoints (`cache`), or 404 without a cache and token.
 fn cache_admin(current: &CurrentGateway) -> Result<cache::Admin, StatusCode> {
     let gateway = current();
-    let token = gateway.config().cache.admin_token.as_deref();
+    let token = gateway
+        .config()
+        .cache
+        .admin_token
+        .as_ref()
+        .map(crate::config::Secret::expose);
     cache::Admin::new(gateway.cache(), token).ok_or(StatusCode::NOT_FOUND)
 }
 
@@ -153,76 +158,46 @@ fn mean_ms(sum_seconds: f64, count: u64) -> Option<f64> {
     (count > 0).then(|| sum_seconds * 1000.0 / count as f64)
 }
 
-async fn config(State(current): State<CurrentGateway>) -> Json<Value> {
+/// The loaded config as JSON. Credentials are `Secret`s, which serialise as a redaction, so
+/// none can appear here however the config is laid out.
+async fn config(State(current): State<CurrentGateway>) -> Response {
     let gateway = current();
-    Json(json!({ "config": redacted(&format!("{:#?}", gateway.config())) }))
-}
-
-/// The config as text with secrets taken out. Secret-bearing types already redact their
-/// `Debug` (API key hashes); on top of that, passwords in URLs (`redis://:pw@host`) and any
-/// field whose name says it is a secret are blanked, so a new secret key is covered too.
-pub fn redacted(debug: &str) -> String {
-    let mut out = String::with_capacity(debug.len());
-    for line in debug.lines() {
-        let key = line
-            .trim_start()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let secret_key = ["password", "secret", "token", "sha256", "api_key", "cookie"]
-            .iter()
-            .any(|s| key.contains(s));
-        if secret_key && line.contains(':') {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.push_str(&format!("{indent}{key}: \"<redacted>\",\n"));
-            continue;
+    match serde_json::to_value(gateway.config()) {
+        Ok(config) => Json(json!({ "config": config })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise the config for the admin API");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-        out.push_str(&redact_url_password(line));
-        out.push('\n');
     }
-    out
-}
-
-/// `scheme://user:password@host` -> `scheme://user:<redacted>@host`, everywhere in `line`.
-fn redact_url_password(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c == '"' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon]);
-                out.push_str(":<redacted>");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Config;
 
     #[test]
-    fn secrets_are_blanked() {
-        let text = "Config {\n    redis_url: Some(\n        \"redis://:hunter2@127.0.0.1:6379/0\",\n    ),\n    client_secret: \"abc\",\n    url: \"http://127.0.0.1:9101\",\n}";
-        let out = redacted(text);
-        assert!(!out.contains("hunter2"), "{out}");
-        assert!(!out.contains("abc"), "{out}");
-        assert!(
-            out.contains("redis://:<redacted>@127.0.0.1:6379/0"),
-            "{out}"
+    fn the_shown_config_holds_no_secret() {
+        let hash = "5f7b2ed74a9736a538a6fb5a5a1a76afdcdd0d177d7fc6e79c6b6843527d848d";
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\
+             [upstreams.users]\nurl = \"http://127.0.0.1:9101\"\n\
+             [auth.api_keys.acme]\nsha256 = \"{hash}\"\n\
+             [cache]\nadmin_token = \"an-admin-token-of-some-length\"\n\
+             redis_url = \"redis://:hunter2@127.0.0.1:6379/0\"\n"
         );
-        assert!(out.contains("http://127.0.0.1:9101"), "{out}");
+        let config = Config::parse(&text, "test", Vec::new(), &[]).expect("valid");
+        let shown = serde_json::to_value(&config).expect("serialisable");
+        let text = shown.to_string();
+        for secret in [hash, "an-admin-token", "hunter2"] {
+            assert!(!text.contains(secret), "{secret} shown in {text}");
+        }
+        assert_eq!(shown["upstreams"]["users"]["url"], "http://127.0.0.1:9101");
+        assert_eq!(
+            shown["cache"]["redis_url"],
+            "redis://:<redacted>@127.0.0.1:6379/0"
+        );
+        assert_eq!(shown["cache"]["admin_token"], "<redacted>");
+        assert_eq!(shown["auth"]["api_keys"]["acme"]["sha256"], "<redacted>");
+        assert_eq!(shown["server"]["request_timeout"], "3s");
     }
 }

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::observe::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
 use crate::gateway::Gateway;
+use crate::observe::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
 use crate::upstream::BreakerState;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

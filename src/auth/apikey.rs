@@ -29,7 +29,7 @@ impl ApiKeys {
             .filter_map(|(id, k)| {
                 Some(StoredKey {
                     id: id.clone(),
-                    hash: decode_hex32(&k.sha256)?,
+                    hash: decode_hex32(k.sha256.expose())?,
                     scopes: k.scopes.clone(),
                     tier: k.tier.clone(),
                     enabled: k.enabled,
@@ -99,7 +99,7 @@ mod tests {
             config.insert(
                 id.to_string(),
                 ApiKeyConfig {
-                    sha256: hash_api_key(plain),
+                    sha256: hash_api_key(plain).into(),
                     scopes: vec!["orders:read".into()],
                     tier: Some("gold".into()),
                     enabled,

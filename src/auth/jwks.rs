@@ -16,6 +16,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::time::Instant;
 
+use crate::config::SecretUrl;
+
 /// A JWKS larger than this is refused: a key set is a few KiB.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 /// At most this many keys are kept from one JWKS.
@@ -28,7 +30,8 @@ pub(super) struct VerifyKey {
 }
 
 pub(super) struct Jwks {
-    url: String,
+    /// Logged with its password (if any) redacted; exposed only to fetch.
+    url: SecretUrl,
     ttl: Duration,
     cooldown: Duration,
     http: reqwest::Client,
@@ -39,7 +42,7 @@ pub(super) struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(url: String, ttl: Duration, cooldown: Duration) -> Arc<Self> {
+    pub fn new(url: SecretUrl, ttl: Duration, cooldown: Duration) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
@@ -118,7 +121,7 @@ impl Jwks {
     async fn fetch(&self) -> Result<Vec<u8>, String> {
         let mut response = self
             .http
-            .get(&self.url)
+            .get(self.url.expose())
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)

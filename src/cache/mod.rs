@@ -66,7 +66,7 @@ impl EntityCache {
         let metrics = Arc::new(CacheMetrics::default());
         let shared = match &config.redis_url {
             Some(url) => Some(Arc::new(SharedTier::new(
-                url,
+                url.expose(),
                 &config.redis_prefix,
                 config.redis_timeout,
             )?)),

@@ -59,7 +59,11 @@ impl UpstreamCache {
         let entry = stale.filter(|e| self.stands_in(error, e))?;
         self.served_on_error(ctx, error, entry);
         let notes = CacheNotes::default();
-        notes.served_on_error(entry.age(Instant::now()), &error.service, error.code().as_str());
+        notes.served_on_error(
+            entry.age(Instant::now()),
+            &error.service,
+            error.code().as_str(),
+        );
         Some(replay(entry, request, &notes))
     }
 

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
-use super::units;
+use super::validate::{Problems, is_http_url, positive};
+use super::{Secret, SecretUrl, units};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuthConfig {
     /// Trusted token issuers. `[auth.jwt]` (one issuer) and `[[auth.jwt]]` (several) are
     /// both accepted.
@@ -39,9 +40,10 @@ impl Default for AuthConfig {
 }
 
 /// One trusted issuer of bearer JWTs, checked against its JWKS.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JwtConfig {
-    pub jwks_url: String,
+    /// Where the issuer's keys are fetched; a password in it is never shown.
+    pub jwks_url: SecretUrl,
     /// The exact `iss` its tokens carry; it also picks this entry for a token.
     pub issuer: String,
     pub audience: String,
@@ -62,9 +64,10 @@ pub struct JwtConfig {
 }
 
 /// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyConfig {
-    pub sha256: String,
+    /// A hash of a partner key is still a credential to brute-force offline: a `Secret`.
+    pub sha256: Secret,
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Rate-limit tier of this client (e.g. `"gold"`); the limiter's default when absent.
@@ -74,15 +77,68 @@ pub struct ApiKeyConfig {
     pub enabled: bool,
 }
 
-impl fmt::Debug for ApiKeyConfig {
-    // A hash of a partner key is still a credential to brute-force offline: never print it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyConfig")
-            .field("sha256", &"<redacted>")
-            .field("scopes", &self.scopes)
-            .field("tier", &self.tier)
-            .field("enabled", &self.enabled)
-            .finish()
+impl AuthConfig {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        for (i, jwt) in self.jwt.iter().enumerate() {
+            jwt.validate(i, &self.jwt[..i], p);
+        }
+        for (i, pattern) in self.strip_headers.iter().enumerate() {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            p.check(
+                !name.is_empty()
+                    && !name.contains('*')
+                    && http::HeaderName::from_bytes(name.as_bytes())
+                        .is_ok_and(|h| h.as_str() == name),
+                format!("auth.strip_headers[{i}]"),
+                "must be a lowercase header name, optionally ending in '*' (a prefix)",
+            );
+        }
+        for (id, key) in &self.api_keys {
+            let hash = key.sha256.expose();
+            p.check(
+                hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                format!("auth.api_keys.{id}.sha256"),
+                "must be the 64 hex digits of the key's SHA-256",
+            );
+        }
+    }
+}
+
+impl JwtConfig {
+    /// Problems with `auth.jwt[i]`; `earlier` are the entries before it.
+    fn validate(&self, i: usize, earlier: &[JwtConfig], p: &mut Problems) {
+        let key = |field: &str| format!("auth.jwt[{i}].{field}");
+        p.check(
+            is_http_url(self.jwks_url.expose()),
+            key("jwks_url"),
+            "must be an http:// or https:// URL",
+        );
+        p.check(!self.issuer.is_empty(), key("issuer"), "must not be empty");
+        p.check(
+            earlier.iter().all(|o| o.issuer != self.issuer),
+            key("issuer"),
+            "is used by an earlier [[auth.jwt]] entry",
+        );
+        p.check(
+            !self.audience.is_empty(),
+            key("audience"),
+            "must not be empty",
+        );
+        p.check(
+            self.leeway <= Duration::from_secs(300),
+            key("leeway"),
+            "must be at most 5m",
+        );
+        p.check(
+            positive(self.cache_ttl),
+            key("cache_ttl"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.unknown_kid_cooldown),
+            key("unknown_kid_cooldown"),
+            "must be greater than 0",
+        );
     }
 }
 

@@ -4,14 +4,14 @@
 //! backend did not state, and who may purge.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ByteSize, ConfigError, units};
+use super::validate::Problems;
+use super::{ByteSize, Secret, SecretUrl, UpstreamConfig, units};
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
     /// Master switch; off, every GET goes to its backend.
@@ -24,9 +24,9 @@ pub struct CacheConfig {
     pub upstreams: BTreeMap<String, CachePolicyConfig>,
     /// `X-Admin-Token` required by the cache's endpoints on the admin listener
     /// (`/admin/cache/...`); without it they answer 404.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// The shared second tier: `redis://host:port`; local-only when absent or unreachable.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// Prefix of every Redis key, so several BFFs can share one Redis.
     pub redis_prefix: String,
     /// Budget of one Redis round trip; past it the local tier answers alone.
@@ -35,7 +35,7 @@ pub struct CacheConfig {
 }
 
 /// How one upstream's responses are cached, where its `Cache-Control` leaves a choice.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CachePolicyConfig {
     /// An entry past its freshness is served at once for this long while ONE background
@@ -77,36 +77,10 @@ impl Default for CachePolicyConfig {
     }
 }
 
-impl fmt::Debug for CacheConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheConfig")
-            .field("enabled", &self.enabled)
-            .field("max_bytes", &self.max_bytes)
-            .field("max_entry_bytes", &self.max_entry_bytes)
-            .field("upstreams", &self.upstreams)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("redis_timeout", &self.redis_timeout)
-            .finish()
-    }
-}
-
 impl CacheConfig {
-    /// Problems with this section; `upstreams` are the configured upstream names.
-    pub(super) fn validate<'a>(
-        &self,
-        upstreams: impl Iterator<Item = &'a String> + Clone,
-    ) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        let mut check = |ok: bool, key: String, message: &str| {
-            if !ok {
-                errors.push(ConfigError::new(key, message));
-            }
-        };
+    /// Problems with this section; `upstreams` are the configured upstreams.
+    pub(super) fn validate(&self, upstreams: &BTreeMap<String, UpstreamConfig>, p: &mut Problems) {
+        let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
         check(
             self.max_bytes.bytes() > 0,
             "cache.max_bytes".into(),
@@ -123,14 +97,16 @@ impl CacheConfig {
             "must not exceed cache.max_bytes",
         );
         check(
-            self.admin_token.as_ref().is_none_or(|t| t.len() >= 16),
+            self.admin_token
+                .as_ref()
+                .is_none_or(|t| t.expose().len() >= 16),
             "cache.admin_token".into(),
             "must be at least 16 characters",
         );
         check(
-            self.redis_url
-                .as_ref()
-                .is_none_or(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
+            self.redis_url.as_ref().is_none_or(|u| {
+                u.expose().starts_with("redis://") || u.expose().starts_with("rediss://")
+            }),
             "cache.redis_url".into(),
             "must be a redis:// or rediss:// URL",
         );
@@ -141,7 +117,7 @@ impl CacheConfig {
         );
         for (name, policy) in &self.upstreams {
             check(
-                upstreams.clone().any(|u| u == name),
+                upstreams.contains_key(name),
                 format!("cache.upstreams.{name}"),
                 "names no configured [upstreams] entry",
             );
@@ -151,7 +127,6 @@ impl CacheConfig {
                 "must be greater than 0",
             );
         }
-        errors
     }
 }
 

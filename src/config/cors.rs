@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, units};
+use super::units;
+use super::validate::Problems;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CorsConfig {
     /// Exact origins, e.g. `"https://shop.example.com"`. `"*"` is refused: the web client
     /// sends credentials.
@@ -42,7 +43,7 @@ impl CorsConfig {
         !self.allowed_origins.is_empty()
     }
 
-    pub(super) fn validate(&self, errors: &mut Vec<ConfigError>) {
+    pub(super) fn validate(&self, p: &mut Problems) {
         for (i, origin) in self.allowed_origins.iter().enumerate() {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && origin.parse::<http::Uri>().is_ok_and(|u| {
@@ -50,18 +51,18 @@ impl CorsConfig {
                 })
                 && http::HeaderValue::from_str(origin).is_ok();
             if !valid {
-                errors.push(ConfigError::new(
+                p.push(
                     format!("cors.allowed_origins[{i}]"),
                     "must be an origin like \"https://shop.example.com\" (scheme, host, port; no path, no \"*\")",
-                ));
+                );
             }
         }
         for (i, method) in self.allowed_methods.iter().enumerate() {
             if method.parse::<http::Method>().is_err() {
-                errors.push(ConfigError::new(
+                p.push(
                     format!("cors.allowed_methods[{i}]"),
                     "is not an HTTP method",
-                ));
+                );
             }
         }
         for (key, list) in [
@@ -70,10 +71,7 @@ impl CorsConfig {
         ] {
             for (i, name) in list.iter().enumerate() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    errors.push(ConfigError::new(
-                        format!("cors.{key}[{i}]"),
-                        "is not a header name",
-                    ));
+                    p.push(format!("cors.{key}[{i}]"), "is not a header name");
                 }
             }
         }

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ByteSize, ConfigError, units};
+use super::validate::Problems;
+use super::{ByteSize, units};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LimitsConfig {
     /// Longest request target (path and query); longer is 414.
     #[serde(default = "defaults::max_uri")]
@@ -36,12 +37,9 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    pub(super) fn validate(&self, errors: &mut Vec<ConfigError>) {
-        let mut check = |ok: bool, key: &str, message: &str| {
-            if !ok {
-                errors.push(ConfigError::new(format!("limits.{key}"), message));
-            }
-        };
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let mut check =
+            |ok: bool, key: &str, message: &str| p.check(ok, format!("limits.{key}"), message);
         check(
             (64..=(1 << 20)).contains(&self.max_uri.bytes()),
             "max_uri",

@@ -330,6 +330,43 @@ mod tests {
     }
 
     #[test]
+    fn a_serialised_config_reads_back_as_the_same_values() {
+        let text = format!(
+            "{MINIMAL}\n[graphql]\noperation_timeouts = {{ Home = \"1m 30s\" }}\n\
+             [client_ip]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\
+             [[auth.jwt]]\njwks_url = \"http://idp/jwks\"\nissuer = \"a\"\naudience = \"web\"\n"
+        );
+        let config = Config::parse(&text, "test", env(&[]), &[]).expect("valid");
+        let shown = serde_json::to_value(&config).expect("serialisable");
+        assert_eq!(shown["upstreams"]["users"]["timeout"], "250ms");
+        assert_eq!(shown["server"]["max_request_body"], 1 << 20);
+        let read: Config = serde_json::from_value(shown).expect("reads back");
+        assert_eq!(read, config);
+    }
+
+    #[test]
+    fn every_upstream_policy_reports_its_own_key() {
+        let text = MINIMAL.replace(
+            "timeout = \"250ms\"",
+            "retry = { attempts = 0 }\nbreaker = { min_calls = 0 }\n\
+             health = { path = \"x\" }\noutlier = { ejection = \"0s\" }\n\
+             bulkhead = { max_concurrent = 0 }",
+        );
+        let err = Config::parse(&text, "test", env(&[]), &[]).unwrap_err();
+        let shown: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "upstreams.users.retry.attempts: must be 1 to 10",
+                "upstreams.users.breaker.min_calls: must be greater than 0",
+                "upstreams.users.bulkhead.max_concurrent: must be greater than 0",
+                "upstreams.users.health.path: must start with '/'",
+                "upstreams.users.outlier.ejection: must be greater than 0",
+            ]
+        );
+    }
+
+    #[test]
     fn paths_are_normalised() {
         assert_eq!(normalise_path("auth.jwt.?.foo"), "auth.jwt.foo");
         assert_eq!(normalise_path("routes.0.prefix"), "routes[0].prefix");

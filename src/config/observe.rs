@@ -6,12 +6,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, units};
+use super::units;
+use super::validate::Problems;
 
 /// `[admin]`: a second listener for operators, loopback unless `allow_public` says otherwise.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdminConfig {
     #[serde(default = "enabled")]
     pub enabled: bool,
@@ -35,7 +36,7 @@ impl Default for AdminConfig {
 }
 
 /// `[log]`: how the access log (one line per request) and every other line are written.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogConfig {
     #[serde(default)]
     pub format: LogFormat,
@@ -44,7 +45,7 @@ pub struct LogConfig {
     pub access_log: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     #[default]
@@ -54,7 +55,7 @@ pub enum LogFormat {
 
 /// `[tracing]`: W3C trace context is always propagated; spans are exported over OTLP
 /// (http/protobuf) only when an endpoint is set.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TracingConfig {
     /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; spans are POSTed to
     /// `{endpoint}/v1/traces`.
@@ -97,36 +98,36 @@ fn max_queue() -> usize {
     4096
 }
 
-/// Problems with the three sections.
-pub(super) fn validate(admin: &AdminConfig, tracing: &TracingConfig) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    if admin.enabled && !admin.listen.ip().is_loopback() && !admin.allow_public {
-        errors.push(ConfigError::new(
+impl AdminConfig {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        p.check(
+            !self.enabled || self.listen.ip().is_loopback() || self.allow_public,
             "admin.listen",
             "is not a loopback address; set admin.allow_public = true to expose the admin listener",
-        ));
+        );
     }
-    if let Some(endpoint) = &tracing.otlp_endpoint
-        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
-        errors.push(ConfigError::new(
+}
+
+impl TracingConfig {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        p.check(
+            self.otlp_endpoint.as_ref().is_none_or(|endpoint| {
+                endpoint.starts_with("http://") || endpoint.starts_with("https://")
+            }),
             "tracing.otlp_endpoint",
             "must be an http:// or https:// URL",
-        ));
-    }
-    if tracing.export_interval.is_zero() {
-        errors.push(ConfigError::new(
+        );
+        p.check(
+            !self.export_interval.is_zero(),
             "tracing.export_interval",
             "must be greater than 0",
-        ));
-    }
-    if tracing.max_queue == 0 {
-        errors.push(ConfigError::new(
+        );
+        p.check(
+            self.max_queue != 0,
             "tracing.max_queue",
             "must be greater than 0",
-        ));
+        );
     }
-    errors
 }
 
 #[cfg(test)]
@@ -143,10 +144,13 @@ mod tests {
             otlp_endpoint: Some("collector:4318".into()),
             ..TracingConfig::default()
         };
-        let keys: Vec<String> = validate(&admin, &tracing)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let validate = |admin: &AdminConfig, tracing: &TracingConfig| {
+            let mut p = Problems::default();
+            admin.validate(&mut p);
+            tracing.validate(&mut p);
+            p.0.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        };
+        let keys = validate(&admin, &tracing);
         assert!(keys[0].starts_with("admin.listen"), "{keys:?}");
         assert!(keys[1].starts_with("tracing.otlp_endpoint"), "{keys:?}");
         admin.allow_public = true;

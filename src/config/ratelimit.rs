@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
 
-use super::{ConfigError, units};
+use super::validate::Problems;
+use super::{SecretUrl, units};
 
 /// `[client_ip]`
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientIpConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-For` is believed, e.g. `["10.0.0.0/8"]`.
     #[serde(default)]
@@ -25,7 +26,7 @@ pub struct ClientIpConfig {
     pub header: ForwardedHeader,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardedHeader {
     #[default]
     #[serde(rename = "x-forwarded-for")]
@@ -87,6 +88,12 @@ impl fmt::Display for Cidr {
     }
 }
 
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(de::Error::custom)
@@ -94,13 +101,13 @@ impl<'de> Deserialize<'de> for Cidr {
 }
 
 /// `[rate_limit]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateLimitConfig {
     /// Where counters live: this instance only, or Redis (shared by every instance).
     #[serde(default)]
     pub store: StoreKind,
     /// `redis://host:port/db`; required when `store = "redis"`.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// What to do while Redis is unreachable.
     #[serde(default)]
     pub on_redis_error: OnRedisError,
@@ -140,7 +147,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     #[default]
@@ -148,7 +155,7 @@ pub enum StoreKind {
     Redis,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRedisError {
     /// Decide with this instance's own counters (each instance then allows up to the limit).
@@ -159,7 +166,7 @@ pub enum OnRedisError {
 }
 
 /// What a rule counts requests by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// The JWT subject; requests without a user are not counted by this rule.
@@ -171,7 +178,7 @@ pub enum KeyKind {
 }
 
 /// What one request costs under a rule.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CostKind {
     /// One per request.
@@ -182,7 +189,7 @@ pub enum CostKind {
 }
 
 /// `[[rate_limit.rules]]`: at most `limit` per `per`, in bursts of up to `limit`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuleConfig {
     /// Shown in the RateLimit headers; letters, digits, `-`, `_`, `.`.
     pub name: String,
@@ -195,7 +202,7 @@ pub struct RuleConfig {
 }
 
 /// `[rate_limit.tiers.NAME]`: scales (or replaces) the limit of user and API-key rules.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TierConfig {
     pub multiplier: Option<f64>,
     pub limit: Option<u32>,
@@ -212,73 +219,67 @@ impl TierConfig {
     }
 }
 
-/// Every problem in the two sections, by key path.
-pub(super) fn validate(client_ip: &ClientIpConfig, rl: &RateLimitConfig) -> Vec<ConfigError> {
-    let _ = client_ip; // Every block was checked while parsing.
-    let mut errors = Vec::new();
-    let mut check = |ok: bool, key: String, message: &str| {
-        if !ok {
-            errors.push(ConfigError::new(key, message));
+impl RateLimitConfig {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
+        match &self.redis_url {
+            Some(url) => check(
+                url.expose().starts_with("redis://") && redis::Client::open(url.expose()).is_ok(),
+                "rate_limit.redis_url".into(),
+                "must be a redis:// URL",
+            ),
+            None => check(
+                self.store != StoreKind::Redis,
+                "rate_limit.redis_url".into(),
+                "is required when store = \"redis\"",
+            ),
         }
-    };
-    match &rl.redis_url {
-        Some(url) => check(
-            url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok(),
-            "rate_limit.redis_url".into(),
-            "must be a redis:// URL",
-        ),
-        None => check(
-            rl.store != StoreKind::Redis,
-            "rate_limit.redis_url".into(),
-            "is required when store = \"redis\"",
-        ),
-    }
-    check(
-        !rl.redis_timeout.is_zero(),
-        "rate_limit.redis_timeout".into(),
-        "must be greater than 0",
-    );
-    check(
-        !rl.evict_interval.is_zero(),
-        "rate_limit.evict_interval".into(),
-        "must be greater than 0",
-    );
-    for (i, rule) in rl.rules.iter().enumerate() {
-        let key = |field: &str| format!("rate_limit.rules[{i}].{field}");
         check(
-            is_token(&rule.name),
-            key("name"),
-            "must be non-empty letters, digits, '-', '_' or '.'",
+            !self.redis_timeout.is_zero(),
+            "rate_limit.redis_timeout".into(),
+            "must be greater than 0",
         );
         check(
-            rl.rules[..i].iter().all(|r| r.name != rule.name),
-            key("name"),
-            "is used by an earlier rule",
+            !self.evict_interval.is_zero(),
+            "rate_limit.evict_interval".into(),
+            "must be greater than 0",
         );
-        check(rule.limit > 0, key("limit"), "must be greater than 0");
-        check(
-            rule.per >= Duration::from_millis(1),
-            key("per"),
-            "must be at least 1ms",
-        );
-    }
-    for (name, tier) in &rl.tiers {
-        let key = |field: &str| format!("rate_limit.tiers.{name}.{field}");
-        match (tier.multiplier, tier.limit) {
-            (Some(_), Some(_)) | (None, None) => check(
-                false,
-                key("limit"),
-                "set exactly one of limit or multiplier",
-            ),
-            (Some(m), None) => check(
-                m.is_finite() && m > 0.0,
-                key("multiplier"),
-                "must be greater than 0",
-            ),
-            (None, Some(l)) => check(l > 0, key("limit"), "must be greater than 0"),
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("rate_limit.rules[{i}].{field}");
+            check(
+                is_token(&rule.name),
+                key("name"),
+                "must be non-empty letters, digits, '-', '_' or '.'",
+            );
+            check(
+                self.rules[..i].iter().all(|r| r.name != rule.name),
+                key("name"),
+                "is used by an earlier rule",
+            );
+            check(rule.limit > 0, key("limit"), "must be greater than 0");
+            check(
+                rule.per >= Duration::from_millis(1),
+                key("per"),
+                "must be at least 1ms",
+            );
+        }
+        for (name, tier) in &self.tiers {
+            let key = |field: &str| format!("rate_limit.tiers.{name}.{field}");
+            match (tier.multiplier, tier.limit) {
+                (Some(_), Some(_)) | (None, None) => check(
+                    false,
+                    key("limit"),
+                    "set exactly one of limit or multiplier",
+                ),
+                (Some(m), None) => check(
+                    m.is_finite() && m > 0.0,
+                    key("multiplier"),
+                    "must be greater than 0",
+                ),
+                (None, Some(l)) => check(l > 0, key("limit"), "must be greater than 0"),
+            }
         }
     }
-    errors
 }
 
 fn is_token(s: &str) -> bool {

@@ -1,16 +1,25 @@
 //! The `[tls]` section: terminate TLS on the public listener with a certificate chain and a
 //! private key read from PEM files, reloaded from disk while running. Without the section the
 //! listener speaks plain HTTP. What the files mean at run time (handshakes, reloads) is owned
-//! by `server::tls`; this module owns the keys, their defaults and their validation.
+//! by `server::tls`; this module owns the keys, their defaults and their validation, and so
+//! also reading the two files it names into a certificate and key that belong together (the
+//! listener reuses that for every reload).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{ConfigError, units};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize)]
+use super::units;
+use super::validate::Problems;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
     pub cert: PathBuf,
@@ -46,26 +55,134 @@ impl TlsConfig {
     /// Problems with the section, including files that cannot be read or do not hold a
     /// usable certificate and matching key (checked now, so `--check` and start-up catch
     /// them with exit status 64 rather than at the first handshake).
-    pub(super) fn validate(&self) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        if self.reload_interval.is_zero() {
-            errors.push(ConfigError::new(
-                "tls.reload_interval",
-                "must be greater than 0",
+    pub(super) fn validate(&self, p: &mut Problems) {
+        p.check(
+            !self.reload_interval.is_zero(),
+            "tls.reload_interval",
+            "must be greater than 0",
+        );
+        p.check(
+            !self.handshake_timeout.is_zero(),
+            "tls.handshake_timeout",
+            "must be greater than 0",
+        );
+        if let Err(e) = load_certified_key(&self.cert, &self.key) {
+            p.push(format!("tls.{}", e.config_key()), e.to_string());
+        }
+    }
+}
+
+/// Which of the two files a problem is about (named like its config key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PemFile {
+    Cert,
+    Key,
+}
+
+/// Why the two PEM files do not make a usable certificate and key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        file: PemFile,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Parse {
+        file: PemFile,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{}: the key does not match the certificate ({reason})", path.display())]
+    Mismatch { path: PathBuf, reason: String },
+}
+
+impl PemError {
+    /// The `[tls]` key the problem is about: `cert` or `key`.
+    pub fn config_key(&self) -> &'static str {
+        let file = match self {
+            PemError::Read { file, .. } | PemError::Parse { file, .. } => *file,
+            PemError::Mismatch { .. } => PemFile::Key,
+        };
+        match file {
+            PemFile::Cert => "cert",
+            PemFile::Key => "key",
+        }
+    }
+}
+
+/// The one crypto provider of the TLS listener. Chosen explicitly (not the process default),
+/// so nothing panics if another crate enables aws-lc-rs as well.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads and checks the two PEM files (what config validation and each reload do).
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemError> {
+    let files = PemPair::read(cert, key)?;
+    files.certified_key(cert, key)
+}
+
+/// The bytes of both files, compared between polls to notice a replacement.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemPair {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl PemPair {
+    pub fn read(cert: &Path, key: &Path) -> Result<PemPair, PemError> {
+        let read = |file, path: &Path| {
+            std::fs::read(path).map_err(|source| PemError::Read {
+                file,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(PemPair {
+            cert: read(PemFile::Cert, cert)?,
+            key: read(PemFile::Key, key)?,
+        })
+    }
+
+    /// The certificate chain and key in these bytes; the paths only name them in errors.
+    pub fn certified_key(
+        &self,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<CertifiedKey, PemError> {
+        let parse_error = |file, path: &Path, reason: String| PemError::Parse {
+            file,
+            path: path.to_path_buf(),
+            reason,
+        };
+        let chain = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| parse_error(PemFile::Cert, cert_path, format!("invalid PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(parse_error(
+                PemFile::Cert,
+                cert_path,
+                "no CERTIFICATE block found".into(),
             ));
         }
-        if self.handshake_timeout.is_zero() {
-            errors.push(ConfigError::new(
-                "tls.handshake_timeout",
-                "must be greater than 0",
-            ));
-        }
-        if let Err(e) = crate::server::tls::load_certified_key(&self.cert, &self.key) {
-            errors.push(ConfigError::new(
-                format!("tls.{}", e.config_key()),
-                e.to_string(),
-            ));
-        }
-        errors
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| {
+            parse_error(
+                PemFile::Key,
+                key_path,
+                format!("no usable PRIVATE KEY block ({e})"),
+            )
+        })?;
+        CertifiedKey::from_der(chain, key, &crypto_provider()).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => PemError::Mismatch {
+                path: key_path.to_path_buf(),
+                reason: e.to_string(),
+            },
+            rustls::Error::InvalidCertificate(_) => {
+                parse_error(PemFile::Cert, cert_path, e.to_string())
+            }
+            other => parse_error(PemFile::Key, key_path, other.to_string()),
+        })
     }
 }

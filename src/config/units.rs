@@ -3,13 +3,18 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// `#[serde(with = "units::duration")]`
 pub mod duration {
     use super::*;
     use std::time::Duration;
+
+    /// Written back the way it is read: `"150ms"`, `"1m 30s"`.
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*value))
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
@@ -26,6 +31,17 @@ pub mod duration_map {
     use super::*;
     use std::collections::BTreeMap;
     use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        value: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            value
+                .iter()
+                .map(|(name, d)| (name, humantime::format_duration(*d).to_string())),
+        )
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
@@ -79,6 +95,13 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} bytes", self.0)
+    }
+}
+
+/// Written as a plain number of bytes, which reads back as the same size.
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
     }
 }
 

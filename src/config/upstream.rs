@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::ByteSize;
-use super::units;
+use super::validate::{Problems, positive};
+use super::{ByteSize, units};
 
 /// One backend service: one base URL (`url`) or several instances (`instances`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamConfig {
     /// Base URL of a single instance, e.g. `http://127.0.0.1:9101`.
     pub url: Option<String>,
@@ -67,9 +67,59 @@ impl UpstreamConfig {
     }
 }
 
+impl UpstreamConfig {
+    /// Problems with `upstreams.{name}` and each of its policies.
+    pub(super) fn validate(&self, name: &str, p: &mut Problems) {
+        let at = format!("upstreams.{name}");
+        let key = |field: &str| format!("{at}.{field}");
+        match (&self.url, self.instances.is_empty()) {
+            (None, true) => p.push(at.clone(), "needs `url` or `instances`"),
+            (Some(_), false) => p.push(key("instances"), "give `url` or `instances`, not both"),
+            _ => {}
+        }
+        let field = if self.url.is_some() {
+            "url"
+        } else {
+            "instances"
+        };
+        for url in self.endpoints() {
+            if !(url.starts_with("http://") && url.parse::<http::Uri>().is_ok()) {
+                p.push(
+                    key(field),
+                    format!("{url:?} must be an http:// URL (TLS to backends is not built in yet)"),
+                );
+            }
+        }
+        p.check(
+            positive(self.timeout),
+            key("timeout"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.connect_timeout),
+            key("connect_timeout"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_response_body.bytes() > 0,
+            key("max_response_body"),
+            "must be greater than 0",
+        );
+        self.retry.validate(&key("retry"), p);
+        self.breaker.validate(&key("breaker"), p);
+        p.check(
+            self.bulkhead.max_concurrent > 0,
+            key("bulkhead.max_concurrent"),
+            "must be greater than 0",
+        );
+        self.health.validate(&key("health"), p);
+        self.outlier.validate(&key("outlier"), p);
+    }
+}
+
 /// Retries of idempotent calls: exponential backoff with full jitter, never past the
 /// request's deadline, paid from a budget so an outage never multiplies load.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryConfig {
     /// Tries in all, the first included; 1 disables retries.
@@ -100,8 +150,40 @@ impl Default for RetryConfig {
     }
 }
 
+impl RetryConfig {
+    /// Problems with the policy at key path `at` (`upstreams.users.retry`).
+    fn validate(&self, at: &str, p: &mut Problems) {
+        let key = |field: &str| format!("{at}.{field}");
+        p.check(
+            (1..=10).contains(&self.attempts),
+            key("attempts"),
+            "must be 1 to 10",
+        );
+        p.check(
+            positive(self.backoff_base),
+            key("backoff_base"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.backoff_max >= self.backoff_base,
+            key("backoff_max"),
+            "must be at least retry.backoff_base",
+        );
+        p.check(
+            (0.0..=1.0).contains(&self.budget_ratio),
+            key("budget_ratio"),
+            "must be between 0 and 1",
+        );
+        p.check(
+            self.budget_window >= Duration::from_secs(1),
+            key("budget_window"),
+            "must be at least 1s",
+        );
+    }
+}
+
 /// Circuit breaker, one per instance. Only server faults and timeouts count as failures.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BreakerConfig {
     pub enabled: bool,
@@ -134,8 +216,45 @@ impl Default for BreakerConfig {
     }
 }
 
+impl BreakerConfig {
+    /// Problems with the policy at key path `at` (`upstreams.users.breaker`).
+    fn validate(&self, at: &str, p: &mut Problems) {
+        let key = |field: &str| format!("{at}.{field}");
+        p.check(
+            self.failure_ratio > 0.0 && self.failure_ratio <= 1.0,
+            key("failure_ratio"),
+            "must be above 0 and at most 1",
+        );
+        p.check(
+            self.min_calls > 0,
+            key("min_calls"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.window),
+            key("window"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.consecutive_failures > 0,
+            key("consecutive_failures"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.cool_down),
+            key("cool_down"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.half_open_probes > 0,
+            key("half_open_probes"),
+            "must be greater than 0",
+        );
+    }
+}
+
 /// Concurrency cap per upstream: calls over it fail fast instead of queueing.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BulkheadConfig {
     pub max_concurrent: usize,
@@ -150,7 +269,7 @@ impl Default for BulkheadConfig {
 }
 
 /// Active health checks: `GET path` on every instance at an interval.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HealthConfig {
     pub enabled: bool,
@@ -178,8 +297,40 @@ impl Default for HealthConfig {
     }
 }
 
+impl HealthConfig {
+    /// Problems with the policy at key path `at` (`upstreams.users.health`).
+    fn validate(&self, at: &str, p: &mut Problems) {
+        let key = |field: &str| format!("{at}.{field}");
+        p.check(
+            self.path.starts_with('/'),
+            key("path"),
+            "must start with '/'",
+        );
+        p.check(
+            positive(self.interval),
+            key("interval"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.timeout),
+            key("timeout"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.unhealthy_after > 0,
+            key("unhealthy_after"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.healthy_after > 0,
+            key("healthy_after"),
+            "must be greater than 0",
+        );
+    }
+}
+
 /// Passive outlier ejection: an instance failing calls in a row is left out for a while.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutlierConfig {
     pub consecutive_failures: u32,
@@ -196,6 +347,28 @@ impl Default for OutlierConfig {
             ejection: Duration::from_secs(10),
             max_ejected_ratio: 0.5,
         }
+    }
+}
+
+impl OutlierConfig {
+    /// Problems with the policy at key path `at` (`upstreams.users.outlier`).
+    fn validate(&self, at: &str, p: &mut Problems) {
+        let key = |field: &str| format!("{at}.{field}");
+        p.check(
+            self.consecutive_failures > 0,
+            key("consecutive_failures"),
+            "must be greater than 0",
+        );
+        p.check(
+            positive(self.ejection),
+            key("ejection"),
+            "must be greater than 0",
+        );
+        p.check(
+            (0.0..=1.0).contains(&self.max_ejected_ratio),
+            key("max_ejected_ratio"),
+            "must be between 0 and 1",
+        );
     }
 }
 

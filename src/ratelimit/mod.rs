@@ -150,7 +150,7 @@ impl RateLimiter {
         }
         let shared = match (config.store, &config.redis_url) {
             (StoreKind::Redis, Some(url)) => Some(Shared {
-                store: RedisStore::new(url, config.redis_timeout, config.redis_retry)?,
+                store: RedisStore::new(url.expose(), config.redis_timeout, config.redis_retry)?,
                 on_error: config.on_redis_error,
             }),
             _ => None,

@@ -9,43 +9,22 @@
 //! once. Accepting and serving connections is `server::https`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use crate::config::{PemError, PemPair, TlsConfig, crypto_provider};
 
-/// Which of the two files a problem is about (named like its config key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PemFile {
-    Cert,
-    Key,
-}
-
+/// Why the listener cannot terminate TLS.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        file: PemFile,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {reason}", path.display())]
-    Parse {
-        file: PemFile,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("{}: the key does not match the certificate ({reason})", path.display())]
-    Mismatch { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Files(#[from] PemError),
     #[error("cannot build the TLS configuration: {0}")]
     Setup(rustls::Error),
 }
@@ -53,84 +32,10 @@ pub enum TlsError {
 impl TlsError {
     /// The `[tls]` key the problem is about: `cert` or `key`.
     pub fn config_key(&self) -> &'static str {
-        let file = match self {
-            TlsError::Read { file, .. } | TlsError::Parse { file, .. } => *file,
-            TlsError::Mismatch { .. } | TlsError::Setup(_) => PemFile::Key,
-        };
-        match file {
-            PemFile::Cert => "cert",
-            PemFile::Key => "key",
+        match self {
+            TlsError::Files(e) => e.config_key(),
+            TlsError::Setup(_) => "key",
         }
-    }
-}
-
-/// The one crypto provider of the TLS listener. Chosen explicitly (not the process default),
-/// so nothing panics if another crate enables aws-lc-rs as well.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Reads and checks the two PEM files (what config validation and each reload do).
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let files = PemPair::read(cert, key)?;
-    files.certified_key(cert, key)
-}
-
-/// The bytes of both files, compared between polls to notice a replacement.
-#[derive(Clone, PartialEq, Eq)]
-struct PemPair {
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-impl PemPair {
-    fn read(cert: &Path, key: &Path) -> Result<PemPair, TlsError> {
-        let read = |file, path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
-                file,
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        Ok(PemPair {
-            cert: read(PemFile::Cert, cert)?,
-            key: read(PemFile::Key, key)?,
-        })
-    }
-
-    fn certified_key(&self, cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
-        let parse_error = |file, path: &Path, reason: String| TlsError::Parse {
-            file,
-            path: path.to_path_buf(),
-            reason,
-        };
-        let chain = CertificateDer::pem_slice_iter(&self.cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| parse_error(PemFile::Cert, cert_path, format!("invalid PEM: {e}")))?;
-        if chain.is_empty() {
-            return Err(parse_error(
-                PemFile::Cert,
-                cert_path,
-                "no CERTIFICATE block found".into(),
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| {
-            parse_error(
-                PemFile::Key,
-                key_path,
-                format!("no usable PRIVATE KEY block ({e})"),
-            )
-        })?;
-        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::Mismatch {
-                path: key_path.to_path_buf(),
-                reason: e.to_string(),
-            },
-            rustls::Error::InvalidCertificate(_) => {
-                parse_error(PemFile::Cert, cert_path, e.to_string())
-            }
-            other => parse_error(PemFile::Key, key_path, other.to_string()),
-        })
     }
 }
 
@@ -192,7 +97,7 @@ impl Tls {
         let current = Arc::new(CurrentCertificate::new(
             loaded.certified_key(&config.cert, &config.key)?,
         ));
-        let mut server = ServerConfig::builder_with_provider(provider())
+        let mut server = ServerConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(TlsError::Setup)?
             .with_no_client_auth()

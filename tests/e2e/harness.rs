@@ -194,7 +194,7 @@ pub fn point_at(config: &mut Config, backends: &Backends) {
     }
     for jwt in config.auth.jwt.iter_mut() {
         let idp = backends.url(Service::Auth);
-        jwt.jwks_url = format!("{idp}/.well-known/jwks.json");
+        jwt.jwks_url = format!("{idp}/.well-known/jwks.json").into();
         jwt.issuer = idp;
     }
 }

@@ -190,7 +190,7 @@ async fn a_key_without_the_scope_is_a_403_problem() {
         config.auth.api_keys.insert(
             "catalog-only".to_owned(),
             ApiKeyConfig {
-                sha256: hash_api_key("catalog-only-key"),
+                sha256: hash_api_key("catalog-only-key").into(),
                 scopes: vec!["products:read".to_owned()],
                 tier: None,
                 enabled: true,

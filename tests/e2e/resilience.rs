@@ -439,7 +439,11 @@ async fn oversized_and_malformed_bodies_are_bad_responses() {
             .get_json::<Value>(&ctx(Duration::from_secs(5)), path)
             .await
             .unwrap_err();
-        assert_eq!(err.code().as_str(), "UPSTREAM_BAD_RESPONSE", "{path}: {err:?}");
+        assert_eq!(
+            err.code().as_str(),
+            "UPSTREAM_BAD_RESPONSE",
+            "{path}: {err:?}"
+        );
     }
     server.abort();
 

@@ -13,8 +13,8 @@ mod product;
 mod viewer;
 
 use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema, SchemaBuilder};
-use manifold::config::GraphqlConfig;
 use backends::Scope;
+use manifold::config::GraphqlConfig;
 use manifold::error::Code;
 use manifold::graphql::{self, UpstreamResultExt};
 

@@ -2,8 +2,8 @@
 //! `input`) before any backend is called.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use backends::{NewOrder, NewOrderLine};
 use backends::Scope;
+use backends::{NewOrder, NewOrderLine};
 use manifold::graphql::{RequireScope, UpstreamResultExt};
 
 use super::order::Order;

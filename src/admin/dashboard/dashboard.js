@@ -125,7 +125,7 @@ async function refresh() {
 async function loadConfig() {
   try {
     const response = await fetch("/admin/api/config", { cache: "no-store" });
-    if (response.ok) document.getElementById("config").textContent = (await response.json()).config;
+    if (response.ok) document.getElementById("config").textContent = JSON.stringify((await response.json()).config, null, 2);
   } catch (e) {
     document.getElementById("config").textContent = "unavailable";
   }

@@ -57,13 +57,13 @@ pub fn with_keys(config: &mut Config) {
     config.auth.api_keys.insert(
         "other".to_owned(),
         ApiKeyConfig {
-            sha256: hash_api_key(OTHER_KEY),
+            sha256: hash_api_key(OTHER_KEY).into(),
             scopes: vec!["products:read".to_owned()],
             tier: None,
             enabled: true,
         },
     );
-    config.cache.admin_token = Some(ADMIN_TOKEN.to_owned());
+    config.cache.admin_token = Some(ADMIN_TOKEN.into());
 }
 
 /// Catalog entries fresh for `fresh` (whatever the backend says), then usable for the given

@@ -16,7 +16,7 @@ async fn instances_share_entries_through_redis_and_survive_without_it() {
     let url = redis.url();
     let shared = |config: &mut manifold::config::Config| {
         with_keys(config);
-        config.cache.redis_url = Some(url.clone());
+        config.cache.redis_url = Some(url.clone().into());
     };
     let stack = Stack::start_with(&bff_partner::SPEC, shared).await;
     let second = stack.start_instance(&bff_partner::SPEC, shared).await;

@@ -20,7 +20,7 @@ async fn shared_pair(redis: &RedisServer, limit: u32) -> (Stack, RunningBff) {
     let adjust = move |c: &mut Config| {
         only(c, vec![rule("per-user", KeyKind::User, limit, HOUR)]);
         c.rate_limit.store = StoreKind::Redis;
-        c.rate_limit.redis_url = Some(url);
+        c.rate_limit.redis_url = Some(url.into());
         // Generous: a loaded test machine must not turn a slow answer into a fallback. A
         // stopped Redis refuses connections at once, so the fallback tests stay fast.
         c.rate_limit.redis_timeout = Duration::from_secs(2);
@@ -132,7 +132,7 @@ async fn refuse_policy_answers_503_while_redis_is_down() {
     let stack = Stack::start_with(&bff_mobile::SPEC, move |c| {
         only(c, vec![rule("per-user", KeyKind::User, 100, HOUR)]);
         c.rate_limit.store = StoreKind::Redis;
-        c.rate_limit.redis_url = Some(url);
+        c.rate_limit.redis_url = Some(url.into());
         c.rate_limit.on_redis_error = OnRedisError::Refuse;
     })
     .await;
@@ -199,7 +199,7 @@ async fn redis_check_latency_is_measured() {
         .start_instance(&bff_mobile::SPEC, move |c| {
             generous(c);
             c.rate_limit.store = StoreKind::Redis;
-            c.rate_limit.redis_url = Some(url);
+            c.rate_limit.redis_url = Some(url.into());
         })
         .await;
     let token = local.token("42", "mobile", &[]).await;

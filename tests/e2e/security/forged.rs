@@ -20,7 +20,7 @@ async fn stack_with_second_issuer(keys: &KeyServer) -> Stack {
     Stack::start_with(&bff_web::SPEC, move |config| {
         let mut second = config.auth.jwt[0].clone();
         second.issuer = TEST_ISSUER.to_owned();
-        second.jwks_url = jwks_url;
+        second.jwks_url = jwks_url.into();
         config.auth.jwt.push(second);
     })
     .await

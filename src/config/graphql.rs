@@ -1,0 +1,69 @@
+//! The `[graphql]` section: how deep and how costly one operation may be, whether the schema
+//! may be introspected, and request budgets for named operations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::units;
+use super::validate::{Problems, positive};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphqlConfig {
+    #[serde(default = "defaults::max_depth")]
+    pub max_depth: usize,
+    #[serde(default = "defaults::max_complexity")]
+    pub max_complexity: usize,
+    #[serde(default = "defaults::enabled")]
+    pub introspection: bool,
+    /// Request budgets by operation name, replacing `server.request_timeout` for them:
+    /// `operation_timeouts = { Home = "800ms" }`.
+    #[serde(default, with = "units::duration_map")]
+    pub operation_timeouts: BTreeMap<String, Duration>,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: defaults::max_depth(),
+            max_complexity: defaults::max_complexity(),
+            introspection: true,
+            operation_timeouts: BTreeMap::new(),
+        }
+    }
+}
+
+impl GraphqlConfig {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        p.check(
+            self.max_depth > 0,
+            "graphql.max_depth",
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_complexity > 0,
+            "graphql.max_complexity",
+            "must be greater than 0",
+        );
+        for (operation, budget) in &self.operation_timeouts {
+            p.check(
+                positive(*budget),
+                format!("graphql.operation_timeouts.{operation}"),
+                "must be greater than 0",
+            );
+        }
+    }
+}
+
+mod defaults {
+    pub fn enabled() -> bool {
+        true
+    }
+    pub fn max_depth() -> usize {
+        12
+    }
+    pub fn max_complexity() -> usize {
+        1000
+    }
+}
