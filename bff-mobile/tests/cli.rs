@@ -4,7 +4,8 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bff-mobile");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/mobile.toml");

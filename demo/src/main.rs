@@ -13,7 +13,8 @@ mod tls;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use demo_services::{Backends, Service};
 use manifold::config::Config;

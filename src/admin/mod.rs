@@ -1,5 +1,4 @@
-//! The operator's side of one BFF, the top of the core: health and readiness on the public
-//! listener (`health`), and the admin listener's app: `/metrics` (Prometheus text), the JSON admin API
+//! The operator's side of one BFF, on the assembled gateway: the admin listener's app: `/metrics` (Prometheus text), the JSON admin API
 //! (`/admin/api/status`: upstreams with instances, health and breaker states, per-route and
 //! per-upstream rates and latencies, rate-limit and cache counters, recent errors;
 //! `/admin/api/config`: the loaded config with secrets redacted), the cache's purge and stats
@@ -8,10 +7,7 @@
 //! rendered here (`prometheus`) from what the gateway's components count.
 
 mod cache;
-mod health;
 mod prometheus;
-
-pub use health::routes as health_routes;
 
 use axum::Json;
 use axum::Router;

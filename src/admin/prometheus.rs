@@ -4,9 +4,11 @@
 
 use std::fmt::Write;
 
+use crate::cache::CacheStats;
 use crate::gateway::Gateway;
+use crate::observe::Observer;
 use crate::observe::metrics::{BUCKETS, HistogramSnapshot, STATUS_CLASSES};
-use crate::upstream::BreakerState;
+use crate::upstream::{BreakerState, UpstreamStats};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -88,45 +90,56 @@ pub fn render(gateway: &Gateway) -> String {
 
     upstreams(o, gateway);
     rate_limits(o, gateway);
-
-    if let Some(cache) = gateway.cache().map(|c| c.stats()) {
-        header(
-            o,
-            "manifold_cache_requests_total",
-            "counter",
-            "Entity cache lookups by result (stale: served past freshness, in a stale window).",
-        );
-        for (result, n) in [
-            ("hit", cache.hits),
-            ("miss", cache.misses),
-            ("stale", cache.stale_served),
-        ] {
-            line(o, "manifold_cache_requests_total", &[("result", result)], n);
-        }
-        for (name, help, kind, n) in [
-            (
-                "manifold_cache_coalesced_waits_total",
-                "Lookups that waited for another's fetch.",
-                "counter",
-                cache.coalesced_waits,
-            ),
-            (
-                "manifold_cache_evictions_total",
-                "Entries evicted to stay within max_bytes.",
-                "counter",
-                cache.evictions,
-            ),
-            (
-                "manifold_cache_bytes",
-                "Bytes held by the local cache tier.",
-                "gauge",
-                cache.bytes_used,
-            ),
-        ] {
-            header(o, name, kind, help);
-            line(o, name, &[], n);
-        }
+    if let Some(stats) = gateway.cache().map(|c| c.stats()) {
+        cache(o, &stats);
     }
+    reloads(o, gateway);
+    if observer.exporter().is_some() {
+        spans(o, observer);
+    }
+    out
+}
+
+fn cache(o: &mut String, cache: &CacheStats) {
+    header(
+        o,
+        "manifold_cache_requests_total",
+        "counter",
+        "Entity cache lookups by result (stale: served past freshness, in a stale window).",
+    );
+    for (result, n) in [
+        ("hit", cache.hits),
+        ("miss", cache.misses),
+        ("stale", cache.stale_served),
+    ] {
+        line(o, "manifold_cache_requests_total", &[("result", result)], n);
+    }
+    for (name, help, kind, n) in [
+        (
+            "manifold_cache_coalesced_waits_total",
+            "Lookups that waited for another's fetch.",
+            "counter",
+            cache.coalesced_waits,
+        ),
+        (
+            "manifold_cache_evictions_total",
+            "Entries evicted to stay within max_bytes.",
+            "counter",
+            cache.evictions,
+        ),
+        (
+            "manifold_cache_bytes",
+            "Bytes held by the local cache tier.",
+            "gauge",
+            cache.bytes_used,
+        ),
+    ] {
+        header(o, name, kind, help);
+        line(o, name, &[], n);
+    }
+}
+
+fn reloads(o: &mut String, gateway: &Gateway) {
     let reloads = gateway.lifecycle().reloads();
     header(
         o,
@@ -146,33 +159,33 @@ pub fn render(gateway: &Gateway) -> String {
         &[("result", "failure")],
         reloads.failed_total(),
     );
-    if observer.exporter().is_some() {
-        header(
-            o,
-            "manifold_spans_exported_total",
-            "counter",
-            "Spans sent over OTLP.",
-        );
-        line(
-            o,
-            "manifold_spans_exported_total",
-            &[],
-            observer.export_stats.exported.get(),
-        );
-        header(
-            o,
-            "manifold_spans_dropped_total",
-            "counter",
-            "Spans dropped: export queue full.",
-        );
-        let dropped = observer.exporter().map_or(0, |e| e.dropped.get());
-        line(o, "manifold_spans_dropped_total", &[], dropped);
-    }
-    out
+}
+
+fn spans(o: &mut String, observer: &Observer) {
+    header(
+        o,
+        "manifold_spans_exported_total",
+        "counter",
+        "Spans sent over OTLP.",
+    );
+    line(
+        o,
+        "manifold_spans_exported_total",
+        &[],
+        observer.export_stats.exported.get(),
+    );
+    header(
+        o,
+        "manifold_spans_dropped_total",
+        "counter",
+        "Spans dropped: export queue full.",
+    );
+    let dropped = observer.exporter().map_or(0, |e| e.dropped.get());
+    line(o, "manifold_spans_dropped_total", &[], dropped);
 }
 
 /// Reads one counter of an upstream's stats.
-type StatOf = fn(&crate::upstream::UpstreamStats) -> u64;
+type StatOf = fn(&UpstreamStats) -> u64;
 
 fn upstreams(o: &mut String, gateway: &Gateway) {
     let stats: Vec<_> = gateway.upstreams().values().map(|u| u.stats()).collect();
@@ -258,13 +271,18 @@ fn upstreams(o: &mut String, gateway: &Gateway) {
             &s.latency,
         );
     }
+    instances(o, &stats);
+}
+
+/// The per-instance series: breaker state and transitions, health.
+fn instances(o: &mut String, stats: &[UpstreamStats]) {
     header(
         o,
         "manifold_upstream_breaker_state",
         "gauge",
         "1 for the state each instance's circuit breaker is in.",
     );
-    for s in &stats {
+    for s in stats {
         for i in &s.instances {
             for (state, name) in [
                 (BreakerState::Closed, "closed"),
@@ -286,7 +304,7 @@ fn upstreams(o: &mut String, gateway: &Gateway) {
         "counter",
         "Circuit-breaker state changes per instance.",
     );
-    for s in &stats {
+    for s in stats {
         for i in &s.instances {
             line(
                 o,
@@ -302,7 +320,7 @@ fn upstreams(o: &mut String, gateway: &Gateway) {
         "gauge",
         "1 when the instance passes health checks and is not ejected.",
     );
-    for s in &stats {
+    for s in stats {
         for i in &s.instances {
             line(
                 o,

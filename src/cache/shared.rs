@@ -8,7 +8,8 @@
 //! A tag's keys are kept in a set (`{prefix}tag:{tag}`) so a purge by tag can find them.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use redis::AsyncCommands;

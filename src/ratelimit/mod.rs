@@ -246,7 +246,7 @@ impl RateLimiter {
                         cost,
                     })
                     .collect();
-                let started = std::time::Instant::now();
+                let started = tokio::time::Instant::now();
                 match shared.store.check(&checks).await {
                     Ok(outcomes) => {
                         self.metrics.shared_ok(started.elapsed());

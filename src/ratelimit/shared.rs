@@ -5,7 +5,8 @@
 //! a failure Redis is left alone for `retry` so an outage costs requests nothing.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use redis::aio::ConnectionManager;
 

@@ -3,7 +3,9 @@
 //! record for export. Attributes name the service and instance, never the path or query
 //! (they carry user and product ids).
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use http::Method;
 

@@ -4,7 +4,8 @@
 //! cleanly once their streams finish; requests in flight complete.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use demo_services::Service;

@@ -430,7 +430,7 @@ async fn an_order_looks_up_catalog_and_shipping_concurrently() {
     stack.chaos(Service::Catalog, delay.clone()).await;
     stack.chaos(Service::Shipping, delay).await;
 
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let answer = get(
         &stack,
         &format!("/v1/orders/{ORDER}"),

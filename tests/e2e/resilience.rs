@@ -2,7 +2,9 @@
 //! breakers, bulkheads, several instances, bounded bodies, cancellation — against the demo
 //! services' `/_chaos` and small scripted upstreams, over real sockets.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use demo_services::Service;
 use manifold::config::UpstreamConfig;

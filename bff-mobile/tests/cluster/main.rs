@@ -7,7 +7,8 @@ mod load;
 mod procs;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use demo_services::{Backends, Service};
 use load::Load;

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use demo_services::{Backends, Service};
 use jsonwebtoken::jwk::JwkSet;

@@ -5,7 +5,9 @@ mod faults;
 mod shared;
 mod speed;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use demo_services::Service;
 use manifold::auth::hash_api_key;

@@ -2,7 +2,9 @@
 //! HTTP in the measurement), printed for the record. Debug builds: the ratio, not the
 //! absolute numbers, is what means something.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use manifold::request::{CallContext, Deadline};
 

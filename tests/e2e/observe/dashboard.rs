@@ -3,7 +3,9 @@
 //! with their instances, health and circuit state, route rates and latencies, refusals,
 //! recent errors, the config — and keeps refreshing by itself. Saves `target/dashboard.png`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use demo_services::Service;
 use serde_json::{Value, json};

@@ -5,7 +5,8 @@
 //! its own — this test binary run again for just that test — and no other test pays for it.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use demo_services::Service;
 use manifold::axum::{Router, body::Bytes, extract::State, routing::post};

@@ -8,7 +8,9 @@ mod logs;
 mod prom;
 mod webdriver;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use demo_services::Service;
 use serde_json::json;

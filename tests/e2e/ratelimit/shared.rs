@@ -4,7 +4,8 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use manifold::RunningBff;
 use manifold::config::{Config, KeyKind, OnRedisError, StoreKind};

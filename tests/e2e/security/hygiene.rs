@@ -1,7 +1,9 @@
 //! Request hygiene over raw sockets: size limits (413, 431, 414), path normalisation and the
 //! paths refused outright (400), slow clients, and CORS for the web BFF.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use demo_services::Service;
 use serde_json::json;

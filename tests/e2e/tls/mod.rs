@@ -7,7 +7,8 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use demo_services::Service;
 use http::{StatusCode, Version};

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
-use crate::gateway::Gateway;
+use super::Gateway;
 
 pub fn routes() -> Router<Gateway> {
     Router::new()

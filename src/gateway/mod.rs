@@ -2,6 +2,8 @@
 //! readiness, and the one function that stacks the layers every request passes through.
 //! The BFF contributes only its own routes.
 
+mod health;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::ratelimit::{self, RateLimiter};
 use crate::upstream::Upstream;
-use crate::{admin, observe, proxy};
+use crate::{observe, proxy};
 
 /// What the one per-request layer after routing needs.
 #[derive(Clone)]
@@ -239,7 +241,7 @@ impl Gateway {
             |router, policy, scopes| self.guard(router, policy, scopes),
         );
         let own = bff
-            .merge(admin::health_routes())
+            .merge(health::routes())
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
