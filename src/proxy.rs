@@ -1,5 +1,5 @@
-//! The route table: path prefixes from config proxied to an upstream (`/api/users/*` ->
-//! users), with an optional prefix rewrite, per-route auth and required scopes, hop-by-hop headers removed both
+//! The route table: path prefixes from config proxied to an upstream (`/api/accounts/*` ->
+//! accounts), with an optional prefix rewrite, per-route auth and required scopes, hop-by-hop headers removed both
 //! ways, the verified identity set for the backend, and bodies streamed both ways — a proxied
 //! body is never held whole in memory.
 

@@ -1,5 +1,5 @@
 //! The cache's operator endpoints, served on the admin listener (`admin`), never on
-//! the public one: `POST /admin/cache/purge?prefix=...` or `?tag=product:p123` drops
+//! the public one: `POST /admin/cache/purge?prefix=...` or `?tag=item:i123` drops
 //! entries, `GET /admin/cache/stats` reads the counters. Every call needs the configured
 //! token in `X-Admin-Token`; without a cache and a token they answer 404.
 

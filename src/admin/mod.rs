@@ -176,7 +176,7 @@ mod tests {
         let hash = "5f7b2ed74a9736a538a6fb5a5a1a76afdcdd0d177d7fc6e79c6b6843527d848d";
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\
-             [upstreams.users]\nurl = \"http://127.0.0.1:9101\"\n\
+             [upstreams.accounts]\nurl = \"http://127.0.0.1:9201\"\n\
              [auth.api_keys.acme]\nsha256 = \"{hash}\"\n\
              [cache]\nadmin_token = \"an-admin-token-of-some-length\"\n\
              redis_url = \"redis://:hunter2@127.0.0.1:6379/0\"\n"
@@ -187,7 +187,10 @@ mod tests {
         for secret in [hash, "an-admin-token", "hunter2"] {
             assert!(!text.contains(secret), "{secret} shown in {text}");
         }
-        assert_eq!(shown["upstreams"]["users"]["url"], "http://127.0.0.1:9101");
+        assert_eq!(
+            shown["upstreams"]["accounts"]["url"],
+            "http://127.0.0.1:9201"
+        );
         assert_eq!(
             shown["cache"]["redis_url"],
             "redis://:<redacted>@127.0.0.1:6379/0"

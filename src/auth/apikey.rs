@@ -100,7 +100,7 @@ mod tests {
                 id.to_string(),
                 ApiKeyConfig {
                     sha256: hash_api_key(plain).into(),
-                    scopes: vec!["orders:read".into()],
+                    scopes: vec!["invoices:read".into()],
                     tier: Some("gold".into()),
                     enabled,
                 },
@@ -113,7 +113,7 @@ mod tests {
     fn the_right_key_maps_to_its_client() {
         let id = keys().verify("acme-secret").expect("valid key");
         assert_eq!(id.principal(), &Principal::ApiClient("acme".into()));
-        assert!(id.has_scope("orders:read"));
+        assert!(id.has_scope("invoices:read"));
         assert_eq!(id.tier(), Some("gold"));
     }
 

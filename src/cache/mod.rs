@@ -105,8 +105,8 @@ impl EntityCache {
         self.0.store.sync().await;
     }
 
-    /// Drops every entry whose key starts with `prefix` (`catalog GET /products`) or that
-    /// carries `tag` (`product:p1`), locally and in the shared tier. False when either
+    /// Drops every entry whose key starts with `prefix` (`inventory GET /items`) or that
+    /// carries `tag` (`item:i1`), locally and in the shared tier. False when either
     /// refused (the purge should then be repeated).
     pub async fn purge(&self, prefix: Option<String>, tag: Option<String>) -> bool {
         let shared_ok = match &self.0.shared {

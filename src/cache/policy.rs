@@ -138,9 +138,9 @@ pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
 
 /// A batch endpoint of a backend, as the entity cache sees it.
 pub struct BatchEndpoint<'a> {
-    /// The entity kind, first half of each item's tag: `product` -> `product:p1`.
+    /// The entity kind, first half of each item's tag: `item` -> `item:i1`.
     pub kind: &'a str,
-    /// The item field holding its id: `id`, `productId`.
+    /// The item field holding its id: `id`, `itemId`.
     pub id_field: &'a str,
     /// Path and query of the call for these ids.
     pub path: &'a (dyn Fn(&[&str]) -> String + Send + Sync),
@@ -167,7 +167,7 @@ pub fn request_key(upstream: &str, path_and_query: &str) -> String {
 }
 
 /// The key of one entity served by a batch endpoint: `{upstream} {kind}:{id}`, e.g.
-/// `catalog product:p1` (its tag is `product:p1`).
+/// `inventory item:i1` (its tag is `item:i1`).
 pub fn entity_key(upstream: &str, tag: &str) -> String {
     format!("{upstream} {tag}")
 }
@@ -283,21 +283,21 @@ mod tests {
     #[test]
     fn keys_sort_the_query_and_partition_by_identity() {
         assert_eq!(
-            request_key("catalog", "/products?b=2&a=1"),
-            request_key("catalog", "/products?a=1&b=2")
+            request_key("inventory", "/items?b=2&a=1"),
+            request_key("inventory", "/items?a=1&b=2")
         );
         assert_ne!(
-            request_key("catalog", "/products?a=1"),
-            request_key("reviews", "/products?a=1")
+            request_key("inventory", "/items?a=1"),
+            request_key("ratings", "/items?a=1")
         );
         let ctx = CallContext::new(
             None,
             crate::request::Deadline::after(Duration::from_secs(1)),
             "t".into(),
         );
-        let k = identity_key("catalog GET /x", &ctx);
-        assert!(k.starts_with("catalog GET /x @"));
-        assert_eq!(k, identity_key("catalog GET /x", &ctx));
+        let k = identity_key("inventory GET /x", &ctx);
+        assert!(k.starts_with("inventory GET /x @"));
+        assert_eq!(k, identity_key("inventory GET /x", &ctx));
         let user = |id: &str| {
             let identity = crate::request::Identity::new(
                 crate::request::Principal::User(id.into()),

@@ -263,7 +263,7 @@ mod tests {
                 stale_while_revalidate: Duration::from_secs(10),
                 stale_if_error: Duration::from_secs(300),
             },
-            tags: vec!["product:p1".to_owned()].into(),
+            tags: vec!["item:i1".to_owned()].into(),
             vary: Box::new([http::HeaderName::from_static("x-user-id")]),
         };
         let back = decode(&encode(&entry).unwrap()).unwrap();

@@ -250,12 +250,12 @@ mod tests {
         let calls = Arc::new(AtomicU64::new(0));
         let flights = (0..50).map(|_| {
             let calls = calls.clone();
-            store.flight("k", "catalog", move || {
+            store.flight("k", "inventory", move || {
                 async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     Err(UpstreamError::new(
-                        "catalog",
+                        "inventory",
                         UpstreamErrorKind::Timeout,
                         "slow",
                     ))

@@ -139,14 +139,14 @@ mod tests {
         let text = r#"
             [server]
             listen = "127.0.0.1:0"
-            [upstreams.catalog]
-            url = "http://127.0.0.1:9103"
+            [upstreams.inventory]
+            url = "http://127.0.0.1:9203"
             [cache]
             max_bytes = "1KiB"
             max_entry_bytes = "2KiB"
             admin_token = "short"
             redis_url = "http://nope"
-            [cache.upstreams.catalog]
+            [cache.upstreams.inventory]
             max_ttl = "0s"
             [cache.upstreams.nowhere]
             stale_if_error = "1m"
@@ -157,7 +157,7 @@ mod tests {
             "cache.max_entry_bytes",
             "cache.admin_token",
             "cache.redis_url",
-            "cache.upstreams.catalog.max_ttl",
+            "cache.upstreams.inventory.max_ttl",
             "cache.upstreams.nowhere",
         ] {
             assert!(keys.contains(&key), "{key} not reported: {keys:?}");

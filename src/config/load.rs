@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::Config;
 
 /// Prefix of environment variables that override config keys. Path segments are separated
-/// by a double underscore: `MANIFOLD_UPSTREAMS__USERS__URL=http://10.0.0.5:9101`.
+/// by a double underscore: `MANIFOLD_UPSTREAMS__ACCOUNTS__URL=http://10.0.0.5:9201`.
 pub const ENV_PREFIX: &str = "MANIFOLD_";
 
 /// One problem with a config: the key it is about and what is wrong.
@@ -158,7 +158,7 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
     })
 }
 
-/// `upstreams.users.?.timeout` / `routes.0.prefix` -> `upstreams.users.timeout` / `routes[0].prefix`.
+/// `upstreams.accounts.?.timeout` / `routes.0.prefix` -> `upstreams.accounts.timeout` / `routes[0].prefix`.
 fn normalise_path(raw: &str) -> String {
     let mut out = String::new();
     for segment in raw.split('.').filter(|s| !s.is_empty() && *s != "?") {
@@ -243,14 +243,14 @@ mod tests {
         [server]
         listen = "127.0.0.1:0"
 
-        [upstreams.users]
-        url = "http://127.0.0.1:9101"
+        [upstreams.accounts]
+        url = "http://127.0.0.1:9201"
         timeout = "250ms"
 
         [[routes]]
-        prefix = "/api/users/"
-        upstream = "users"
-        rewrite = "/users/"
+        prefix = "/api/accounts/"
+        upstream = "accounts"
+        rewrite = "/accounts/"
         auth = "none"
     "#;
 
@@ -263,24 +263,24 @@ mod tests {
 
     #[test]
     fn the_drain_delay_must_end_before_the_hard_deadline() {
-        let config = Config::parse(MINIMAL, "test", env(&[]), &["users"]).expect("valid");
+        let config = Config::parse(MINIMAL, "test", env(&[]), &["accounts"]).expect("valid");
         assert_eq!(config.server.drain_delay, std::time::Duration::ZERO);
         let delayed = env(&[("MANIFOLD_SERVER__DRAIN_DELAY", "2s")]);
-        let config = Config::parse(MINIMAL, "test", delayed, &["users"]).expect("valid");
+        let config = Config::parse(MINIMAL, "test", delayed, &["accounts"]).expect("valid");
         assert_eq!(config.server.drain_delay, std::time::Duration::from_secs(2));
         let too_long = env(&[
             ("MANIFOLD_SERVER__DRAIN_DELAY", "10s"),
             ("MANIFOLD_SERVER__SHUTDOWN_TIMEOUT", "10s"),
         ]);
-        let errors = Config::parse(MINIMAL, "test", too_long, &["users"]).expect_err("invalid");
+        let errors = Config::parse(MINIMAL, "test", too_long, &["accounts"]).expect_err("invalid");
         assert_eq!(errors.errors[0].key, "server.drain_delay");
     }
 
     #[test]
     fn a_minimal_config_loads_with_defaults() {
-        let config = Config::parse(MINIMAL, "test", env(&[]), &["users"]).expect("valid");
+        let config = Config::parse(MINIMAL, "test", env(&[]), &["accounts"]).expect("valid");
         assert_eq!(
-            config.upstreams["users"].timeout,
+            config.upstreams["accounts"].timeout,
             std::time::Duration::from_millis(250)
         );
         assert_eq!(
@@ -295,8 +295,8 @@ mod tests {
             MINIMAL,
             "test",
             env(&[
-                ("MANIFOLD_UPSTREAMS__USERS__URL", "http://10.1.2.3:80"),
-                ("MANIFOLD_UPSTREAMS__USERS__POOL_MAX_IDLE", "7"),
+                ("MANIFOLD_UPSTREAMS__ACCOUNTS__URL", "http://10.1.2.3:80"),
+                ("MANIFOLD_UPSTREAMS__ACCOUNTS__POOL_MAX_IDLE", "7"),
                 ("MANIFOLD_ROUTES__0__PREFIX", "/u/"),
                 ("OTHER_VAR", "ignored"),
             ]),
@@ -304,28 +304,28 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            config.upstreams["users"].url.as_deref(),
+            config.upstreams["accounts"].url.as_deref(),
             Some("http://10.1.2.3:80")
         );
-        assert_eq!(config.upstreams["users"].pool_max_idle, 7);
+        assert_eq!(config.upstreams["accounts"].pool_max_idle, 7);
         assert_eq!(config.routes[0].prefix, "/u/");
     }
 
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let text = MINIMAL.replace("timeout = \"250ms\"", "timeout = \"0s\"\ncolour = \"red\"");
-        let err = Config::parse(&text, "test", env(&[]), &["users", "orders"]).unwrap_err();
+        let err = Config::parse(&text, "test", env(&[]), &["accounts", "invoices"]).unwrap_err();
         let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
-        assert!(keys.contains(&"upstreams.users.colour"), "{err}");
-        assert!(keys.contains(&"upstreams.users.timeout"), "{err}");
-        assert!(keys.contains(&"upstreams.orders"), "{err}");
+        assert!(keys.contains(&"upstreams.accounts.colour"), "{err}");
+        assert!(keys.contains(&"upstreams.accounts.timeout"), "{err}");
+        assert!(keys.contains(&"upstreams.invoices"), "{err}");
     }
 
     #[test]
     fn a_type_error_names_its_key() {
         let text = MINIMAL.replace("timeout = \"250ms\"", "timeout = \"soon\"");
         let err = Config::parse(&text, "test", env(&[]), &[]).unwrap_err();
-        assert_eq!(err.errors[0].key, "upstreams.users.timeout", "{err}");
+        assert_eq!(err.errors[0].key, "upstreams.accounts.timeout", "{err}");
         assert!(err.errors[0].message.contains("soon"), "{err}");
     }
 
@@ -338,7 +338,7 @@ mod tests {
         );
         let config = Config::parse(&text, "test", env(&[]), &[]).expect("valid");
         let shown = serde_json::to_value(&config).expect("serialisable");
-        assert_eq!(shown["upstreams"]["users"]["timeout"], "250ms");
+        assert_eq!(shown["upstreams"]["accounts"]["timeout"], "250ms");
         assert_eq!(shown["server"]["max_request_body"], 1 << 20);
         let read: Config = serde_json::from_value(shown).expect("reads back");
         assert_eq!(read, config);
@@ -357,11 +357,11 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "upstreams.users.retry.attempts: must be 1 to 10",
-                "upstreams.users.breaker.min_calls: must be greater than 0",
-                "upstreams.users.bulkhead.max_concurrent: must be greater than 0",
-                "upstreams.users.health.path: must start with '/'",
-                "upstreams.users.outlier.ejection: must be greater than 0",
+                "upstreams.accounts.retry.attempts: must be 1 to 10",
+                "upstreams.accounts.breaker.min_calls: must be greater than 0",
+                "upstreams.accounts.bulkhead.max_concurrent: must be greater than 0",
+                "upstreams.accounts.health.path: must start with '/'",
+                "upstreams.accounts.outlier.ejection: must be greater than 0",
             ]
         );
     }

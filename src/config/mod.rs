@@ -60,7 +60,7 @@ pub struct Config {
     pub cors: CorsConfig,
     #[serde(default)]
     pub graphql: GraphqlConfig,
-    /// Backend services by name (`users`, `orders`, ...).
+    /// Backend services by name (`accounts`, `invoices`, ...).
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Path prefixes proxied straight to an upstream.

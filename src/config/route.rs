@@ -23,10 +23,10 @@ pub enum AuthPolicy {
 /// A path prefix proxied to an upstream, streaming both ways.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RouteConfig {
-    /// Client-facing prefix, e.g. `/api/users/`.
+    /// Client-facing prefix, e.g. `/api/accounts/`.
     pub prefix: String,
     pub upstream: String,
-    /// Replaces `prefix` on the way to the upstream, e.g. `/users/`.
+    /// Replaces `prefix` on the way to the upstream, e.g. `/accounts/`.
     pub rewrite: Option<String>,
     #[serde(default)]
     pub auth: AuthPolicy,
@@ -50,7 +50,7 @@ impl RouteConfig {
         p.check(
             prefix.starts_with('/') && prefix.ends_with('/') && prefix.len() > 1,
             key("prefix"),
-            "must start and end with '/', e.g. \"/api/users/\"",
+            "must start and end with '/', e.g. \"/api/accounts/\"",
         );
         p.check(
             !prefix.contains(['{', '}', '*']),

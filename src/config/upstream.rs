@@ -11,7 +11,7 @@ use super::{ByteSize, units};
 /// One backend service: one base URL (`url`) or several instances (`instances`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamConfig {
-    /// Base URL of a single instance, e.g. `http://127.0.0.1:9101`.
+    /// Base URL of a single instance, e.g. `http://127.0.0.1:9201`.
     pub url: Option<String>,
     /// Base URLs of several instances, balanced with power-of-two-choices.
     #[serde(default)]
@@ -151,7 +151,7 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// Problems with the policy at key path `at` (`upstreams.users.retry`).
+    /// Problems with the policy at key path `at` (`upstreams.accounts.retry`).
     fn validate(&self, at: &str, p: &mut Problems) {
         let key = |field: &str| format!("{at}.{field}");
         p.check(
@@ -217,7 +217,7 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    /// Problems with the policy at key path `at` (`upstreams.users.breaker`).
+    /// Problems with the policy at key path `at` (`upstreams.accounts.breaker`).
     fn validate(&self, at: &str, p: &mut Problems) {
         let key = |field: &str| format!("{at}.{field}");
         p.check(
@@ -298,7 +298,7 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// Problems with the policy at key path `at` (`upstreams.users.health`).
+    /// Problems with the policy at key path `at` (`upstreams.accounts.health`).
     fn validate(&self, at: &str, p: &mut Problems) {
         let key = |field: &str| format!("{at}.{field}");
         p.check(
@@ -351,7 +351,7 @@ impl Default for OutlierConfig {
 }
 
 impl OutlierConfig {
-    /// Problems with the policy at key path `at` (`upstreams.users.outlier`).
+    /// Problems with the policy at key path `at` (`upstreams.accounts.outlier`).
     fn validate(&self, at: &str, p: &mut Problems) {
         let key = |field: &str| format!("{at}.{field}");
         p.check(

@@ -242,13 +242,13 @@ mod tests {
     use super::*;
 
     fn norm(path: &str) -> Result<String, &'static str> {
-        normalise_path(path, &["/api/users/".to_owned()]).map(Cow::into_owned)
+        normalise_path(path, &["/api/accounts/".to_owned()]).map(Cow::into_owned)
     }
 
     #[test]
     fn clean_paths_are_borrowed() {
         assert!(matches!(
-            normalise_path("/api/users/42", &[]),
+            normalise_path("/api/accounts/42", &[]),
             Ok(Cow::Borrowed(_))
         ));
         assert!(matches!(
@@ -259,13 +259,19 @@ mod tests {
 
     #[test]
     fn slashes_and_dot_segments_are_normalised() {
-        assert_eq!(norm("//api///users//42").as_deref(), Ok("/api/users/42"));
+        assert_eq!(
+            norm("//api///accounts//42").as_deref(),
+            Ok("/api/accounts/42")
+        );
         assert_eq!(norm("/./graphql").as_deref(), Ok("/graphql"));
         assert_eq!(norm("/x/../graphql").as_deref(), Ok("/graphql"));
-        assert_eq!(norm("/api/users/41/../42").as_deref(), Ok("/api/users/42"));
         assert_eq!(
-            norm("/api/users/41/%2E%2e/42").as_deref(),
-            Ok("/api/users/42")
+            norm("/api/accounts/41/../42").as_deref(),
+            Ok("/api/accounts/42")
+        );
+        assert_eq!(
+            norm("/api/accounts/41/%2E%2e/42").as_deref(),
+            Ok("/api/accounts/42")
         );
         assert_eq!(norm("/a/b/.").as_deref(), Ok("/a/b/"));
         assert_eq!(norm("/a/b/").as_deref(), Ok("/a/b/"));
@@ -276,14 +282,14 @@ mod tests {
     fn escaping_dots_and_dangerous_bytes_are_refused() {
         assert!(norm("/..").is_err());
         assert!(norm("/a/../../etc/passwd").is_err());
-        assert!(norm("/api/users/../orders/1").is_err());
-        assert!(norm("/api/users/%2e%2e/orders").is_err());
-        assert!(norm("/api/users/..%2F..%2Fadmin").is_err());
-        assert!(norm("/api/users/a%2fb").is_err());
-        assert!(norm("/api/users/a%5Cb").is_err());
-        assert!(norm("/api/users/a%00").is_err());
-        assert!(norm("/api/users/a%0d%0aSet-Cookie:x").is_err());
-        assert!(norm("/api/users/%zz").is_err());
-        assert!(norm("/api/users/%2").is_err());
+        assert!(norm("/api/accounts/../invoices/1").is_err());
+        assert!(norm("/api/accounts/%2e%2e/invoices").is_err());
+        assert!(norm("/api/accounts/..%2F..%2Fadmin").is_err());
+        assert!(norm("/api/accounts/a%2fb").is_err());
+        assert!(norm("/api/accounts/a%5Cb").is_err());
+        assert!(norm("/api/accounts/a%00").is_err());
+        assert!(norm("/api/accounts/a%0d%0aSet-Cookie:x").is_err());
+        assert!(norm("/api/accounts/%zz").is_err());
+        assert!(norm("/api/accounts/%2").is_err());
     }
 }

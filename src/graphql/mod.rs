@@ -32,7 +32,7 @@ pub type RequestData =
 /// can run guarded fields without backends).
 pub struct Caller(pub Option<Arc<Identity>>);
 
-/// Field guard: `#[graphql(guard = "RequireScope(\"orders:write\")")]`. A caller without
+/// Field guard: `#[graphql(guard = "RequireScope(\"invoices:write\")")]`. A caller without
 /// the scope gets a `FORBIDDEN` error on that field only (it resolves to `null`); the rest of
 /// the operation runs, and the field's resolver, hence any backend call, never does.
 pub struct RequireScope(pub &'static str);

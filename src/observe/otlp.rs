@@ -209,12 +209,12 @@ mod tests {
             trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
             span_id: 0x00f067aa0ba902b7,
             parent_id: None,
-            name: "GET users".into(),
+            name: "GET accounts".into(),
             kind: SpanKind::Client,
             start: UNIX_EPOCH,
             end: UNIX_EPOCH + Duration::from_millis(3),
             error: false,
-            attributes: vec![("manifold.upstream", AttrValue::Str("users".into()))],
+            attributes: vec![("manifold.upstream", AttrValue::Str("accounts".into()))],
         };
         let body = encode("bff-test", &[span]);
         let trace = 0x4bf92f3577b34da6a3ce929d0e0e4736u128.to_be_bytes();

@@ -173,15 +173,15 @@ mod tests {
 
     #[test]
     fn an_origin_joins_paths_under_its_prefix() {
-        let plain = Origin::parse("http://127.0.0.1:9101").unwrap();
+        let plain = Origin::parse("http://127.0.0.1:9201").unwrap();
         assert_eq!(
-            plain.uri("/users/1?x=1").unwrap().to_string(),
-            "http://127.0.0.1:9101/users/1?x=1"
+            plain.uri("/accounts/1?x=1").unwrap().to_string(),
+            "http://127.0.0.1:9201/accounts/1?x=1"
         );
         let prefixed = Origin::parse("http://backend.internal/api/").unwrap();
         assert_eq!(
-            prefixed.uri("/users/1").unwrap().to_string(),
-            "http://backend.internal/api/users/1"
+            prefixed.uri("/accounts/1").unwrap().to_string(),
+            "http://backend.internal/api/accounts/1"
         );
         assert!(Origin::parse("not a url").is_none());
         assert!(plain.uri("/bad path").is_err());

@@ -185,20 +185,20 @@ mod tests {
 
     #[test]
     fn classification_is_consistent() {
-        let e = UpstreamError::from_status("users", http::StatusCode::SERVICE_UNAVAILABLE);
+        let e = UpstreamError::from_status("accounts", http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code(), Code::UpstreamUnavailable);
         assert!(e.is_retryable());
         assert_eq!(e.http_status(), http::StatusCode::BAD_GATEWAY);
 
-        let e = UpstreamError::from_status("users", http::StatusCode::NOT_FOUND);
+        let e = UpstreamError::from_status("accounts", http::StatusCode::NOT_FOUND);
         assert_eq!(e.code(), Code::NotFound);
         assert!(!e.is_retryable());
 
-        let e = UpstreamError::from_status("orders", http::StatusCode::BAD_REQUEST);
+        let e = UpstreamError::from_status("invoices", http::StatusCode::BAD_REQUEST);
         assert!(!e.is_retryable());
         assert_eq!(e.code(), Code::UpstreamRejected);
 
-        let e = UpstreamError::new("cart", UpstreamErrorKind::Timeout, "x");
+        let e = UpstreamError::new("basket", UpstreamErrorKind::Timeout, "x");
         assert_eq!(e.http_status(), http::StatusCode::GATEWAY_TIMEOUT);
         assert!(!e.public_message().contains("http"));
     }
@@ -208,7 +208,7 @@ mod tests {
         let e = UpstreamError::new(
             "backend-a",
             UpstreamErrorKind::Timeout,
-            "http://10.0.0.1:9103/items timed out",
+            "http://10.0.0.1:9203/items timed out",
         );
         let p = Problem::from(e);
         assert_eq!(p.status, 504);

@@ -211,10 +211,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_spent_deadline_fails_before_calling() {
-        let upstream = Upstream::new("users", &UpstreamConfig::new("http://127.0.0.1:9"));
+        let upstream = Upstream::new("accounts", &UpstreamConfig::new("http://127.0.0.1:9"));
         let ctx = CallContext::new(None, Deadline::after(Duration::ZERO), "t".into());
         let err = upstream
-            .get_json::<serde_json::Value>(&ctx, "/users/1")
+            .get_json::<serde_json::Value>(&ctx, "/accounts/1")
             .await
             .unwrap_err();
         assert_eq!(err.kind, UpstreamErrorKind::DeadlineExceeded);
@@ -248,7 +248,7 @@ mod tests {
         let mut config = UpstreamConfig::new(url);
         config.max_response_body = crate::config::ByteSize(max);
         config.retry.attempts = 1;
-        Upstream::new("users", &config)
+        Upstream::new("accounts", &config)
     }
 
     fn ctx() -> CallContext {
@@ -264,7 +264,7 @@ mod tests {
         )
         .await;
         let user: serde_json::Value = capped(&url, 1024)
-            .get_json(&ctx(), "/users/u1")
+            .get_json(&ctx(), "/accounts/u1")
             .await
             .unwrap();
         assert_eq!(user, serde_json::json!({"id": "u1", "n": "Ada"}));
@@ -285,7 +285,7 @@ mod tests {
         .await;
         for url in [declared, chunked] {
             let err = capped(&url, 16)
-                .get_json::<serde_json::Value>(&ctx(), "/users/u1")
+                .get_json::<serde_json::Value>(&ctx(), "/accounts/u1")
                 .await
                 .unwrap_err();
             assert_eq!(err.kind, UpstreamErrorKind::BadResponse, "{url}");
@@ -296,7 +296,7 @@ mod tests {
             );
             // At the cap exactly, the same body is fine.
             capped(&url, 17)
-                .get_json::<serde_json::Value>(&ctx(), "/users/u1")
+                .get_json::<serde_json::Value>(&ctx(), "/accounts/u1")
                 .await
                 .unwrap();
         }

@@ -1,7 +1,7 @@
 //! The client span of one try: its id goes out in `traceparent` (same trace as the client's
 //! request, a new span id per try); when the try ends, the span is handed to the request's
 //! record for export. Attributes name the service and instance, never the path or query
-//! (they carry user and product ids).
+//! (they carry user and entity ids).
 
 use std::time::SystemTime;
 
