@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::observe::exposition::{Exposition, MetricFamilies};
 use serde::Serialize;
 
 /// Process-wide state shared by every config generation.
@@ -109,6 +110,28 @@ impl ReloadStatus {
             failed_total: self.failed_total(),
             last: self.last.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
+    }
+}
+
+impl MetricFamilies for Lifecycle {
+    /// Config reloads by result.
+    fn write(&self, o: &mut Exposition) {
+        let reloads = self.reloads();
+        o.header(
+            "manifold_config_reloads_total",
+            "counter",
+            "Config reloads by result (a failed one keeps the old config).",
+        );
+        o.line(
+            "manifold_config_reloads_total",
+            &[("result", "success")],
+            reloads.succeeded_total(),
+        );
+        o.line(
+            "manifold_config_reloads_total",
+            &[("result", "failure")],
+            reloads.failed_total(),
+        );
     }
 }
 

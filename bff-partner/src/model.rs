@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use manifold::error::Problem;
+use manifold::error::{Code, Problem};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -361,8 +361,7 @@ impl Schema for Problem {
                 "code": {
                     "type": "string",
                     "description": "Stable, machine-readable error code.",
-                    "examples": ["BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND",
-                                 "UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT"]
+                    "examples": EXAMPLE_CODES.map(Code::as_str)
                 },
                 "detail": { "type": "string" },
                 "service": {
@@ -373,6 +372,17 @@ impl Schema for Problem {
         })
     }
 }
+
+/// The codes a partner meets most, the `code` schema's examples: taken from the core's `Code`,
+/// so the document cannot name a code the API does not send.
+const EXAMPLE_CODES: [Code; 6] = [
+    Code::BadRequest,
+    Code::Unauthenticated,
+    Code::Forbidden,
+    Code::NotFound,
+    Code::UpstreamUnavailable,
+    Code::UpstreamTimeout,
+];
 
 /// The body of `/openapi.json` (a schema of its own would be the OpenAPI meta-schema).
 pub struct OpenApiDocument;

@@ -3,11 +3,10 @@
 //! per-upstream rates and latencies, rate-limit and cache counters, recent errors;
 //! `/admin/api/config`: the loaded config with secrets redacted), the cache's purge and stats
 //! endpoints (`cache`, behind their own token) and the dashboard page at `/` — plain
-//! HTML, CSS and JavaScript embedded in the binary, no build step. Prometheus text is
-//! rendered here (`prometheus`) from what the gateway's components count.
+//! HTML, CSS and JavaScript embedded in the binary, no build step. Prometheus text
+//! is what each component writes of itself (`observe::exposition`).
 
 mod cache;
-mod prometheus;
 
 use axum::Json;
 use axum::Router;
@@ -21,6 +20,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::gateway::Gateway;
+use crate::observe::exposition;
 use crate::observe::metrics::NO_OPERATION;
 
 const PAGE: &str = include_str!("dashboard/index.html");
@@ -83,8 +83,8 @@ async fn cache_stats(State(current): State<CurrentGateway>, headers: HeaderMap) 
 async fn metrics_page(State(current): State<CurrentGateway>) -> impl IntoResponse {
     let gateway = current();
     (
-        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
-        prometheus::render(&gateway),
+        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
+        gateway.metrics().render(),
     )
 }
 

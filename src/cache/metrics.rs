@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::EntityCache;
+use crate::observe::exposition::{Exposition, MetricFamilies};
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -66,6 +68,47 @@ impl CacheMetrics {
             shared_errors: get(&self.shared_errors),
             bytes_used,
             entries,
+        }
+    }
+}
+
+impl MetricFamilies for EntityCache {
+    fn write(&self, o: &mut Exposition) {
+        let cache = self.stats();
+        o.header(
+            "manifold_cache_requests_total",
+            "counter",
+            "Entity cache lookups by result (stale: served past freshness, in a stale window).",
+        );
+        for (result, n) in [
+            ("hit", cache.hits),
+            ("miss", cache.misses),
+            ("stale", cache.stale_served),
+        ] {
+            o.line("manifold_cache_requests_total", &[("result", result)], n);
+        }
+        for (name, help, kind, n) in [
+            (
+                "manifold_cache_coalesced_waits_total",
+                "Lookups that waited for another's fetch.",
+                "counter",
+                cache.coalesced_waits,
+            ),
+            (
+                "manifold_cache_evictions_total",
+                "Entries evicted to stay within max_bytes.",
+                "counter",
+                cache.evictions,
+            ),
+            (
+                "manifold_cache_bytes",
+                "Bytes held by the local cache tier.",
+                "gauge",
+                cache.bytes_used,
+            ),
+        ] {
+            o.header(name, kind, help);
+            o.line(name, &[], n);
         }
     }
 }

@@ -20,8 +20,10 @@ use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
+use crate::observe::exposition::Registry;
+use crate::ratelimit::LimitFamilies;
 use crate::ratelimit::{self, RateLimiter};
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamFamilies};
 use crate::{observe, proxy};
 
 /// What the one per-request layer after routing needs.
@@ -58,6 +60,8 @@ struct Inner {
     rate_limiter: Option<Arc<RateLimiter>>,
     /// Shared with every generation a config reload builds.
     lifecycle: Arc<Lifecycle>,
+    /// What `/metrics` renders: every component's families.
+    metrics: Registry,
     observer: Arc<observe::Observer>,
 }
 
@@ -129,6 +133,16 @@ impl Gateway {
             }
             _ => Arc::new(observe::Observer::new(&config)),
         };
+        // Each component writes its own metric families; the page lists them in this order.
+        let mut metrics = Registry::default();
+        metrics.register(observer.clone());
+        let upstream_list = upstreams.values().map(|u| u.upstream().clone());
+        metrics.register(Arc::new(UpstreamFamilies(upstream_list.collect())));
+        metrics.register(Arc::new(LimitFamilies(rate_limiter.clone())));
+        if let Some(cache) = &cache {
+            metrics.register(Arc::new(cache.clone()));
+        }
+        metrics.register(lifecycle.clone());
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
@@ -137,11 +151,17 @@ impl Gateway {
             rate_limiter,
             lifecycle,
             observer,
+            metrics,
         })))
     }
 
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The metric families of every component, for `/metrics`.
+    pub fn metrics(&self) -> &Registry {
+        &self.0.metrics
     }
 
     /// The entity cache, when enabled (its counters feed metrics and tests).

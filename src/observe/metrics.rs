@@ -1,8 +1,7 @@
-//! The metric primitives (counter, latency histogram with fixed buckets) and the series this
-//! gateway records per request: by route template and GraphQL operation (both from small,
-//! bounded sets), by outcome class. Rendering them as Prometheus text is `prometheus`'s job;
-//! the counters of other concerns stay with their owners and are read from the gateway:
-//! `upstream`, `ratelimit`, `cache`, and the config reloads in `lifecycle`.
+//! The metric primitives (counter, gauge, latency histogram with fixed buckets) every
+//! component counts with, and the series this gateway records per request: by route template
+//! and GraphQL operation (both from small, bounded sets), by outcome class. Each component
+//! writes its own series as Prometheus text (`exposition`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -6,6 +6,7 @@
 //! dashboard) are `admin`'s.
 
 pub mod access_log;
+pub mod exposition;
 pub mod metrics;
 pub mod otlp;
 pub mod track;
@@ -17,7 +18,9 @@ use tokio::time::Instant;
 
 use crate::config::{Config, LogConfig};
 use access_log::{AccessLine, RecentError};
+use exposition::{Exposition, MetricFamilies};
 use metrics::RequestMetrics;
+use metrics::STATUS_CLASSES;
 use otlp::{ExportStats, SpanExporter};
 
 pub use track::track;
@@ -90,4 +93,90 @@ impl Observer {
         let recent = self.recent_errors.lock().unwrap_or_else(|e| e.into_inner());
         recent.iter().rev().cloned().collect()
     }
+}
+
+impl MetricFamilies for Observer {
+    /// The process, the client requests by route and operation, and span export.
+    fn write(&self, o: &mut Exposition) {
+        let observer = self;
+        o.header("manifold_build_info", "gauge", "Build of this process.");
+        o.line(
+            "manifold_build_info",
+            &[
+                ("bff", observer.name()),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ],
+            1,
+        );
+        o.header("manifold_uptime_seconds", "gauge", "Seconds since start.");
+        o.line(
+            "manifold_uptime_seconds",
+            &[],
+            observer.started.elapsed().as_secs(),
+        );
+
+        o.header(
+            "manifold_http_requests_in_flight",
+            "gauge",
+            "Client requests being served.",
+        );
+        o.line(
+            "manifold_http_requests_in_flight",
+            &[],
+            observer.requests.in_flight.get(),
+        );
+        let series = observer.requests.snapshot();
+        o.header(
+            "manifold_http_requests_total",
+            "counter",
+            "Client requests by route template, GraphQL operation and status class.",
+        );
+        for (route, op, s) in &series {
+            for (i, class) in STATUS_CLASSES.iter().enumerate() {
+                let n = s.by_class[i].get();
+                if n > 0 {
+                    o.line(
+                        "manifold_http_requests_total",
+                        &[("route", route), ("operation", op), ("class", class)],
+                        n,
+                    );
+                }
+            }
+        }
+        o.header(
+            "manifold_http_request_duration_seconds",
+            "histogram",
+            "Client request latency by route template and GraphQL operation.",
+        );
+        for (route, op, s) in &series {
+            o.histogram(
+                "manifold_http_request_duration_seconds",
+                &[("route", route), ("operation", op)],
+                &s.latency.snapshot(),
+            );
+        }
+        if self.exporter().is_some() {
+            spans(o, self);
+        }
+    }
+}
+
+fn spans(o: &mut Exposition, observer: &Observer) {
+    o.header(
+        "manifold_spans_exported_total",
+        "counter",
+        "Spans sent over OTLP.",
+    );
+    o.line(
+        "manifold_spans_exported_total",
+        &[],
+        observer.export_stats.exported.get(),
+    );
+    o.header(
+        "manifold_spans_dropped_total",
+        "counter",
+        "Spans dropped: export queue full.",
+    );
+    let dropped = observer.exporter().map_or(0, |e| e.dropped.get());
+    o.line("manifold_spans_dropped_total", &[], dropped);
 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::RedisStoreError;
 use crate::config::OnRedisError;
+use std::sync::Arc;
+
+use super::RateLimiter;
+use crate::observe::exposition::{Exposition, MetricFamilies};
 
 #[derive(Debug, Default)]
 pub struct RateLimitMetrics {
@@ -89,5 +93,54 @@ impl RateLimitMetrics {
                 ),
             }
         }
+    }
+}
+
+/// The rate limits' metric families; all zero when no rule is configured.
+pub struct LimitFamilies(pub Option<Arc<RateLimiter>>);
+
+impl MetricFamilies for LimitFamilies {
+    fn write(&self, o: &mut Exposition) {
+        let snapshot = self
+            .0
+            .as_ref()
+            .map(|l| l.metrics().snapshot())
+            .unwrap_or_default();
+        o.header(
+            "manifold_ratelimit_decisions_total",
+            "counter",
+            "Rate-limit decisions: allowed, refused (429), unavailable (503, shared store down).",
+        );
+        for (decision, n) in [
+            ("allowed", snapshot.allowed),
+            ("refused", snapshot.refused),
+            ("unavailable", snapshot.unavailable),
+        ] {
+            o.line(
+                "manifold_ratelimit_decisions_total",
+                &[("decision", decision)],
+                n,
+            );
+        }
+        o.header(
+            "manifold_ratelimit_local_fallback_total",
+            "counter",
+            "Decisions taken on local counters because Redis could not be used.",
+        );
+        o.line(
+            "manifold_ratelimit_local_fallback_total",
+            &[],
+            snapshot.fallback,
+        );
+        o.header(
+            "manifold_ratelimit_store_degraded",
+            "gauge",
+            "1 while the shared rate-limit store is out of use.",
+        );
+        o.line(
+            "manifold_ratelimit_store_degraded",
+            &[],
+            u8::from(snapshot.degraded),
+        );
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use headers::{RATELIMIT, RATELIMIT_POLICY};
 pub use layer::{OperationCharge, enforce};
 pub use local::LocalStore;
-pub use metrics::{MetricsSnapshot, RateLimitMetrics};
+pub use metrics::{LimitFamilies, MetricsSnapshot, RateLimitMetrics};
 pub use shared::{RedisStore, RedisStoreError, SharedCheck};
 
 use crate::auth::{Identity, Principal};

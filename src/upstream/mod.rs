@@ -9,6 +9,7 @@ mod breaker;
 mod client;
 mod error;
 mod instances;
+mod metrics;
 mod pipeline;
 mod retry;
 mod span;
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 pub use breaker::BreakerState;
 pub use error::{UpstreamError, UpstreamErrorKind};
 pub use instances::InstanceStatus;
+pub use metrics::UpstreamFamilies;
 pub use stats::UpstreamStats;
 pub use wire::{REQUEST_TIMEOUT_HEADER, decode_json, path_segment, query};
 
