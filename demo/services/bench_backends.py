@@ -14,7 +14,7 @@ of the benchmark's), polls for readiness with a deadline and stops the one proce
 by its pid. Python 3.11 standard library only.
 
 A set is what the gateway sends for `home` for user U (U rotates over 1..64), with its
-headers (`src/backends/*.rs`, `src/upstream/mod.rs` in the core crate): first users, cart,
+headers (`backends/src/*.rs`, and `src/upstream/wire.rs` in the core crate): first users, cart,
 notifications, orders (limit 3), recommendations (limit 10) and promotions, then catalog (the
 recommended ids) and shipping (the orders' ids), batched as the gateway's loaders do.
 

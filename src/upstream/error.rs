@@ -1,6 +1,7 @@
 //! What can go wrong calling a backend, classified once: whose fault it is, whether a retry
 //! may help, and the stable code clients see. The two mappings to client-facing errors
-//! (GraphQL in `graphql`, problem+json in `rest`) read only this classification.
+//! (GraphQL in `graphql`, problem+json in `From<UpstreamError> for Problem` below) read only
+//! this classification.
 
 use std::fmt;
 use std::time::Duration;
