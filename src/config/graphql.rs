@@ -1,5 +1,6 @@
-//! The `[graphql]` section: how deep and how costly one operation may be, whether the schema
-//! may be introspected, and request budgets for named operations.
+//! The `[graphql]` section: how deep, large and costly one operation may be, how many errors
+//! one answer carries, whether the schema may be introspected, and request budgets for named
+//! operations.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +18,16 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     #[serde(default = "defaults::enabled")]
     pub introspection: bool,
+    /// Fields an operation may select once its fragments are expanded (every spread counted),
+    /// checked in linear time before validation: a fragment bomb is refused at once.
+    #[serde(default = "defaults::max_fields")]
+    pub max_fields: u64,
+    /// Directives on one field, fragment or definition.
+    #[serde(default = "defaults::max_directives")]
+    pub max_directives: usize,
+    /// Errors in one answer; the rest are summarised in one more.
+    #[serde(default = "defaults::max_errors")]
+    pub max_errors: usize,
     /// Request budgets by operation name, replacing `server.request_timeout` for them:
     /// `operation_timeouts = { Home = "800ms" }`.
     #[serde(default, with = "units::duration_map")]
@@ -29,6 +40,9 @@ impl Default for GraphqlConfig {
             max_depth: defaults::max_depth(),
             max_complexity: defaults::max_complexity(),
             introspection: true,
+            max_fields: defaults::max_fields(),
+            max_directives: defaults::max_directives(),
+            max_errors: defaults::max_errors(),
             operation_timeouts: BTreeMap::new(),
         }
     }
@@ -44,6 +58,21 @@ impl GraphqlConfig {
         p.check(
             self.max_complexity > 0,
             "graphql.max_complexity",
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_fields > 0,
+            "graphql.max_fields",
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_directives > 0,
+            "graphql.max_directives",
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_errors > 0,
+            "graphql.max_errors",
             "must be greater than 0",
         );
         for (operation, budget) in &self.operation_timeouts {
@@ -65,5 +94,14 @@ mod defaults {
     }
     pub fn max_complexity() -> usize {
         1000
+    }
+    pub fn max_fields() -> u64 {
+        2000
+    }
+    pub fn max_directives() -> usize {
+        4
+    }
+    pub fn max_errors() -> usize {
+        20
     }
 }

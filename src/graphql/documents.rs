@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
 
+use super::bounds::{self, Bounds, OutOfBounds};
 use super::harden;
 use crate::config::GraphqlConfig;
 
@@ -55,13 +56,18 @@ where
 /// distinct queries only churns it. Every request is still checked against the limits, and
 /// against every validation rule unless `Schemas` says the verdict is already known.
 #[derive(Clone)]
-pub(super) struct Documents(moka::sync::Cache<String, Arc<Remembered>>);
+pub(super) struct Documents {
+    cache: moka::sync::Cache<String, Arc<Remembered>>,
+    bounds: Bounds,
+}
 
 /// A remembered document, and whether the strict schema found it valid when sent alone
 /// (no variables, no operation name).
 pub(super) struct Remembered {
     document: ExecutableDocument,
     valid_alone: AtomicBool,
+    /// Whether the document is within the bounds, found once.
+    bounded: Result<(), OutOfBounds>,
 }
 
 impl Remembered {
@@ -81,9 +87,35 @@ impl Documents {
     const MAX_QUERY_BYTES: usize = 16 * 1024;
 }
 
+impl Documents {
+    pub(super) fn new(bounds: Bounds) -> Self {
+        Self {
+            cache: moka::sync::Cache::new(Self::CAPACITY),
+            bounds,
+        }
+    }
+
+    /// Whether the request's document is within the bounds: the remembered verdict, or
+    /// measured now. A document that does not parse passes (execution reports the parse).
+    pub(super) fn bounded(
+        &self,
+        request: &mut async_graphql::Request,
+        remembered: Option<&Remembered>,
+    ) -> Result<(), OutOfBounds> {
+        match remembered {
+            Some(remembered) => remembered.bounded.clone(),
+            None => match request.parsed_query() {
+                Ok(document) => bounds::check(document, self.bounds),
+                Err(_) => Ok(()),
+            },
+        }
+    }
+}
+
 impl Default for Documents {
+    /// With the default config's bounds.
     fn default() -> Self {
-        Self(moka::sync::Cache::new(Self::CAPACITY))
+        Self::new(Bounds::from(&GraphqlConfig::default()))
     }
 }
 
@@ -94,7 +126,7 @@ pub(super) fn parse_request(
     documents: &Documents,
 ) -> Result<(async_graphql::Request, Option<Arc<Remembered>>), serde_json::Error> {
     let mut request: async_graphql::Request = serde_json::from_slice(body)?;
-    let remembered = if let Some(remembered) = documents.0.get(&request.query) {
+    let remembered = if let Some(remembered) = documents.cache.get(&request.query) {
         request.set_parsed_query(remembered.document.clone());
         Some(remembered)
     } else if request.query.len() <= Documents::MAX_QUERY_BYTES
@@ -102,11 +134,12 @@ pub(super) fn parse_request(
     {
         // A query that does not parse is not kept: execution reports the parser's error.
         let remembered = Arc::new(Remembered {
+            bounded: bounds::check(document, documents.bounds),
             document: document.clone(),
             valid_alone: AtomicBool::new(false),
         });
         documents
-            .0
+            .cache
             .insert(request.query.clone(), remembered.clone());
         Some(remembered)
     } else {
@@ -181,15 +214,16 @@ mod tests {
         let documents = Documents::default();
         let query = "{ home { greeting } }";
         parse_request(&body(query), &documents).unwrap();
-        assert!(documents.0.contains_key(query), "not remembered");
+        assert!(documents.cache.contains_key(query), "not remembered");
 
         // The second request with that text gets the remembered document: the parsed copy
         // is already set, even though this request never ran the parser itself.
-        documents.0.insert(
+        documents.cache.insert(
             query.to_owned(),
             Arc::new(Remembered {
                 document: async_graphql::parser::parse_query("{ other }").unwrap(),
                 valid_alone: AtomicBool::new(false),
+                bounded: Ok(()),
             }),
         );
         let (mut again, _) = parse_request(&body(query), &documents).unwrap();
@@ -299,8 +333,8 @@ mod tests {
             "x".repeat(Documents::MAX_QUERY_BYTES)
         );
         parse_request(&body(&long), &documents).unwrap();
-        documents.0.run_pending_tasks();
-        assert_eq!(documents.0.entry_count(), 0);
+        documents.cache.run_pending_tasks();
+        assert_eq!(documents.cache.entry_count(), 0);
         assert!(parse_request(b"not json", &documents).is_err());
     }
 }

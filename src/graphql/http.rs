@@ -10,8 +10,10 @@ use axum::routing::{MethodRouter, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::sync::Arc;
 
+use super::bounds::Bounds;
 use super::documents::{Documents, Remembered, Schemas, operation_cost, parse_request, run};
 use super::{Caller, RequestData};
+use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
 use crate::ratelimit::OperationCharge;
 use crate::request::{CallContext, Deadline};
@@ -19,7 +21,11 @@ use crate::request::{CallContext, Deadline};
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// `POST` handler executing operations against `schemas`, each with the BFF's `data`.
-pub fn endpoint<Q, M, S>(schemas: Schemas<Q, M, S>, data: RequestData) -> MethodRouter<Gateway>
+pub fn endpoint<Q, M, S>(
+    schemas: Schemas<Q, M, S>,
+    config: &GraphqlConfig,
+    data: RequestData,
+) -> MethodRouter<Gateway>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
@@ -27,7 +33,8 @@ where
 {
     let endpoint = Arc::new(Endpoint {
         schemas,
-        documents: Documents::default(),
+        documents: Documents::new(Bounds::from(config)),
+        max_errors: config.max_errors,
         data,
     });
     post(
@@ -59,6 +66,8 @@ where
 struct Endpoint<Q, M, S> {
     schemas: Schemas<Q, M, S>,
     documents: Documents,
+    /// Errors one answer carries before the rest are summarised.
+    max_errors: usize,
     data: RequestData,
 }
 
@@ -97,6 +106,13 @@ where
                 return refused;
             }
         }
+        // Before any validation rule expands a fragment: a document too large once expanded
+        // is refused here, in linear time.
+        if let Err(out) = self.documents.bounded(&mut request, remembered.as_deref()) {
+            let error = async_graphql::ServerError::new(out.message, out.pos);
+            let response = async_graphql::Response::from_errors(vec![error]);
+            return answer(content_type, &response);
+        }
         let operation = operation_name(&mut request);
         if let Some(record) = &call.record {
             let label = gateway
@@ -124,10 +140,29 @@ where
         {
             response.extensions.insert("degraded".to_owned(), value);
         }
-        match serde_json::to_vec(&response) {
-            Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
-            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
+        cap_errors(&mut response, self.max_errors);
+        answer(content_type, &response)
+    }
+}
+
+/// At most `max` errors, the rest summarised in one more: a document that makes an error
+/// per alias or per directive does not make an answer thousands of times its size.
+fn cap_errors(response: &mut async_graphql::Response, max: usize) {
+    let total = response.errors.len();
+    if total > max {
+        response.errors.truncate(max);
+        let rest = async_graphql::ServerError::new(
+            format!("{} more errors not shown (of {total})", total - max),
+            None,
+        );
+        response.errors.push(rest);
+    }
+}
+
+fn answer(content_type: &'static str, response: &async_graphql::Response) -> Response {
+    match serde_json::to_vec(response) {
+        Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! `extensions.service`). What a resolver calls backends with is the BFF's own request data
 //! (`routes`' `data`): the core knows no client.
 
+mod bounds;
 mod documents;
 mod http;
 
@@ -89,7 +90,10 @@ where
     S: SubscriptionType + 'static,
 {
     let schemas = Schemas::new(builder, &gateway.config().graphql);
-    let api = Router::new().route("/graphql", endpoint(schemas, Arc::new(data)));
+    let api = Router::new().route(
+        "/graphql",
+        endpoint(schemas, &gateway.config().graphql, Arc::new(data)),
+    );
     gateway.protect(api, AuthPolicy::Jwt)
 }
 

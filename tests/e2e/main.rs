@@ -6,6 +6,7 @@ mod cache;
 mod config;
 mod deploy;
 mod drain;
+mod graphql;
 mod harness;
 mod mobile;
 mod observe;

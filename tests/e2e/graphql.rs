@@ -1,0 +1,171 @@
+//! GraphQL documents built to hurt: a fragment bomb is refused before validation expands it
+//! (and the BFF keeps answering its health checks meanwhile), a field with 50,000 directives
+//! is one error, and the errors of one answer are capped.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::harness::Stack;
+
+/// Fragments `F0..Fn` each spreading the next twice: 2^n fields once expanded, under 2 KB.
+fn fragment_bomb(levels: usize) -> String {
+    let mut query = String::from("query Bomb { ...F0 }\n");
+    for i in 0..levels {
+        let next = i + 1;
+        query.push_str(&format!(
+            "fragment F{i} on Query {{ home {{ greeting }} ...F{next} ...F{next} }}\n"
+        ));
+    }
+    query.push_str(&format!(
+        "fragment F{levels} on Query {{ home {{ greeting }} }}\n"
+    ));
+    query
+}
+
+/// A client that gives up rather than hang, so a BFF that stalls fails the test.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+async fn post(http: &reqwest::Client, url: &str, token: &str, query: &str) -> (Duration, Value) {
+    let started = Instant::now();
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("the BFF answers");
+    let body: Value = response.json().await.expect("a JSON answer");
+    (started.elapsed(), body)
+}
+
+fn only_error(body: &Value) -> &str {
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    errors[0]["message"].as_str().expect("a message")
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_at_once_and_health_checks_keep_answering() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let http = client();
+    let url = stack.url("/graphql");
+    let bomb = fragment_bomb(30);
+    assert!(bomb.len() < 2048, "{} bytes", bomb.len());
+
+    // The best of three, so a busy test machine's scheduling is not what is measured.
+    let mut fastest = Duration::MAX;
+    for _ in 0..3 {
+        let (took, body) = post(&http, &url, &token, &bomb).await;
+        assert!(
+            only_error(&body).contains("once its fragments are expanded"),
+            "{body}"
+        );
+        fastest = fastest.min(took);
+    }
+    assert!(
+        fastest < Duration::from_millis(50),
+        "refused in {fastest:?}"
+    );
+
+    let mut healthz = Duration::MAX;
+    for _ in 0..3 {
+        let bombs: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, url, token, bomb) =
+                    (http.clone(), url.clone(), token.clone(), bomb.clone());
+                tokio::spawn(async move { post(&http, &url, &token, &bomb).await })
+            })
+            .collect();
+        let started = Instant::now();
+        let status = http
+            .get(stack.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz");
+        assert!(status.status().is_success());
+        healthz = healthz.min(started.elapsed());
+        for bomb in bombs {
+            let (_, body) = bomb.await.expect("bomb task");
+            only_error(&body);
+        }
+    }
+    assert!(
+        healthz < Duration::from_millis(50),
+        "/healthz took {healthz:?}"
+    );
+}
+
+#[tokio::test]
+async fn fifty_thousand_directives_are_one_small_error() {
+    // bff-web takes bodies of this size (about 100 KB); bff-mobile refuses them with a 413.
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &[]).await;
+    let directives = "@a".repeat(50_000);
+    let query = format!("{{ __typename {directives} }}");
+    let response = client()
+        .post(stack.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("the BFF answers");
+    let status = response.status();
+    let bytes = response.bytes().await.expect("body");
+    assert!(bytes.len() < 10 * 1024, "{} bytes", bytes.len());
+    let body: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{status}: {e}: {}", String::from_utf8_lossy(&bytes)));
+    assert!(only_error(&body).contains("directives"), "{body}");
+
+    // A known directive is fine, an unknown one is refused even on `__typename`.
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        "{ __typename @a }",
+    )
+    .await;
+    assert_eq!(only_error(&body), "Unknown directive \"@a\".");
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        "{ __typename @include(if: true) }",
+    )
+    .await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+}
+
+#[tokio::test]
+async fn the_errors_of_one_answer_are_capped_and_the_rest_counted() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let max = bff_mobile::SPEC
+        .default_config()
+        .expect("config")
+        .graphql
+        .max_errors;
+    let aliases: String = (0..100).map(|i| format!("a{i}: noSuchField ")).collect();
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        &format!("{{ {aliases} }}"),
+    )
+    .await;
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), max + 1, "{body}");
+    let last = errors[max]["message"].as_str().expect("message");
+    assert_eq!(
+        last,
+        format!("{} more errors not shown (of 100)", 100 - max)
+    );
+}
