@@ -28,6 +28,16 @@ pub struct GraphqlConfig {
     /// Errors in one answer; the rest are summarised in one more.
     #[serde(default = "defaults::max_errors")]
     pub max_errors: usize,
+    /// The most an operation may cost (`graphql::cost`: a field is one, times the items of
+    /// every list around it), checked before it runs.
+    #[serde(default = "defaults::max_cost")]
+    pub max_cost: u64,
+    /// Items a list field without a `first`/`last`/`limit` argument is assumed to return.
+    #[serde(default = "defaults::default_list_size")]
+    pub default_list_size: u64,
+    /// The same, per field: `list_sizes = { "Order.items" = 20 }`.
+    #[serde(default)]
+    pub list_sizes: BTreeMap<String, u64>,
     /// Request budgets by operation name, replacing `server.request_timeout` for them:
     /// `operation_timeouts = { Home = "800ms" }`.
     #[serde(default, with = "units::duration_map")]
@@ -43,6 +53,9 @@ impl Default for GraphqlConfig {
             max_fields: defaults::max_fields(),
             max_directives: defaults::max_directives(),
             max_errors: defaults::max_errors(),
+            max_cost: defaults::max_cost(),
+            default_list_size: defaults::default_list_size(),
+            list_sizes: BTreeMap::new(),
             operation_timeouts: BTreeMap::new(),
         }
     }
@@ -75,6 +88,25 @@ impl GraphqlConfig {
             "graphql.max_errors",
             "must be greater than 0",
         );
+        p.check(
+            self.max_cost > 0,
+            "graphql.max_cost",
+            "must be greater than 0",
+        );
+        for (field, size) in &self.list_sizes {
+            p.check(
+                field
+                    .split_once('.')
+                    .is_some_and(|(t, f)| !t.is_empty() && !f.is_empty()),
+                format!("graphql.list_sizes.{field}"),
+                "must name a field as \"Type.field\"",
+            );
+            p.check(
+                *size > 0,
+                format!("graphql.list_sizes.{field}"),
+                "must be greater than 0",
+            );
+        }
         for (operation, budget) in &self.operation_timeouts {
             p.check(
                 positive(*budget),
@@ -103,5 +135,11 @@ mod defaults {
     }
     pub fn max_errors() -> usize {
         20
+    }
+    pub fn max_cost() -> u64 {
+        10_000
+    }
+    pub fn default_list_size() -> u64 {
+        10
     }
 }

@@ -184,7 +184,8 @@ pub enum CostKind {
     /// One per request.
     #[default]
     Request,
-    /// A GraphQL operation costs its estimated number of fields (at least one).
+    /// A GraphQL operation costs its estimated cost (`graphql::cost`: fields times the items
+    /// of the lists around them, at least one); any other request one.
     Operation,
 }
 

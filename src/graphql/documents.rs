@@ -1,12 +1,11 @@
 //! Documents by query text, and validation done once: clients send the same few operations
 //! again and again, so a parsed document is remembered (`Documents`), and one the strict
 //! schema found valid with no inputs runs on the fast schema after (`Schemas`, `run`).
-//! Also a cheap per-operation cost for the rate limits (`operation_cost`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
 
 use super::bounds::{self, Bounds, OutOfBounds};
@@ -39,6 +38,11 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    /// The schema in SDL, for the cost model.
+    pub(super) fn sdl(&self) -> String {
+        self.strict.sdl()
+    }
+
     /// `builder` hardened with `config`'s limits, finished in both modes.
     pub fn new(builder: impl Fn() -> SchemaBuilder<Q, M, S>, config: &GraphqlConfig) -> Self {
         Self {
@@ -173,32 +177,6 @@ where
         remembered.valid_alone.store(true, Ordering::Relaxed);
     }
     response
-}
-
-/// A cheap estimate of what an operation costs: the number of fields it selects (fragments
-/// counted once where defined), at least one. No schema lookup, no variables.
-pub fn operation_cost(document: &ExecutableDocument) -> u32 {
-    fn fields(set: &SelectionSet) -> u32 {
-        set.items.iter().fold(0u32, |sum, item| {
-            sum.saturating_add(match &item.node {
-                Selection::Field(f) => 1u32.saturating_add(fields(&f.node.selection_set.node)),
-                Selection::InlineFragment(f) => fields(&f.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-        })
-    }
-    let operations = document
-        .operations
-        .iter()
-        .map(|(_, op)| fields(&op.node.selection_set.node));
-    let fragments = document
-        .fragments
-        .values()
-        .map(|f| fields(&f.node.selection_set.node));
-    operations
-        .chain(fragments)
-        .fold(0u32, u32::saturating_add)
-        .max(1)
 }
 
 #[cfg(test)]

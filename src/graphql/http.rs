@@ -11,7 +11,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::sync::Arc;
 
 use super::bounds::Bounds;
-use super::documents::{Documents, Remembered, Schemas, operation_cost, parse_request, run};
+use super::cost::CostModel;
+use super::documents::{Documents, Remembered, Schemas, parse_request, run};
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
@@ -32,9 +33,11 @@ where
     S: SubscriptionType + 'static,
 {
     let endpoint = Arc::new(Endpoint {
+        cost: CostModel::new(&schemas.sdl(), config),
         schemas,
         documents: Documents::new(Bounds::from(config)),
         max_errors: config.max_errors,
+        max_cost: config.max_cost,
         data,
     });
     post(
@@ -68,6 +71,9 @@ struct Endpoint<Q, M, S> {
     documents: Documents,
     /// Errors one answer carries before the rest are summarised.
     max_errors: usize,
+    /// What operations cost, and the most one may.
+    cost: CostModel,
+    max_cost: u64,
     data: RequestData,
 }
 
@@ -98,20 +104,21 @@ where
             remembered,
         } = execution;
         let content_type = negotiate(headers);
+        let cost = match self.admit(&mut request, remembered.as_deref()) {
+            Ok(cost) => cost,
+            Err(error) => {
+                let response = async_graphql::Response::from_errors(vec![error]);
+                return answer(content_type, &response);
+            }
+        };
+        if let Some(record) = &call.record {
+            record.set_cost(cost);
+        }
         if let Some(charge) = charge {
-            // Parsed once here; execution reuses the document. A query that does not parse
-            // costs one unit and fails in execution with the parser's error.
-            let cost = request.parsed_query().map_or(1, operation_cost);
-            if let Err(refused) = charge.charge(cost).await {
+            let units = u32::try_from(cost).unwrap_or(u32::MAX);
+            if let Err(refused) = charge.charge(units).await {
                 return refused;
             }
-        }
-        // Before any validation rule expands a fragment: a document too large once expanded
-        // is refused here, in linear time.
-        if let Err(out) = self.documents.bounded(&mut request, remembered.as_deref()) {
-            let error = async_graphql::ServerError::new(out.message, out.pos);
-            let response = async_graphql::Response::from_errors(vec![error]);
-            return answer(content_type, &response);
         }
         let operation = operation_name(&mut request);
         if let Some(record) = &call.record {
@@ -163,6 +170,37 @@ fn answer(content_type: &'static str, response: &async_graphql::Response) -> Res
     match serde_json::to_vec(response) {
         Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+impl<Q, M, S> Endpoint<Q, M, S> {
+    /// The checks before any validation rule runs, each in time linear in the document: its
+    /// size once fragments are expanded (a fragment bomb is refused here), then its cost.
+    /// Gives the cost (one for a document that does not parse: execution reports why).
+    fn admit(
+        &self,
+        request: &mut async_graphql::Request,
+        remembered: Option<&Remembered>,
+    ) -> Result<u64, async_graphql::ServerError> {
+        self.documents
+            .bounded(request, remembered)
+            .map_err(|out| async_graphql::ServerError::new(out.message, out.pos))?;
+        let operation = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let Ok(document) = request.parsed_query() else {
+            return Ok(1);
+        };
+        let cost = self.cost.cost(document, operation.as_deref(), &variables);
+        if cost > self.max_cost {
+            return Err(async_graphql::ServerError::new(
+                format!(
+                    "the operation costs {cost}, more than the limit of {}",
+                    self.max_cost
+                ),
+                None,
+            ));
+        }
+        Ok(cost)
     }
 }
 

@@ -7,6 +7,7 @@
 //! (`routes`' `data`): the core knows no client.
 
 mod bounds;
+mod cost;
 mod documents;
 mod http;
 
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use async_graphql::{ErrorExtensions, ObjectType, SchemaBuilder, SubscriptionType};
 use axum::Router;
 
-pub use documents::{Schemas, operation_cost};
+pub use cost::CostModel;
+pub use documents::Schemas;
 pub use http::endpoint;
 
 use crate::config::{AuthPolicy, GraphqlConfig};

@@ -16,6 +16,8 @@ pub struct AccessLine<'a> {
     pub method: &'a str,
     pub route: &'a str,
     pub operation: Option<&'a str>,
+    /// The GraphQL operation's estimated cost (0 for other requests).
+    pub cost: u64,
     pub status: u16,
     pub took: Duration,
     pub backend_calls: u32,
@@ -47,6 +49,7 @@ impl AccessLine<'_> {
             method = self.method,
             route = self.route,
             operation = self.operation.unwrap_or(""),
+            cost = self.cost,
             status = self.status,
             latency_ms = millis(self.took),
             backend_calls = self.backend_calls,

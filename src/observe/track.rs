@@ -97,6 +97,7 @@ pub async fn track(observer: &Arc<Observer>, mut request: Request, next: Next) -
         method: method.as_str(),
         route: &route,
         operation: operation.as_deref(),
+        cost: record.cost().unwrap_or(0),
         status,
         took,
         backend_calls: record.calls(),

@@ -3,7 +3,7 @@
 //! `observe::track` turns it into metrics, one access-log line and a server span when the
 //! request ends.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub struct BackendCall {
 pub struct RequestRecord {
     operation: Mutex<Option<Arc<str>>>,
     calls: AtomicU32,
+    /// The GraphQL operation's estimated cost (0: not a GraphQL request).
+    cost: AtomicU64,
     backends: Mutex<Vec<BackendCall>>,
     cache: Mutex<Option<&'static str>>,
     /// Spans are kept only when an exporter will send them.
@@ -41,6 +43,16 @@ impl RequestRecord {
     /// The GraphQL operation, as a bounded label (`RequestMetrics::operation_label`).
     pub fn set_operation(&self, label: Arc<str>) {
         *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
+    }
+
+    /// The GraphQL operation's estimated cost (`graphql::cost`).
+    pub fn set_cost(&self, cost: u64) {
+        self.cost.store(cost, Ordering::Relaxed);
+    }
+
+    /// The cost set by `set_cost`, if any.
+    pub fn cost(&self) -> Option<u64> {
+        Some(self.cost.load(Ordering::Relaxed)).filter(|c| *c > 0)
     }
 
     pub fn operation(&self) -> Option<Arc<str>> {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use demo_services::Service;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -168,4 +169,46 @@ async fn the_errors_of_one_answer_are_capped_and_the_rest_counted() {
         last,
         format!("{} more errors not shown (of 100)", 100 - max)
     );
+}
+
+#[tokio::test]
+async fn an_operation_is_costed_by_what_it_makes_the_backends_do() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &[]).await;
+    let one = "search(query: \"lamp\", first: 50) { nodes { reviews(first: 10) { id } } }";
+    let aliases: String = (0..20).map(|i| format!("a{i}: {one} ")).collect();
+    stack.reset_stats().await;
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        &format!("{{ {aliases} }}"),
+    )
+    .await;
+    // 20 x (1 + 50 x (1 + (1 + 10))): each search, its 50 nodes, each node's 10 reviews.
+    assert_eq!(
+        only_error(&body),
+        "the operation costs 12020, more than the limit of 10000"
+    );
+    assert_eq!(
+        stack.requests(Service::Catalog).await,
+        0,
+        "refused before running"
+    );
+    assert_eq!(
+        stack.requests(Service::Reviews).await,
+        0,
+        "refused before running"
+    );
+
+    // One of them is fine.
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        &format!("{{ {one} }}"),
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["search"]["nodes"].is_array(), "{body}");
 }
