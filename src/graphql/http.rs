@@ -1,18 +1,25 @@
-//! GraphQL over HTTP: `POST` JSON in, the operation charged to the rate limits, run on the
-//! request's budget (or its operation's own), answered as `application/graphql-response+json`
-//! when the client accepts it, else plain JSON.
+//! GraphQL over HTTP (the GraphQL-over-HTTP draft, as graphql-http's audit checks it):
+//! `POST` with a JSON body, or `GET` with the parameters in the query string (queries only: a
+//! mutation over GET is 405). The answer is `application/graphql-response+json` when the
+//! client accepts it, else `application/json`. A request that cannot run is 400 (415 for a
+//! POST that is not JSON); a document that does not parse or validate, or whose variables do
+//! not fit, is 400 without `data` for `application/graphql-response+json` and, as the spec
+//! keeps for older clients, 200 with `errors` for `application/json`. What runs is charged to
+//! the rate limits and runs on the request's budget (or its operation's own).
 
-use async_graphql::{ObjectType, SubscriptionType};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ObjectType, ServerError, SubscriptionType};
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, post};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::routing::{MethodRouter, get};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
 use super::bounds::Bounds;
 use super::cost::CostModel;
-use super::documents::{Documents, Remembered, Schemas, parse_request, run};
+use super::documents::{Documents, Remembered, Schemas, run};
+use super::params::{BadRequest, Params};
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
@@ -20,8 +27,10 @@ use crate::ratelimit::OperationCharge;
 use crate::request::{CallContext, Deadline};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
 
-/// `POST` handler executing operations against `schemas`, each with the BFF's `data`.
+/// `GET` and `POST` handlers executing operations against `schemas`, each with the BFF's
+/// `data`.
 pub fn endpoint<Q, M, S>(
     schemas: Schemas<Q, M, S>,
     config: &GraphqlConfig,
@@ -40,7 +49,28 @@ where
         max_cost: config.max_cost,
         data,
     });
-    post(
+    let on_get = endpoint.clone();
+    get(
+        move |State(gateway): State<Gateway>,
+              call: CallContext,
+              charge: Option<Extension<Arc<OperationCharge>>>,
+              headers: HeaderMap,
+              RawQuery(query): RawQuery| {
+            let endpoint = on_get.clone();
+            async move {
+                let params = Params::from_get(query.as_deref());
+                let charge = charge.map(|Extension(c)| c);
+                let execution = Execution {
+                    method: Method::GET,
+                    call,
+                    charge: charge.as_deref(),
+                    headers: &headers,
+                };
+                endpoint.serve(&gateway, execution, params).await
+            }
+        },
+    )
+    .post(
         move |State(gateway): State<Gateway>,
               call: CallContext,
               charge: Option<Extension<Arc<OperationCharge>>>,
@@ -48,18 +78,15 @@ where
               body: Bytes| {
             let endpoint = endpoint.clone();
             async move {
+                let params = Params::from_post(&headers, &body);
                 let charge = charge.map(|Extension(c)| c);
-                let (request, remembered) = match parse_request(&body, &endpoint.documents) {
-                    Ok(parsed) => parsed,
-                    Err(e) => return not_a_request(negotiate(&headers), &e),
-                };
                 let execution = Execution {
+                    method: Method::POST,
                     call,
                     charge: charge.as_deref(),
                     headers: &headers,
-                    remembered,
                 };
-                endpoint.execute(&gateway, execution, request).await
+                endpoint.serve(&gateway, execution, params).await
             }
         },
     )
@@ -77,12 +104,12 @@ struct Endpoint<Q, M, S> {
     data: RequestData,
 }
 
-/// What one request brings to its execution besides the operation.
+/// What one request brings to its execution besides its parameters.
 struct Execution<'a> {
+    method: Method,
     call: CallContext,
     charge: Option<&'a OperationCharge>,
     headers: &'a HeaderMap,
-    remembered: Option<Arc<Remembered>>,
 }
 
 impl<Q, M, S> Endpoint<Q, M, S>
@@ -91,25 +118,72 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    /// One request, from its parameters to its answer.
+    async fn serve(
+        &self,
+        gateway: &Gateway,
+        execution: Execution<'_>,
+        params: Result<Params, BadRequest>,
+    ) -> Response {
+        let content_type = negotiate(execution.headers);
+        let request = params.and_then(Params::into_request);
+        let mut request = match request {
+            Ok(request) => request,
+            Err(bad) => {
+                return refused(
+                    bad.status,
+                    content_type,
+                    vec![ServerError::new(bad.message, None)],
+                );
+            }
+        };
+        let remembered = self.documents.remember(&mut request);
+        let name = request.operation_name.take();
+        let parsed = request
+            .parsed_query()
+            .map(|d| operation_type(d, name.as_deref()));
+        request.operation_name = name;
+        let operation_type = match parsed {
+            Ok(ty) => ty,
+            Err(e) => {
+                let error = e.clone();
+                return refused(document_status(content_type), content_type, vec![error]);
+            }
+        };
+        if execution.method == Method::GET && operation_type == Some(OperationType::Mutation) {
+            let error = ServerError::new("a mutation must be sent with POST", None);
+            let mut response = refused(StatusCode::METHOD_NOT_ALLOWED, content_type, vec![error]);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let is_get = execution.method == Method::GET;
+        let mut response = self
+            .execute(gateway, execution, request, remembered, content_type)
+            .await;
+        if is_get && response.status() == StatusCode::OK {
+            // Answers are for the caller who sent the token: never stored by shared caches.
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+        }
+        response
+    }
+
     async fn execute(
         &self,
         gateway: &Gateway,
         execution: Execution<'_>,
         mut request: async_graphql::Request,
+        remembered: Option<Arc<Remembered>>,
+        content_type: &'static str,
     ) -> Response {
-        let Execution {
-            call,
-            charge,
-            headers,
-            remembered,
-        } = execution;
-        let content_type = negotiate(headers);
+        let Execution { call, charge, .. } = execution;
         let cost = match self.admit(&mut request, remembered.as_deref()) {
             Ok(cost) => cost,
-            Err(error) => {
-                let response = async_graphql::Response::from_errors(vec![error]);
-                return answer(content_type, &response);
-            }
+            Err(error) => return refused(document_status(content_type), content_type, vec![error]),
         };
         if let Some(record) = &call.record {
             record.set_cost(cost);
@@ -148,8 +222,51 @@ where
             response.extensions.insert("degraded".to_owned(), value);
         }
         cap_errors(&mut response, self.max_errors);
+        if refused_before_running(&response) {
+            return refused(document_status(content_type), content_type, response.errors);
+        }
         answer(content_type, &response)
     }
+}
+
+/// Validation or variable coercion refused the operation: nothing ran, so there is no data,
+/// and no error has a path into it.
+fn refused_before_running(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The status of a document that does not parse, validate or fit its variables: 400 for a
+/// client that reads `application/graphql-response+json`, 200 for older ones.
+fn document_status(content_type: &'static str) -> StatusCode {
+    if content_type == GRAPHQL_RESPONSE_JSON {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// An answer without `data`: the request did not run.
+fn refused(status: StatusCode, content_type: &'static str, errors: Vec<ServerError>) -> Response {
+    let body = serde_json::json!({ "errors": errors });
+    respond(
+        status,
+        content_type,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// The type of the operation `name` (or the only one) of `document`, if it has it.
+fn operation_type(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<OperationType> {
+    document
+        .operations
+        .iter()
+        .find(|(n, _)| name.is_none() || n.map(|n| n.as_str()) == name)
+        .map(|(_, op)| op.node.ty)
 }
 
 /// At most `max` errors, the rest summarised in one more: a document that makes an error
@@ -219,18 +336,8 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
     }
 }
 
-/// The 400 answer to a body that is not a GraphQL request.
-fn not_a_request(content_type: &'static str, e: &serde_json::Error) -> Response {
-    let error = async_graphql::ServerError::new(format!("invalid GraphQL request body: {e}"), None);
-    let body = serde_json::json!({ "errors": [error] });
-    respond(
-        StatusCode::BAD_REQUEST,
-        content_type,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-}
-
-/// GraphQL-over-HTTP: the new media type when the client accepts it, else plain JSON.
+/// GraphQL-over-HTTP: the new media type when the client names it, else plain JSON (also for
+/// `*/*` and no `Accept` at all, as the spec asks while older clients are about).
 fn negotiate(headers: &HeaderMap) -> &'static str {
     let accepts_new = headers
         .get_all(header::ACCEPT)
@@ -240,7 +347,7 @@ fn negotiate(headers: &HeaderMap) -> &'static str {
     if accepts_new {
         GRAPHQL_RESPONSE_JSON
     } else {
-        "application/json"
+        APPLICATION_JSON
     }
 }
 

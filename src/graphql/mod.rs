@@ -10,6 +10,7 @@ mod bounds;
 mod cost;
 mod documents;
 mod http;
+mod params;
 
 use std::sync::Arc;
 

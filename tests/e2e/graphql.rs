@@ -212,3 +212,74 @@ async fn an_operation_is_costed_by_what_it_makes_the_backends_do() {
     assert!(body["errors"].is_null(), "{body}");
     assert!(body["data"]["search"]["nodes"].is_array(), "{body}");
 }
+
+#[tokio::test]
+async fn graphql_over_http_get_post_and_their_refusals() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &["cart:write"]).await;
+    let http = client();
+    let url = stack.url("/graphql");
+
+    // GET runs a query, answered for this caller only.
+    let response = http
+        .get(format!("{url}?query=%7B%20__typename%20%7D"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+    let cache_control = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cache_control, "private, no-store");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+
+    // A mutation over GET is 405, and nothing runs.
+    stack.reset_stats().await;
+    let mutation = "mutation%20%7B%20addToCart(productId%3A%20%22p1%22%2C%20quantity%3A%201)%20%7B%20itemCount%20%7D%20%7D";
+    let response = http
+        .get(format!("{url}?query={mutation}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(stack.requests(Service::Cart).await, 0);
+
+    // A POST that is not JSON is 415; a document that does not parse is 400 without data
+    // for clients of the new media type, 200 with errors for application/json ones.
+    let response = http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("{ __typename }")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 415);
+    for (accept, status) in [
+        ("application/graphql-response+json", 400),
+        ("application/json", 200),
+    ] {
+        let response = http
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", accept)
+            .json(&json!({ "query": "{" }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), status, "{accept}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(content_type.starts_with(accept), "{content_type}");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(body.get("data").is_none(), "{accept}: {body}");
+        assert!(body["errors"][0]["message"].is_string(), "{body}");
+    }
+}

@@ -7,6 +7,7 @@ mod config;
 mod deploy;
 mod drain;
 mod graphql;
+mod graphql_http;
 mod harness;
 mod mobile;
 mod observe;
