@@ -31,7 +31,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod request;
 pub mod server;
-mod sharing;
+pub mod sharing;
 pub mod upstream;
 
 /// Every binary linking the core allocates with mimalloc: with glibc's malloc, allocation was

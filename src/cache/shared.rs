@@ -7,26 +7,22 @@
 //! tags, `Vary` names) and the body after a newline, expiring with the entry's last window.
 //! A tag's keys are kept in a set (`{prefix}tag:{tag}`) so a purge by tag can find them.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::Instant;
 
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::policy::{Lifetime, Sharing};
 use super::store::Entry;
+use crate::sharing::{SharedCallError, SharedRedis};
 
 /// How long Redis is left alone after a failed call.
 const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 pub struct SharedTier {
-    connection: ConnectionManager,
+    redis: SharedRedis,
     prefix: String,
-    timeout: Duration,
-    resting_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,31 +38,23 @@ struct Head {
     content_type: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SharedTierError {
-    #[error("redis call failed: {0}")]
-    Call(#[from] redis::RedisError),
-    #[error("redis call took too long")]
-    Timeout,
-    #[error("redis is resting after a failure")]
-    Resting,
-}
+/// Why the shared tier gave nothing (the local tier answers alone).
+pub type SharedTierError = SharedCallError;
 
 impl SharedTier {
     /// Does not connect: the first call does, and the manager reconnects after failures.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            connection: crate::sharing::lazy_connection(url, timeout)?,
+            redis: SharedRedis::new(url, timeout, REST_AFTER_FAILURE)?,
             prefix: prefix.to_owned(),
-            timeout,
-            resting_until: Mutex::new(None),
         })
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Entry>, SharedTierError> {
         let redis_key = format!("{}{key}", self.prefix);
         let raw: Option<Vec<u8>> = self
-            .guarded(|mut c| async move { c.get(redis_key).await })
+            .redis
+            .call(|mut c| async move { c.get(redis_key).await })
             .await?;
         Ok(raw.and_then(|raw| decode(&raw)))
     }
@@ -83,16 +71,17 @@ impl SharedTier {
             .iter()
             .map(|t| format!("{}tag:{t}", self.prefix))
             .collect();
-        self.guarded(|mut c| async move {
-            let mut pipe = redis::pipe();
-            pipe.pset_ex(&redis_key, raw, keep_ms).ignore();
-            for set in &tag_sets {
-                pipe.sadd(set, &redis_key).ignore();
-                pipe.pexpire(set, keep_ms as i64).ignore();
-            }
-            pipe.query_async::<()>(&mut c).await
-        })
-        .await
+        self.redis
+            .call(|mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.pset_ex(&redis_key, raw, keep_ms).ignore();
+                for set in &tag_sets {
+                    pipe.sadd(set, &redis_key).ignore();
+                    pipe.pexpire(set, keep_ms as i64).ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
     }
 
     /// Drops the keys starting with `prefix` (a SCAN) and those tagged `tag`.
@@ -104,9 +93,9 @@ impl SharedTier {
         let pattern = prefix.map(|p| format!("{}{}*", glob_escape(&self.prefix), glob_escape(p)));
         let tag_set = tag.map(|t| format!("{}tag:{t}", self.prefix));
         // A SCAN may take many round trips: it gets a larger budget than a lookup.
-        let budget = self.timeout * 20;
+        let budget = self.redis.timeout() * 20;
         let purge = async move {
-            let mut c = self.connection.clone();
+            let mut c = self.redis.connection();
             let mut doomed: Vec<String> = Vec::new();
             if let Some(set) = &tag_set {
                 let members: Vec<String> = c.smembers(set).await?;
@@ -138,30 +127,8 @@ impl SharedTier {
         };
         tokio::time::timeout(budget, purge)
             .await
-            .map_err(|_| SharedTierError::Timeout)??;
+            .map_err(|_| SharedTierError::Timeout(budget))??;
         Ok(())
-    }
-
-    /// One call within the budget, skipped while resting after a failure.
-    async fn guarded<T, F, Fut>(&self, call: F) -> Result<T, SharedTierError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = Result<T, redis::RedisError>>,
-    {
-        if self.resting().is_some_and(|until| Instant::now() < until) {
-            return Err(SharedTierError::Resting);
-        }
-        let result = match tokio::time::timeout(self.timeout, call(self.connection.clone())).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(SharedTierError::Call(e)),
-            Err(_) => Err(SharedTierError::Timeout),
-        };
-        *self.resting() = result.is_err().then(|| Instant::now() + REST_AFTER_FAILURE);
-        result
-    }
-
-    fn resting(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

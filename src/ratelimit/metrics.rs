@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::RedisStoreError;
-use crate::config::OnRedisError;
 use std::sync::Arc;
 
-use super::RateLimiter;
+use super::{RateLimiter, RedisStoreError};
+use crate::config::OnRedisError;
 use crate::observe::exposition::{Exposition, MetricFamilies};
+use crate::sharing::SharedCallError;
 
 #[derive(Debug, Default)]
 pub struct RateLimitMetrics {
@@ -74,7 +74,7 @@ impl RateLimitMetrics {
     }
 
     pub(super) fn shared_failed(&self, error: &RedisStoreError, policy: OnRedisError) {
-        if !matches!(error, RedisStoreError::Resting) {
+        if !matches!(error, RedisStoreError::Shared(SharedCallError::Resting)) {
             self.redis_errors.fetch_add(1, Ordering::Relaxed);
         }
         match policy {

@@ -4,13 +4,10 @@
 //! `ConnectionManager`, which reconnects by itself; each call has a short budget, and after
 //! a failure Redis is left alone for `retry` so an outage costs requests nothing.
 
-use std::sync::Mutex;
 use std::time::Duration;
-use tokio::time::Instant;
-
-use redis::aio::ConnectionManager;
 
 use super::{Limit, Outcome};
+use crate::sharing::{SharedCallError, SharedRedis};
 
 /// GCRA over several keys. ARGV holds (emission interval us, burst tolerance us, cost) per
 /// key. Returns (allowed, retry_after us, reset us) per key. Nothing is written unless every
@@ -59,23 +56,16 @@ return out
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
-    #[error("redis call failed: {0}")]
-    Call(#[from] redis::RedisError),
-    #[error("redis call took longer than {0:?}")]
-    Timeout(Duration),
-    #[error("redis is resting after a failure")]
-    Resting,
+    #[error(transparent)]
+    Shared(#[from] SharedCallError),
     #[error("unexpected reply from the rate-limit script")]
     Reply,
 }
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    /// After a failure, calls fail at once without touching Redis for `retry`.
+    redis: SharedRedis,
     script: redis::Script,
-    timeout: Duration,
-    retry: Duration,
-    /// Set after a failure: until then, calls fail at once without touching Redis.
-    resting_until: Mutex<Option<Instant>>,
 }
 
 /// One key to check: its full Redis name, the limit that applies and the cost.
@@ -88,35 +78,14 @@ pub struct SharedCheck<'a> {
 impl RedisStore {
     /// Does not connect: the first call does, and the manager reconnects after failures.
     pub fn new(url: &str, timeout: Duration, retry: Duration) -> Result<Self, redis::RedisError> {
-        let connection = crate::sharing::lazy_connection(url, timeout)?;
         Ok(Self {
-            connection,
+            redis: SharedRedis::new(url, timeout, retry)?,
             script: redis::Script::new(GCRA),
-            timeout,
-            retry,
-            resting_until: Mutex::new(None),
         })
     }
 
     /// Checks and charges every key in one round trip; all are charged or none.
     pub async fn check(&self, checks: &[SharedCheck<'_>]) -> Result<Vec<Outcome>, RedisStoreError> {
-        let resting = *self.resting();
-        if resting.is_some_and(|until| Instant::now() < until) {
-            return Err(RedisStoreError::Resting);
-        }
-        let result = self.call(checks).await;
-        *self.resting() = match &result {
-            Err(_) => Some(Instant::now() + self.retry),
-            Ok(_) => None,
-        };
-        result
-    }
-
-    fn resting(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn call(&self, checks: &[SharedCheck<'_>]) -> Result<Vec<Outcome>, RedisStoreError> {
         let mut invocation = self.script.prepare_invoke();
         for check in checks {
             let interval = micros(check.limit.interval());
@@ -126,11 +95,10 @@ impl RedisStore {
                 .arg(interval * u64::from(check.limit.limit))
                 .arg(check.cost.clamp(1, check.limit.limit));
         }
-        let mut connection = self.connection.clone();
-        let reply: Vec<i64> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| RedisStoreError::Timeout(self.timeout))??;
+        let reply: Vec<i64> = self
+            .redis
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await?;
         if reply.len() != checks.len() * 3 {
             return Err(RedisStoreError::Reply);
         }
