@@ -36,6 +36,14 @@ pub enum Code {
     RateLimitUnavailable,
     /// A cache purge did not reach every tier.
     PurgeFailed,
+    /// A persisted query's hash this gateway does not know (yet): send the query with it.
+    PersistedQueryNotFound,
+    /// Automatic persisted queries are switched off.
+    PersistedQueryNotSupported,
+    /// Trusted documents only: the operation is not in the app's manifest.
+    PersistedQueryNotInList,
+    /// The query sent with a hash does not have that hash.
+    PersistedQueryHashMismatch,
     /// A backend did not answer in time, or the request's budget ran out.
     UpstreamTimeout,
     /// A backend could not be reached, broke the connection, or answered 5xx.
@@ -66,6 +74,10 @@ impl Code {
             Code::RateLimited => "RATE_LIMITED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
+            Code::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Code::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            Code::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            Code::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
             Code::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Code::UpstreamRejected => "UPSTREAM_REJECTED",
@@ -79,7 +91,14 @@ impl Code {
     /// precise one (`Problem::with_status`): an unconfigured backend is 503, not 502.
     pub const fn status(self) -> StatusCode {
         match self {
-            Code::BadRequest | Code::BadUserInput | Code::BadPath => StatusCode::BAD_REQUEST,
+            Code::BadRequest
+            | Code::BadUserInput
+            | Code::BadPath
+            | Code::PersistedQueryNotSupported
+            | Code::PersistedQueryNotInList
+            | Code::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
+            // Not a failure for the client: it sends the query with its hash next.
+            Code::PersistedQueryNotFound => StatusCode::OK,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::persisted::PersistedQueriesConfig;
 use super::units;
 use super::validate::{Problems, positive};
 
@@ -38,6 +39,9 @@ pub struct GraphqlConfig {
     /// The same, per field: `list_sizes = { "Order.items" = 20 }`.
     #[serde(default)]
     pub list_sizes: BTreeMap<String, u64>,
+    /// `[graphql.persisted_queries]`: APQ and trusted documents.
+    #[serde(default)]
+    pub persisted_queries: PersistedQueriesConfig,
     /// Request budgets by operation name, replacing `server.request_timeout` for them:
     /// `operation_timeouts = { Home = "800ms" }`.
     #[serde(default, with = "units::duration_map")]
@@ -56,6 +60,7 @@ impl Default for GraphqlConfig {
             max_cost: defaults::max_cost(),
             default_list_size: defaults::default_list_size(),
             list_sizes: BTreeMap::new(),
+            persisted_queries: PersistedQueriesConfig::default(),
             operation_timeouts: BTreeMap::new(),
         }
     }
@@ -93,6 +98,7 @@ impl GraphqlConfig {
             "graphql.max_cost",
             "must be greater than 0",
         );
+        self.persisted_queries.validate(p);
         for (field, size) in &self.list_sizes {
             p.check(
                 field

@@ -13,6 +13,7 @@ mod graphql;
 mod limits;
 mod load;
 mod observe;
+mod persisted;
 mod ratelimit;
 mod route;
 mod secret;
@@ -33,6 +34,7 @@ pub use graphql::GraphqlConfig;
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};
+pub use persisted::{PersistedQueriesConfig, TrustedDocuments};
 pub use ratelimit::{
     Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
     RuleConfig, StoreKind, TierConfig,

@@ -20,6 +20,7 @@ use super::bounds::Bounds;
 use super::cost::CostModel;
 use super::documents::{Documents, Remembered, Schemas, run};
 use super::params::{BadRequest, Params};
+use super::persisted::Persisted;
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
@@ -45,6 +46,7 @@ where
         cost: CostModel::new(&schemas.sdl(), config),
         schemas,
         documents: Documents::new(Bounds::from(config)),
+        persisted: Persisted::new(&config.persisted_queries),
         max_errors: config.max_errors,
         max_cost: config.max_cost,
         data,
@@ -98,6 +100,8 @@ struct Endpoint<Q, M, S> {
     documents: Documents,
     /// Errors one answer carries before the rest are summarised.
     max_errors: usize,
+    /// Queries known by hash (APQ), or the only ones that run (trusted documents).
+    persisted: Persisted,
     /// What operations cost, and the most one may.
     cost: CostModel,
     max_cost: u64,
@@ -126,8 +130,23 @@ where
         params: Result<Params, BadRequest>,
     ) -> Response {
         let content_type = negotiate(execution.headers);
-        let request = params.and_then(Params::into_request);
-        let mut request = match request {
+        let params = match params {
+            Ok(params) => self.persisted.resolve(params).await.map_err(|refusal| {
+                let status = refusal.code.status();
+                let error = ServerError::new(refusal.message, None);
+                refused_with_code(status, content_type, error, refusal.code)
+            }),
+            Err(bad) => Err(refused(
+                bad.status,
+                content_type,
+                vec![ServerError::new(bad.message, None)],
+            )),
+        };
+        let params = match params {
+            Ok(params) => params,
+            Err(response) => return response,
+        };
+        let mut request = match params.into_request() {
             Ok(request) => request,
             Err(bad) => {
                 return refused(
@@ -255,6 +274,19 @@ fn refused(status: StatusCode, content_type: &'static str, errors: Vec<ServerErr
         content_type,
         serde_json::to_vec(&body).unwrap_or_default(),
     )
+}
+
+/// `refused`, the one error carrying `code` in its extensions (clients match on it).
+fn refused_with_code(
+    status: StatusCode,
+    content_type: &'static str,
+    mut error: ServerError,
+    code: crate::error::Code,
+) -> Response {
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code.as_str());
+    error.extensions = Some(extensions);
+    refused(status, content_type, vec![error])
 }
 
 /// The type of the operation `name` (or the only one) of `document`, if it has it.

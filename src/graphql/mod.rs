@@ -11,6 +11,7 @@ mod cost;
 mod documents;
 mod http;
 mod params;
+mod persisted;
 
 use std::sync::Arc;
 

@@ -15,6 +15,8 @@ pub(super) struct Params {
     pub operation_name: Option<String>,
     pub variables: Option<Map<String, Value>>,
     pub extensions: Option<Map<String, Value>>,
+    /// A trusted document's id, instead of `query`.
+    pub document_id: Option<String>,
 }
 
 /// A request that cannot run, and the status it gets.
@@ -41,6 +43,8 @@ struct Body {
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
     extensions: Option<Map<String, Value>>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
 }
 
 /// A GET's query string: `variables` and `extensions` are JSON text.
@@ -51,6 +55,8 @@ struct Query {
     operation_name: Option<String>,
     variables: Option<String>,
     extensions: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
 }
 
 impl Params {
@@ -73,6 +79,7 @@ impl Params {
             operation_name: body.operation_name,
             variables: body.variables,
             extensions: body.extensions,
+            document_id: body.document_id,
         })
     }
 
@@ -85,6 +92,7 @@ impl Params {
             operation_name: query.operation_name,
             variables: json_object("variables", query.variables.as_deref())?,
             extensions: json_object("extensions", query.extensions.as_deref())?,
+            document_id: query.document_id,
         })
     }
 

@@ -283,3 +283,148 @@ async fn graphql_over_http_get_post_and_their_refusals() {
         assert!(body["errors"][0]["message"].is_string(), "{body}");
     }
 }
+
+/// The mobile home query's text and its SHA-256, as Apollo's APQ link sends them.
+fn persisted(query: &str) -> (String, Value) {
+    use std::fmt::Write;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(query.as_bytes());
+    let hash = digest.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    (hash, extensions)
+}
+
+fn get_url(base: &str, operation: &str, extensions: &Value) -> String {
+    let encoded: String = url_encode(&extensions.to_string());
+    format!("{base}/graphql?operationName={operation}&extensions={encoded}")
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_query_registered_on_one_instance_runs_by_hash_on_another_through_redis() {
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let shared = |config: &mut manifold::config::Config| {
+        config.graphql.persisted_queries.redis_url = Some(url.clone().into());
+    };
+    let stack = Stack::start_with(&bff_mobile::SPEC, shared).await;
+    let second = stack.start_instance(&bff_mobile::SPEC, shared).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let http = client();
+    let (_, extensions) = persisted(crate::mobile::HOME);
+
+    // The hash alone is unknown: the client is told to send the query.
+    let body: Value = http
+        .get(get_url(&stack.bff.url(), "Home", &extensions))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{body}"
+    );
+    assert!(body.get("data").is_none(), "{body}");
+
+    // Sent with its query, on the first instance, it runs and is registered.
+    let response = http
+        .post(stack.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": crate::mobile::HOME, "extensions": extensions }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["errors"].is_null(), "{body}");
+
+    // The second instance has never seen it: it finds it in Redis, by hash, over GET.
+    let response = http
+        .get(get_url(&second.url(), "Home", &extensions))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["home"]["greeting"].is_string(), "{body}");
+
+    // A hash that is not the query's is refused.
+    let (_, other) = persisted("{ __typename }");
+    let body: Value = http
+        .post(stack.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": crate::mobile::HOME, "extensions": other }))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_HASH_MISMATCH"
+    );
+}
+
+#[tokio::test]
+async fn trusted_documents_run_only_the_apps_operations() {
+    let dir = std::env::temp_dir().join(format!("manifold-e2e-trusted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let manifest = dir.join("mobile-operations.json");
+    let (hash, extensions) = persisted(crate::mobile::HOME);
+    let body = json!({
+        "format": "apollo-persisted-query-manifest",
+        "version": 1,
+        "operations": [{ "id": hash, "name": "Home", "type": "query", "body": crate::mobile::HOME }],
+    });
+    std::fs::write(&manifest, body.to_string()).expect("manifest");
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.graphql.persisted_queries.trusted_documents = Some(manifest.clone());
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    stack.reset_stats().await;
+
+    let (_, body) = post(
+        &client(),
+        &stack.url("/graphql"),
+        &token,
+        "{ home { greeting } }",
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST",
+        "{body}"
+    );
+    assert_eq!(stack.requests(Service::Users).await, 0, "nothing ran");
+
+    // By id (the manifest's hash), over GET, with no registration first.
+    let response = client()
+        .get(get_url(&stack.bff.url(), "Home", &extensions))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["home"]["greeting"].is_string(), "{body}");
+}
