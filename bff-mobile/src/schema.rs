@@ -28,16 +28,17 @@ pub struct Query;
 
 #[Object]
 impl Query {
-    /// Everything the home screen shows, for the caller of the token.
-    async fn home(&self, ctx: &Context<'_>) -> Result<Home> {
+    /// Everything the home screen shows, for the caller of the token. Nullable, so that a
+    /// failed `me` (non-null) makes only `home` null: the errors still come with `data`.
+    async fn home(&self, ctx: &Context<'_>) -> Result<Option<Home>> {
         let user_id = Scope::of(ctx)?
             .call
             .user_id()
             .ok_or_else(|| graphql::error(Code::Unauthenticated, "a user token is required"))?;
-        Ok(Home {
+        Ok(Some(Home {
             user_id: user_id.to_owned(),
             user: OnceCell::new(),
-        })
+        }))
     }
 }
 
@@ -68,13 +69,15 @@ impl Home {
 #[Object]
 impl Home {
     /// A greeting by time of day (UTC) and first name, e.g. Good morning, Ada.
-    async fn greeting(&self, ctx: &Context<'_>) -> Result<String> {
+    async fn greeting(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let user = self.user(ctx).await?;
         let first_name = user.name.split_whitespace().next().unwrap_or(&user.name);
-        Ok(format!("{}, {first_name}", salutation(utc_hour())))
+        Ok(Some(format!("{}, {first_name}", salutation(utc_hour()))))
     }
 
-    /// The signed-in user. Critical: without it the screen cannot render, so it is non-null.
+    /// The signed-in user. Critical: without it the screen cannot render, so it is non-null
+    /// (when it fails, `home` is null). Every other field of the home is nullable: when it
+    /// fails, it alone is null.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
         let user = self.user(ctx).await?;
         Ok(Me {

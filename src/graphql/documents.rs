@@ -75,6 +75,10 @@ pub(super) struct Remembered {
 }
 
 impl Remembered {
+    pub(super) fn document(&self) -> &ExecutableDocument {
+        &self.document
+    }
+
     /// May `request` skip the rules the strict schema already passed it on?
     fn known_valid(&self, request: &async_graphql::Request) -> bool {
         is_alone(request) && self.valid_alone.load(Ordering::Relaxed)

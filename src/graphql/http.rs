@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
 use super::bounds::Bounds;
+use super::completion::Completion;
 use super::cost::CostModel;
 use super::documents::{Documents, Remembered, Schemas, run};
 use super::params::{BadRequest, Params};
@@ -42,8 +43,10 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    let sdl = schemas.sdl();
     let endpoint = Arc::new(Endpoint {
-        cost: CostModel::new(&schemas.sdl(), config),
+        cost: CostModel::new(&sdl, config),
+        completion: Completion::new(&sdl),
         schemas,
         documents: Documents::new(Bounds::from(config)),
         persisted: Persisted::new(&config.persisted_queries),
@@ -105,6 +108,8 @@ struct Endpoint<Q, M, S> {
     /// What operations cost, and the most one may.
     cost: CostModel,
     max_cost: u64,
+    /// Failed fields made `null`, as the schema's nullability says.
+    completion: Completion,
     data: RequestData,
 }
 
@@ -224,13 +229,26 @@ where
         // An operation with its own budget runs on it instead of the server-wide one.
         let mut call = call;
         let budgets = &gateway.config().graphql.operation_timeouts;
-        if let Some(budget) = operation.and_then(|name| budgets.get(&name)) {
+        if let Some(budget) = operation.as_ref().and_then(|name| budgets.get(name)) {
             call.deadline = Deadline::after(*budget);
         }
+        // Field errors are completed against the document; a remembered one is kept already.
+        let unremembered = match remembered {
+            Some(_) => None,
+            None => request.parsed_query().ok().cloned(),
+        };
         let caller = Caller(call.identity.clone());
         let notes = call.cache_notes.clone();
         let request = (self.data)(request.data(caller), &call);
         let mut response = run(&self.schemas, request, remembered.as_deref()).await;
+        let document = remembered
+            .as_deref()
+            .map(Remembered::document)
+            .or(unremembered.as_ref());
+        if let Some(document) = document {
+            self.completion
+                .complete(&mut response, document, operation.as_deref());
+        }
         // Data a failing backend could not give, served stale from the cache instead: the
         // response says which service and how old (`extensions.degraded`).
         let degraded = notes.degraded();

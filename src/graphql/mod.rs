@@ -1,12 +1,13 @@
 //! Shared GraphQL plumbing: the axum endpoint (`http`: POST JSON, GraphQL-over-HTTP content
-//! negotiation), parsed documents remembered by query text and, once found valid, not
-//! validated again (`documents`), schema hardening from config (depth, complexity,
-//! introspection), the scope guard for fields and mutations (`RequireScope`), and the one
-//! mapping from a failed backend call to a GraphQL error (`extensions.code`,
-//! `extensions.service`). What a resolver calls backends with is the BFF's own request data
-//! (`routes`' `data`): the core knows no client.
+//! negotiation), failed fields made `null` as the spec says (`completion`), parsed documents
+//! remembered by query text and, once found valid, not validated again (`documents`), schema
+//! hardening from config (depth, complexity, introspection), the scope guard for fields and
+//! mutations (`RequireScope`), and the one mapping from a failed backend call to a GraphQL
+//! error (`extensions.code`, `extensions.service`). What a resolver calls backends with is
+//! the BFF's own request data (`routes`' `data`): the core knows no client.
 
 mod bounds;
+mod completion;
 mod cost;
 mod documents;
 mod http;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_graphql::{ErrorExtensions, ObjectType, SchemaBuilder, SubscriptionType};
 use axum::Router;
 
+pub use completion::Completion;
 pub use cost::CostModel;
 pub use documents::Schemas;
 pub use http::endpoint;

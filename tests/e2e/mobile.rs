@@ -228,3 +228,49 @@ async fn a_remembered_query_still_follows_each_requests_variables() {
     assert!(body["data"]["home"].get("greeting").is_none(), "{body}");
     assert_eq!(body["data"]["home"]["me"]["id"], "42", "{body}");
 }
+
+/// The home's nullability is its failure policy (GraphQL's "Handling Field Errors"): a failed
+/// field is `null` in place, with its error; `me`, the one non-null field, takes `home` with
+/// it when it fails, and the answer still has `data` and every error.
+#[tokio::test]
+async fn a_failed_field_is_null_in_place_and_a_failed_me_nulls_the_home() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+
+    stack
+        .chaos(Service::Cart, json!({ "error_rate": 1.0 }))
+        .await;
+    let (status, body) = stack.graphql(Some(&token), HOME, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let home = body["data"]["home"].as_object().expect("home is an object");
+    assert_eq!(home.get("cart"), Some(&Value::Null), "{body}");
+    let mut rest = body["data"]["home"].clone();
+    rest.as_object_mut().unwrap().remove("cart");
+    assert_all_present("home", &rest);
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["path"], json!(["home", "cart"]));
+    assert_eq!(errors[0]["extensions"]["service"], "cart");
+    assert!(errors[0]["extensions"]["code"].is_string(), "{body}");
+    stack.chaos(Service::Cart, json!({})).await;
+
+    stack
+        .chaos(Service::Users, json!({ "error_rate": 1.0 }))
+        .await;
+    let query = "{ home { greeting me { name } cart { itemCount } } }";
+    let (status, body) = stack.graphql(Some(&token), query, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!({ "home": null }), "{body}");
+    let errors = body["errors"].as_array().expect("errors");
+    let mut paths: Vec<&Value> = errors.iter().map(|e| &e["path"]).collect();
+    paths.sort_by_key(|p| p.to_string());
+    assert_eq!(
+        paths,
+        [&json!(["home", "greeting"]), &json!(["home", "me"])],
+        "{body}"
+    );
+    for error in errors {
+        assert_eq!(error["extensions"]["service"], "users", "{body}");
+        assert!(error["extensions"]["code"].is_string(), "{body}");
+    }
+}
