@@ -15,14 +15,15 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds `quantity` of a product to the viewer's cart (to its line, if it has one) and
-    /// returns the whole cart. Requires scope `cart:write`.
+    /// returns the whole cart. Requires scope `cart:write`. Null, with an error, when it
+    /// fails: the other mutations of the request still answer.
     #[graphql(guard = "RequireScope(\"cart:write\")")]
     async fn add_to_cart(
         &self,
         ctx: &Context<'_>,
         product_id: ID,
         #[graphql(default = 1, desc = "1 to 99.")] quantity: i32,
-    ) -> Result<Cart> {
+    ) -> Result<Option<Cart>> {
         input::product_id("productId", &product_id)?;
         let quantity = input::quantity("quantity", quantity)?;
         let user_id = user_id(ctx)?;
@@ -33,12 +34,13 @@ impl Mutation {
             .add_item(&scope.call, user_id, &product_id, quantity)
             .await
             .gql()?;
-        Ok(Cart::from(cart))
+        Ok(Some(Cart::from(cart)))
     }
 
     /// Places an order for the viewer. Retrying with the same `idempotencyKey` (one the client
     /// made for this checkout, e.g. a UUID) returns the order the first attempt placed and
-    /// never places a second one. Requires scope `orders:write`.
+    /// never places a second one. Requires scope `orders:write`. Null, with an error, when it
+    /// fails.
     #[graphql(guard = "RequireScope(\"orders:write\")")]
     async fn place_order(
         &self,
@@ -46,7 +48,7 @@ impl Mutation {
         input: PlaceOrderInput,
         #[graphql(desc = "1 to 128 visible ASCII characters, e.g. a UUID.")]
         idempotency_key: String,
-    ) -> Result<Order> {
+    ) -> Result<Option<Order>> {
         let order = input.validated()?;
         input::idempotency_key(&idempotency_key)?;
         user_id(ctx)?;
@@ -57,7 +59,7 @@ impl Mutation {
             .create(&scope.call, &order, &idempotency_key)
             .await
             .gql()?;
-        Ok(Order::from(placed))
+        Ok(Some(Order::from(placed)))
     }
 }
 
