@@ -13,6 +13,7 @@ are repeatable on a busy machine. Uses the existing release build (`cargo build 
 """
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,6 +36,8 @@ SCENARIOS = {
     "proxy-production": ("bff-web", "web", True, 8182),
     "home-plain": ("bff-mobile", "mobile", False, 8281),
     "home-production": ("bff-mobile", "mobile", True, 8282),
+    # The home query as a persisted operation: GET by its SHA-256 (APQ), registered first.
+    "home-persisted": ("bff-mobile", "mobile", False, 8283),
     "partner-plain": ("bff-partner", "partner", False, 8381),
     "partner-production": ("bff-partner", "partner", True, 8382),
 }
@@ -45,6 +49,10 @@ def contender(name, proc, port):
         if name.endswith("production"):
             headers["authorization"] = f"Bearer {run.mint('web', 42)}"
         return run.Contender(name, "manifold", proc, port, "/api/users/42", headers=headers)
+    if name == "home-persisted":
+        tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
+        return run.Contender(name, "manifold", proc, port, method="GET", path=persisted_path(),
+                             tokens=tokens, check=run.graphql_ok, bad='"errors"')
     if name.startswith("home"):
         tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
         return run.Contender(name, "manifold", proc, port, method="POST", path="/graphql",
@@ -54,6 +62,30 @@ def contender(name, proc, port):
     return run.Contender(name, "manifold", proc, port, "/v1/orders/o-42-1",
                          headers={"x-api-key": "demo-partner-key"}, check=run.rest_ok,
                          bad='"degraded":["')
+
+
+def persisted_extensions():
+    digest = hashlib.sha256(run.HOME.encode()).hexdigest()
+    return {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+
+
+def persisted_path():
+    """`GET /graphql` with only the home query's hash, as Apollo's APQ link sends it."""
+    query = urllib.parse.urlencode({"operationName": "Home",
+                                    "extensions": json.dumps(persisted_extensions(), separators=(",", ":"))})
+    return f"/graphql?{query}"
+
+
+def register_persisted(c):
+    """The home query sent once with its hash, so the GETs by hash find it."""
+    status, body = run.http_request(
+        c.port, "POST", "/graphql",
+        body=json.dumps({"query": run.HOME, "extensions": persisted_extensions()}),
+        headers={"content-type": "application/json", "authorization": f"Bearer {c.tokens[0]}"},
+        timeout=30)
+    problem = run.graphql_ok(status, body)
+    if problem:
+        raise RuntimeError(f"registering the persisted home query failed: {problem}")
 
 
 def main():
@@ -91,6 +123,8 @@ def main():
         gateway = run.start_gateway(procs, workdir, binary, args.scenario, doc)
         wait_until("gateway ready", status_is(port, "/readyz"), 30, gateway)
         c = contender(args.scenario, gateway, port)
+        if args.scenario == "home-persisted":
+            register_persisted(c)
         run.verify(c)
         run.wrk(c, 1, args.connections, min(os.cpu_count() or 1, args.connections), workdir,
                 [backends])  # warm-up
@@ -136,6 +170,8 @@ def callgrind(args, procs, workdir, binary, doc, port, backends):
                                       "--config", path], os.path.join(workdir, "gateway.log"))
     wait_until("gateway ready", status_is(port, "/readyz"), 120, gateway)
     c = contender(args.scenario, gateway, port)
+    if args.scenario == "home-persisted":
+        register_persisted(c)
     # One keep-alive connection, as the load generator uses: connection setup is not counted.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
