@@ -8,6 +8,7 @@ mod deploy;
 mod drain;
 mod graphql;
 mod harness;
+mod ide;
 mod mobile;
 mod observe;
 mod partner;
