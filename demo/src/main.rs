@@ -3,7 +3,9 @@
 //! (mobile 8081, web 8082, partner 8083) with their default configs (`config/*.toml` when
 //! run from the repository, else the copies built into the binaries). It waits until all
 //! are ready, prints the URLs, a fresh token and a curl per BFF, and stops everything
-//! cleanly on Ctrl-C or SIGTERM. `--tls` serves the BFFs over HTTPS (HTTP/2 by ALPN) with a
+//! cleanly on Ctrl-C or SIGTERM. The GraphQL BFFs run in development mode (introspection,
+//! suggestions, GraphiQL at `/ide`) whatever their config says: the shipped configs are for
+//! production. `--tls` serves the BFFs over HTTPS (HTTP/2 by ALPN) with a
 //! self-signed certificate made at start.
 
 #![forbid(unsafe_code)]
@@ -17,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use demo_services::{Backends, Service};
-use manifold::config::Config;
+use manifold::config::{Config, GraphqlMode};
 use manifold::{BffSpec, RunningBff};
 use serde_json::{Value, json};
 
@@ -27,7 +29,8 @@ const BFFS: [&BffSpec; 3] = [&bff_mobile::SPEC, &bff_web::SPEC, &bff_partner::SP
 const DEMO_PARTNER_KEY: &str = "demo-partner-key";
 
 const USAGE: &str = "usage: demo [--tls | --backends-only]\n\nStarts the sample backends (9100-9109) and bff-mobile (8081), bff-web (8082)\n\
-    and bff-partner (8083); Ctrl-C stops everything. Configs: config/*.toml when present,\n\
+    and bff-partner (8083); Ctrl-C stops everything. The GraphQL BFFs run in development mode\n\
+    (introspection, suggestions, GraphiQL at /ide). Configs: config/*.toml when present,\n\
     MANIFOLD_* environment overrides apply to all three BFFs. RUST_LOG sets the log filter.\n\n  \
     --tls  serve the BFFs over HTTPS with a self-signed certificate for localhost and\n         \
     127.0.0.1, made at start (use curl -k, or --cacert with the printed file)\n  \
@@ -59,7 +62,12 @@ fn main() -> ExitCode {
             spec.embedded_config,
             spec.upstreams,
         ) {
-            Ok((config, _)) => configs.push(config),
+            Ok((mut config, _)) => {
+                if spec.name != bff_partner::SPEC.name {
+                    config.graphql.mode = GraphqlMode::Development;
+                }
+                configs.push(config);
+            }
             Err(errors) => {
                 eprintln!("{errors}");
                 return ExitCode::from(manifold::bff::EXIT_CONFIG);
@@ -240,6 +248,12 @@ fn print_welcome(
             certificate.cert_path().display()
         );
     }
+    println!(
+        "\n  GraphQL in development mode (introspection, suggestions; never in production):\n    \
+         GraphiQL IDE  {}/ide  {}/ide  (put the token in its Headers tab)",
+        url("bff-mobile"),
+        url("bff-web")
+    );
     println!("\n  Sample backends");
     for service in Service::ALL {
         println!("    {:<16} {}", service.name(), backends.url(service));

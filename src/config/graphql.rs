@@ -1,6 +1,6 @@
-//! The `[graphql]` section: how deep, large and costly one operation may be, how many errors
-//! one answer carries, whether the schema may be introspected, and request budgets for named
-//! operations.
+//! The `[graphql]` section: production or development mode (what the schema tells a caller
+//! about itself, and the IDE), how deep, large and costly one operation may be, how many
+//! errors one answer carries, and request budgets for named operations.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,12 +13,13 @@ use super::validate::{Problems, positive};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphqlConfig {
+    /// What the schema tells callers about itself; production unless said otherwise.
+    #[serde(default)]
+    pub mode: GraphqlMode,
     #[serde(default = "defaults::max_depth")]
     pub max_depth: usize,
     #[serde(default = "defaults::max_complexity")]
     pub max_complexity: usize,
-    #[serde(default = "defaults::enabled")]
-    pub introspection: bool,
     /// Fields an operation may select once its fragments are expanded (every spread counted),
     /// checked in linear time before validation: a fragment bomb is refused at once.
     #[serde(default = "defaults::max_fields")]
@@ -48,12 +49,40 @@ pub struct GraphqlConfig {
     pub operation_timeouts: BTreeMap<String, Duration>,
 }
 
+/// The old `introspection` switch, and what replaced it (`load` says so instead of "unknown
+/// key"): `mode` decides introspection, suggestions and the IDE together, so no config can
+/// open the schema again in production with one forgotten line.
+pub(super) const REMOVED_INTROSPECTION: (&str, &str) = (
+    "graphql.introspection",
+    "removed: use graphql.mode = \"development\" (introspection, suggestions and the IDE at \
+     /ide) or \"production\" (all three off, the default)",
+);
+
+/// `mode = "production" | "development"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphqlMode {
+    /// For clients you do not control: no introspection (`__schema`, `__type`), no "did you
+    /// mean" suggestions naming fields in errors, no IDE.
+    #[default]
+    Production,
+    /// For people building clients: introspection (the standard IntrospectionQuery too, past
+    /// the depth and complexity limits), suggestions, and GraphiQL at `GET /ide`.
+    Development,
+}
+
+impl GraphqlMode {
+    pub fn is_development(self) -> bool {
+        self == Self::Development
+    }
+}
+
 impl Default for GraphqlConfig {
     fn default() -> Self {
         Self {
+            mode: GraphqlMode::default(),
             max_depth: defaults::max_depth(),
             max_complexity: defaults::max_complexity(),
-            introspection: true,
             max_fields: defaults::max_fields(),
             max_directives: defaults::max_directives(),
             max_errors: defaults::max_errors(),
@@ -124,9 +153,6 @@ impl GraphqlConfig {
 }
 
 mod defaults {
-    pub fn enabled() -> bool {
-        true
-    }
     pub fn max_depth() -> usize {
         12
     }
@@ -147,5 +173,40 @@ mod defaults {
     }
     pub fn default_list_size() -> u64 {
         10
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, GraphqlMode};
+
+    fn parse(graphql: &str) -> Result<Config, crate::config::ConfigErrors> {
+        let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n[graphql]\n{graphql}\n");
+        Config::parse(&text, "test", Vec::new(), &[])
+    }
+
+    #[test]
+    fn the_mode_is_production_unless_development_is_asked_for() {
+        assert_eq!(parse("").unwrap().graphql.mode, GraphqlMode::Production);
+        let config = parse("mode = \"development\"").unwrap();
+        assert!(config.graphql.mode.is_development());
+        let shown = serde_json::to_value(&config.graphql).unwrap();
+        assert_eq!(shown["mode"], "development");
+        assert!(shown.get("introspection").is_none(), "{shown}");
+    }
+
+    #[test]
+    fn a_wrong_mode_and_the_removed_introspection_key_are_named() {
+        let wrong = parse("mode = \"staging\"").unwrap_err();
+        assert_eq!(wrong.errors[0].key, "graphql.mode", "{wrong}");
+        for old in ["introspection = true", "introspection = false"] {
+            let removed = parse(old).unwrap_err();
+            assert_eq!(removed.errors.len(), 1, "{removed}");
+            assert_eq!(removed.errors[0].key, "graphql.introspection", "{removed}");
+            assert!(
+                removed.errors[0].message.contains("graphql.mode"),
+                "{removed}"
+            );
+        }
     }
 }

@@ -11,6 +11,10 @@ use super::Config;
 /// by a double underscore: `MANIFOLD_UPSTREAMS__ACCOUNTS__URL=http://10.0.0.5:9201`.
 pub const ENV_PREFIX: &str = "MANIFOLD_";
 
+/// Keys that were removed, with what to write instead: an old config gets that, not "unknown
+/// key".
+const REMOVED_KEYS: [(&str, &str); 1] = [super::graphql::REMOVED_INTROSPECTION];
+
 /// One problem with a config: the key it is about and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -128,11 +132,11 @@ impl Config {
         let typed: Result<Config, _> = serde_path_to_error::deserialize(
             serde_ignored::Deserializer::new(toml::Value::Table(table), &mut note_unknown),
         );
-        errors.extend(
-            unknown
-                .into_iter()
-                .map(|key| ConfigError::new(key, "unknown key")),
-        );
+        errors.extend(unknown.into_iter().map(|key| {
+            let removed = REMOVED_KEYS.iter().find(|(old, _)| *old == key);
+            let message = removed.map_or("unknown key", |(_, instead)| instead);
+            ConfigError::new(key, message)
+        }));
         match typed {
             Ok(config) => {
                 errors.extend(config.validate(required_upstreams));

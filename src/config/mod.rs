@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
 pub use cors::CorsConfig;
-pub use graphql::GraphqlConfig;
+pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::LimitsConfig;
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};

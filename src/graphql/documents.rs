@@ -1,6 +1,7 @@
 //! Documents by query text, and validation done once: clients send the same few operations
 //! again and again, so a parsed document is remembered (`Documents`), and one the strict
-//! schema found valid with no inputs runs on the fast schema after (`Schemas`, `run`).
+//! schema found valid with no inputs runs on the fast schema after (`Schemas`, `run`). In
+//! development mode, introspection operations run on a schema of their own (`introspection`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
 
 use super::bounds::{self, Bounds, OutOfBounds};
-use super::harden;
+use super::{harden, introspection};
 use crate::config::GraphqlConfig;
 
 /// One schema, built twice from the same builder. `strict` runs every validation rule;
@@ -17,10 +18,12 @@ use crate::config::GraphqlConfig;
 /// (depth, complexity). `known` executes only a remembered document that `strict` already
 /// found valid with the same inputs (no variables, no operation name): validation depends
 /// on nothing else, so its verdict cannot have changed. Validation was 9% of the mobile
-/// home query's instructions.
+/// home query's instructions. `introspection`, in development mode only, runs operations
+/// that select nothing but introspection fields, past the depth and complexity limits.
 pub struct Schemas<Q, M, S> {
     strict: Schema<Q, M, S>,
     known: Schema<Q, M, S>,
+    introspection: Option<Schema<Q, M, S>>,
 }
 
 impl<Q, M, S> Clone for Schemas<Q, M, S> {
@@ -28,6 +31,7 @@ impl<Q, M, S> Clone for Schemas<Q, M, S> {
         Self {
             strict: self.strict.clone(),
             known: self.known.clone(),
+            introspection: self.introspection.clone(),
         }
     }
 }
@@ -43,13 +47,15 @@ where
         self.strict.sdl()
     }
 
-    /// `builder` hardened with `config`'s limits, finished in both modes.
+    /// `builder` hardened with `config`'s limits, finished in both validation modes (and for
+    /// introspection, in development mode).
     pub fn new(builder: impl Fn() -> SchemaBuilder<Q, M, S>, config: &GraphqlConfig) -> Self {
         Self {
             strict: harden(builder(), config).finish(),
             known: harden(builder(), config)
                 .validation_mode(ValidationMode::Fast)
                 .finish(),
+            introspection: introspection::schema(builder(), config),
         }
     }
 }
@@ -149,10 +155,12 @@ impl Default for Documents {
 }
 
 /// Executes `request` on the strict schema, or on the known one when its remembered document
-/// passed the strict rules with the same inputs; a strict pass is remembered.
+/// passed the strict rules with the same inputs; a strict pass is remembered. An
+/// introspection operation runs on the introspection schema when there is one, and is
+/// refused when there is none.
 pub(super) async fn run<Q, M, S>(
     schemas: &Schemas<Q, M, S>,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     remembered: Option<&Remembered>,
 ) -> async_graphql::Response
 where
@@ -160,6 +168,19 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    if let Ok(document) = request.parsed_query() {
+        match &schemas.introspection {
+            Some(schema) if introspection::roots(document).only_introspection => {
+                return schema.execute(request).await;
+            }
+            Some(_) => {}
+            None => {
+                if let Err(refused) = introspection::refuse(document) {
+                    return async_graphql::Response::from_errors(vec![refused]);
+                }
+            }
+        }
+    }
     if remembered.is_some_and(|r| r.known_valid(&request)) {
         return schemas.known.execute(request).await;
     }

@@ -1,16 +1,22 @@
-//! Shared GraphQL plumbing: the axum endpoint (`http`: POST JSON, GraphQL-over-HTTP content
-//! negotiation), failed fields made `null` as the spec says (`completion`), parsed documents
-//! remembered by query text and, once found valid, not validated again (`documents`), schema
-//! hardening from config (depth, complexity, introspection), the scope guard for fields and
-//! mutations (`RequireScope`), and the one mapping from a failed backend call to a GraphQL
-//! error (`extensions.code`, `extensions.service`). What a resolver calls backends with is
-//! the BFF's own request data (`routes`' `data`): the core knows no client.
+//! Shared GraphQL plumbing: the axum endpoint (`http`: GraphQL over HTTP, POST JSON
+//! and GET; bad requests refused with their status, `params`), a document's size and cost
+//! bounded before validation (`bounds`, `cost`), persisted operations (`persisted`: APQ and
+//! trusted documents), failed fields made `null` as the spec says (`completion`), parsed
+//! documents remembered by query text and, once found valid, not validated again
+//! (`documents`), schema hardening from config (depth, complexity, and the mode:
+//! introspection and suggestions in development only, `introspection`), GraphiQL at `/ide` in
+//! development (`ide`), the scope guard for fields and mutations (`RequireScope`), and the one
+//! mapping from a failed backend call to a GraphQL error (`extensions.code`,
+//! `extensions.service`). What a resolver calls backends with is the BFF's own request data
+//! (`routes`' `data`): the core knows no client.
 
 mod bounds;
 mod completion;
 mod cost;
 mod documents;
 mod http;
+mod ide;
+mod introspection;
 mod params;
 mod persisted;
 
@@ -58,7 +64,9 @@ impl async_graphql::Guard for RequireScope {
     }
 }
 
-/// Applies the config's limits to a schema under construction.
+/// Applies the config's limits and mode to a schema under construction: in production no
+/// introspection, and no "did you mean" suggestions (they name the schema's fields to anyone
+/// who misspells one).
 pub fn harden<Q, M, S>(
     builder: SchemaBuilder<Q, M, S>,
     config: &GraphqlConfig,
@@ -72,15 +80,16 @@ where
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
         .limit_recursive_depth(32);
-    if config.introspection {
+    if config.mode.is_development() {
         builder
     } else {
-        builder.disable_introspection()
+        builder.disable_introspection().disable_suggestions()
     }
 }
 
 /// The usual GraphQL BFF: `POST /graphql` executing the schema `builder` makes, behind the
-/// caller's JWT (and the rate limits). `data` adds the BFF's own request data (its typed
+/// caller's JWT (and the rate limits); in development mode also the IDE at `GET /ide`, which
+/// is public (the operations it sends carry the caller's own header). `data` adds the BFF's own request data (its typed
 /// clients, its batch loaders) to each request before it runs.
 pub fn routes<Q, M, S>(
     gateway: &Gateway,
@@ -100,7 +109,12 @@ where
         "/graphql",
         endpoint(schemas, &gateway.config().graphql, Arc::new(data)),
     );
-    gateway.protect(api, AuthPolicy::Jwt)
+    let api = gateway.protect(api, AuthPolicy::Jwt);
+    if gateway.config().graphql.mode.is_development() {
+        api.merge(ide::routes())
+    } else {
+        api
+    }
 }
 
 impl ErrorExtensions for UpstreamError {

@@ -9,6 +9,7 @@ mod drain;
 mod graphql;
 mod graphql_http;
 mod harness;
+mod ide;
 mod mobile;
 mod observe;
 mod partner;

@@ -6,7 +6,7 @@
 mod dashboard;
 mod logs;
 mod prom;
-mod webdriver;
+pub mod webdriver;
 
 use std::time::Duration;
 
