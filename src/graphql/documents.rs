@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
 
 use super::bounds::{self, Bounds, OutOfBounds};
@@ -87,13 +87,24 @@ impl Remembered {
 
     /// May `request` skip the rules the strict schema already passed it on?
     fn known_valid(&self, request: &async_graphql::Request) -> bool {
-        is_alone(request) && self.valid_alone.load(Ordering::Relaxed)
+        self.alone(request) && self.valid_alone.load(Ordering::Relaxed)
     }
-}
 
-/// A request whose validation depends on its document alone.
-fn is_alone(request: &async_graphql::Request) -> bool {
-    request.variables.is_empty() && request.operation_name.is_none()
+    /// Whether `request`'s validation depends on this document alone: no variables, and no
+    /// operation name, or the name of the document's only operation (which is what no name
+    /// selects; Apollo clients always send it).
+    fn alone(&self, request: &async_graphql::Request) -> bool {
+        request.variables.is_empty()
+            && match &request.operation_name {
+                None => true,
+                Some(name) => match &self.document.operations {
+                    DocumentOperations::Multiple(ops) => {
+                        ops.len() == 1 && ops.keys().all(|only| only.as_str() == name)
+                    }
+                    DocumentOperations::Single(_) => false,
+                },
+            }
+    }
 }
 
 impl Documents {
@@ -184,7 +195,7 @@ where
     if remembered.is_some_and(|r| r.known_valid(&request)) {
         return schemas.known.execute(request).await;
     }
-    let alone = is_alone(&request);
+    let alone = remembered.is_some_and(|r| r.alone(&request));
     let response = schemas.strict.execute(request).await;
     // Validation refused it iff nothing was executed: no data at all.
     if alone
@@ -314,12 +325,14 @@ mod tests {
             assert!(!response.errors.is_empty());
             assert!(!remembered.valid_alone.load(Ordering::Relaxed));
         }
-        // Valid, but with variables (or an operation name) validation also depends on them.
+        // Valid, but with variables (or an operation name choosing among several) validation
+        // also depends on them.
         let query = "query Hi($n: String) { hello(name: $n) }";
+        let two = "query Hi { hello } query Ho { hello }";
         let inputs = [
             serde_json::json!({ "query": query, "variables": { "n": "x" } }),
             serde_json::json!({ "query": query, "operationName": "Hi", "variables": { "n": "x" } }),
-            serde_json::json!({ "query": query, "operationName": "Hi" }),
+            serde_json::json!({ "query": two, "operationName": "Hi" }),
         ];
         for input in inputs {
             let body = serde_json::to_vec(&input).unwrap();
@@ -327,6 +340,24 @@ mod tests {
             assert!(response.errors.is_empty(), "{:?}", response.errors);
             assert!(!remembered.valid_alone.load(Ordering::Relaxed), "{input}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_name_of_the_only_operation_is_as_good_as_none() {
+        let (schemas, documents) = (greeter(), Documents::default());
+        let named = serde_json::json!({ "query": "query Hi { hello }", "operationName": "Hi" });
+        let body = serde_json::to_vec(&named).unwrap();
+        let (response, remembered) = send(&schemas, &documents, &body).await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        assert!(remembered.valid_alone.load(Ordering::Relaxed));
+        let (request, _) = parse_request(&body, &documents).unwrap();
+        assert!(remembered.known_valid(&request));
+        let other = serde_json::json!({ "query": "query Hi { hello }", "operationName": "Ho" });
+        let (request, _) = parse_request(&serde_json::to_vec(&other).unwrap(), &documents).unwrap();
+        assert!(
+            !remembered.known_valid(&request),
+            "another name is validated again"
+        );
     }
 
     #[test]
