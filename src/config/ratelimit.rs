@@ -181,11 +181,12 @@ pub enum KeyKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CostKind {
-    /// One per request.
-    #[default]
+    /// One per request, whatever it asks for.
     Request,
-    /// A GraphQL operation costs its estimated cost (`graphql::cost`: fields times the items
-    /// of the lists around them, at least one); any other request one.
+    /// The default: a GraphQL operation costs its estimated cost (`graphql::cost`: fields
+    /// times the items of the lists around them, at least one), so a limit bounds what a
+    /// caller makes the backends do; any other request costs one.
+    #[default]
     Operation,
 }
 

@@ -314,3 +314,25 @@ async fn graphql_operations_are_charged_by_their_cost() {
     let r = post(&stack.http, &base, &token, "{ __typename }", &[]).await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn by_default_a_graphql_operation_is_charged_its_estimated_cost() {
+    // The shipped rule, whose cost is the default: charged by what the operation costs.
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let base = stack.bff.url();
+    let r = post(&stack.http, &base, &token, "{ __typename }", &[]).await;
+    assert_eq!(r.status(), 200);
+    let remaining = |r: &reqwest::Response| -> u64 {
+        let state = header(r, "ratelimit");
+        let r_part = state.split(';').find(|p| p.starts_with("r=")).expect("r=");
+        r_part[2..].parse().expect("a number")
+    };
+    let after_one = remaining(&r);
+    // The home query lists recent orders (3), recommendations (10) and banners (10 assumed):
+    // it costs far more than one unit.
+    let r = post(&stack.http, &base, &token, crate::mobile::HOME, &[]).await;
+    assert_eq!(r.status(), 200);
+    let spent = after_one - remaining(&r);
+    assert!(spent > 100, "the home query was charged {spent}");
+}

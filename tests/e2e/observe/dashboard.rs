@@ -55,7 +55,9 @@ async fn the_dashboard_shows_live_upstream_states_rates_and_errors_in_chromium()
         Err(reason) => panic!("CI must run the browser test: {reason}"),
     };
     let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        // 40 requests, whatever they cost.
         config.rate_limit.rules[0].limit = 40;
+        config.rate_limit.rules[0].cost = manifold::config::CostKind::Request;
         // Open stays open while the page is read (no half-open probe in between).
         let rec = config.upstreams.get_mut("recommendations").unwrap();
         rec.breaker.cool_down = Duration::from_secs(60);

@@ -197,7 +197,9 @@ async fn metrics_parse_and_move_with_traffic_and_show_an_open_breaker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_refusals_are_counted() {
     let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        // Two requests, whatever they cost.
         config.rate_limit.rules[0].limit = 2;
+        config.rate_limit.rules[0].cost = manifold::config::CostKind::Request;
     })
     .await;
     let token = stack.token("7", "mobile", &[]).await;
