@@ -34,6 +34,10 @@ pub struct GraphqlConfig {
     /// every list around it), checked before it runs.
     #[serde(default = "defaults::max_cost")]
     pub max_cost: u64,
+    /// Operations one POST may carry as a JSON array (a batch), each costed, charged and
+    /// answered on its own; 0, the default, accepts no batch.
+    #[serde(default)]
+    pub max_batch: usize,
     /// Items a list field without a `first`/`last`/`limit` argument is assumed to return.
     #[serde(default = "defaults::default_list_size")]
     pub default_list_size: u64,
@@ -87,6 +91,7 @@ impl Default for GraphqlConfig {
             max_directives: defaults::max_directives(),
             max_errors: defaults::max_errors(),
             max_cost: defaults::max_cost(),
+            max_batch: 0,
             default_list_size: defaults::default_list_size(),
             list_sizes: BTreeMap::new(),
             persisted_queries: PersistedQueriesConfig::default(),

@@ -20,7 +20,7 @@ use super::bounds::Bounds;
 use super::completion::Completion;
 use super::cost::CostModel;
 use super::documents::{Documents, Remembered, Schemas, run};
-use super::params::{BadRequest, Params};
+use super::params::{BadRequest, Params, is_batch};
 use super::persisted::Persisted;
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
@@ -52,6 +52,7 @@ where
         persisted: Persisted::new(&config.persisted_queries),
         max_errors: config.max_errors,
         max_cost: config.max_cost,
+        max_batch: config.max_batch,
         data,
     });
     let on_get = endpoint.clone();
@@ -70,6 +71,7 @@ where
                     call,
                     charge: charge.as_deref(),
                     headers: &headers,
+                    first_unit_paid: true,
                 };
                 endpoint.serve(&gateway, execution, params).await
             }
@@ -83,6 +85,18 @@ where
               body: Bytes| {
             let endpoint = endpoint.clone();
             async move {
+                if endpoint.max_batch > 0 && is_batch(&body) {
+                    let batch = Params::batch_from_post(&headers, &body, endpoint.max_batch);
+                    let charge = charge.map(|Extension(c)| c);
+                    let execution = Execution {
+                        method: Method::POST,
+                        call,
+                        charge: charge.as_deref(),
+                        headers: &headers,
+                        first_unit_paid: true,
+                    };
+                    return endpoint.serve_batch(&gateway, execution, batch).await;
+                }
                 let params = Params::from_post(&headers, &body);
                 let charge = charge.map(|Extension(c)| c);
                 let execution = Execution {
@@ -90,6 +104,7 @@ where
                     call,
                     charge: charge.as_deref(),
                     headers: &headers,
+                    first_unit_paid: true,
                 };
                 endpoint.serve(&gateway, execution, params).await
             }
@@ -103,6 +118,8 @@ struct Endpoint<Q, M, S> {
     documents: Documents,
     /// Errors one answer carries before the rest are summarised.
     max_errors: usize,
+    /// Operations one batch may carry (0: no batches).
+    max_batch: usize,
     /// Queries known by hash (APQ), or the only ones that run (trusted documents).
     persisted: Persisted,
     /// What operations cost, and the most one may.
@@ -119,6 +136,9 @@ struct Execution<'a> {
     call: CallContext,
     charge: Option<&'a OperationCharge>,
     headers: &'a HeaderMap,
+    /// Whether the rate limits already charged this operation its first unit (they charge
+    /// each request one; the second and later operations of a batch pay in full).
+    first_unit_paid: bool,
 }
 
 impl<Q, M, S> Endpoint<Q, M, S>
@@ -127,6 +147,54 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    /// A batch: each operation served on its own (costed, charged, run) and concurrently,
+    /// the answers in one JSON array. A refusal by the rate limits or of the batch itself is
+    /// the answer to the whole batch.
+    async fn serve_batch(
+        &self,
+        gateway: &Gateway,
+        execution: Execution<'_>,
+        batch: Result<Vec<Params>, BadRequest>,
+    ) -> Response {
+        let content_type = negotiate(execution.headers);
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(bad) => {
+                let error = ServerError::new(bad.message, None);
+                return refused(bad.status, content_type, vec![error]);
+            }
+        };
+        let answers =
+            futures_util::future::join_all(batch.into_iter().enumerate().map(|(i, params)| {
+                let one = Execution {
+                    method: Method::POST,
+                    call: execution.call.clone(),
+                    charge: execution.charge,
+                    headers: execution.headers,
+                    first_unit_paid: i == 0,
+                };
+                self.serve(gateway, one, Ok(params))
+            }))
+            .await;
+        let mut body = Vec::from(&b"["[..]);
+        for (i, answer) in answers.into_iter().enumerate() {
+            let status = answer.status();
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                return answer;
+            }
+            let Ok(bytes) = axum::body::to_bytes(answer.into_body(), usize::MAX).await else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&bytes);
+        }
+        body.push(b']');
+        respond(StatusCode::OK, content_type, body)
+    }
+
     /// One request, from its parameters to its answer.
     async fn serve(
         &self,
@@ -204,7 +272,12 @@ where
         remembered: Option<Arc<Remembered>>,
         content_type: &'static str,
     ) -> Response {
-        let Execution { call, charge, .. } = execution;
+        let Execution {
+            call,
+            charge,
+            first_unit_paid,
+            ..
+        } = execution;
         let cost = match self.admit(&mut request, remembered.as_deref()) {
             Ok(cost) => cost,
             Err(error) => return refused(document_status(content_type), content_type, vec![error]),
@@ -214,6 +287,11 @@ where
         }
         if let Some(charge) = charge {
             let units = u32::try_from(cost).unwrap_or(u32::MAX);
+            let units = if first_unit_paid {
+                units
+            } else {
+                units.saturating_add(1)
+            };
             if let Err(refused) = charge.charge(units).await {
                 return refused;
             }

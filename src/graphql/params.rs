@@ -66,7 +66,7 @@ impl Params {
         if body.is_empty() {
             return Err(BadRequest::new("a POST needs a JSON body with a query"));
         }
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        if is_batch(body) {
             return Err(BadRequest::new(
                 "a JSON array is a batch of operations, which this API does not accept: \
                  send one operation per request",
@@ -74,13 +74,26 @@ impl Params {
         }
         let body: Body = serde_json::from_slice(body)
             .map_err(|e| BadRequest::new(format!("the body is not a GraphQL request: {e}")))?;
-        Ok(Self {
-            query: body.query,
-            operation_name: body.operation_name,
-            variables: body.variables,
-            extensions: body.extensions,
-            document_id: body.document_id,
-        })
+        Ok(body.into())
+    }
+
+    /// The operations of a batch POST (a JSON array of requests), at most `max` of them.
+    pub fn batch_from_post(
+        headers: &HeaderMap,
+        body: &[u8],
+        max: usize,
+    ) -> Result<Vec<Self>, BadRequest> {
+        json_content_type(headers)?;
+        let batch: Vec<Body> = serde_json::from_slice(body).map_err(|e| {
+            BadRequest::new(format!("the body is not a batch of GraphQL requests: {e}"))
+        })?;
+        if batch.is_empty() || batch.len() > max {
+            return Err(BadRequest::new(format!(
+                "a batch carries 1 to {max} operations, this one {}",
+                batch.len()
+            )));
+        }
+        Ok(batch.into_iter().map(Self::from).collect())
     }
 
     /// The parameters of a GET, from its query string.
@@ -113,6 +126,23 @@ impl Params {
         }
         Ok(request)
     }
+}
+
+impl From<Body> for Params {
+    fn from(body: Body) -> Self {
+        Self {
+            query: body.query,
+            operation_name: body.operation_name,
+            variables: body.variables,
+            extensions: body.extensions,
+            document_id: body.document_id,
+        }
+    }
+}
+
+/// Whether a POST body is a JSON array: a batch of operations.
+pub(super) fn is_batch(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// `application/json`, with no charset but UTF-8; anything else is 415.
@@ -239,5 +269,19 @@ mod tests {
         assert_eq!(request.variables.into_value().into_json().unwrap()["n"], 3);
         assert!(Params::from_get(Some("query=%7Ba%7D&variables=%5B1%5D")).is_err());
         assert!(Params::from_get(None).unwrap().into_request().is_err());
+    }
+
+    #[test]
+    fn a_batch_is_an_array_of_requests_within_the_cap() {
+        let two = br#"[{"query": "{a}"}, {"query": "{b}", "operationName": null}]"#;
+        let batch = Params::batch_from_post(&json(), two, 2).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].query.as_deref(), Some("{b}"));
+        let over = Params::batch_from_post(&json(), two, 1).unwrap_err();
+        assert!(over.message.contains("1 to 1"), "{over:?}");
+        assert!(Params::batch_from_post(&json(), b"[]", 4).is_err());
+        assert!(Params::batch_from_post(&json(), br#"[{"query": 1}]"#, 4).is_err());
+        assert!(Params::batch_from_post(&HeaderMap::new(), two, 4).is_err());
+        assert!(is_batch(b"  [{}]") && !is_batch(b"{}"));
     }
 }

@@ -428,3 +428,54 @@ async fn trusted_documents_run_only_the_apps_operations() {
     assert!(body["errors"].is_null(), "{body}");
     assert!(body["data"]["home"]["greeting"].is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn batches_are_off_by_default_and_capped_and_costed_when_on() {
+    let two = json!([{ "query": "{ __typename }" }, { "query": "{ noSuchField }" }]);
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let token = stack.token("42", "web", &[]).await;
+    let send = |stack: &Stack, body: Value| {
+        let request = client()
+            .post(stack.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { request.send().await.expect("POST") }
+    };
+    let off = send(&stack, two.clone()).await;
+    assert_eq!(off.status(), 400);
+    let body: Value = off.json().await.expect("JSON");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch"),
+        "{body}"
+    );
+
+    let on = Stack::start_with(&bff_web::SPEC, |config| config.graphql.max_batch = 2).await;
+    let token = on.token("42", "web", &[]).await;
+    let send = |body: Value| {
+        let request = client()
+            .post(on.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { request.send().await.expect("POST") }
+    };
+    // Each operation answered on its own, in order: one ran, one failed validation.
+    let answer = send(two).await;
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body[0]["data"]["__typename"], "Query", "{body}");
+    assert!(body[1]["errors"][0]["message"].is_string(), "{body}");
+    // Over the cap, nothing runs.
+    let three = json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }, { "query": "{ __typename }" }]);
+    assert_eq!(send(three).await.status(), 400);
+    // Each operation is costed: an expensive one is refused in its place.
+    let one = "search(query: \"lamp\", first: 50) { nodes { reviews(first: 10) { id } } }";
+    let aliases: String = (0..20).map(|i| format!("a{i}: {one} ")).collect();
+    let costly = json!([{ "query": "{ __typename }" }, { "query": format!("{{ {aliases} }}") }]);
+    let body: Value = send(costly).await.json().await.expect("JSON");
+    assert_eq!(body[0]["data"]["__typename"], "Query", "{body}");
+    let refused = body[1]["errors"][0]["message"].as_str().expect("an error");
+    assert!(refused.contains("more than the limit"), "{body}");
+}
