@@ -195,9 +195,13 @@ pub struct BreakerConfig {
     pub window: Duration,
     /// ...or after this many failures in a row.
     pub consecutive_failures: u32,
-    /// How long it stays open before letting probes through.
+    /// How long it stays open before letting probes through. Each failed probe doubles it
+    /// (with jitter, so instances do not probe in step), up to `max_cool_down`; closing
+    /// resets it.
     #[serde(with = "units::duration")]
     pub cool_down: Duration,
+    #[serde(with = "units::duration")]
+    pub max_cool_down: Duration,
     /// Probes allowed at once when half-open; that many successes close it.
     pub half_open_probes: u32,
 }
@@ -211,6 +215,7 @@ impl Default for BreakerConfig {
             window: Duration::from_secs(10),
             consecutive_failures: 5,
             cool_down: Duration::from_secs(5),
+            max_cool_down: Duration::from_secs(60),
             half_open_probes: 1,
         }
     }
@@ -244,6 +249,11 @@ impl BreakerConfig {
             positive(self.cool_down),
             key("cool_down"),
             "must be greater than 0",
+        );
+        p.check(
+            self.max_cool_down >= self.cool_down,
+            key("max_cool_down"),
+            "must be at least cool_down",
         );
         p.check(
             self.half_open_probes > 0,

@@ -2,7 +2,8 @@
 //! outcomes. Closed, it counts outcomes over a rolling window and opens on a failure ratio
 //! (with a minimum of calls) or on N failures in a row. Open, it refuses calls until a
 //! cool-down passes. Half-open, it lets a bounded number of probes through: their success
-//! closes it, any failure opens it again.
+//! closes it, any failure opens it again for twice as long as the last time (jittered,
+//! capped at `max_cool_down`), so a backend that stays down is probed less and less often.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,8 @@ struct Inner {
     /// Outcomes while closed; reset whenever it closes again.
     window: Window,
     in_a_row: u32,
+    /// Probes that failed since the breaker last closed: each doubles the cool-down.
+    failed_probes: u32,
 }
 
 enum State {
@@ -92,6 +95,7 @@ impl CircuitBreaker {
                 state: State::Closed,
                 window: Window::new(config.window),
                 in_a_row: 0,
+                failed_probes: 0,
             }),
             transitions: AtomicU64::new(0),
         }
@@ -157,6 +161,7 @@ impl CircuitBreaker {
             state,
             window,
             in_a_row,
+            failed_probes,
         } = &mut *inner;
         let next = match state {
             State::Closed => {
@@ -175,7 +180,7 @@ impl CircuitBreaker {
                 let ratio_tripped = calls >= u64::from(self.config.min_calls)
                     && failures as f64 >= self.config.failure_ratio * calls as f64;
                 (ratio_tripped || *in_a_row >= self.config.consecutive_failures)
-                    .then(|| self.open())
+                    .then(|| self.open(0))
             }
             // A call admitted before the breaker opened: its outcome is old news.
             State::Open { .. } => None,
@@ -187,7 +192,10 @@ impl CircuitBreaker {
                     *in_flight = in_flight.saturating_sub(1);
                 }
                 match outcome {
-                    Outcome::Failure => Some(self.open()),
+                    Outcome::Failure => {
+                        *failed_probes = failed_probes.saturating_add(1);
+                        Some(self.open(*failed_probes))
+                    }
                     Outcome::Success if probe => {
                         *successes += 1;
                         (*successes >= self.config.half_open_probes).then_some(State::Closed)
@@ -200,15 +208,28 @@ impl CircuitBreaker {
             if matches!(next, State::Closed) {
                 *window = Window::new(self.config.window);
                 *in_a_row = 0;
+                *failed_probes = 0;
             }
             *state = next;
             self.transitions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn open(&self) -> State {
+    /// Open for the cool-down, doubled for each of `failed_probes`, capped; a reopening is
+    /// jittered by up to 20% down, so instances that opened together do not probe together.
+    fn open(&self, failed_probes: u32) -> State {
+        let doubled = self
+            .config
+            .cool_down
+            .saturating_mul(1u32 << failed_probes.min(20))
+            .min(self.config.max_cool_down);
+        let cool_down = if failed_probes == 0 {
+            doubled
+        } else {
+            doubled.mul_f64(1.0 - 0.2 * fastrand::f64())
+        };
         State::Open {
-            until: Instant::now() + self.config.cool_down,
+            until: Instant::now() + cool_down,
         }
     }
 
@@ -269,6 +290,7 @@ mod tests {
             window: Duration::from_secs(10),
             consecutive_failures: 5,
             cool_down: Duration::from_secs(5),
+            max_cool_down: Duration::from_secs(30),
             half_open_probes: 2,
         }
     }
@@ -343,7 +365,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_probe_reopens_for_another_cool_down() {
+    async fn a_failed_probe_reopens_for_longer_than_the_cool_down() {
         let b = CircuitBreaker::new(&config());
         for _ in 0..5 {
             call(&b, Outcome::Failure);
@@ -351,9 +373,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(call(&b, Outcome::Failure));
         assert_eq!(b.state(), BreakerState::Open);
-        tokio::time::advance(Duration::from_secs(4)).await;
+        // Not the same 5 s again: 10 s, less up to 20% jitter.
+        tokio::time::advance(Duration::from_secs(5)).await;
         assert!(b.try_acquire().is_none());
-        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
         assert!(b.try_acquire().is_some());
     }
 
@@ -389,5 +412,57 @@ mod tests {
         }
         // 4 failures of 14 calls in the window: the old 4 are gone.
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    /// Opens `b` (five failures in a row), lets the cool-down pass, and fails one probe.
+    fn fail_a_probe(b: &CircuitBreaker) {
+        let probe = b
+            .try_acquire()
+            .expect("a probe once the cool-down has passed");
+        probe.finish(Outcome::Failure);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    /// Half-open again only after `at_least`, and by `at_most`.
+    async fn reopens_between(b: &CircuitBreaker, at_least: Duration, at_most: Duration) {
+        tokio::time::advance(at_least - Duration::from_millis(1)).await;
+        assert_eq!(
+            b.state(),
+            BreakerState::Open,
+            "half-open before {at_least:?}"
+        );
+        tokio::time::advance(at_most - at_least + Duration::from_millis(1)).await;
+        assert_eq!(
+            b.state(),
+            BreakerState::HalfOpen,
+            "still open after {at_most:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_failed_probe_doubles_the_cool_down_up_to_its_cap_and_closing_resets_it() {
+        let b = CircuitBreaker::new(&config());
+        for _ in 0..5 {
+            call(&b, Outcome::Failure);
+        }
+        // The first opening lasts the cool-down exactly.
+        reopens_between(&b, Duration::from_secs(5), Duration::from_secs(5)).await;
+        // Then 10 s, 20 s (less up to 20% jitter), then the 30 s cap.
+        fail_a_probe(&b);
+        reopens_between(&b, Duration::from_secs(8), Duration::from_secs(10)).await;
+        fail_a_probe(&b);
+        reopens_between(&b, Duration::from_secs(16), Duration::from_secs(20)).await;
+        fail_a_probe(&b);
+        reopens_between(&b, Duration::from_secs(24), Duration::from_secs(30)).await;
+        fail_a_probe(&b);
+        reopens_between(&b, Duration::from_secs(24), Duration::from_secs(30)).await;
+        // Two successful probes close it; the next opening is back to the plain cool-down.
+        assert!(call(&b, Outcome::Success));
+        assert!(call(&b, Outcome::Success));
+        assert_eq!(b.state(), BreakerState::Closed);
+        for _ in 0..5 {
+            call(&b, Outcome::Failure);
+        }
+        reopens_between(&b, Duration::from_secs(5), Duration::from_secs(5)).await;
     }
 }
