@@ -2,6 +2,7 @@
 //! readiness, and the one function that stacks the layers every request passes through.
 //! The BFF contributes only its own routes.
 
+mod drain;
 mod health;
 
 use std::collections::BTreeMap;
@@ -37,11 +38,16 @@ struct Front {
 /// Every routed request, in one layer (each layer is a boxed future and a moved request):
 /// the edge (deadline, identity headers stripped, request id, trace context), then the
 /// client address (known before auth and the limits run), then `observe::track` around
-/// auth, limits and the handler, so their refusals are counted and logged too.
+/// auth, limits and the handler, so their refusals are counted and logged too, with the
+/// request body guarded so that a refusal does not cost the client its connection.
 async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
     let id = edge::admit(&front.edge, &mut request);
     client_ip::attach(&front.proxies, &mut request);
+    // A body left unread by a refusal is read in the background: the connection stays
+    // usable for the client's next request (or the answer says it closes).
+    let (request, body) = drain::guard(request);
     let mut response = observe::track(front.gateway.observer(), request, next).await;
+    drain::close_if_unread(&mut response, body);
     edge::echo_id(&mut response, &id);
     response
 }

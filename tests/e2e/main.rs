@@ -10,6 +10,7 @@ mod graphql;
 mod graphql_http;
 mod harness;
 mod ide;
+mod keepalive;
 mod mobile;
 mod observe;
 mod partner;

@@ -1,0 +1,94 @@
+//! A refusal answered before the request body was read (401, 429) must not cost the client
+//! its keep-alive connection: mobile HTTP clients pool connections, and a connection closed
+//! without `Connection: close` makes their next request fail.
+
+use std::time::Duration;
+
+use manifold::config::{CostKind, KeyKind, RuleConfig};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::Stack;
+
+/// One request on `stream`, and the status and headers of its answer (the body is read to
+/// its declared length).
+async fn exchange(stream: &mut TcpStream, host: &str, token: Option<&str>) -> (u16, String) {
+    // Larger than what one read brings in: the body is still arriving when the refusal is
+    // answered (the query padded with JSON whitespace, under the 64 KiB body limit).
+    let body = format!(r#"{{"query":"{{ __typename }}"{}}}"#, " ".repeat(48 * 1024));
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+         {auth}content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the request is sent");
+    let read = async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.expect("the answer is read");
+            assert!(n > 0, "the connection closed before an answer: {head:?}");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a content length");
+        let mut rest = vec![0u8; length];
+        stream
+            .read_exact(&mut rest)
+            .await
+            .expect("the answer's body");
+        head
+    };
+    let head = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("an answer within 5 s");
+    let status = head[9..12].parse().expect("a status");
+    (status, head)
+}
+
+#[tokio::test]
+async fn refusals_with_a_body_keep_the_connection_for_the_next_request() {
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.rate_limit.tiers.clear();
+        config.rate_limit.rules = vec![RuleConfig {
+            name: "per-user".into(),
+            key: KeyKind::User,
+            limit: 3,
+            per: Duration::from_secs(3600),
+            cost: CostKind::Request,
+        }];
+    })
+    .await;
+    let limited = stack.token("1", "mobile", &[]).await;
+    let fresh = stack.token("2", "mobile", &[]).await;
+    for _ in 0..3 {
+        let (status, _) = stack
+            .graphql(Some(&limited), "{ __typename }", json!({}))
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    let addr = stack.bff.addr();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let host = addr.to_string();
+    // 401 (no token), 429 (a spent user), 200, and again: ten requests, one connection.
+    for i in 0..10 {
+        let (token, expected) = match i % 3 {
+            0 => (None, 401),
+            1 => (Some(limited.as_str()), 429),
+            _ => (Some(fresh.as_str()), 200),
+        };
+        let (status, head) = exchange(&mut stream, &host, token).await;
+        assert_eq!(status, expected, "request {i}: {head}");
+        assert!(!head.contains("connection: close"), "request {i}: {head}");
+    }
+}
