@@ -36,6 +36,8 @@ pub enum Code {
     RateLimitUnavailable,
     /// A cache purge did not reach every tier.
     PurgeFailed,
+    /// The instance is at its limit of requests in progress: retry shortly.
+    Overloaded,
     /// A persisted query's hash this gateway does not know (yet): send the query with it.
     PersistedQueryNotFound,
     /// Automatic persisted queries are switched off.
@@ -74,6 +76,7 @@ impl Code {
             Code::RateLimited => "RATE_LIMITED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
+            Code::Overloaded => "OVERLOADED",
             Code::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Code::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
             Code::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
@@ -108,6 +111,7 @@ impl Code {
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::RateLimitUnavailable
             | Code::PurgeFailed
+            | Code::Overloaded
             | Code::CircuitOpen
             | Code::UpstreamSaturated => StatusCode::SERVICE_UNAVAILABLE,
             Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

@@ -6,6 +6,7 @@
 //! with its key path). It does not own what the values mean at run time: the modules that
 //! consume each section do.
 
+mod admission;
 mod auth;
 mod cache;
 mod cors;
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use admission::AdmissionConfig;
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
 pub use cors::CorsConfig;
@@ -57,6 +59,9 @@ pub struct Config {
     /// Request hygiene: URI, header and slow-client limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[admission]`: the adaptive limit on requests worked on at once.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
     /// Cross-origin access for browser clients; off unless origins are listed.
     #[serde(default)]
     pub cors: CorsConfig,

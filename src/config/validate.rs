@@ -28,6 +28,7 @@ impl Config {
             route.validate(i, self, &mut p);
         }
         self.limits.validate(&mut p);
+        self.admission.validate(&mut p);
         self.cors.validate(&mut p);
         if let Some(tls) = &self.tls {
             tls.validate(&mut p);

@@ -3,9 +3,11 @@
 //! a request id (the client's, when it is sane, else a new one, echoed in the response), its
 //! W3C trace context (the client's `traceparent` continued, else a new trace), its deadline,
 //! and the removal of any identity header a client tried to set. `client_ip` resolves the
-//! client's address behind trusted proxies. What the request carries from here on is
+//! client's address behind trusted proxies; `admission` sheds what is over the instance's
+//! adaptive limit of requests in progress. What the request carries from here on is
 //! `request`'s.
 
+pub mod admission;
 pub mod client_ip;
 pub mod cors;
 pub mod hygiene;

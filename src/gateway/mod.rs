@@ -17,6 +17,7 @@ use tower::ServiceBuilder;
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::cache::{CachedUpstream, EntityCache};
 use crate::config::{AuthPolicy, Config};
+use crate::edge::admission::{self, Admission};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
@@ -64,6 +65,8 @@ struct Inner {
     authenticator: Arc<Authenticator>,
     /// `None` when no rate-limit rule is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
+    /// `None` when `[admission] enabled = false`.
+    admission: Option<Arc<Admission>>,
     /// Shared with every generation a config reload builds.
     lifecycle: Arc<Lifecycle>,
     /// What `/metrics` renders: every component's families.
@@ -128,6 +131,14 @@ impl Gateway {
             upstreams.insert(name.clone(), upstream);
         }
         let authenticator = Arc::new(Authenticator::new(&config.auth));
+        // The adaptive limit keeps what it learnt across a reload that does not change it.
+        let admission = match previous {
+            Some(p) if p.0.config.admission == config.admission => p.0.admission.clone(),
+            _ => config
+                .admission
+                .enabled
+                .then(|| Arc::new(Admission::new(&config.admission))),
+        };
         let rate_limiter = match previous {
             Some(p) if p.0.config.rate_limit == config.rate_limit => p.0.rate_limiter.clone(),
             _ => RateLimiter::new(&config.rate_limit)?,
@@ -145,6 +156,9 @@ impl Gateway {
         let upstream_list = upstreams.values().map(|u| u.upstream().clone());
         metrics.register(Arc::new(UpstreamFamilies(upstream_list.collect())));
         metrics.register(Arc::new(LimitFamilies(rate_limiter.clone())));
+        if let Some(admission) = &admission {
+            metrics.register(admission.clone());
+        }
         if let Some(cache) = &cache {
             metrics.register(Arc::new(cache.clone()));
         }
@@ -155,6 +169,7 @@ impl Gateway {
             cache,
             authenticator,
             rate_limiter,
+            admission,
             lifecycle,
             observer,
             metrics,
@@ -271,9 +286,15 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        let routed = own
-            .merge(proxied)
-            .layer(from_fn_with_state(front, front_layer));
+        // Admission inside the front layer: a shed request is still counted and logged.
+        let merged = own.merge(proxied);
+        let merged = match &self.0.admission {
+            Some(admission) => {
+                merged.layer(from_fn_with_state(admission.clone(), admission::admit))
+            }
+            None => merged,
+        };
+        let routed = merged.layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose
         // preflight answers need no token.

@@ -548,3 +548,70 @@ async fn a_full_bulkhead_fails_fast_instead_of_queueing() {
     }
     service.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_admission_limit_requests_are_shed_at_once_and_health_checks_still_answer() {
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.rate_limit.rules.clear();
+        config.admission.initial_limit = 2;
+        config.admission.min_limit = 1;
+        config.admission.max_limit = 2;
+        config.admission.queue = 0;
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    // Slow answers hold the two places.
+    stack
+        .chaos(Service::Users, json!({ "latency_ms": 400 }))
+        .await;
+    let queries: Vec<_> = (0..6)
+        .map(|_| {
+            let (http, url, token) = (stack.http.clone(), stack.url("/graphql"), token.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let response = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({ "query": "{ home { me { id } } }" }))
+                    .send()
+                    .await
+                    .expect("answered");
+                let retry_after = response.headers().get("retry-after").cloned();
+                (response.status().as_u16(), retry_after, started.elapsed())
+            })
+        })
+        .collect();
+    let healthz = stack
+        .http
+        .get(stack.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthz.status(), 200, "health checks are never shed");
+    let mut shed = 0;
+    for query in queries {
+        let (status, retry_after, took) = query.await.expect("task");
+        if status == 503 {
+            shed += 1;
+            assert_eq!(retry_after.expect("Retry-After"), "1");
+            assert!(took < Duration::from_millis(300), "shed after {took:?}");
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert!(shed >= 3, "{shed} of 6 shed with 2 places");
+    let metrics = stack
+        .http
+        .get(stack.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("manifold_admission_shed_total "))
+        .expect("the shed counter");
+    assert_eq!(line, format!("manifold_admission_shed_total {shed}"));
+}

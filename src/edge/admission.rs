@@ -1,0 +1,305 @@
+//! Admission control: how many requests this instance works on at once, adapted to what it
+//! can do (additive increase, multiplicative decrease, driven by latency as Netflix's
+//! concurrency limits and Envoy's adaptive concurrency are). While answers come about as fast
+//! as the best recently seen, the limit grows by one per limit's worth of answers; an answer
+//! slower than `tolerance` times that best, or one the gateway could not give (a 503 or 504
+//! of its own), shrinks it by a tenth, at most once per best latency. Over the limit a request
+//! waits in a short bounded queue, or is refused at once: 503 with `Retry-After`, so excess
+//! load costs a refusal, not a stall, and what is admitted stays fast. Health and readiness
+//! checks are never shed.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::AdmissionConfig;
+use crate::error::{Code, Problem};
+use crate::observe::exposition::{Exposition, MetricFamilies};
+
+/// The adaptive limit of one BFF instance. Shared by every request; cheap to check.
+pub struct Admission {
+    config: AdmissionConfig,
+    limit: Mutex<Limit>,
+    /// `limit` as a whole number, read without the lock on every admission.
+    current: AtomicU32,
+    in_flight: AtomicU32,
+    queued: AtomicU32,
+    freed: Notify,
+    shed: AtomicU64,
+    waited: AtomicU64,
+}
+
+struct Limit {
+    value: f64,
+    /// The best latency recently seen: falls at once, creeps back up slowly.
+    best: Option<Duration>,
+    last_decrease: Option<Instant>,
+}
+
+/// A place in the limit, given back on drop.
+pub struct Ticket<'a> {
+    admission: &'a Admission,
+    started: Instant,
+}
+
+impl Admission {
+    pub fn new(config: &AdmissionConfig) -> Self {
+        Self {
+            config: config.clone(),
+            limit: Mutex::new(Limit {
+                value: f64::from(config.initial_limit),
+                best: None,
+                last_decrease: None,
+            }),
+            current: AtomicU32::new(config.initial_limit),
+            in_flight: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            freed: Notify::new(),
+            shed: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
+        }
+    }
+
+    /// A place, at once or after a short wait in the queue; `None`: refuse the request.
+    pub async fn admit(&self) -> Option<Ticket<'_>> {
+        if let Some(ticket) = self.try_admit() {
+            return Some(ticket);
+        }
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let ticket = if queued < self.config.queue {
+            self.waited.fetch_add(1, Ordering::Relaxed);
+            let deadline = Instant::now() + self.config.queue_timeout;
+            loop {
+                let freed = self.freed.notified();
+                if let Some(ticket) = self.try_admit() {
+                    break Some(ticket);
+                }
+                if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                    break self.try_admit();
+                }
+            }
+        } else {
+            None
+        };
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        if ticket.is_none() {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+        }
+        ticket
+    }
+
+    fn try_admit(&self) -> Option<Ticket<'_>> {
+        let limit = self.current.load(Ordering::Relaxed);
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        admitted.then(|| Ticket {
+            admission: self,
+            started: Instant::now(),
+        })
+    }
+
+    /// The limit now (whole requests).
+    pub fn limit(&self) -> u32 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Learns from one finished request: how long it took, and whether the gateway was
+    /// overloaded answering it.
+    fn learn(&self, took: Duration, overloaded: bool) {
+        let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
+        let best = match limit.best {
+            Some(best) if took >= best => best + (took - best) / 256,
+            _ => took,
+        };
+        limit.best = Some(best);
+        let slow = took.as_secs_f64() > best.as_secs_f64() * self.config.tolerance;
+        let (min, max) = (
+            f64::from(self.config.min_limit),
+            f64::from(self.config.max_limit),
+        );
+        if slow || overloaded {
+            let now = Instant::now();
+            let spacing = best.max(Duration::from_millis(10));
+            if limit.last_decrease.is_none_or(|at| now >= at + spacing) {
+                limit.value = (limit.value * 0.9).max(min);
+                limit.last_decrease = Some(now);
+            }
+        } else if f64::from(self.in_flight.load(Ordering::Relaxed)) * 2.0 >= limit.value {
+            // Grows only while it is being used: an idle instance keeps what it knows.
+            limit.value = (limit.value + 1.0 / limit.value).min(max);
+        }
+        self.current.store(limit.value as u32, Ordering::Relaxed);
+    }
+}
+
+impl Ticket<'_> {
+    /// The request is answered with `status`: what the limit learns from it.
+    pub fn finish(self, status: StatusCode) {
+        let overloaded =
+            status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT;
+        self.admission.learn(self.started.elapsed(), overloaded);
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.admission.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.admission.freed.notify_one();
+    }
+}
+
+/// Middleware: every routed request but health and readiness checks takes a place first.
+pub async fn admit(
+    State(admission): State<std::sync::Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
+    }
+    let Some(ticket) = admission.admit().await else {
+        let mut response = Problem::new(
+            Code::Overloaded,
+            "this instance is at its limit of requests in progress; retry shortly",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let response = next.run(request).await;
+    ticket.finish(response.status());
+    response
+}
+
+impl MetricFamilies for Admission {
+    fn write(&self, o: &mut Exposition) {
+        o.header(
+            "manifold_admission_limit",
+            "gauge",
+            "Requests this instance works on at once before it queues or sheds (adaptive).",
+        );
+        o.line("manifold_admission_limit", &[], self.limit());
+        o.header(
+            "manifold_admission_in_flight",
+            "gauge",
+            "Requests admitted and not yet answered.",
+        );
+        o.line(
+            "manifold_admission_in_flight",
+            &[],
+            self.in_flight.load(Ordering::Relaxed),
+        );
+        o.header(
+            "manifold_admission_queued_total",
+            "counter",
+            "Requests that waited for a place.",
+        );
+        o.line(
+            "manifold_admission_queued_total",
+            &[],
+            self.waited.load(Ordering::Relaxed),
+        );
+        o.header(
+            "manifold_admission_shed_total",
+            "counter",
+            "Requests refused with 503: over the limit and the queue.",
+        );
+        o.line(
+            "manifold_admission_shed_total",
+            &[],
+            self.shed.load(Ordering::Relaxed),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(limit: u32, queue: u32) -> AdmissionConfig {
+        AdmissionConfig {
+            initial_limit: limit,
+            min_limit: 1,
+            max_limit: 100,
+            queue,
+            queue_timeout: Duration::from_millis(50),
+            ..AdmissionConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_the_limit_a_request_queues_briefly_or_is_shed() {
+        let admission = Admission::new(&config(2, 1));
+        let a = admission.admit().await.expect("first");
+        let _b = admission.admit().await.expect("second");
+        // The third waits in the queue and gets the place the first gives back.
+        let (third, ()) = tokio::join!(admission.admit(), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(a);
+        });
+        let third = third.expect("admitted from the queue");
+        // Full and nobody leaving: the queue times out; past the queue, refused at once.
+        let started = Instant::now();
+        let (queued, at_once) = tokio::join!(admission.admit(), admission.admit());
+        assert!(queued.is_none() && at_once.is_none());
+        assert_eq!(started.elapsed(), Duration::from_millis(50));
+        assert_eq!(admission.shed.load(Ordering::Relaxed), 2);
+        drop(third);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_shrink_the_limit_and_fast_ones_under_load_grow_it() {
+        let admission = Admission::new(&config(40, 0));
+        // A baseline of 10 ms answers, then answers ten times slower: the limit falls.
+        admission.learn(Duration::from_millis(10), false);
+        for _ in 0..30 {
+            tokio::time::advance(Duration::from_millis(20)).await;
+            admission.learn(Duration::from_millis(100), false);
+        }
+        let shrunk = admission.limit();
+        assert!(shrunk < 5, "{shrunk}");
+        // Fast answers while the limit is in use: it grows again, one per limit's worth.
+        let tickets: Vec<_> = (0..shrunk).filter_map(|_| admission.try_admit()).collect();
+        for _ in 0..200 {
+            admission.learn(Duration::from_millis(10), false);
+        }
+        let grown = admission.limit();
+        assert!(grown > shrunk, "{grown}");
+        // ...but only while it is used: no further than twice what is in flight.
+        assert!(grown <= 2 * shrunk + 1, "{grown}");
+        drop(tickets);
+        // Its own 503s count as overload, however fast.
+        let value = |a: &Admission| a.limit.lock().unwrap().value;
+        let before = value(&admission);
+        tokio::time::advance(Duration::from_millis(20)).await;
+        admission.learn(Duration::from_millis(1), true);
+        assert!(
+            value(&admission) < before * 0.95,
+            "{before} -> {}",
+            value(&admission)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_stays_within_its_bounds() {
+        let admission = Admission::new(&config(3, 0));
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            admission.learn(Duration::from_secs(1), true);
+        }
+        assert_eq!(admission.limit(), 1);
+    }
+}
