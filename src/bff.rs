@@ -190,8 +190,9 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     let limits = config.limits.clone();
     let gateway = Gateway::new(config)?;
     gateway.observer().set_name(spec.name);
+    let connections = gateway.connection_stats().clone();
     let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
-    let server = RunningServer::spawn(listener, live.router(), tls, &limits)
+    let server = RunningServer::spawn(listener, live.router(), tls, &limits, connections)
         .map_err(|source| StartError::Bind { addr, source })?;
     let admin = match admin_listener {
         Some(listener) => {
@@ -199,8 +200,11 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
             // The admin pages follow the config generation serving now.
             let current = live.clone();
             let app = crate::admin::router(Arc::new(move || current.gateway()));
+            // Its own caps and counters: a flood on the public port does not lock operators
+            // out, and `/metrics` counts the public listener only.
+            let stats = Arc::default();
             Some(
-                RunningServer::spawn(listener, app, None, &limits).map_err(|source| {
+                RunningServer::spawn(listener, app, None, &limits, stats).map_err(|source| {
                     StartError::Bind {
                         addr: admin_addr,
                         source,

@@ -30,6 +30,8 @@ pub enum Code {
     MethodNotAllowed,
     UriTooLong,
     HeadersTooLarge,
+    /// The client did not send its request body within `limits.body_read_timeout`.
+    RequestTimeout,
     /// Over a rate limit or quota; `Retry-After` says when to come back.
     RateLimited,
     /// The shared rate-limit store cannot be reached and the policy is to refuse.
@@ -73,6 +75,7 @@ impl Code {
             Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Code::UriTooLong => "URI_TOO_LONG",
             Code::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::RateLimited => "RATE_LIMITED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
@@ -108,6 +111,7 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::UriTooLong => StatusCode::URI_TOO_LONG,
             Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::RateLimitUnavailable
             | Code::PurgeFailed

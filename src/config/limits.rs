@@ -1,6 +1,9 @@
 //! The `[limits]` section: how much of a request head the server accepts (URI length, header
-//! bytes and count) and how long a client may take to send it. Body size stays in
-//! `[server] max_request_body`, next to the routes that read bodies whole.
+//! bytes and count), how long a client may take to send a head or a body, to start talking,
+//! to sit idle and to read what it is sent, how many connections the listener holds (in all
+//! and per client IP) and how many HTTP/2 streams one connection may open. Body size stays in
+//! `[server] max_request_body`, next to the routes that read bodies whole. The listener reads
+//! this section when it starts; a reload does not change it.
 
 use std::time::Duration;
 
@@ -23,6 +26,30 @@ pub struct LimitsConfig {
     /// Time a client has to send the whole request head; the connection is closed after it.
     #[serde(default = "defaults::header_read_timeout", with = "units::duration")]
     pub header_read_timeout: Duration,
+    /// Time a new connection has to send its first byte (TLS or HTTP); closed after it.
+    #[serde(default = "defaults::first_byte_timeout", with = "units::duration")]
+    pub first_byte_timeout: Duration,
+    /// How long a connection may stay open with no request in flight and nothing read.
+    #[serde(default = "defaults::idle_timeout", with = "units::duration")]
+    pub idle_timeout: Duration,
+    /// Time a client has to send a whole request body, counted from its head; 408 after it
+    /// (and the HTTP/1.1 connection is closed).
+    #[serde(default = "defaults::body_read_timeout", with = "units::duration")]
+    pub body_read_timeout: Duration,
+    /// How long a write to the client may make no progress (a client that does not read what
+    /// it asked for) before the connection is closed.
+    #[serde(default = "defaults::write_timeout", with = "units::duration")]
+    pub write_timeout: Duration,
+    /// Connections the listener holds open at once; more are closed at accept.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Connections one client IP (the TCP peer) may hold open; more are closed at accept.
+    /// Behind a load balancer every connection shares its address: raise this to match.
+    #[serde(default = "defaults::max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[serde(default = "defaults::http2_max_concurrent_streams")]
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -32,6 +59,13 @@ impl Default for LimitsConfig {
             max_header_bytes: defaults::max_header_bytes(),
             max_headers: defaults::max_headers(),
             header_read_timeout: defaults::header_read_timeout(),
+            first_byte_timeout: defaults::first_byte_timeout(),
+            idle_timeout: defaults::idle_timeout(),
+            body_read_timeout: defaults::body_read_timeout(),
+            write_timeout: defaults::write_timeout(),
+            max_connections: defaults::max_connections(),
+            max_connections_per_ip: defaults::max_connections_per_ip(),
+            http2_max_concurrent_streams: defaults::http2_max_concurrent_streams(),
         }
     }
 }
@@ -55,10 +89,29 @@ impl LimitsConfig {
             "max_headers",
             "must be between 8 and 1000",
         );
+        for (key, timeout) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("first_byte_timeout", self.first_byte_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            check(!timeout.is_zero(), key, "must be greater than 0");
+        }
         check(
-            !self.header_read_timeout.is_zero(),
-            "header_read_timeout",
-            "must be greater than 0",
+            self.max_connections >= 1,
+            "max_connections",
+            "must be at least 1",
+        );
+        check(
+            (1..=self.max_connections.max(1)).contains(&self.max_connections_per_ip),
+            "max_connections_per_ip",
+            "must be between 1 and limits.max_connections",
+        );
+        check(
+            (1..=10_000).contains(&self.http2_max_concurrent_streams),
+            "http2_max_concurrent_streams",
+            "must be between 1 and 10000",
         );
     }
 }
@@ -79,6 +132,27 @@ mod defaults {
     pub fn header_read_timeout() -> Duration {
         Duration::from_secs(10)
     }
+    pub fn first_byte_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn body_read_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn write_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn max_connections_per_ip() -> usize {
+        1_000
+    }
+    pub fn http2_max_concurrent_streams() -> u32 {
+        100
+    }
 }
 
 #[cfg(test)]
@@ -91,8 +165,14 @@ mod tests {
         let config = Config::parse(base, "test", Vec::new(), &[]).expect("defaults");
         assert_eq!(config.limits.max_uri.bytes(), 8 << 10);
         assert_eq!(config.limits.max_headers, 100);
+        assert_eq!(config.limits.idle_timeout.as_secs(), 60);
+        assert_eq!(config.limits.max_connections_per_ip, 1_000);
+        assert_eq!(config.limits.http2_max_concurrent_streams, 100);
         let text = format!(
-            "{base}[limits]\nmax_uri = \"10\"\nmax_header_bytes = \"2MiB\"\nmax_headers = 0\nheader_read_timeout = \"0s\"\n"
+            "{base}[limits]\nmax_uri = \"10\"\nmax_header_bytes = \"2MiB\"\nmax_headers = 0\n\
+             header_read_timeout = \"0s\"\nfirst_byte_timeout = \"0s\"\nidle_timeout = \"0s\"\n\
+             body_read_timeout = \"0s\"\nwrite_timeout = \"0ms\"\nmax_connections = 10\n\
+             max_connections_per_ip = 11\nhttp2_max_concurrent_streams = 0\n"
         );
         let errors = Config::parse(&text, "test", Vec::new(), &[]).unwrap_err();
         let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
@@ -102,7 +182,13 @@ mod tests {
                 "limits.max_uri",
                 "limits.max_header_bytes",
                 "limits.max_headers",
-                "limits.header_read_timeout"
+                "limits.header_read_timeout",
+                "limits.first_byte_timeout",
+                "limits.idle_timeout",
+                "limits.body_read_timeout",
+                "limits.write_timeout",
+                "limits.max_connections_per_ip",
+                "limits.http2_max_concurrent_streams",
             ]
         );
     }

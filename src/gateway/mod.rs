@@ -25,6 +25,7 @@ use crate::lifecycle::Lifecycle;
 use crate::observe::exposition::Registry;
 use crate::ratelimit::LimitFamilies;
 use crate::ratelimit::{self, RateLimiter};
+use crate::server::ConnectionStats;
 use crate::upstream::{Upstream, UpstreamFamilies};
 use crate::{observe, proxy};
 
@@ -69,6 +70,8 @@ struct Inner {
     admission: Option<Arc<Admission>>,
     /// Shared with every generation a config reload builds.
     lifecycle: Arc<Lifecycle>,
+    /// The public listener's connection counters; shared with every generation too.
+    connections: Arc<ConnectionStats>,
     /// What `/metrics` renders: every component's families.
     metrics: Registry,
     observer: Arc<observe::Observer>,
@@ -163,6 +166,8 @@ impl Gateway {
             metrics.register(Arc::new(cache.clone()));
         }
         metrics.register(lifecycle.clone());
+        let connections = previous.map_or_else(Arc::default, |p| p.0.connections.clone());
+        metrics.register(connections.clone());
         Ok(Gateway(Arc::new(Inner {
             config,
             upstreams,
@@ -171,6 +176,7 @@ impl Gateway {
             rate_limiter,
             admission,
             lifecycle,
+            connections,
             observer,
             metrics,
         })))
@@ -178,6 +184,11 @@ impl Gateway {
 
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The counters the public listener keeps about its connections.
+    pub fn connection_stats(&self) -> &Arc<ConnectionStats> {
+        &self.0.connections
     }
 
     /// The metric families of every component, for `/metrics`.

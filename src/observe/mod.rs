@@ -6,6 +6,7 @@
 //! dashboard) are `admin`'s.
 
 pub mod access_log;
+mod connections;
 pub mod exposition;
 pub mod metrics;
 pub mod otlp;

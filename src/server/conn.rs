@@ -1,22 +1,23 @@
 //! Serving connections with hyper directly (axum::serve cannot bound request heads): the
 //! HTTP/1.1 + HTTP/2 builder configured from `[limits]` (head size, header count, header read
-//! timeout), the accept loop, and graceful shutdown of the open connections.
+//! timeout, HTTP/2 streams), the policy every accepted connection gets (caps, watchdog,
+//! request body timeout), the plain accept loop, and graceful shutdown of the open connections.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use axum::extract::Request;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
+use super::activity::{Activity, Timeouts, WatchedIo, watch};
+use super::caps::{ConnectionCaps, ConnectionStats, Permit};
+use super::exchange::Exchange;
 use crate::config::LimitsConfig;
 
 /// hyper refuses read buffers smaller than this.
@@ -44,8 +45,71 @@ pub fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
     builder
+}
+
+/// What a listener applies to every connection it accepts: the caps at accept, the HTTP
+/// builder, the watchdog's timeouts and the request body timeout.
+pub(super) struct ConnectionPolicy {
+    builder: auto::Builder<TokioExecutor>,
+    caps: Arc<ConnectionCaps>,
+    timeouts: Timeouts,
+    body_read_timeout: Duration,
+}
+
+impl ConnectionPolicy {
+    pub fn new(limits: &LimitsConfig, stats: Arc<ConnectionStats>) -> Arc<Self> {
+        Arc::new(Self {
+            builder: http_builder(limits),
+            caps: ConnectionCaps::new(limits, stats),
+            timeouts: Timeouts::new(limits),
+            body_read_timeout: limits.body_read_timeout,
+        })
+    }
+
+    pub fn builder(&self) -> &auto::Builder<TokioExecutor> {
+        &self.builder
+    }
+
+    /// A place for a connection from `peer`, or `None`: the caller drops the socket, which
+    /// closes it before anything is read.
+    pub fn admit(&self, peer: SocketAddr) -> Option<Permit> {
+        self.caps
+            .admit(peer.ip())
+            .inspect_err(|refusal| tracing::debug!(%peer, ?refusal, "connection refused at accept"))
+            .ok()
+    }
+
+    /// The hyper service of one connection.
+    pub fn service(&self, app: Router, peer: SocketAddr, activity: &Arc<Activity>) -> Exchange {
+        Exchange {
+            app,
+            peer,
+            activity: activity.clone(),
+            body_read_timeout: self.body_read_timeout,
+            stats: self.caps.stats().clone(),
+        }
+    }
+
+    /// Runs `connection` until it ends, or until the watchdog closes it (then drops it:
+    /// nothing is in flight, or the client is not reading anyway).
+    pub async fn supervise<F: Future>(
+        &self,
+        peer: SocketAddr,
+        activity: &Activity,
+        connection: F,
+    ) -> Option<F::Output> {
+        tokio::select! {
+            done = connection => Some(done),
+            closed = watch(activity, &self.timeouts) => {
+                closed.count(self.caps.stats());
+                tracing::debug!(%peer, ?closed, "connection closed by its watchdog");
+                None
+            }
+        }
+    }
 }
 
 /// Accepts connections until `signal` resolves to the grace period, then asks every open
@@ -56,8 +120,9 @@ pub async fn serve(
     app: Router,
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
+    stats: Arc<ConnectionStats>,
 ) -> io::Result<()> {
-    let builder = http_builder(limits);
+    let policy = ConnectionPolicy::new(limits, stats);
     let connections = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     let grace = loop {
@@ -73,21 +138,24 @@ pub async fn serve(
             },
             grace = &mut signal => break grace,
         };
+        let Some(permit) = policy.admit(peer) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+        let activity = Activity::new();
+        let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+        let service = policy.service(app.clone(), peer, &activity);
+        let connection = policy
+            .builder()
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
         let connection = connections.watch(connection);
+        let policy = policy.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if let Some(Err(e)) = policy.supervise(peer, &activity, connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     };
     drop(listener);

@@ -1,6 +1,6 @@
 //! Serving over TLS: accept TCP, complete the handshake (bounded by `tls.handshake_timeout`),
-//! then serve HTTP/1.1 or HTTP/2 (ALPN `h2`) on the connection with hyper-util, with the
-//! peer address as `ConnectInfo<SocketAddr>` like the plain listener. On the stop signal it
+//! then serve HTTP/1.1 or HTTP/2 (ALPN `h2`) on the connection with hyper-util, under the
+//! same `ConnectionPolicy` (caps, watchdog, body timeout) as the plain listener. On the stop signal it
 //! stops accepting, asks every connection to finish gracefully, and aborts what is still
 //! running when the grace period is over. Certificates and their reload are `server::tls`.
 
@@ -11,20 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use http::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
+use super::activity::{Activity, WatchedIo};
+use super::caps::{ConnectionStats, Permit};
+use super::conn::ConnectionPolicy;
 use super::tls::Tls;
 use crate::config::LimitsConfig;
 
@@ -36,9 +32,10 @@ pub async fn serve_tls(
     tls: Tls,
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
+    stats: Arc<ConnectionStats>,
 ) -> io::Result<()> {
     let reload = AbortOnDrop(tokio::spawn(tls.reload_task()));
-    let builder = Arc::new(super::http_builder(limits));
+    let policy = ConnectionPolicy::new(limits, stats);
     let graceful = GracefulShutdown::new();
     // Tells handshakes still in progress to give up once the listener stops.
     let (stopping, stopping_rx) = watch::channel(false);
@@ -49,13 +46,16 @@ pub async fn serve_tls(
             grace = &mut signal => break grace,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    // Over a cap: dropped before the handshake.
+                    let Some(permit) = policy.admit(peer) else { continue };
                     connections.spawn(serve_connection(Connection {
                         tcp,
                         peer,
+                        permit,
                         acceptor: tls.acceptor().clone(),
                         handshake_timeout: tls.handshake_timeout(),
                         app: app.clone(),
-                        builder: builder.clone(),
+                        policy: policy.clone(),
                         // Taken now, not after the handshake, so a shutdown that starts
                         // meanwhile still reaches this connection.
                         watcher: graceful.watcher(),
@@ -89,25 +89,38 @@ pub async fn serve_tls(
 struct Connection {
     tcp: TcpStream,
     peer: SocketAddr,
+    permit: Permit,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     app: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    policy: Arc<ConnectionPolicy>,
     watcher: Watcher,
     stopping: watch::Receiver<bool>,
 }
 
+/// The handshake and the HTTP that follows, under the connection's watchdog (handshake
+/// bytes are its first bytes).
 async fn serve_connection(c: Connection) {
+    let activity = Activity::new();
+    let (policy, peer) = (c.policy.clone(), c.peer);
+    policy
+        .supervise(peer, &activity, handshake_and_serve(c, &activity))
+        .await;
+}
+
+async fn handshake_and_serve(c: Connection, activity: &Arc<Activity>) {
     let Connection {
         tcp,
         peer,
+        permit,
         acceptor,
         handshake_timeout,
         app,
-        builder,
+        policy,
         watcher,
         mut stopping,
     } = c;
+    let tcp = WatchedIo::new(tcp, activity.clone());
     let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
     let stream = tokio::select! {
         done = handshake => match done {
@@ -123,16 +136,14 @@ async fn serve_connection(c: Connection) {
         },
         _ = stopping.wait_for(|stopping| *stopping) => return,
     };
-    let service = app.map_request(move |request: Request<Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request
-    });
-    let service = TowerToHyperService::new(service);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let service = policy.service(app, peer, activity);
+    let connection = policy
+        .builder()
+        .serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+    drop(permit);
 }
 
 /// Per-connection errors (the peer gave up before `accept`) are not the listener's problem;

@@ -1,18 +1,25 @@
 //! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2, plain or
-//! over TLS, request heads bounded per `[limits]`), stop on SIGTERM/SIGINT by finishing
-//! in-flight requests up to a hard deadline. Plain connections are `conn`; TLS termination is
-//! `https` (connections) and `tls` (certificates and their reload); both use the one
-//! `http_builder`.
+//! over TLS, request heads, bodies, idle time, writes and connection counts bounded per
+//! `[limits]`), stop on SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
+//! Plain connections are `conn`; TLS termination is `https` (connections) and `tls`
+//! (certificates and their reload); both apply the one `ConnectionPolicy`: the caps at accept
+//! (`caps`), the watchdog (`activity`) and the per-request body timeout (`exchange`).
 
+mod activity;
+mod caps;
 mod conn;
+mod exchange;
 mod https;
 pub mod tls;
+
+pub use caps::ConnectionStats;
 
 /// Serves plain HTTP until its signal resolves, then drains.
 pub use conn::{http_builder, serve};
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,7 +41,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts serving `app` on `listener`, over TLS when `tls` is given. It stops when
+    /// Starts serving `app` on `listener`, over TLS when `tls` is given, counting its
+    /// connections in `stats`. It stops when
     /// `shutdown(grace)` is called, finishing in-flight requests for at most `grace`, or
     /// when the handle is dropped, finishing them for at most `DROP_GRACE`.
     pub fn spawn(
@@ -42,6 +50,7 @@ impl RunningServer {
         app: Router,
         tls: Option<Tls>,
         limits: &LimitsConfig,
+        stats: Arc<ConnectionStats>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<Duration>();
@@ -50,9 +59,11 @@ impl RunningServer {
         let limits = limits.clone();
         let task = match tls {
             Some(tls) => {
-                tokio::spawn(async move { serve_tls(listener, app, tls, signal, &limits).await })
+                tokio::spawn(
+                    async move { serve_tls(listener, app, tls, signal, &limits, stats).await },
+                )
             }
-            None => tokio::spawn(async move { serve(listener, app, signal, &limits).await }),
+            None => tokio::spawn(async move { serve(listener, app, signal, &limits, stats).await }),
         };
         Ok(Self {
             addr,

@@ -1,6 +1,7 @@
 //! Edge security end to end: forged tokens, key rotation and outages, scopes, identity
 //! headers, request hygiene and CORS — all against real sockets.
 
+mod connections;
 mod forge;
 mod forged;
 mod headers;

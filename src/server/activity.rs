@@ -1,0 +1,299 @@
+//! The connection watchdog: what one connection has been doing (bytes read, requests in
+//! flight, a write the client does not take) and the closes that follow from it. hyper
+//! bounds the time to send a request head once it has started; nothing in hyper closes a
+//! connection that never starts one, idles between requests, or does not read its answers.
+//! `WatchedIo` wraps the socket (under TLS, so handshake bytes count), `InFlight` marks a
+//! request from its head to the end of its response, and `watch` resolves when a timeout
+//! is over: the caller then drops the connection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::caps::ConnectionStats;
+use crate::config::LimitsConfig;
+
+/// The watchdog's timeouts, from `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub write: Duration,
+}
+
+impl Timeouts {
+    pub fn new(limits: &LimitsConfig) -> Self {
+        Self {
+            first_byte: limits.first_byte_timeout,
+            idle: limits.idle_timeout,
+            write: limits.write_timeout,
+        }
+    }
+}
+
+/// Why the watchdog closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Nothing arrived within `first_byte_timeout` of the accept.
+    FirstByte,
+    /// No request in flight and nothing read for `idle_timeout`.
+    Idle,
+    /// A write to the client made no progress for `write_timeout`.
+    Write,
+}
+
+impl Closed {
+    pub fn count(self, stats: &ConnectionStats) {
+        ConnectionStats::inc(match self {
+            Closed::FirstByte => &stats.closed_first_byte,
+            Closed::Idle => &stats.closed_idle,
+            Closed::Write => &stats.closed_write,
+        });
+    }
+}
+
+/// Marks "not blocked" in `write_blocked_since`.
+const NOT_BLOCKED: u64 = u64::MAX;
+
+/// What one connection has been doing. Times are milliseconds since the accept.
+#[derive(Debug)]
+pub struct Activity {
+    accepted: Instant,
+    read_any: AtomicBool,
+    /// The last byte read, or the end of the last response, whichever is later.
+    last_active: AtomicU64,
+    in_flight: AtomicUsize,
+    write_blocked_since: AtomicU64,
+    /// Wakes the watchdog when a write starts to block (its deadline moves closer).
+    changed: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            accepted: Instant::now(),
+            read_any: AtomicBool::new(false),
+            last_active: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            write_blocked_since: AtomicU64::new(NOT_BLOCKED),
+            changed: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(NOT_BLOCKED - 1)
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.accepted + Duration::from_millis(millis)
+    }
+
+    fn read(&self) {
+        self.read_any.store(true, Ordering::Relaxed);
+        self.last_active.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn wrote(&self, progress: bool) {
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        if progress && blocked != NOT_BLOCKED {
+            self.write_blocked_since
+                .store(NOT_BLOCKED, Ordering::Relaxed);
+        } else if !progress && blocked == NOT_BLOCKED {
+            self.write_blocked_since
+                .store(self.now(), Ordering::Relaxed);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request has arrived; it is in flight until the guard (moved into its response
+    /// body) is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// The timeout that is over at `now`, or when to look again.
+    fn check(&self, now: Instant, t: &Timeouts) -> Result<Instant, Closed> {
+        let mut next = now + t.idle;
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        if blocked != NOT_BLOCKED {
+            let at = self.at(blocked) + t.write;
+            if now >= at {
+                return Err(Closed::Write);
+            }
+            next = next.min(at);
+        }
+        // A request in flight may take as long as its handler does: the request timeout
+        // and the write timeout bound it, not these.
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let (at, closed) = if self.read_any.load(Ordering::Relaxed) {
+                let last = self.last_active.load(Ordering::Relaxed);
+                (self.at(last) + t.idle, Closed::Idle)
+            } else {
+                (self.accepted + t.first_byte, Closed::FirstByte)
+            };
+            if now >= at {
+                return Err(closed);
+            }
+            next = next.min(at);
+        }
+        Ok(next)
+    }
+}
+
+/// Resolves when one of the connection's timeouts is over.
+pub async fn watch(activity: &Activity, timeouts: &Timeouts) -> Closed {
+    loop {
+        let next = match activity.check(Instant::now(), timeouts) {
+            Ok(next) => next,
+            Err(closed) => return closed,
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = activity.changed.notified() => {}
+        }
+    }
+}
+
+/// One request in flight on a connection.
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The idle time counts from the end of the last response.
+        self.0.last_active.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A socket that reports reads and stalled writes to its connection's `Activity`.
+pub struct WatchedIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> WatchedIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> WatchedIo<T> {
+    fn noted<R>(&self, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        self.activity.wrote(polled.is_ready());
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.noted(polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.noted(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.noted(polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        first_byte: Duration::from_secs(1),
+        idle: Duration::from_secs(5),
+        write: Duration::from_secs(2),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_after_the_first_byte_timeout() {
+        let activity = Activity::new();
+        let started = Instant::now();
+        assert_eq!(watch(&activity, &T).await, Closed::FirstByte);
+        assert_eq!(started.elapsed(), T.first_byte);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_end_of_the_last_response_not_during_one() {
+        let activity = Activity::new();
+        activity.read();
+        let request = activity.begin();
+        let started = Instant::now();
+        let watchdog = watch(&activity, &T);
+        tokio::pin!(watchdog);
+        // A request in flight for longer than the idle timeout is left alone.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(8), &mut watchdog)
+                .await
+                .is_err()
+        );
+        drop(request);
+        assert_eq!(watchdog.await, Closed::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(8) + T.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_closes_even_with_a_request_in_flight() {
+        let activity = Activity::new();
+        activity.read();
+        let _request = activity.begin();
+        let watchdog = watch(&activity, &T);
+        tokio::pin!(watchdog);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3), &mut watchdog)
+                .await
+                .is_err()
+        );
+        let blocked = Instant::now();
+        activity.wrote(false);
+        activity.wrote(false);
+        assert_eq!(watchdog.await, Closed::Write);
+        assert_eq!(blocked.elapsed(), T.write);
+    }
+}

@@ -1,0 +1,202 @@
+//! One request on an accepted connection, around the app: the peer address as
+//! `ConnectInfo`, the request marked in flight until its response is sent (the watchdog
+//! leaves busy connections alone), and `limits.body_read_timeout` on the request body. A body
+//! that has not fully arrived by then is answered 408 (`REQUEST_TIMEOUT`) whatever the
+//! handler was doing with it, and over HTTP/1.1 the connection is closed after the answer
+//! (over HTTP/2 the stream is reset; the connection's other streams go on).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Version, header};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+use super::activity::{Activity, InFlight};
+use super::caps::ConnectionStats;
+use crate::error::{Code, Problem};
+
+/// What every request on one connection shares.
+#[derive(Clone)]
+pub struct Exchange {
+    pub app: Router,
+    pub peer: SocketAddr,
+    pub activity: Arc<Activity>,
+    pub body_read_timeout: Duration,
+    pub stats: Arc<ConnectionStats>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Exchange {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let exchange = self.clone();
+        Box::pin(async move { Ok(exchange.serve(request).await) })
+    }
+}
+
+impl Exchange {
+    /// Serves one request with `app`.
+    async fn serve(self, request: Request<Incoming>) -> Response {
+        let in_flight = self.activity.begin();
+        let response = if request.body().is_end_stream() {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+            call(self.app, request).await
+        } else {
+            self.with_body(request).await
+        };
+        response.map(|body| {
+            Body::new(Tracked {
+                body,
+                _in_flight: in_flight,
+            })
+        })
+    }
+
+    async fn with_body(self, request: Request<Incoming>) -> Response {
+        let deadline = Instant::now() + self.body_read_timeout;
+        let progress = Arc::new(BodyProgress::default());
+        let http1 = request.version() < Version::HTTP_2;
+        let mut request = request.map(|body| {
+            Body::new(TimedBody {
+                body,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                progress: progress.clone(),
+            })
+        });
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        // A handler that stops reading (or never starts) is not waited for either.
+        let expired = async {
+            tokio::time::sleep_until(deadline).await;
+            if progress.complete.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        let answered = tokio::select! {
+            response = call(self.app, request) => Some(response),
+            () = expired => None,
+        };
+        match answered {
+            // The handler saw the body fail; what it made of that is not the answer.
+            Some(response) if !progress.expired.load(Ordering::Relaxed) => response,
+            _ => {
+                ConnectionStats::inc(&self.stats.body_timeouts);
+                tracing::debug!(peer = %self.peer, timeout = ?self.body_read_timeout, "request body timed out");
+                body_timed_out(self.body_read_timeout, http1)
+            }
+        }
+    }
+}
+
+async fn call(app: Router, request: Request<Body>) -> Response {
+    match app.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn body_timed_out(timeout: Duration, http1: bool) -> Response {
+    let detail = format!(
+        "the request body did not arrive within {}",
+        humantime::format_duration(timeout)
+    );
+    let mut response = Problem::new(Code::RequestTimeout, detail).into_response();
+    if http1 {
+        // hyper closes an HTTP/1.1 connection after a response that says so.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+#[derive(Debug, Default)]
+struct BodyProgress {
+    complete: AtomicBool,
+    expired: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimedOut;
+
+/// A request body that fails once its deadline passes before its end.
+struct TimedBody {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    progress: Arc<BodyProgress>,
+}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if frame.is_none() || this.body.is_end_stream() {
+                    this.progress.complete.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => {
+                this.progress.expired.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyTimedOut.into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A response body that keeps its request in flight until it is sent (or dropped).
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
