@@ -30,6 +30,14 @@ pub enum Code {
     MethodNotAllowed,
     UriTooLong,
     HeadersTooLarge,
+    /// A request head refused at the edge: ambiguous framing (`Transfer-Encoding`,
+    /// `Content-Length`), a duplicated or missing `Host`, a duplicated `Authorization`, or a
+    /// header value with bytes no backend should have to interpret.
+    BadHeader,
+    /// The `Host` is not one this gateway serves (`[limits] allowed_hosts`).
+    MisdirectedRequest,
+    /// The request body is (declared or streamed) larger than the route accepts.
+    PayloadTooLarge,
     /// Over a rate limit or quota; `Retry-After` says when to come back.
     RateLimited,
     /// The shared rate-limit store cannot be reached and the policy is to refuse.
@@ -71,6 +79,9 @@ impl Code {
             Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Code::UriTooLong => "URI_TOO_LONG",
             Code::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Code::BadHeader => "BAD_HEADER",
+            Code::MisdirectedRequest => "MISDIRECTED_REQUEST",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::RateLimited => "RATE_LIMITED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
@@ -94,6 +105,7 @@ impl Code {
             Code::BadRequest
             | Code::BadUserInput
             | Code::BadPath
+            | Code::BadHeader
             | Code::PersistedQueryNotSupported
             | Code::PersistedQueryNotInList
             | Code::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
@@ -105,6 +117,8 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::UriTooLong => StatusCode::URI_TOO_LONG,
             Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::RateLimitUnavailable
             | Code::PurgeFailed

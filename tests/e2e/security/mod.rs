@@ -3,6 +3,7 @@
 
 mod forge;
 mod forged;
+mod framing;
 mod headers;
 mod hygiene;
 mod keys;
