@@ -32,6 +32,14 @@ pub enum Code {
     HeadersTooLarge,
     /// The client did not send its request body within `limits.body_read_timeout`.
     RequestTimeout,
+    /// A request head refused at the edge: ambiguous framing (`Transfer-Encoding`,
+    /// `Content-Length`), a duplicated or missing `Host`, a duplicated `Authorization`, or a
+    /// header value with bytes no backend should have to interpret.
+    BadHeader,
+    /// The `Host` is not one this gateway serves (`[limits] allowed_hosts`).
+    MisdirectedRequest,
+    /// The request body is (declared or streamed) larger than the route accepts.
+    PayloadTooLarge,
     /// Over a rate limit or quota; `Retry-After` says when to come back.
     RateLimited,
     /// The shared rate-limit store cannot be reached and the policy is to refuse.
@@ -76,6 +84,9 @@ impl Code {
             Code::UriTooLong => "URI_TOO_LONG",
             Code::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Code::RequestTimeout => "REQUEST_TIMEOUT",
+            Code::BadHeader => "BAD_HEADER",
+            Code::MisdirectedRequest => "MISDIRECTED_REQUEST",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::RateLimited => "RATE_LIMITED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
@@ -100,6 +111,7 @@ impl Code {
             Code::BadRequest
             | Code::BadUserInput
             | Code::BadPath
+            | Code::BadHeader
             | Code::PersistedQueryNotSupported
             | Code::PersistedQueryNotInList
             | Code::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
@@ -112,6 +124,8 @@ impl Code {
             Code::UriTooLong => StatusCode::URI_TOO_LONG,
             Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::RateLimitUnavailable
             | Code::PurgeFailed

@@ -1,7 +1,9 @@
 //! `ClientHeaderStrip`: backends trust the identity headers the gateway sets, so a client
 //! must never be able to set them; this removes every one of them (the configured set, plus
 //! anything the client named in `Connection`) from each incoming request before anything
-//! reads it.
+//! reads it. Names match in every spelling: any case (hyper lowercases them) and with `_` for
+//! `-`, because servers behind CGI-style stacks (nginx, Gunicorn, PHP, Rails) fold
+//! `X_User_Id` and `X-User-Id` into the same variable.
 
 use http::{HeaderMap, HeaderName};
 
@@ -31,7 +33,7 @@ impl ClientHeaderStrip {
         let mut exact = vec![USER_ID_HEADER, SCOPES_HEADER, API_CLIENT_HEADER];
         let mut prefixes = Vec::new();
         for pattern in patterns {
-            let pattern = pattern.to_ascii_lowercase();
+            let pattern = pattern.to_ascii_lowercase().replace('_', "-");
             match pattern.strip_suffix('*') {
                 Some(prefix) => prefixes.push(prefix.to_owned()),
                 None => exact.extend(HeaderName::from_bytes(pattern.as_bytes()).ok()),
@@ -62,7 +64,14 @@ impl ClientHeaderStrip {
     }
 
     fn matches(&self, name: &HeaderName) -> bool {
-        self.exact.contains(name) || self.prefixes.iter().any(|p| name.as_str().starts_with(p))
+        let name = name.as_str();
+        let folded = if name.contains('_') {
+            std::borrow::Cow::Owned(name.replace('_', "-"))
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
+        self.exact.iter().any(|e| e.as_str() == folded)
+            || self.prefixes.iter().any(|p| folded.starts_with(p.as_str()))
     }
 }
 
@@ -125,5 +134,27 @@ mod tests {
         strip.apply(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-user-role"));
+    }
+
+    #[test]
+    fn underscore_spellings_are_the_same_header() {
+        let strip = ClientHeaderStrip::new(&["x-user-*".into(), "X_Tenant".into()]);
+        let mut headers = HeaderMap::new();
+        for name in [
+            "X_User_Id",
+            "x_user_roles",
+            "x_scopes",
+            "x_api-client",
+            "x-tenant",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("evil"),
+            );
+        }
+        headers.insert("x_other", HeaderValue::from_static("kept"));
+        strip.apply(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x_other"]);
     }
 }

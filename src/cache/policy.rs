@@ -166,6 +166,47 @@ pub fn request_key(upstream: &str, path_and_query: &str) -> String {
     key
 }
 
+/// The forwarding headers a backend may build an answer from (absolute links, redirects)
+/// without saying `Vary`: the host and scheme the client asked for. The client's address is
+/// left out (it would give every client its own entry); a backend whose answer depends on it
+/// must not mark that answer public.
+const FORWARDED_HOST_AND_PROTO: [HeaderName; 2] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
+
+/// `base` narrowed to the host and scheme forwarded to the backend (`sent` is what it is
+/// sent): `X-Forwarded-Host`, `X-Forwarded-Proto`, and the `host=` and `proto=` of every
+/// `Forwarded` element, so an answer built for one host is never served to a request for
+/// another.
+pub fn forwarded_key(base: &str, sent: &HeaderMap) -> String {
+    let mut key = String::from(base);
+    for name in &FORWARDED_HOST_AND_PROTO {
+        for value in sent.get_all(name) {
+            key.push_str(" |");
+            key.push_str(name.as_str());
+            key.push('=');
+            key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+    for value in sent.get_all("forwarded") {
+        let Ok(value) = value.to_str() else { continue };
+        let pairs = value
+            .split([',', ';'])
+            .filter_map(|pair| pair.split_once('='));
+        for (name, value) in pairs {
+            let name = name.trim().to_ascii_lowercase();
+            if name == "host" || name == "proto" {
+                key.push_str(" |forwarded.");
+                key.push_str(&name);
+                key.push('=');
+                key.push_str(value.trim());
+            }
+        }
+    }
+    key
+}
+
 /// The key of one entity served by a batch endpoint: `{upstream} {kind}:{id}`, e.g.
 /// `inventory item:i1` (its tag is `item:i1`).
 pub fn entity_key(upstream: &str, tag: &str) -> String {
@@ -313,6 +354,22 @@ mod tests {
         assert_ne!(identity_key("k", &ada), identity_key("k", &bob));
         assert_ne!(identity_key("k", &ada), k);
         assert_eq!(identity_key("k", &ada), identity_key("k", &user("42")));
+        let sent = |host: &'static str| {
+            headers(&[
+                ("x-forwarded-host", host),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("forwarded", "for=203.0.113.9;proto=http;host=\"a.example\""),
+            ])
+        };
+        let a = forwarded_key("k", &sent("a.example"));
+        assert_eq!(
+            a,
+            "k |x-forwarded-host=a.example |x-forwarded-proto=http \
+             |forwarded.proto=http |forwarded.host=\"a.example\""
+        );
+        assert_ne!(a, forwarded_key("k", &sent("evil.example")));
+        assert_eq!(forwarded_key("k", &HeaderMap::new()), "k");
         let vary = [HeaderName::from_static("x-user-id")];
         assert_ne!(varied_key("k", &vary, &ada), varied_key("k", &vary, &bob));
     }

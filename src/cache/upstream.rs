@@ -167,15 +167,17 @@ impl CachedUpstream {
                 .stream(ctx, method, target, outgoing(client), body, timeout)
                 .await;
         };
-        // The client's headers are kept for the cache (conditions, `Vary`).
-        let key = policy::request_key(self.name(), target);
+        // The client's headers are kept for the cache (conditions, `Vary`); what the backend
+        // is sent is known first, as the forwarded host and scheme are part of the key.
+        let sent = outgoing(client.clone());
+        let key = policy::forwarded_key(&policy::request_key(self.name(), target), &sent);
         let stale = match cache.proxy_lookup(ctx, &key, &client).await {
             ProxyLookup::Hit(response) => return Ok(response),
             ProxyLookup::Miss { stale } => stale,
         };
         let sent = self
             .upstream
-            .stream(ctx, method, target, outgoing(client.clone()), body, timeout)
+            .stream(ctx, method, target, sent, body, timeout)
             .await;
         let response = match sent {
             Ok(response) => response,

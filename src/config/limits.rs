@@ -1,9 +1,10 @@
 //! The `[limits]` section: how much of a request head the server accepts (URI length, header
 //! bytes and count), how long a client may take to send a head or a body, to start talking,
 //! to sit idle and to read what it is sent, how many connections the listener holds (in all
-//! and per client IP) and how many HTTP/2 streams one connection may open. Body size stays in
-//! `[server] max_request_body`, next to the routes that read bodies whole. The listener reads
-//! this section when it starts; a reload does not change it.
+//! and per client IP) and how many HTTP/2 streams one connection may open; which hosts it
+//! answers for, what a `;` in a path becomes, and the default body cap of proxy routes. The
+//! body cap of the routes that read bodies whole stays in `[server] max_request_body`. The
+//! listener reads its part of this section when it starts; a reload does not change it.
 
 use std::time::Duration;
 
@@ -50,6 +51,26 @@ pub struct LimitsConfig {
     /// HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[serde(default = "defaults::http2_max_concurrent_streams")]
     pub http2_max_concurrent_streams: u32,
+    /// Hosts (`Host`, or the HTTP/2 authority; the port is ignored) this gateway answers
+    /// for; any other is 421. Empty: every host.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// What a `;` in a request path becomes: refused with 400, or forwarded as `%3B` (so no
+    /// backend reads it as a path parameter: `..;/` is `..` to Tomcat, Jetty and Spring).
+    #[serde(default)]
+    pub path_semicolons: PathSemicolons,
+    /// Body cap of a proxy route without its own `max_body`; larger is 413.
+    #[serde(default = "defaults::max_proxy_body")]
+    pub max_proxy_body: ByteSize,
+}
+
+/// `[limits] path_semicolons`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathSemicolons {
+    #[default]
+    Reject,
+    Encode,
 }
 
 impl Default for LimitsConfig {
@@ -66,6 +87,9 @@ impl Default for LimitsConfig {
             max_connections: defaults::max_connections(),
             max_connections_per_ip: defaults::max_connections_per_ip(),
             http2_max_concurrent_streams: defaults::http2_max_concurrent_streams(),
+            allowed_hosts: Vec::new(),
+            path_semicolons: PathSemicolons::default(),
+            max_proxy_body: defaults::max_proxy_body(),
         }
     }
 }
@@ -113,7 +137,27 @@ impl LimitsConfig {
             "http2_max_concurrent_streams",
             "must be between 1 and 10000",
         );
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            p.check(
+                is_host_name(host),
+                format!("limits.allowed_hosts[{i}]"),
+                "must be a host name or address without port, e.g. \"api.example.com\"",
+            );
+        }
+        p.check(
+            self.max_proxy_body.bytes() > 0,
+            "limits.max_proxy_body".to_owned(),
+            "must be greater than 0",
+        );
     }
+}
+
+/// `api.example.com`, `127.0.0.1`, `[::1]`: what may appear left of a port in `Host`.
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .parse::<http::uri::Authority>()
+            .is_ok_and(|a| a.port().is_none() && a.as_str() == host && !host.contains('@'))
 }
 
 mod defaults {
@@ -153,6 +197,9 @@ mod defaults {
     pub fn http2_max_concurrent_streams() -> u32 {
         100
     }
+    pub fn max_proxy_body() -> ByteSize {
+        ByteSize(8 << 20)
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +219,8 @@ mod tests {
             "{base}[limits]\nmax_uri = \"10\"\nmax_header_bytes = \"2MiB\"\nmax_headers = 0\n\
              header_read_timeout = \"0s\"\nfirst_byte_timeout = \"0s\"\nidle_timeout = \"0s\"\n\
              body_read_timeout = \"0s\"\nwrite_timeout = \"0ms\"\nmax_connections = 10\n\
-             max_connections_per_ip = 11\nhttp2_max_concurrent_streams = 0\n"
+             max_connections_per_ip = 11\nhttp2_max_concurrent_streams = 0\n\
+             allowed_hosts = [\"a.example\", \"b.example:80\", \"\"]\nmax_proxy_body = \"0\"\n"
         );
         let errors = Config::parse(&text, "test", Vec::new(), &[]).unwrap_err();
         let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
@@ -189,6 +237,9 @@ mod tests {
                 "limits.write_timeout",
                 "limits.max_connections_per_ip",
                 "limits.http2_max_concurrent_streams",
+                "limits.allowed_hosts[1]",
+                "limits.allowed_hosts[2]",
+                "limits.max_proxy_body",
             ]
         );
     }

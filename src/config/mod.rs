@@ -33,7 +33,7 @@ pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
 pub use cors::CorsConfig;
 pub use graphql::{GraphqlConfig, GraphqlMode};
-pub use limits::LimitsConfig;
+pub use limits::{LimitsConfig, PathSemicolons};
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};
 pub use persisted::{PersistedQueriesConfig, TrustedDocuments};

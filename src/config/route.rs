@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, positive};
-use super::{Config, units};
+use super::{ByteSize, Config, units};
 
 /// Who may use a proxy route (or any route the core guards).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,10 @@ pub struct RouteConfig {
     /// Whole-exchange timeout; proxied bodies may be large, so it has its own default.
     #[serde(default = "route_timeout", with = "units::duration")]
     pub timeout: Duration,
+    /// Largest request body the route accepts (declared or streamed); larger is 413. Unset:
+    /// `[limits] max_proxy_body`.
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
 }
 
 fn route_timeout() -> Duration {
@@ -79,6 +83,11 @@ impl RouteConfig {
         p.check(
             positive(self.timeout),
             key("timeout"),
+            "must be greater than 0",
+        );
+        p.check(
+            self.max_body.is_none_or(|b| b.bytes() > 0),
+            key("max_body"),
             "must be greater than 0",
         );
         p.check(

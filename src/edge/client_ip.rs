@@ -30,6 +30,11 @@ impl ClientIp {
     }
 }
 
+/// Marks a request whose socket peer is a trusted proxy: the forwarding headers it sent
+/// (`X-Forwarded-*`, `Forwarded`) are passed on to backends; anyone else's are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FromTrustedProxy;
+
 /// The proxies whose forwarding header is believed, and which header that is.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies {
@@ -70,7 +75,8 @@ impl TrustedProxies {
     }
 }
 
-/// Puts `ClientIp` into the request's extensions (before auth and the limits read it).
+/// Puts `ClientIp` (and `FromTrustedProxy`, when it applies) into the request's extensions,
+/// before auth, the limits and the proxy routes read them.
 pub fn attach(proxies: &TrustedProxies, request: &mut Request) {
     let peer = request
         .extensions()
@@ -79,6 +85,9 @@ pub fn attach(proxies: &TrustedProxies, request: &mut Request) {
     if let Some(peer) = peer {
         let client = proxies.resolve(peer, request.headers());
         request.extensions_mut().insert(ClientIp(client));
+        if proxies.trusts(peer.to_canonical()) {
+            request.extensions_mut().insert(FromTrustedProxy);
+        }
     }
 }
 

@@ -280,21 +280,19 @@ impl Gateway {
             request_timeout: config.server.request_timeout,
             strip: Arc::new(ClientHeaderStrip::new(&config.auth.strip_headers)),
         };
-        let hygiene_policy = HygienePolicy::new(&config.limits, &config.routes);
+        let hygiene_policy = HygienePolicy::new(config);
         let cors = edge::cors::layer(&config.cors);
         let front = Front {
             edge: edge_policy,
             proxies: TrustedProxies::new(&config.client_ip),
             gateway: self.clone(),
         };
-        let proxied = proxy::routes(
-            &config.routes,
-            &self.0.upstreams,
-            |router, policy, scopes| self.guard(router, policy, scopes),
-        );
+        let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
+            self.guard(router, policy, scopes)
+        });
         let own = bff
             .merge(health::routes())
-            // Bodies read whole (GraphQL, REST) are capped; proxied bodies stream uncapped.
+            // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
         // Admission inside the front layer: a shed request is still counted and logged.

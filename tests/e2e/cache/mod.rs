@@ -2,6 +2,7 @@
 //! the witness of what reached them. Each test has its own stack, so caches start cold.
 
 mod faults;
+mod poison;
 mod shared;
 mod speed;
 
@@ -370,6 +371,7 @@ async fn proxied_gets_of_a_cached_service_are_replayed_with_etags() {
             auth: AuthPolicy::Jwt,
             scopes: Vec::new(),
             timeout: Duration::from_secs(5),
+            max_body: None,
         });
         // Users answer "private, no-store": caching the service must still store nothing.
         config

@@ -8,8 +8,12 @@ use serde_json::{Value, json};
 use crate::harness::Stack;
 
 /// Every identity header a client might try, in every spelling the edge must catch.
-const SPOOFED: [(&str, &str); 6] = [
+const SPOOFED: [(&str, &str); 9] = [
     ("x-user-id", "1"),
+    // Stacks that fold `_` into `-` (nginx, Gunicorn, PHP, Rails) read these as the real ones.
+    ("X_User_Id", "1"),
+    ("x_user_roles", "admin"),
+    ("x_scopes", "admin"),
     ("X-User-Role", "admin"),
     ("x-scopes", "admin orders:write"),
     ("x-api-client", "acme"),
@@ -22,6 +26,9 @@ fn assert_clean(seen: &Value, scopes: &str) {
     assert_eq!(headers["x-user-id"], "42", "{seen}");
     assert_eq!(headers["x-scopes"], scopes, "{seen}");
     for name in [
+        "x_user_id",
+        "x_user_roles",
+        "x_scopes",
         "x-user-role",
         "x-api-client",
         "x-forwarded-user",

@@ -4,6 +4,7 @@
 mod connections;
 mod forge;
 mod forged;
+mod framing;
 mod headers;
 mod hygiene;
 mod keys;

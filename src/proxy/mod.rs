@@ -1,22 +1,31 @@
 //! The route table: path prefixes from config proxied to an upstream (`/api/accounts/*` ->
-//! accounts), with an optional prefix rewrite, per-route auth and required scopes, hop-by-hop headers removed both
-//! ways, the verified identity set for the backend, and bodies streamed both ways — a proxied
-//! body is never held whole in memory.
+//! accounts), with an optional prefix rewrite, per-route auth and required scopes, hop-by-hop
+//! headers removed both ways, the forwarding headers written by the gateway (`forwarded`),
+//! the verified identity set for the backend, and bodies streamed both ways — a proxied body
+//! is never held whole in memory, and is cut off at the route's `max_body` (413).
+
+mod forwarded;
+
+pub use forwarded::{FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::cache::{CachedUpstream, Exchange};
-use crate::config::{AuthPolicy, RouteConfig};
-use crate::error::Problem;
+use crate::config::{AuthPolicy, Config};
+use crate::edge::client_ip::FromTrustedProxy;
+use crate::error::{Code, Problem};
 use crate::request::{CallContext, Deadline, REQUEST_ID_HEADER};
 use crate::upstream::REQUEST_TIMEOUT_HEADER;
 
@@ -27,18 +36,27 @@ struct ProxyRoute {
     target_prefix: String,
     upstream: CachedUpstream,
     timeout: Duration,
+    /// Largest body passed on; the exchange fails with 413 past it.
+    max_body: u64,
+    /// How clients reach this gateway, for `X-Forwarded-Proto`.
+    proto: &'static str,
 }
 
 /// Mounts every configured route, each behind `guard` (authentication under the route's
 /// policy, and the rate limits). Routes were validated with the config: prefixes are
 /// literal, unique, and name configured upstreams.
 pub fn routes(
-    config: &[RouteConfig],
+    config: &Config,
     upstreams: &BTreeMap<String, CachedUpstream>,
     guard: impl Fn(Router, AuthPolicy, &[String]) -> Router,
 ) -> Router {
     let mut router = Router::new();
-    for route in config {
+    let proto = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    for route in &config.routes {
         let Some(upstream) = upstreams.get(&route.upstream) else {
             continue;
         };
@@ -50,6 +68,11 @@ pub fn routes(
                 .unwrap_or_else(|| route.prefix.clone()),
             upstream: upstream.clone(),
             timeout: route.timeout,
+            max_body: route
+                .max_body
+                .unwrap_or(config.limits.max_proxy_body)
+                .bytes(),
+            proto,
         });
         let mounted = Router::new()
             .route(&format!("{}{{*rest}}", route.prefix), any(forward))
@@ -84,17 +107,39 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer);
+        .map(|ConnectInfo(peer)| peer.ip());
+    let trusted = parts.extensions.get::<FromTrustedProxy>().is_some();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
     let outgoing = |mut headers: HeaderMap| {
         remove_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         headers.remove(REQUEST_ID_HEADER);
         headers.remove(REQUEST_TIMEOUT_HEADER);
-        if let Some(peer) = &peer {
-            append_forwarded_for(&mut headers, peer);
+        if let Some(peer) = peer {
+            let hop = forwarded::Hop {
+                peer,
+                trusted,
+                proto: route.proto,
+                host: host.as_deref(),
+            };
+            forwarded::apply(&mut headers, &hop);
         }
         headers
     };
+    // Past the cap the body fails mid-stream, and the flag says why the exchange did.
+    let over_cap = Arc::new(AtomicBool::new(false));
+    let tripped = over_cap.clone();
+    let body = Body::new(Limited::new(body, cap(route.max_body)).map_err(move |e| {
+        if e.is::<LengthLimitError>() {
+            tripped.store(true, Ordering::Relaxed);
+        }
+        e
+    }));
     let exchange = Exchange {
         method: parts.method,
         target: &target,
@@ -103,6 +148,14 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         timeout: route.timeout,
     };
     let forwarded = route.upstream.forward(&ctx, exchange, outgoing).await;
+    if over_cap.load(Ordering::Relaxed) {
+        let detail = format!("the request body is larger than {} bytes", route.max_body);
+        let mut response = Problem::new(Code::PayloadTooLarge, detail).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     match forwarded {
         Ok(mut response) => {
             remove_hop_by_hop(response.headers_mut());
@@ -146,16 +199,8 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: &SocketAddr) {
-    const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let ip = peer.ip();
-    let value = match headers.get(&FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ip}"),
-        None => ip.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(FORWARDED_FOR, value);
-    }
+fn cap(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -1,123 +1,12 @@
-//! Request hygiene, the outermost layer, before routing and auth: the request target and the
-//! headers are held to `[limits]` (414, 431), and the path is normalised ONCE — repeated
-//! slashes collapsed, `.` and `..` segments resolved — so routing, auth and the backend all
-//! see the same path. Paths that no normalisation makes safe are refused with 400: encoded
-//! slashes or backslashes (`%2F`, `%5C`), control characters raw or encoded (NUL, CR, LF,
-//! ...), broken percent-escapes, and a `..` that climbs out of the root or out of a proxy
-//! route's prefix.
-//!
-//! Body size is not checked here: routes that read bodies whole cap them (413), proxy routes
-//! stream them.
+//! The one path normalisation: repeated slashes collapsed, `.` and `..` segments resolved
+//! (also written `%2e`), and the paths no normalisation makes safe refused — encoded slashes
+//! and backslashes, control characters raw or encoded, broken percent-escapes, a `..` that
+//! climbs out of the root or out of a proxy route's prefix — and `;`, which backends read as
+//! a path parameter (`..;/` is `..` to Tomcat, Jetty and Spring): refused, or encoded.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::uri::PathAndQuery;
-
-use crate::config::{LimitsConfig, RouteConfig};
-use crate::error::{Code, Problem};
-
-/// What the hygiene layer enforces.
-#[derive(Clone, Debug)]
-pub struct HygienePolicy {
-    max_uri: usize,
-    max_header_bytes: usize,
-    max_headers: usize,
-    /// Proxy route prefixes a `..` must not climb out of.
-    route_prefixes: Arc<[String]>,
-}
-
-impl HygienePolicy {
-    pub fn new(limits: &LimitsConfig, routes: &[RouteConfig]) -> Self {
-        Self {
-            max_uri: usize::try_from(limits.max_uri.bytes()).unwrap_or(usize::MAX),
-            max_header_bytes: usize::try_from(limits.max_header_bytes.bytes())
-                .unwrap_or(usize::MAX),
-            max_headers: limits.max_headers,
-            route_prefixes: routes.iter().map(|r| r.prefix.clone()).collect(),
-        }
-    }
-}
-
-/// Why a request was refused before routing.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HygieneError {
-    #[error("the request target is longer than {0} bytes")]
-    UriTooLong(usize),
-    #[error("the request has more than {0} header fields")]
-    TooManyHeaders(usize),
-    #[error("the request headers are larger than {0} bytes")]
-    HeadersTooLarge(usize),
-    #[error("bad request path: {0}")]
-    BadPath(&'static str),
-}
-
-impl IntoResponse for HygieneError {
-    fn into_response(self) -> Response {
-        let code = match self {
-            HygieneError::UriTooLong(_) => Code::UriTooLong,
-            HygieneError::TooManyHeaders(_) | HygieneError::HeadersTooLarge(_) => {
-                Code::HeadersTooLarge
-            }
-            HygieneError::BadPath(_) => Code::BadPath,
-        };
-        Problem::new(code, self.to_string()).into_response()
-    }
-}
-
-/// Middleware: refuse or normalise, then pass on.
-pub async fn hygiene(
-    State(policy): State<HygienePolicy>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match check(&policy, request) {
-        Ok(request) => next.run(request).await,
-        Err(e) => {
-            tracing::debug!(reason = %e, "request refused by hygiene checks");
-            e.into_response()
-        }
-    }
-}
-
-fn check(policy: &HygienePolicy, mut request: Request) -> Result<Request, HygieneError> {
-    let target_len = request
-        .uri()
-        .path_and_query()
-        .map_or(1, |pq| pq.as_str().len());
-    if target_len > policy.max_uri {
-        return Err(HygieneError::UriTooLong(policy.max_uri));
-    }
-    let headers = request.headers();
-    if headers.len() > policy.max_headers {
-        return Err(HygieneError::TooManyHeaders(policy.max_headers));
-    }
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > policy.max_header_bytes {
-        return Err(HygieneError::HeadersTooLarge(policy.max_header_bytes));
-    }
-    let normalised = normalise_path(request.uri().path(), &policy.route_prefixes)
-        .map_err(HygieneError::BadPath)?;
-    if let Cow::Owned(path) = normalised {
-        let target = match request.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        let mut parts = request.uri().clone().into_parts();
-        parts.path_and_query = Some(
-            PathAndQuery::try_from(target).map_err(|_| HygieneError::BadPath("invalid path"))?,
-        );
-        *request.uri_mut() =
-            http::Uri::from_parts(parts).map_err(|_| HygieneError::BadPath("invalid path"))?;
-    }
-    Ok(request)
-}
+use crate::config::PathSemicolons;
 
 /// The path with repeated slashes collapsed and dot segments resolved; borrowed when it
 /// already was. Errors say why the path is refused.
@@ -162,6 +51,17 @@ pub fn normalise_path<'a>(
         }
     }
     Ok(Cow::Owned(joined(&stack, trailing_slash)))
+}
+
+/// `path` with each `;` refused or percent-encoded, as `policy` says.
+pub fn semicolons(path: &str, policy: PathSemicolons) -> Result<Cow<'_, str>, &'static str> {
+    if !path.contains(';') {
+        return Ok(Cow::Borrowed(path));
+    }
+    match policy {
+        PathSemicolons::Reject => Err("';' in the path"),
+        PathSemicolons::Encode => Ok(Cow::Owned(path.replace(';', "%3B"))),
+    }
 }
 
 /// Refuses control characters (raw or encoded), encoded slashes and backslashes, raw
@@ -291,5 +191,19 @@ mod tests {
         assert!(norm("/api/accounts/a%0d%0aSet-Cookie:x").is_err());
         assert!(norm("/api/accounts/%zz").is_err());
         assert!(norm("/api/accounts/%2").is_err());
+    }
+
+    #[test]
+    fn semicolons_are_refused_or_encoded() {
+        assert_eq!(
+            semicolons("/a/b", PathSemicolons::Reject),
+            Ok(Cow::Borrowed("/a/b"))
+        );
+        assert!(semicolons("/a/..;/b", PathSemicolons::Reject).is_err());
+        assert!(semicolons("/a;x=1", PathSemicolons::Reject).is_err());
+        let encoded = semicolons("/api/accounts/..;/admin", PathSemicolons::Encode).unwrap();
+        assert_eq!(encoded, "/api/accounts/..%3B/admin");
+        // Encoded, `..;` is a plain segment: nothing climbs.
+        assert_eq!(norm(&encoded).as_deref(), Ok("/api/accounts/..%3B/admin"));
     }
 }

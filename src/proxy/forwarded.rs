@@ -1,0 +1,159 @@
+//! The forwarding headers a backend receives, written by the gateway: `X-Forwarded-For`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host` and RFC 7239 `Forwarded`. A client's own copies
+//! pass only when it is a trusted proxy (`[client_ip] trusted_proxies`), which then gets its
+//! hop appended; from anyone else they are dropped and replaced. Headers some frameworks
+//! believe about the URL or host (`X-Host`, `X-Original-URL`, `X-Rewrite-URL`, ...) are
+//! dropped whoever sent them.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Believed from a trusted proxy, dropped from anyone else.
+const FROM_PROXIES: [HeaderName; 6] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    FORWARDED,
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
+
+/// Rewrite the URL or host in some frameworks; never forwarded.
+const NEVER: [HeaderName; 5] = [
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-forwarded-server"),
+];
+
+/// The hop this gateway adds.
+pub struct Hop<'a> {
+    /// The socket peer.
+    pub peer: IpAddr,
+    /// The peer is a trusted proxy: its forwarding headers stand.
+    pub trusted: bool,
+    /// `http` or `https`: how the peer reached the gateway.
+    pub proto: &'static str,
+    /// The `Host` (or HTTP/2 authority) the peer asked for, checked by the edge.
+    pub host: Option<&'a str>,
+}
+
+/// Sets the forwarding headers of `headers` (the request bound for a backend) for `hop`.
+pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    for name in NEVER {
+        headers.remove(name);
+    }
+    if !hop.trusted {
+        for name in FROM_PROXIES {
+            headers.remove(name);
+        }
+    }
+    let peer = hop.peer.to_canonical();
+    append(headers, X_FORWARDED_FOR, &peer.to_string());
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    }
+    if let Some(host) = hop.host
+        && !headers.contains_key(X_FORWARDED_HOST)
+        && let Ok(value) = HeaderValue::from_str(host)
+    {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+    let node = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={node};proto={}", hop.proto);
+    if let Some(host) = hop.host {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    append(headers, FORWARDED, &element);
+}
+
+/// `name: existing, value` (every existing field joined), or `name: value`.
+fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    let existing: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = if existing.is_empty() {
+        value.to_owned()
+    } else {
+        format!("{}, {value}", existing.join(", "))
+    };
+    if let Ok(joined) = HeaderValue::from_str(&joined) {
+        headers.insert(name, joined);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spoofed() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=6.6.6.6;host=evil.example"),
+            ("x-host", "evil.example"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("accept", "*/*"),
+        ] {
+            h.append(n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn hop(trusted: bool) -> Hop<'static> {
+        Hop {
+            peer: "203.0.113.9".parse().unwrap(),
+            trusted,
+            proto: "http",
+            host: Some("api.example.com"),
+        }
+    }
+
+    #[test]
+    fn a_clients_forwarding_headers_are_replaced() {
+        let mut h = spoofed();
+        apply(&mut h, &hop(false));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9;proto=http;host=\"api.example.com\""
+        );
+        for name in ["x-host", "x-original-url", "x-rewrite-url"] {
+            assert!(!h.contains_key(name), "{name}");
+        }
+        assert_eq!(h.len(), 5);
+    }
+
+    #[test]
+    fn a_trusted_proxys_headers_stand_and_get_our_hop() {
+        let mut h = spoofed();
+        let mut trusted = hop(true);
+        trusted.peer = "::1".parse().unwrap();
+        apply(&mut h, &trusted);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "evil.example");
+        assert_eq!(
+            h["forwarded"],
+            "for=6.6.6.6;host=evil.example, for=\"[::1]\";proto=http;host=\"api.example.com\""
+        );
+        assert!(!h.contains_key("x-host"));
+    }
+}
