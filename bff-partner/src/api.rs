@@ -271,7 +271,11 @@ mod tests {
         uri: &str,
         key: Option<&str>,
     ) -> (StatusCode, HeaderMap, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
+        // As a client sends it over HTTP/1.1: with a Host (the edge refuses one without).
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "partner.test");
         if let Some(key) = key {
             request = request.header("x-api-key", key);
         }
