@@ -175,6 +175,12 @@ impl UpstreamError {
 impl From<UpstreamError> for Problem {
     fn from(e: UpstreamError) -> Self {
         let mut p = Problem::new(e.code(), e.public_message()).with_status(e.http_status());
+        // Failing fast (a full bulkhead, every circuit open) is over soon; a backend's own
+        // Retry-After is passed on.
+        p.retry_after = match e.kind {
+            UpstreamErrorKind::Saturated | UpstreamErrorKind::CircuitOpen => Some(1),
+            _ => e.retry_after.map(|d| d.as_secs().max(1)),
+        };
         p.service = Some(e.service);
         p
     }
@@ -218,5 +224,10 @@ mod tests {
         assert!(!p.detail.contains("10.0.0.1"));
         let e = UpstreamError::new("backend-a", UpstreamErrorKind::NotConfigured, "x");
         assert_eq!(Problem::from(e).status, 503);
+        // Failing fast says when to come back.
+        let e = UpstreamError::new("backend-a", UpstreamErrorKind::Saturated, "full");
+        let response = axum::response::IntoResponse::into_response(Problem::from(e));
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
     }
 }
