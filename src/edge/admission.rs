@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -159,15 +159,13 @@ impl Drop for Ticket<'_> {
     }
 }
 
-/// Middleware: every routed request but health and readiness checks takes a place first.
-pub async fn admit(
-    State(admission): State<std::sync::Arc<Admission>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+/// Runs `next` for `request` once it has a place (with no `admission`, at once). Health and
+/// readiness checks never wait and are never shed.
+pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) -> Response {
+    let admission = admission.filter(|_| !matches!(request.uri().path(), "/healthz" | "/readyz"));
+    let Some(admission) = admission else {
         return next.run(request).await;
-    }
+    };
     let Some(ticket) = admission.admit().await else {
         let mut response = Problem::new(
             Code::Overloaded,

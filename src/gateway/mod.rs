@@ -40,7 +40,7 @@ struct Front {
 /// Every routed request, in one layer (each layer is a boxed future and a moved request):
 /// the edge (deadline, identity headers stripped, request id, trace context), then the
 /// client address (known before auth and the limits run), then `observe::track` around
-/// auth, limits and the handler, so their refusals are counted and logged too, with the
+/// admission, auth, limits and the handler, so their refusals are counted and logged too, with the
 /// request body guarded so that a refusal does not cost the client its connection.
 async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
     let id = edge::admit(&front.edge, &mut request);
@@ -48,7 +48,12 @@ async fn front_layer(State(front): State<Front>, mut request: Request, next: Nex
     // A body left unread by a refusal is read in the background: the connection stays
     // usable for the client's next request (or the answer says it closes).
     let (request, body) = drain::guard(request);
-    let mut response = observe::track(front.gateway.observer(), request, next).await;
+    // Admission inside `track`: a shed request is counted and logged too.
+    let admission = front.gateway.0.admission.as_deref();
+    let mut response = observe::track(front.gateway.observer(), request, |request| {
+        admission::serve(admission, request, next)
+    })
+    .await;
     drain::close_if_unread(&mut response, body);
     edge::echo_id(&mut response, &id);
     response
@@ -295,15 +300,9 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        // Admission inside the front layer: a shed request is still counted and logged.
-        let merged = own.merge(proxied);
-        let merged = match &self.0.admission {
-            Some(admission) => {
-                merged.layer(from_fn_with_state(admission.clone(), admission::admit))
-            }
-            None => merged,
-        };
-        let routed = merged.layer(from_fn_with_state(front, front_layer));
+        let routed = own
+            .merge(proxied)
+            .layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose
         // preflight answers need no token.

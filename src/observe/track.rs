@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderName;
 use tokio::time::Instant;
@@ -33,7 +32,11 @@ impl Drop for InFlight {
 /// Runs a routed request (after `edge::admit` set its id and trace context): records the
 /// route's metrics, writes the access-log line, remembers failures for the dashboard and
 /// exports the request's spans.
-pub async fn track(observer: &Arc<Observer>, mut request: Request, next: Next) -> Response {
+pub async fn track<F, Fut>(observer: &Arc<Observer>, mut request: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let observer = observer.clone();
     observer.requests.in_flight.add(1);
     let _in_flight = InFlight(observer.clone());
@@ -68,10 +71,11 @@ pub async fn track(observer: &Arc<Observer>, mut request: Request, next: Next) -
         trace_id = %trace.trace_id_hex()
     );
     // Not even wrapped when disabled: the wrapper costs a move of the whole request future.
+    let running = run(request);
     let response = if span.is_disabled() {
-        next.run(request).await
+        running.await
     } else {
-        next.run(request).instrument(span).await
+        running.instrument(span).await
     };
 
     let took = started.elapsed();
