@@ -47,48 +47,86 @@ pub struct Hop<'a> {
 
 /// Sets the forwarding headers of `headers` (the request bound for a backend) for `hop`.
 pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    for name in NEVER {
+    // One pass to find them (a client rarely sends any), then only those removed.
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| NEVER.contains(name) || (!hop.trusted && FROM_PROXIES.contains(name)))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
-    if !hop.trusted {
-        for name in FROM_PROXIES {
-            headers.remove(name);
-        }
-    }
     let peer = hop.peer.to_canonical();
-    append(headers, X_FORWARDED_FOR, &peer.to_string());
-    if !headers.contains_key(X_FORWARDED_PROTO) {
+    let mut node = String::with_capacity(48);
+    push_ip(&mut node, peer);
+    append(headers, X_FORWARDED_FOR, &node);
+    // A client's copies were just removed unless it is a trusted proxy: only then look.
+    if !(hop.trusted && headers.contains_key(X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
     }
     if let Some(host) = hop.host
-        && !headers.contains_key(X_FORWARDED_HOST)
+        && !(hop.trusted && headers.contains_key(X_FORWARDED_HOST))
         && let Ok(value) = HeaderValue::from_str(host)
     {
         headers.insert(X_FORWARDED_HOST, value);
     }
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={node};proto={}", hop.proto);
+    let mut element = String::with_capacity(64 + hop.host.map_or(0, str::len));
+    element.push_str("for=");
+    match peer {
+        IpAddr::V4(_) => element.push_str(&node),
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&node);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";proto=");
+    element.push_str(hop.proto);
     if let Some(host) = hop.host {
-        element.push_str(&format!(";host=\"{host}\""));
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
     }
     append(headers, FORWARDED, &element);
 }
 
-/// `name: existing, value` (every existing field joined), or `name: value`.
+/// `ip` in its usual text form; IPv4 (most peers) without the formatting machinery.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     let existing: Vec<&str> = headers
         .get_all(&name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let joined = if existing.is_empty() {
-        value.to_owned()
-    } else {
-        format!("{}, {value}", existing.join(", "))
-    };
+    if existing.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+        return;
+    }
+    let joined = format!("{}, {value}", existing.join(", "));
     if let Ok(joined) = HeaderValue::from_str(&joined) {
         headers.insert(name, joined);
     }
@@ -155,5 +193,20 @@ mod tests {
             "for=6.6.6.6;host=evil.example, for=\"[::1]\";proto=http;host=\"api.example.com\""
         );
         assert!(!h.contains_key("x-host"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_usual() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let mut out = String::new();
+            push_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip);
+        }
     }
 }

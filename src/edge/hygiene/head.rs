@@ -14,26 +14,22 @@
 //! indistinguishable from two honest ones; only the connection's bytes show it.
 
 use axum::extract::Request;
-use http::{HeaderMap, HeaderName, Version, header};
+use http::{HeaderMap, Version, header};
 
 use super::HygieneError;
 
 /// Framing, duplicates, value bytes, `Host` presence and syntax, then the allowed hosts.
 pub(super) fn check(request: &Request, allowed_hosts: &[String]) -> Result<(), HygieneError> {
     let headers = request.headers();
-    framing(headers)?;
-    for name in [header::AUTHORIZATION, header::HOST] {
-        if count(headers, &name) > 1 {
-            return Err(HygieneError::BadHeader(match name {
-                header::HOST => "more than one Host field",
-                _ => "more than one Authorization field",
-            }));
-        }
+    let fields = Fields::of(headers);
+    framing(headers, &fields)?;
+    if fields.authorization > 1 {
+        return Err(HygieneError::BadHeader("more than one Authorization field"));
     }
-    if headers
-        .values()
-        .any(|v| !v.as_bytes().iter().all(|&b| visible(b)))
-    {
+    if fields.host > 1 {
+        return Err(HygieneError::BadHeader("more than one Host field"));
+    }
+    if fields.invisible {
         return Err(HygieneError::BadHeader(
             "a header value holds control or non-ASCII bytes",
         ));
@@ -64,13 +60,47 @@ pub(super) fn check(request: &Request, allowed_hosts: &[String]) -> Result<(), H
     Ok(())
 }
 
+/// What one pass over the header fields finds: how often the fields that must not be doubled
+/// appear, and whether any value holds a byte no backend should have to interpret.
+struct Fields {
+    transfer_encoding: usize,
+    content_length: usize,
+    authorization: usize,
+    host: usize,
+    invisible: bool,
+}
+
+impl Fields {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut fields = Fields {
+            transfer_encoding: 0,
+            content_length: 0,
+            authorization: 0,
+            host: 0,
+            invisible: false,
+        };
+        for (name, value) in headers {
+            fields.invisible |= !value.as_bytes().iter().all(|&b| visible(b));
+            if name == header::TRANSFER_ENCODING {
+                fields.transfer_encoding += 1;
+            } else if name == header::CONTENT_LENGTH {
+                fields.content_length += 1;
+            } else if name == header::AUTHORIZATION {
+                fields.authorization += 1;
+            } else if name == header::HOST {
+                fields.host += 1;
+            }
+        }
+        fields
+    }
+}
+
 /// One way to find where the body ends: `Transfer-Encoding` only as one field saying exactly
 /// `chunked` (`chunked, chunked`, `gzip, chunked` or two fields are read differently by
 /// different servers), never next to `Content-Length`, and at most one `Content-Length` of
 /// digits only.
-fn framing(headers: &HeaderMap) -> Result<(), HygieneError> {
-    let te = count(headers, &header::TRANSFER_ENCODING);
-    let cl = count(headers, &header::CONTENT_LENGTH);
+fn framing(headers: &HeaderMap, fields: &Fields) -> Result<(), HygieneError> {
+    let (te, cl) = (fields.transfer_encoding, fields.content_length);
     if te > 1 {
         return Err(HygieneError::BadFraming(
             "more than one Transfer-Encoding field",
@@ -96,9 +126,10 @@ fn framing(headers: &HeaderMap) -> Result<(), HygieneError> {
             "more than one Content-Length field",
         ));
     }
-    let digits = headers
-        .get(header::CONTENT_LENGTH)
-        .is_none_or(|v| !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit));
+    let digits = cl == 0
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit));
     if !digits {
         return Err(HygieneError::BadFraming("a malformed Content-Length"));
     }
@@ -111,10 +142,6 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-fn count(headers: &HeaderMap, name: &HeaderName) -> usize {
-    headers.get_all(name).iter().count()
 }
 
 /// Visible ASCII, SP and HTAB: obs-text (bytes >= 0x80) is read as Latin-1 by some backends
