@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, TypeKind,
-    TypeSystemDefinition,
+    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, Value as ConstValue, Variables};
 
+use super::sdl::SchemaTypes;
 use crate::config::GraphqlConfig;
 
 /// The arguments that say how many items a field returns.
@@ -55,39 +55,16 @@ impl CostModel {
             ],
             ..Self::default()
         };
-        let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
+        let Some(read) = SchemaTypes::read(sdl) else {
             return model;
         };
-        for definition in document.definitions {
-            match definition {
-                TypeSystemDefinition::Schema(schema) => {
-                    let schema = schema.node;
-                    let name =
-                        |n: Option<async_graphql::Positioned<Name>>| n.map(|n| n.node.to_string());
-                    model.roots = [
-                        name(schema.query),
-                        name(schema.mutation),
-                        name(schema.subscription),
-                    ];
-                }
-                TypeSystemDefinition::Type(ty) => {
-                    let ty = ty.node;
-                    let fields = match ty.kind {
-                        TypeKind::Object(o) => o.fields,
-                        TypeKind::Interface(i) => i.fields,
-                        _ => continue,
-                    };
-                    let shapes = fields
-                        .into_iter()
-                        .map(|f| {
-                            let f = f.node;
-                            (f.name.node.to_string(), shape(&f))
-                        })
-                        .collect();
-                    model.types.insert(ty.name.node.to_string(), shapes);
-                }
-                TypeSystemDefinition::Directive(_) => {}
-            }
+        model.roots = read.roots;
+        for (name, fields) in read.types {
+            let shapes = fields
+                .into_iter()
+                .map(|f| (f.name.node.to_string(), shape(&f)))
+                .collect();
+            model.types.insert(name, shapes);
         }
         model
     }

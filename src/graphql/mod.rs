@@ -19,6 +19,7 @@ mod ide;
 mod introspection;
 mod params;
 mod persisted;
+mod sdl;
 
 use std::sync::Arc;
 

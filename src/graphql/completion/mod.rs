@@ -15,9 +15,11 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
-    SelectionSet, Type, TypeKind, TypeSystemDefinition,
+    SelectionSet, Type,
 };
 use async_graphql::{Name, PathSegment, Value};
+
+use super::sdl::SchemaTypes;
 
 /// Fragments nested deeper than this are not searched (validation refuses cycles; this only
 /// bounds the walk).
@@ -52,36 +54,16 @@ impl Completion {
                 Some("Subscription".into()),
             ],
         };
-        let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
+        let Some(read) = SchemaTypes::read(sdl) else {
             return Self::default();
         };
-        for definition in document.definitions {
-            match definition {
-                TypeSystemDefinition::Schema(schema) => {
-                    let schema = schema.node;
-                    let name =
-                        |n: Option<async_graphql::Positioned<Name>>| n.map(|n| n.node.to_string());
-                    completion.roots = [
-                        name(schema.query),
-                        name(schema.mutation),
-                        name(schema.subscription),
-                    ];
-                }
-                TypeSystemDefinition::Type(ty) => {
-                    let ty = ty.node;
-                    let fields = match ty.kind {
-                        TypeKind::Object(o) => o.fields,
-                        TypeKind::Interface(i) => i.fields,
-                        _ => continue,
-                    };
-                    let fields = fields
-                        .into_iter()
-                        .map(|f| (f.node.name.node.to_string(), f.node.ty.node))
-                        .collect();
-                    completion.fields.insert(ty.name.node.to_string(), fields);
-                }
-                TypeSystemDefinition::Directive(_) => {}
-            }
+        completion.roots = read.roots;
+        for (name, fields) in read.types {
+            let fields = fields
+                .into_iter()
+                .map(|f| (f.name.node.to_string(), f.ty.node))
+                .collect();
+            completion.fields.insert(name, fields);
         }
         completion
     }
