@@ -8,7 +8,7 @@
 //! reviews(first: 10) { id } } }` cost what they make the backends do, about 12,000, not the
 //! ~100 a field count says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -27,9 +27,12 @@ struct FieldShape {
     /// The named type it returns (lists and non-null stripped).
     ty: String,
     list: bool,
-    /// Defaults of its size arguments, by name.
-    size_defaults: Vec<(String, u64)>,
     has_size_argument: bool,
+    /// The largest default of its size arguments.
+    size_default: Option<u64>,
+    /// Items it returns when it has no size argument: its `list_sizes` entry, else the
+    /// default (resolved once, with the schema).
+    list_size: u64,
 }
 
 /// The schema's types and fields, and the sizes lists are assumed to have.
@@ -38,7 +41,6 @@ pub struct CostModel {
     types: HashMap<String, HashMap<String, FieldShape>>,
     roots: [Option<String>; 3],
     default_list_size: u64,
-    list_sizes: BTreeMap<String, u64>,
 }
 
 impl CostModel {
@@ -47,7 +49,6 @@ impl CostModel {
     pub fn new(sdl: &str, config: &GraphqlConfig) -> Self {
         let mut model = CostModel {
             default_list_size: config.default_list_size,
-            list_sizes: config.list_sizes.clone(),
             roots: [
                 Some("Query".into()),
                 Some("Mutation".into()),
@@ -62,7 +63,15 @@ impl CostModel {
         for (name, fields) in read.types {
             let shapes = fields
                 .into_iter()
-                .map(|f| (f.name.node.to_string(), shape(&f)))
+                .map(|f| {
+                    let field = f.name.node.to_string();
+                    let list_size = config
+                        .list_sizes
+                        .get(&format!("{name}.{field}"))
+                        .copied()
+                        .unwrap_or(config.default_list_size);
+                    (field, shape(&f, list_size))
+                })
                 .collect();
             model.types.insert(name, shapes);
         }
@@ -104,7 +113,7 @@ impl CostModel {
     }
 }
 
-fn shape(field: &async_graphql::parser::types::FieldDefinition) -> FieldShape {
+fn shape(field: &async_graphql::parser::types::FieldDefinition, list_size: u64) -> FieldShape {
     let mut ty = &field.ty.node;
     let mut list = false;
     let named = loop {
@@ -116,7 +125,7 @@ fn shape(field: &async_graphql::parser::types::FieldDefinition) -> FieldShape {
             }
         }
     };
-    let mut size_defaults = Vec::new();
+    let mut size_default: Option<u64> = None;
     let mut has_size_argument = false;
     for argument in &field.arguments {
         let name = argument.node.name.node.as_str();
@@ -126,15 +135,16 @@ fn shape(field: &async_graphql::parser::types::FieldDefinition) -> FieldShape {
                 argument.node.default_value.as_ref().map(|d| &d.node)
                 && let Some(n) = n.as_u64()
             {
-                size_defaults.push((name.to_owned(), n));
+                size_default = size_default.max(Some(n));
             }
         }
     }
     FieldShape {
         ty: named,
         list,
-        size_defaults,
         has_size_argument,
+        size_default,
+        list_size,
     }
 }
 
@@ -160,7 +170,7 @@ impl<'a> Walk<'a> {
                     let child = shape.map_or("", |s| s.ty.as_str());
                     let (times, inner_sized) = match shape {
                         Some(s) if s.has_size_argument => (self.size(field, s), true),
-                        Some(s) if s.list && !sized => (self.list_size(parent, name), false),
+                        Some(s) if s.list && !sized => (s.list_size, false),
                         _ => (1, sized && shape.is_some_and(|s| s.list)),
                     };
                     let below = self.set(&field.selection_set.node, child, inner_sized);
@@ -216,20 +226,7 @@ impl<'a> Walk<'a> {
                 return n;
             }
         }
-        shape
-            .size_defaults
-            .iter()
-            .map(|(_, n)| *n)
-            .max()
-            .unwrap_or(self.model.default_list_size)
-    }
-
-    fn list_size(&self, parent: &str, name: &str) -> u64 {
-        self.model
-            .list_sizes
-            .get(&format!("{parent}.{name}"))
-            .copied()
-            .unwrap_or(self.model.default_list_size)
+        shape.size_default.unwrap_or(self.model.default_list_size)
     }
 }
 
