@@ -66,13 +66,7 @@ where
             async move {
                 let params = Params::from_get(query.as_deref());
                 let charge = charge.map(|Extension(c)| c);
-                let execution = Execution {
-                    method: Method::GET,
-                    call,
-                    charge: charge.as_deref(),
-                    headers: &headers,
-                    first_unit_paid: true,
-                };
+                let execution = Execution::of(Method::GET, call, charge.as_deref(), &headers);
                 endpoint.serve(&gateway, execution, params).await
             }
         },
@@ -85,27 +79,13 @@ where
               body: Bytes| {
             let endpoint = endpoint.clone();
             async move {
+                let charge = charge.map(|Extension(c)| c);
+                let execution = Execution::of(Method::POST, call, charge.as_deref(), &headers);
                 if endpoint.max_batch > 0 && is_batch(&body) {
                     let batch = Params::batch_from_post(&headers, &body, endpoint.max_batch);
-                    let charge = charge.map(|Extension(c)| c);
-                    let execution = Execution {
-                        method: Method::POST,
-                        call,
-                        charge: charge.as_deref(),
-                        headers: &headers,
-                        first_unit_paid: true,
-                    };
                     return endpoint.serve_batch(&gateway, execution, batch).await;
                 }
                 let params = Params::from_post(&headers, &body);
-                let charge = charge.map(|Extension(c)| c);
-                let execution = Execution {
-                    method: Method::POST,
-                    call,
-                    charge: charge.as_deref(),
-                    headers: &headers,
-                    first_unit_paid: true,
-                };
                 endpoint.serve(&gateway, execution, params).await
             }
         },
@@ -139,6 +119,24 @@ struct Execution<'a> {
     /// Whether the rate limits already charged this operation its first unit (they charge
     /// each request one; the second and later operations of a batch pay in full).
     first_unit_paid: bool,
+}
+
+impl<'a> Execution<'a> {
+    /// A request's execution, its first unit already charged by the rate-limit layer.
+    fn of(
+        method: Method,
+        call: CallContext,
+        charge: Option<&'a OperationCharge>,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        Self {
+            method,
+            call,
+            charge,
+            headers,
+            first_unit_paid: true,
+        }
+    }
 }
 
 impl<Q, M, S> Endpoint<Q, M, S>

@@ -8,6 +8,7 @@
 //! through the parsed-document cache, so a persisted operation is parsed (and, sent alone,
 //! validated) once per process.
 
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,7 +217,7 @@ fn hex_sha256(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut out = String::with_capacity(64);
     for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
+        let _ = write!(out, "{byte:02x}");
     }
     out
 }
