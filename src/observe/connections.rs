@@ -47,5 +47,12 @@ impl MetricFamilies for ConnectionStats {
         ] {
             o.line(name, &[("reason", reason)], n);
         }
+        let name = "manifold_connections_malformed_total";
+        o.header(
+            name,
+            "counter",
+            "Connections answered 400 and closed for framing only their bytes show (a head line ending in a bare LF).",
+        );
+        o.line(name, &[("reason", "bare_lf")], get(&self.flawed_heads));
     }
 }

@@ -71,6 +71,10 @@ pub struct Activity {
     last_active: AtomicU64,
     in_flight: AtomicUsize,
     write_blocked_since: AtomicU64,
+    /// Requests begun, and the first (counted from 0) whose head held a bare LF
+    /// (`server::framing`), `u64::MAX` while there is none.
+    requests: AtomicU64,
+    flawed_head: AtomicU64,
     /// Wakes the watchdog when a write starts to block (its deadline moves closer).
     changed: Notify,
 }
@@ -83,6 +87,8 @@ impl Activity {
             last_active: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             write_blocked_since: AtomicU64::new(NOT_BLOCKED),
+            requests: AtomicU64::new(0),
+            flawed_head: AtomicU64::new(u64::MAX),
             changed: Notify::new(),
         })
     }
@@ -113,10 +119,18 @@ impl Activity {
     }
 
     /// A request has arrived; it is in flight until the guard (moved into its response
-    /// body) is dropped.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
+    /// body) is dropped. Also says whether its head was flawed (see `flawed_head`).
+    pub fn begin(self: &Arc<Self>) -> (InFlight, bool) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        let index = self.requests.fetch_add(1, Ordering::Relaxed);
+        let flawed = index >= self.flawed_head.load(Ordering::Relaxed);
+        (InFlight(self.clone()), flawed)
+    }
+
+    /// The connection's head number `head` (counted from 0) held a bare LF: that request,
+    /// and any after it, is refused.
+    pub fn flawed_head(&self, head: u64) {
+        self.flawed_head.fetch_min(head, Ordering::Relaxed);
     }
 
     /// The timeout that is over at `now`, or when to look again.
@@ -263,7 +277,7 @@ mod tests {
     async fn idle_counts_from_the_end_of_the_last_response_not_during_one() {
         let activity = Activity::new();
         activity.read();
-        let request = activity.begin();
+        let (request, _) = activity.begin();
         let started = Instant::now();
         let watchdog = watch(&activity, &T);
         tokio::pin!(watchdog);
@@ -282,7 +296,7 @@ mod tests {
     async fn a_write_that_makes_no_progress_closes_even_with_a_request_in_flight() {
         let activity = Activity::new();
         activity.read();
-        let _request = activity.begin();
+        let (_request, _) = activity.begin();
         let watchdog = watch(&activity, &T);
         tokio::pin!(watchdog);
         assert!(

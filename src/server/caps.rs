@@ -32,6 +32,8 @@ pub struct ConnectionStats {
     pub closed_write: AtomicU64,
     /// Requests answered 408: the body did not arrive within `body_read_timeout`.
     pub body_timeouts: AtomicU64,
+    /// Requests answered 400 and closed: a head line ended in a bare LF.
+    pub flawed_heads: AtomicU64,
 }
 
 impl ConnectionStats {

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use super::activity::{Activity, Timeouts, WatchedIo, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
+use super::framing::ScannedIo;
 use crate::config::LimitsConfig;
 
 /// hyper refuses read buffers smaller than this.
@@ -143,7 +144,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+        let io = WatchedIo::new(stream, activity.clone());
+        let io = TokioIo::new(ScannedIo::new(io, activity.clone()));
         let service = policy.service(app.clone(), peer, &activity);
         let connection = policy
             .builder()

@@ -52,8 +52,13 @@ impl hyper::service::Service<Request<Incoming>> for Exchange {
 impl Exchange {
     /// Serves one request with `app`.
     async fn serve(self, request: Request<Incoming>) -> Response {
-        let in_flight = self.activity.begin();
-        let response = if request.body().is_end_stream() {
+        let (in_flight, flawed) = self.activity.begin();
+        let response = if flawed {
+            ConnectionStats::inc(&self.stats.flawed_heads);
+            tracing::debug!(peer = %self.peer, "request head with a bare LF refused");
+            let detail = "a header line ends in a bare LF (without CR)";
+            closing(Problem::new(Code::BadRequest, detail).into_response())
+        } else if request.body().is_end_stream() {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(self.peer));
             call(self.app, request).await
@@ -115,13 +120,15 @@ fn body_timed_out(timeout: Duration, http1: bool) -> Response {
         "the request body did not arrive within {}",
         humantime::format_duration(timeout)
     );
-    let mut response = Problem::new(Code::RequestTimeout, detail).into_response();
-    if http1 {
-        // hyper closes an HTTP/1.1 connection after a response that says so.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    let response = Problem::new(Code::RequestTimeout, detail).into_response();
+    if http1 { closing(response) } else { response }
+}
+
+/// `response` with `Connection: close`: hyper closes an HTTP/1.1 connection after it.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

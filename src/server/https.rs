@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use super::activity::{Activity, WatchedIo};
 use super::caps::{ConnectionStats, Permit};
 use super::conn::ConnectionPolicy;
+use super::framing::ScannedIo;
 use super::tls::Tls;
 use crate::config::LimitsConfig;
 
@@ -137,9 +138,10 @@ async fn handshake_and_serve(c: Connection, activity: &Arc<Activity>) {
         _ = stopping.wait_for(|stopping| *stopping) => return,
     };
     let service = policy.service(app, peer, activity);
-    let connection = policy
-        .builder()
-        .serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = policy.builder().serve_connection_with_upgrades(
+        TokioIo::new(ScannedIo::new(stream, activity.clone())),
+        service,
+    );
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }

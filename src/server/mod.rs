@@ -9,6 +9,7 @@ mod activity;
 mod caps;
 mod conn;
 mod exchange;
+mod framing;
 mod https;
 pub mod tls;
 

@@ -11,7 +11,8 @@
 //! over HTTP/1.1; the checks below still hold them for HTTP/2. What it lets through is
 //! refused here. One thing it lets through cannot be seen here: httparse ends a line at a
 //! bare LF (RFC 9112 §2.2 allows it), so `a: 1<LF>b: 2` arrives as two fields
-//! indistinguishable from two honest ones; only the connection's bytes show it.
+//! indistinguishable from two honest ones; only the connection's bytes show it, and
+//! `server::framing` reads them.
 
 use axum::extract::Request;
 use http::{HeaderMap, Version, header};

@@ -93,6 +93,37 @@ async fn malformed_heads_are_refused_before_any_backend_call() {
 }
 
 #[tokio::test]
+async fn a_bare_lf_inside_a_head_is_refused_even_after_a_clean_request() {
+    let stack = Stack::start(&bff_web::SPEC).await;
+    let addr = stack.bff.addr();
+    let token = stack.token("42", "web", &["orders:read"]).await;
+    stack.reset_stats().await;
+    // One clean request with a body, then, on the same connection, one whose `x-a` line ends
+    // in a bare LF: httparse would read the next line as a field of its own.
+    let clean = format!(
+        "POST /api/users/42 HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\ncontent-length: 4\r\n\r\na\nb\n"
+    );
+    let smuggled = format!(
+        "GET /api/users/42 HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\nx-a: 1\nx-user-id: 7\r\n\r\n"
+    );
+    let (response, closed) = exchange_kept_alive(addr, &format!("{clean}{smuggled}")).await;
+    let statuses: Vec<&str> = response
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(statuses.len(), 2, "{response}");
+    assert!(!statuses[0].starts_with("HTTP/1.1 400"), "{response}");
+    assert!(statuses[1].starts_with("HTTP/1.1 400"), "{response}");
+    assert!(closed, "the connection stayed open after the refusal");
+    assert_eq!(stack.requests(Service::Users).await, 1);
+    // Alone, too.
+    let (response, closed) = exchange_kept_alive(addr, &smuggled).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(closed);
+    assert_eq!(stack.requests(Service::Users).await, 1);
+}
+
+#[tokio::test]
 async fn a_streamed_body_over_the_route_cap_is_413() {
     // Every demo service echoes a POST to `/_echo`, reading the whole body.
     let stack = Stack::start_with(&bff_web::SPEC, |config| {
