@@ -112,6 +112,18 @@ impl UpstreamConfig {
             key("bulkhead.max_concurrent"),
             "must be greater than 0",
         );
+        if self.bulkhead.adaptive && self.bulkhead.max_concurrent > 0 {
+            p.check(
+                (1..=self.bulkhead.max_concurrent).contains(&self.bulkhead.min_concurrent),
+                key("bulkhead.min_concurrent"),
+                "must be between 1 and max_concurrent",
+            );
+            p.check(
+                self.bulkhead.tolerance >= 1.0,
+                key("bulkhead.tolerance"),
+                "must be at least 1",
+            );
+        }
         self.health.validate(&key("health"), p);
         self.outlier.validate(&key("outlier"), p);
     }
@@ -263,17 +275,27 @@ impl BreakerConfig {
     }
 }
 
-/// Concurrency cap per upstream: calls over it fail fast instead of queueing.
+/// Concurrency cap per upstream: calls over it fail fast (503 with `Retry-After` on a proxy
+/// route) instead of queueing. With `adaptive`, the cap starts at `max_concurrent` and
+/// follows the backend (`upstream::limit`): it shrinks, down to `min_concurrent`, while the
+/// backend answers slower than `tolerance` times its best recent latency or says it is
+/// overloaded, and grows back while it is fast again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BulkheadConfig {
     pub max_concurrent: usize,
+    pub adaptive: bool,
+    pub min_concurrent: usize,
+    pub tolerance: f64,
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
         Self {
             max_concurrent: 512,
+            adaptive: true,
+            min_concurrent: 16,
+            tolerance: 1.5,
         }
     }
 }

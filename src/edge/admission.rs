@@ -1,14 +1,11 @@
 //! Admission control: how many requests this instance works on at once, adapted to what it
-//! can do (additive increase, multiplicative decrease, driven by latency as Netflix's
-//! concurrency limits and Envoy's adaptive concurrency are). While answers come about as fast
-//! as the best recently seen, the limit grows by one per limit's worth of answers; an answer
-//! slower than `tolerance` times that best, or one the gateway could not give (a 503 or 504
-//! of its own), shrinks it by a tenth, at most once per best latency. Over the limit a request
+//! can do (`upstream::limit`, the same AIMD limit each upstream's bulkhead keeps): it grows
+//! while answers stay as fast as the best recently seen, and shrinks when they slow down or
+//! when the gateway could not answer (a 503 or 504 of its own). Over the limit a request
 //! waits in a short bounded queue, or is refused at once: 503 with `Retry-After`, so excess
 //! load costs a refusal, not a stall, and what is admitted stays fast. Health and readiness
 //! checks are never shed.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -22,25 +19,17 @@ use tokio::time::Instant;
 use crate::config::AdmissionConfig;
 use crate::error::{Code, Problem};
 use crate::observe::exposition::{Exposition, MetricFamilies};
+use crate::upstream::limit::{AdaptiveLimit, LimitBounds};
 
 /// The adaptive limit of one BFF instance. Shared by every request; cheap to check.
 pub struct Admission {
     config: AdmissionConfig,
-    limit: Mutex<Limit>,
-    /// `limit` as a whole number, read without the lock on every admission.
-    current: AtomicU32,
+    limit: AdaptiveLimit,
     in_flight: AtomicU32,
     queued: AtomicU32,
     freed: Notify,
     shed: AtomicU64,
     waited: AtomicU64,
-}
-
-struct Limit {
-    value: f64,
-    /// The best latency recently seen: falls at once, creeps back up slowly.
-    best: Option<Duration>,
-    last_decrease: Option<Instant>,
 }
 
 /// A place in the limit, given back on drop.
@@ -53,12 +42,12 @@ impl Admission {
     pub fn new(config: &AdmissionConfig) -> Self {
         Self {
             config: config.clone(),
-            limit: Mutex::new(Limit {
-                value: f64::from(config.initial_limit),
-                best: None,
-                last_decrease: None,
+            limit: AdaptiveLimit::new(LimitBounds {
+                initial: config.initial_limit,
+                min: config.min_limit,
+                max: config.max_limit,
+                tolerance: config.tolerance,
             }),
-            current: AtomicU32::new(config.initial_limit),
             in_flight: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             freed: Notify::new(),
@@ -96,7 +85,7 @@ impl Admission {
     }
 
     fn try_admit(&self) -> Option<Ticket<'_>> {
-        let limit = self.current.load(Ordering::Relaxed);
+        let limit = self.limit.current();
         let admitted = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -111,35 +100,14 @@ impl Admission {
 
     /// The limit now (whole requests).
     pub fn limit(&self) -> u32 {
-        self.current.load(Ordering::Relaxed)
+        self.limit.current()
     }
 
     /// Learns from one finished request: how long it took, and whether the gateway was
     /// overloaded answering it.
     fn learn(&self, took: Duration, overloaded: bool) {
-        let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
-        let best = match limit.best {
-            Some(best) if took >= best => best + (took - best) / 256,
-            _ => took,
-        };
-        limit.best = Some(best);
-        let slow = took.as_secs_f64() > best.as_secs_f64() * self.config.tolerance;
-        let (min, max) = (
-            f64::from(self.config.min_limit),
-            f64::from(self.config.max_limit),
-        );
-        if slow || overloaded {
-            let now = Instant::now();
-            let spacing = best.max(Duration::from_millis(10));
-            if limit.last_decrease.is_none_or(|at| now >= at + spacing) {
-                limit.value = (limit.value * 0.9).max(min);
-                limit.last_decrease = Some(now);
-            }
-        } else if f64::from(self.in_flight.load(Ordering::Relaxed)) * 2.0 >= limit.value {
-            // Grows only while it is being used: an idle instance keeps what it knows.
-            limit.value = (limit.value + 1.0 / limit.value).min(max);
-        }
-        self.current.store(limit.value as u32, Ordering::Relaxed);
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        self.limit.learn(took, overloaded, in_flight);
     }
 }
 
@@ -256,39 +224,6 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         assert_eq!(admission.shed.load(Ordering::Relaxed), 2);
         drop(third);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_answers_shrink_the_limit_and_fast_ones_under_load_grow_it() {
-        let admission = Admission::new(&config(40, 0));
-        // A baseline of 10 ms answers, then answers ten times slower: the limit falls.
-        admission.learn(Duration::from_millis(10), false);
-        for _ in 0..30 {
-            tokio::time::advance(Duration::from_millis(20)).await;
-            admission.learn(Duration::from_millis(100), false);
-        }
-        let shrunk = admission.limit();
-        assert!(shrunk < 5, "{shrunk}");
-        // Fast answers while the limit is in use: it grows again, one per limit's worth.
-        let tickets: Vec<_> = (0..shrunk).filter_map(|_| admission.try_admit()).collect();
-        for _ in 0..200 {
-            admission.learn(Duration::from_millis(10), false);
-        }
-        let grown = admission.limit();
-        assert!(grown > shrunk, "{grown}");
-        // ...but only while it is used: no further than twice what is in flight.
-        assert!(grown <= 2 * shrunk + 1, "{grown}");
-        drop(tickets);
-        // Its own 503s count as overload, however fast.
-        let value = |a: &Admission| a.limit.lock().unwrap().value;
-        let before = value(&admission);
-        tokio::time::advance(Duration::from_millis(20)).await;
-        admission.learn(Duration::from_millis(1), true);
-        assert!(
-            value(&admission) < before * 0.95,
-            "{before} -> {}",
-            value(&admission)
-        );
     }
 
     #[tokio::test(start_paused = true)]

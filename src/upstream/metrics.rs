@@ -85,6 +85,18 @@ fn counters(o: &mut Exposition, stats: &[UpstreamStats]) {
         );
     }
     o.header(
+        "manifold_upstream_concurrency_limit",
+        "gauge",
+        "The bulkhead's cap on calls in flight (adaptive: it shrinks while the backend slows down).",
+    );
+    for s in stats {
+        o.line(
+            "manifold_upstream_concurrency_limit",
+            &[("upstream", &s.name)],
+            s.concurrency_limit,
+        );
+    }
+    o.header(
         "manifold_upstream_call_duration_seconds",
         "histogram",
         "Whole backend calls, tries and backoff included.",

@@ -9,6 +9,7 @@ mod breaker;
 mod client;
 mod error;
 mod instances;
+pub mod limit;
 mod metrics;
 mod pipeline;
 mod retry;
@@ -34,6 +35,7 @@ pub use wire::{REQUEST_TIMEOUT_HEADER, decode_json, path_segment, query};
 
 use client::HttpClient;
 use instances::Instances;
+use limit::{AdaptiveLimit, LimitBounds};
 use pipeline::Call;
 use retry::{Backoff, RetryBudget};
 use stats::Counters;
@@ -55,8 +57,45 @@ struct Inner {
     attempts: u32,
     backoff: Backoff,
     budget: RetryBudget,
-    max_concurrent: usize,
+    bulkhead: Bulkhead,
     counters: Counters,
+}
+
+/// The concurrency cap: fixed, or adaptive within its bounds.
+enum Bulkhead {
+    Fixed(usize),
+    Adaptive(AdaptiveLimit),
+}
+
+impl Bulkhead {
+    fn new(config: &crate::config::BulkheadConfig) -> Self {
+        if !config.adaptive {
+            return Bulkhead::Fixed(config.max_concurrent);
+        }
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let max = clamp(config.max_concurrent);
+        Bulkhead::Adaptive(AdaptiveLimit::new(LimitBounds {
+            initial: max,
+            min: clamp(config.min_concurrent).min(max),
+            max,
+            tolerance: config.tolerance,
+        }))
+    }
+
+    fn limit(&self) -> usize {
+        match self {
+            Bulkhead::Fixed(n) => *n,
+            Bulkhead::Adaptive(limit) => limit.current() as usize,
+        }
+    }
+
+    /// One try ended after `took`; `overloaded` when the backend timed out or said so.
+    fn learn(&self, took: Duration, overloaded: bool, in_flight: usize) {
+        if let Bulkhead::Adaptive(limit) = self {
+            let in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX);
+            limit.learn(took, overloaded, in_flight);
+        }
+    }
 }
 
 /// A successful backend answer: the headers the cache reads, and the whole body.
@@ -118,7 +157,7 @@ impl Upstream {
             attempts: config.retry.attempts,
             backoff: Backoff::new(&config.retry),
             budget: RetryBudget::new(&config.retry),
-            max_concurrent: config.bulkhead.max_concurrent,
+            bulkhead: Bulkhead::new(&config.bulkhead),
             counters: Counters::default(),
         }))
     }
@@ -135,7 +174,9 @@ impl Upstream {
             .as_ref()
             .map(|i| i.statuses())
             .unwrap_or_default();
-        self.0.counters.snapshot(&self.0.name, instances)
+        self.0
+            .counters
+            .snapshot(&self.0.name, self.0.bulkhead.limit(), instances)
     }
 
     /// `GET path_and_query`, the whole answer. Retried when that is safe and useful.
@@ -244,6 +285,39 @@ mod tests {
             }
         });
         url
+    }
+
+    #[tokio::test]
+    async fn a_backend_whose_latency_doubles_shrinks_its_bulkhead() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let delay_ms = Arc::new(AtomicU64::new(10));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let delay = delay_ms.clone();
+        let app = axum::Router::new().route(
+            "/ping",
+            axum::routing::get(move || {
+                let ms = delay.load(Ordering::Relaxed);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    axum::Json(serde_json::json!({}))
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = UpstreamConfig::new(&url);
+        config.bulkhead.max_concurrent = 64;
+        let upstream = Upstream::new("accounts", &config);
+        for _ in 0..20 {
+            upstream.get(&ctx(), "/ping").await.unwrap();
+        }
+        assert_eq!(upstream.stats().concurrency_limit, 64);
+        delay_ms.store(20, Ordering::Relaxed);
+        for _ in 0..30 {
+            upstream.get(&ctx(), "/ping").await.unwrap();
+        }
+        let shrunk = upstream.stats().concurrency_limit;
+        assert!(shrunk < 48, "{shrunk}");
     }
 
     fn capped(url: &str, max: u64) -> Upstream {

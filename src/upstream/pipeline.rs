@@ -86,7 +86,9 @@ impl Upstream {
             tried.push(lease.index);
             // 5. One try, bounded by min(per-try timeout, time left in the request).
             counters.attempts.inc();
+            let try_started = Instant::now();
             let result = self.try_once(&lease, ctx, call).await;
+            self.learn(try_started.elapsed(), result.as_ref().err());
             // 6. The outcome feeds the breaker and outlier detection (server faults and
             //    timeouts count; a client's bad request does not).
             instances.finish(lease, Outcome::of(result.as_ref().err()));
@@ -250,15 +252,28 @@ impl Upstream {
         })
     }
 
+    /// What the bulkhead learns from one try: its latency, and whether the backend was
+    /// overloaded (a timeout, 503 or 429). Failures of ours or the client's teach nothing.
+    pub(super) fn learn(&self, took: Duration, error: Option<&UpstreamError>) {
+        let overloaded = match error.map(|e| e.kind) {
+            None => false,
+            Some(UpstreamErrorKind::Timeout | UpstreamErrorKind::ServerError(503 | 429)) => true,
+            Some(_) => return,
+        };
+        let in_flight = self.0.counters.in_flight.load(Ordering::Relaxed);
+        self.0.bulkhead.learn(took, overloaded, in_flight);
+    }
+
     fn enter_bulkhead(&self) -> Result<BulkheadSlot<'_>, UpstreamError> {
         let in_flight = &self.0.counters.in_flight;
-        if in_flight.fetch_add(1, Ordering::AcqRel) >= self.0.max_concurrent {
+        let limit = self.0.bulkhead.limit();
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= limit {
             in_flight.fetch_sub(1, Ordering::AcqRel);
             self.0.counters.saturated.inc();
             return Err(UpstreamError::new(
                 self.name(),
                 UpstreamErrorKind::Saturated,
-                format!("{} calls in flight", self.0.max_concurrent),
+                format!("{limit} calls in flight"),
             ));
         }
         Ok(BulkheadSlot(in_flight))

@@ -56,7 +56,12 @@ impl Counters {
         }
     }
 
-    pub fn snapshot(&self, name: &str, instances: Vec<InstanceStatus>) -> UpstreamStats {
+    pub fn snapshot(
+        &self,
+        name: &str,
+        concurrency_limit: usize,
+        instances: Vec<InstanceStatus>,
+    ) -> UpstreamStats {
         UpstreamStats {
             name: name.to_owned(),
             calls: self.calls.get(),
@@ -72,6 +77,7 @@ impl Counters {
             succeeded: self.succeeded.get(),
             latency: self.latency.snapshot(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            concurrency_limit,
             instances,
         }
     }
@@ -100,5 +106,7 @@ pub struct UpstreamStats {
     /// Duration of whole calls (tries and backoff together).
     pub latency: HistogramSnapshot,
     pub in_flight: usize,
+    /// The bulkhead's cap now (it adapts unless `bulkhead.adaptive = false`).
+    pub concurrency_limit: usize,
     pub instances: Vec<InstanceStatus>,
 }

@@ -60,6 +60,7 @@ impl Upstream {
         };
         span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
         self.observe_call(ctx, started.elapsed(), failure.as_ref());
+        self.learn(started.elapsed(), failure.as_ref());
         instances.finish(lease, Outcome::of(failure.as_ref()));
         if let Err(e) = &result {
             counters.record_failure(e);
