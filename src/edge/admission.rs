@@ -6,6 +6,7 @@
 //! load costs a refusal, not a stall, and what is admitted stays fast. Health and readiness
 //! checks are never shed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use crate::config::AdmissionConfig;
 use crate::error::{Code, Problem};
 use crate::observe::exposition::{Exposition, MetricFamilies};
+use crate::request::{Admitted, RequestRecord};
 use crate::upstream::limit::{AdaptiveLimit, LimitBounds};
 
 /// The adaptive limit of one BFF instance. Shared by every request; cheap to check.
@@ -36,6 +38,8 @@ pub struct Admission {
 pub struct Ticket<'a> {
     admission: &'a Admission,
     started: Instant,
+    /// Admitted after a wait in the queue.
+    queued: bool,
 }
 
 impl Admission {
@@ -68,10 +72,10 @@ impl Admission {
             loop {
                 let freed = self.freed.notified();
                 if let Some(ticket) = self.try_admit() {
-                    break Some(ticket);
+                    break Some(ticket.queued());
                 }
                 if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                    break self.try_admit();
+                    break self.try_admit().map(Ticket::queued);
                 }
             }
         } else {
@@ -95,6 +99,7 @@ impl Admission {
         admitted.then(|| Ticket {
             admission: self,
             started: Instant::now(),
+            queued: false,
         })
     }
 
@@ -112,6 +117,11 @@ impl Admission {
 }
 
 impl Ticket<'_> {
+    fn queued(mut self) -> Self {
+        self.queued = true;
+        self
+    }
+
     /// The request is answered with `status`: what the limit learns from it.
     pub fn finish(self, status: StatusCode) {
         let overloaded =
@@ -134,7 +144,14 @@ pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) 
     let Some(admission) = admission else {
         return next.run(request).await;
     };
+    let record = request.extensions().get::<Arc<RequestRecord>>().cloned();
+    let note = |admitted| {
+        if let Some(record) = &record {
+            record.set_admitted(admitted);
+        }
+    };
     let Some(ticket) = admission.admit().await else {
+        note(Admitted::Shed);
         let mut response = Problem::new(
             Code::Overloaded,
             "this instance is at its limit of requests in progress; retry shortly",
@@ -145,6 +162,11 @@ pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    note(if ticket.queued {
+        Admitted::Queued
+    } else {
+        Admitted::Now
+    });
     let response = next.run(request).await;
     ticket.finish(response.status());
     response
@@ -224,6 +246,36 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         assert_eq!(admission.shed.load(Ordering::Relaxed), 2);
         drop(third);
+    }
+
+    #[tokio::test]
+    async fn the_request_record_says_whether_it_was_admitted_or_shed() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let admission = Arc::new(Admission::new(&config(1, 0)));
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn({
+                let admission = admission.clone();
+                move |request, next| {
+                    let admission = admission.clone();
+                    async move { serve(Some(&admission), request, next).await }
+                }
+            }));
+        let call = |app: axum::Router| async move {
+            let record = Arc::new(RequestRecord::new(false));
+            let mut request = Request::get("/").body(Body::empty()).unwrap();
+            request.extensions_mut().insert(record.clone());
+            let status = app.oneshot(request).await.unwrap().status();
+            (status, record.admitted())
+        };
+        let held = admission.try_admit().expect("the only place");
+        assert_eq!(
+            call(app.clone()).await,
+            (StatusCode::SERVICE_UNAVAILABLE, Admitted::Shed)
+        );
+        drop(held);
+        assert_eq!(call(app).await, (StatusCode::OK, Admitted::Now));
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,6 +24,8 @@ pub struct AccessLine<'a> {
     pub cache: Option<&'static str>,
     /// Rate-limit outcome: `allowed`, `refused` or `none` (no limit applies).
     pub limit: &'static str,
+    /// Admission control: `admitted`, `queued`, `shed` or `none` (not checked).
+    pub admission: &'static str,
     /// The backend call that took longest.
     pub slowest: Option<&'a BackendCall>,
     /// Backend calls that failed: the response is partial (or an error) because of them.
@@ -55,6 +57,7 @@ impl AccessLine<'_> {
             backend_calls = self.backend_calls,
             cache = self.cache.unwrap_or("none"),
             limit = self.limit,
+            admission = self.admission,
             slowest_backend = self.slowest.map_or("", |c| &*c.upstream),
             slowest_backend_ms = self.slowest.map_or(0.0, |c| millis(c.took)),
             partial = partial.as_str(),

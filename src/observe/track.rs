@@ -107,6 +107,7 @@ where
         backend_calls: record.calls(),
         cache: record.cache_outcome(),
         limit,
+        admission: record.admitted().as_str(),
         slowest,
         failed: &failed,
         trace_id: trace.trace_id,

@@ -18,5 +18,5 @@ pub use deadline::Deadline;
 pub use id::{REQUEST_ID_HEADER, RequestId};
 pub use identity::{Identity, Principal};
 pub use notes::{CacheNotes, DegradedServe};
-pub use record::{BackendCall, RequestRecord};
+pub use record::{Admitted, BackendCall, RequestRecord};
 pub use trace::TraceContext;

@@ -3,7 +3,7 @@
 //! `observe::track` turns it into metrics, one access-log line and a server span when the
 //! request ends.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,32 @@ pub struct BackendCall {
     pub error: Option<&'static str>,
 }
 
+/// What admission control did with a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Admitted {
+    /// No admission control on the way (disabled, or a probe).
+    #[default]
+    Unchecked = 0,
+    /// Admitted at once.
+    Now = 1,
+    /// Admitted after a wait in the queue.
+    Queued = 2,
+    /// Refused with 503: over the limit and the queue.
+    Shed = 3,
+}
+
+impl Admitted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admitted::Unchecked => "none",
+            Admitted::Now => "admitted",
+            Admitted::Queued => "queued",
+            Admitted::Shed => "shed",
+        }
+    }
+}
+
 /// Collected during one request; shared with every backend call it makes.
 #[derive(Debug, Default)]
 pub struct RequestRecord {
@@ -27,6 +53,8 @@ pub struct RequestRecord {
     cost: AtomicU64,
     backends: Mutex<Vec<BackendCall>>,
     cache: Mutex<Option<&'static str>>,
+    /// What admission control did with the request (`Admitted as u8`).
+    admitted: AtomicU8,
     /// Spans are kept only when an exporter will send them.
     keep_spans: bool,
     spans: Mutex<Vec<SpanRecord>>,
@@ -74,6 +102,20 @@ impl RequestRecord {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if rank(Some(outcome)) > rank(*cache) {
             *cache = Some(outcome);
+        }
+    }
+
+    /// What admission control did (`edge::admission`).
+    pub fn set_admitted(&self, admitted: Admitted) {
+        self.admitted.store(admitted as u8, Ordering::Relaxed);
+    }
+
+    pub fn admitted(&self) -> Admitted {
+        match self.admitted.load(Ordering::Relaxed) {
+            1 => Admitted::Now,
+            2 => Admitted::Queued,
+            3 => Admitted::Shed,
+            _ => Admitted::Unchecked,
         }
     }
 

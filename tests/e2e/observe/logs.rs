@@ -168,6 +168,7 @@ async fn access_log_in_a_child_process() {
         "{line}"
     );
     assert_eq!(line["limit"], "allowed");
+    assert_eq!(line["admission"], "admitted");
     // A fresh stack: the catalog and promotions lookups of this first query missed.
     assert_eq!(line["cache"], "miss");
     assert_eq!(line["trace_id"], CLIENT_TRACE);
