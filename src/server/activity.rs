@@ -5,6 +5,12 @@
 //! `WatchedIo` wraps the socket (under TLS, so handshake bytes count), `InFlight` marks a
 //! request from its head to the end of its response, and `watch` resolves when a timeout
 //! is over: the caller then drops the connection.
+//!
+//! When hyper closes a connection itself (after `Connection: close`), `WatchedIo` closes
+//! lingering: it sends its FIN, then reads and discards what the client is still sending,
+//! for at most `LINGER_TIME` and `LINGER_BYTES`, before the socket is closed. A socket closed
+//! with unread bytes is reset, and a reset destroys an answer still on its way: a client
+//! refused in the middle of sending a large body would never read its 413.
 
 use std::io;
 use std::pin::Pin;
@@ -15,7 +21,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::caps::ConnectionStats;
 use crate::config::LimitsConfig;
@@ -58,6 +64,11 @@ impl Closed {
         });
     }
 }
+
+/// The most time a closing connection keeps reading what the client still sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most it reads (and discards) meanwhile.
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Marks "not blocked" in `write_blocked_since`.
 const NOT_BLOCKED: u64 = u64::MAX;
@@ -192,11 +203,17 @@ impl Drop for InFlight {
 pub struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
+    /// Set once our FIN is sent: the lingering close's deadline and what it may still read.
+    linger: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl<T> WatchedIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            linger: None,
+        }
     }
 }
 
@@ -215,14 +232,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> WatchedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> WatchedIo<T> {
     fn noted<R>(&self, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         self.activity.wrote(polled.is_ready());
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -250,8 +267,32 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
         self.noted(polled)
     }
 
+    /// Our FIN, then the lingering close: done once the client's FIN arrives, its bytes or
+    /// the time run out, or the socket fails.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            let deadline = Box::pin(tokio::time::sleep(LINGER_TIME));
+            this.linger = Some((deadline, LINGER_BYTES));
+        }
+        let Some((deadline, left)) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 4096];
+        loop {
+            if *left == 0 || deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *left = left.saturating_sub(buf.filled().len());
+                }
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -92,3 +92,41 @@ async fn refusals_with_a_body_keep_the_connection_for_the_next_request() {
         assert!(!head.contains("connection: close"), "request {i}: {head}");
     }
 }
+
+#[tokio::test]
+async fn a_refusal_that_closes_lingers_so_the_client_reads_it_whole() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let addr = stack.bff.addr();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // A body far over the GraphQL limit, declared up front: refused before it is read, too
+    // large to read in the background, so the answer closes the connection.
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        64 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 16 * 1024];
+    stream
+        .write_all(&chunk)
+        .await
+        .expect("the first part of the body");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server ends its side within 5 s")
+        .expect("the answer, then the server's FIN, not a reset");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    // The client is still sending its body: the server reads and discards it for a while
+    // (a lingering close) instead of resetting the connection, which would destroy an
+    // answer still on its way on a real network.
+    for i in 0..8 {
+        stream
+            .write_all(&chunk)
+            .await
+            .unwrap_or_else(|e| panic!("write {i} after the answer failed: {e}"));
+        tokio::task::yield_now().await;
+    }
+}
