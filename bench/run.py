@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import configs  # noqa: E402
+import overload  # noqa: E402
 import report  # noqa: E402
 from procs import (Processes, cpu_seconds, http_request, open_connections,  # noqa: E402
                    peak_rss_mib, port_free, rss_mib, settle, status_is, wait_until)
@@ -102,8 +103,9 @@ def build(skip):
     else:
         log("building the gateway in release (cargo build --release)")
         run(["cargo", "build", "--release", "-p", "bff-mobile", "-p", "bff-web", "-p", "bff-partner",
-             "-p", "demo-services", "--bins", "--example", "backends"], timeout=1800, cwd=ROOT)
-    for binary in ("bff-mobile", "bff-web", "bff-partner", "examples/backends"):
+             "-p", "demo-services", "-p", "loadgen", "--bins", "--example", "backends"],
+            timeout=1800, cwd=ROOT)
+    for binary in ("bff-mobile", "bff-web", "bff-partner", "examples/backends", "loadgen"):
         if not os.path.exists(os.path.join(RELEASE, binary)):
             sys.exit(f"target/release/{binary} is missing: build first (run without --no-build)")
 
@@ -460,6 +462,10 @@ def main():
                                         f"after the load: {problem}")
         set_latency(0)
 
+        overload_rows = overload.scenario(sys.modules[__name__], workdir,
+                                          [("Manifold plain", *mf("mobile-plain")),
+                                           ("Apollo Server", apollo, 8403)], [backends])
+
         log("memory at 1,000 open connections")
         at_1000 = {}
         probes = [("web-plain", running["web-plain"], 8181, "/healthz"),
@@ -486,6 +492,7 @@ def main():
                      "quick": args.quick, "wall_s": time.monotonic() - began,
                      "warm_cache": bool(cache_warm)})
         text = report.render(meta, results, scenarios, idle, at_1000, ready_ms, peaks, findings)
+        text += "\n" + overload.render(overload_rows, time.strftime("%Y-%m-%d"), meta.get("commit", ""))
         text += report.kept_log(output)
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         with open(output, "w") as f:

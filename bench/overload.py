@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""The overload scenario: about ten times the capacity on the mobile home query for 15 s.
+
+Part of `python3 bench/run.py`; `python3 bench/overload.py` runs it alone (backends, the plain
+mobile gateway and the Apollo Server peer) and replaces the "## Overload" section of
+BENCHMARKS.md. The load generator is `bench/loadgen` (closed loop, like wrk, but with
+latencies per status, so refusals and admitted answers are measured apart).
+
+For each contender: the unloaded p99 (4 connections), then 800 connections (the benchmark
+measures capacity at 64, where throughput is already saturated on 2 cores) for 15 s, with
+the resident memory sampled throughout. Targets (the edge-hardening issue): excess answered
+503 within 5 ms at p99, admitted answers' p99 at most 2x the unloaded p99, RSS at most 2x
+idle plus 50 MB, no errors inside admitted answers.
+"""
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import configs  # noqa: E402
+from procs import Processes, rss_mib, settle, status_is, wait_until  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+RELEASE = os.path.join(ROOT, "target", "release")
+UNLOADED_CONNECTIONS = 4
+OVERLOAD_CONNECTIONS = 800
+OVERLOAD_SECONDS = 15
+HEADING = "## Overload"
+
+
+def loadgen(port, graphql, connections, seconds, workdir):
+    """One closed-loop run of `bench/loadgen`; its JSON report."""
+    body_path = os.path.join(workdir, "overload-body.json")
+    with open(body_path, "w") as f:
+        f.write(graphql["body"])
+    tokens_path = os.path.join(workdir, "overload-tokens.txt")
+    with open(tokens_path, "w") as f:
+        f.write("\n".join(graphql["tokens"]) + "\n")
+    argv = [os.path.join(RELEASE, "loadgen"), f"http://127.0.0.1:{port}{graphql['path']}",
+            "--connections", str(connections), "--duration", str(seconds), "--method", "POST",
+            "--body-file", body_path, "--tokens-file", tokens_path, "--bad", graphql["bad"],
+            "--timeout", "10"]
+    for name, value in graphql["headers"].items():
+        argv += ["--header", f"{name}: {value}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class RssSampler:
+    """The largest resident set of a process group while it runs, sampled every 100 ms."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mib(self.pid))
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(name, proc, port, workdir, graphql, quiet):
+    """One contender: unloaded, then overloaded. Returns the row of the report."""
+    def run(connections, seconds):
+        result = loadgen(port, graphql, connections, seconds, workdir)
+        settle([proc.pid, *(q.pid for q in quiet)])
+        return result
+
+    run(UNLOADED_CONNECTIONS, 2)  # warm-up
+    unloaded = run(UNLOADED_CONNECTIONS, 5)
+    idle = rss_mib(proc.pid)
+    with RssSampler(proc.pid) as rss:
+        loaded = run(OVERLOAD_CONNECTIONS, OVERLOAD_SECONDS)
+    ok = loaded["by_status"].get("200", {})
+    shed = loaded["by_status"].get("503", {})
+    other = {s: v["count"] for s, v in loaded["by_status"].items() if s not in ("200", "503")}
+    return {
+        "name": name,
+        "unloaded_p99": unloaded["by_status"].get("200", {}).get("p99_ms"),
+        "unloaded_rps": unloaded["requests"] / unloaded["seconds"],
+        "requests": loaded["requests"],
+        "seconds": loaded["seconds"],
+        "ok": ok.get("count", 0),
+        "ok_rps": ok.get("count", 0) / loaded["seconds"],
+        "ok_p50": ok.get("p50_ms"),
+        "ok_p99": ok.get("p99_ms"),
+        "shed": shed.get("count", 0),
+        "shed_p99": shed.get("p99_ms"),
+        "other": other,
+        "errors": loaded["connect_errors"] + loaded["io_errors"] + loaded["timeouts"],
+        "timeouts": loaded["timeouts"],
+        "bad": loaded["bad"],
+        "bad_sample": loaded["bad_sample"],
+        "idle_mib": idle,
+        "peak_mib": rss.peak,
+    }
+
+
+def _f(x, digits=1):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def render(rows, when, commit):
+    out = [HEADING, "",
+           f"Run {when}, commit {commit}: {OVERLOAD_CONNECTIONS} connections on the mobile home "
+           f"query for {OVERLOAD_SECONDS} s (backends at 0 ms, rate limits off; capacity is "
+           f"measured at 64 connections), after {UNLOADED_CONNECTIONS} connections for the "
+           "unloaded p99 (`python3 bench/overload.py`, load generator `bench/loadgen`).", "",
+           "| contender | unloaded p99 ms | answered 200 /s | 200 p50 ms | 200 p99 ms | 503 | "
+           "503 p99 ms | other statuses | errors (timeouts) | 200 with errors | RSS idle -> peak MiB |",
+           "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
+    for r in rows:
+        other = ", ".join(f"{s}: {n}" for s, n in r["other"].items()) or "-"
+        out.append(
+            f"| {r['name']} | {_f(r['unloaded_p99'], 2)} | {r['ok_rps']:.0f} | {_f(r['ok_p50'])} | "
+            f"{_f(r['ok_p99'])} | {r['shed']} | {_f(r['shed_p99'], 2)} | {other} | "
+            f"{r['errors']} ({r['timeouts']}) | {r['bad']} | {r['idle_mib']:.0f} -> {r['peak_mib']:.0f} |")
+    out += ["", "Targets (Manifold):", ""]
+    m = next((r for r in rows if r["name"].startswith("Manifold")), None)
+    if m:
+        checks = [
+            ("excess answered 503 within 5 ms at p99",
+             m["shed"] > 0 and m["shed_p99"] is not None and m["shed_p99"] <= 5.0,
+             f"{m['shed']} answered 503, p99 {_f(m['shed_p99'], 2)} ms"),
+            ("admitted p99 at most 2x the unloaded p99",
+             m["ok_p99"] is not None and m["unloaded_p99"] is not None
+             and m["ok_p99"] <= 2 * m["unloaded_p99"],
+             f"{_f(m['ok_p99'], 2)} ms against 2 x {_f(m['unloaded_p99'], 2)} ms"),
+            ("RSS at most 2x idle + 50 MB", m["peak_mib"] <= 2 * m["idle_mib"] + 50,
+             f"peak {m['peak_mib']:.0f} MiB, idle {m['idle_mib']:.0f} MiB"),
+            ("no errors inside admitted answers", m["bad"] == 0,
+             f"{m['bad']} of {m['ok']}" + (f": `{m['bad_sample'][:200]}`" if m["bad"] else "")),
+        ]
+        for what, met, measured in checks:
+            out.append(f"- {what}: **{'met' if met else 'NOT met'}** ({measured})")
+    out.append("")
+    return "\n".join(out)
+
+
+def replace_section(path, section):
+    """Puts `section` in place of the report's overload section (before the optimisation log
+    when there is none yet)."""
+    with open(path) as f:
+        text = f.read()
+    at = text.find(HEADING + "\n")
+    if at >= 0:
+        end = text.find("\n## ", at + len(HEADING))
+        text = text[:at] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        log_at = text.find("## Optimisation log")
+        text = text[:log_at] + section + "\n" + text[log_at:] if log_at >= 0 else text + "\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main():
+    import run  # noqa: PLC0415 (the full benchmark's helpers: install, build, tokens)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-install", action="store_true")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    args = parser.parse_args()
+    run.install(args.no_install)
+    run.build(args.no_build)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    workdir = os.path.join(BENCH, "results", time.strftime("overload-%Y%m%d-%H%M%S"))
+    os.makedirs(workdir, exist_ok=True)
+    shipped = configs.load_toml(os.path.join(ROOT, "config", "mobile.toml"))
+    cold = configs.load_toml(os.path.join(BENCH, "cache-cold.toml"))
+    doc = configs.gateway(shipped, 8281, False, overlay=cold)
+    procs = Processes()
+    try:
+        backends = procs.start("backends", [os.path.join(RELEASE, "examples", "backends")],
+                               os.path.join(workdir, "backends.log"))
+        for port in (run.IDP_PORT, *run.BACKEND_PORTS):
+            wait_until(f"backend {port}", status_is(port, "/healthz"), 30, backends)
+        gateway = run.start_gateway(procs, workdir, "bff-mobile", "mobile-plain", doc)
+        apollo = procs.start("apollo", ["node", "server.mjs"], os.path.join(workdir, "apollo.log"),
+                             env={"NODE_ENV": "production", "WORKERS": str(os.cpu_count() or 1),
+                                  "PORT": "8403", "APOLLO_HTTP_CACHE": "off"},
+                             cwd=os.path.join(BENCH, "apollo"))
+        wait_until("gateway", status_is(8281, "/readyz"), 30, gateway)
+        wait_until("apollo", lambda: run.http_request(8403, "GET", "/")[0] > 0, 30, apollo)
+        rows = scenario(run, workdir, [("Manifold plain", gateway, 8281),
+                                       ("Apollo Server", apollo, 8403)], [backends])
+    finally:
+        procs.stop_all()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()
+    section = render(rows, time.strftime("%Y-%m-%d"), commit)
+    print(section)
+    replace_section(args.output, section)
+
+
+def scenario(run, workdir, contenders, quiet):
+    """The overload rows for `contenders` [(name, proc, port)], backends at 0 ms."""
+    tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
+    graphql = {"path": "/graphql", "body": json.dumps({"query": run.HOME}),
+               "headers": {"content-type": "application/json"}, "tokens": tokens,
+               "bad": '"errors"'}
+    run.set_latency(0)
+    rows = []
+    for name, proc, port in contenders:
+        run.log(f"overload: {name}")
+        rows.append(measure(name, proc, port, workdir, graphql, quiet))
+    return rows
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
