@@ -12,6 +12,7 @@ Python 3.11+, standard library only.
 """
 
 import argparse
+import gzip
 import json
 import os
 import resource
@@ -138,6 +139,15 @@ def graphql_ok(status, body):
     if doc.get("errors") or not doc.get("data", {}).get("home"):
         return f"GraphQL errors: {body[:300]!r}"
     return None
+
+
+def gzip_graphql_ok(status, body):
+    """A gzip-compressed home answer: decoded, then checked as `graphql_ok` does."""
+    try:
+        body = gzip.decompress(body)
+    except OSError as e:
+        return f"not gzip ({e}): {body[:100]!r}"
+    return graphql_ok(status, body)
 
 
 def rest_ok(status, body):
@@ -404,6 +414,11 @@ def main():
                 Contender("Apollo Server", "peer", apollo, 8403, **graphql),
                 Contender("Manifold plain", "manifold", *mf("mobile-plain"), **graphql),
                 Contender("Manifold production", "manifold", *mf("mobile-production"), **graphql),
+                # Compression on: the CPU it costs per answer (wrk cannot see GraphQL errors
+                # inside a compressed body; the other contenders' runs check those).
+                Contender("Manifold production, gzip", "manifold", *mf("mobile-production"),
+                          **{**graphql, "headers": {**graphql["headers"], "accept-encoding": "gzip"},
+                             "check": gzip_graphql_ok, "bad": None}),
             ],
             "partner merged order": [
                 Contender("Manifold plain", "manifold", *mf("partner-plain"), **partner),
@@ -422,7 +437,9 @@ def main():
 
         # The same query, the same answer: Apollo's home for user 1 equals Manifold's.
         answers = {c.name: json.loads(verify(c))["data"]
-                   for c in scenarios["mobile home, cold cache"]}
+                   for c in scenarios["mobile home, cold cache"] if "gzip" not in c.name}
+        wire_bytes = {c.name: len(verify(c)) for c in scenarios["mobile home, cold cache"]
+                      if c.name.startswith("Manifold production")}
         if len({json.dumps(a, sort_keys=True) for a in answers.values()}) != 1:
             raise RuntimeError(f"the mobile home answers differ: {json.dumps(answers)[:2000]}")
         for contenders in scenarios.values():
@@ -492,6 +509,10 @@ def main():
                      "quick": args.quick, "wall_s": time.monotonic() - began,
                      "warm_cache": bool(cache_warm)})
         text = report.render(meta, results, scenarios, idle, at_1000, ready_ms, peaks, findings)
+        text += ("\n## Compression\n\nThe mobile home answer on the wire: " +
+                 ", ".join(f"{name} {n:,} bytes" for name, n in wire_bytes.items()) +
+                 " (gzip at the fastest level; its CPU per query is the `gzip` row of the "
+                 "mobile home tables).\n")
         text += "\n" + overload.render(overload_rows, time.strftime("%Y-%m-%d"), meta.get("commit", ""))
         text += report.kept_log(output)
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

@@ -9,6 +9,7 @@
 mod admission;
 mod auth;
 mod cache;
+mod compression;
 mod cors;
 mod graphql;
 mod limits;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use admission::AdmissionConfig;
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
+pub use compression::{CompressionConfig, CompressionLevel};
 pub use cors::CorsConfig;
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};
@@ -62,6 +64,9 @@ pub struct Config {
     /// `[admission]`: the adaptive limit on requests worked on at once.
     #[serde(default)]
     pub admission: AdmissionConfig,
+    /// `[compression]`: answers compressed as `Accept-Encoding` allows.
+    #[serde(default)]
+    pub compression: CompressionConfig,
     /// Cross-origin access for browser clients; off unless origins are listed.
     #[serde(default)]
     pub cors: CorsConfig,

@@ -40,6 +40,11 @@ pub struct RouteConfig {
     /// `[limits] max_proxy_body`.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// Compress the backend's answers here as `[compression]` says. Off by default: a
+    /// proxied body goes out as the backend encoded it (the client's `Accept-Encoding`
+    /// reaches the backend, which may compress it itself).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 fn route_timeout() -> Duration {

@@ -29,6 +29,7 @@ impl Config {
         }
         self.limits.validate(&mut p);
         self.admission.validate(&mut p);
+        self.compression.validate(&mut p);
         self.cors.validate(&mut p);
         if let Some(tls) = &self.tls {
             tls.validate(&mut p);

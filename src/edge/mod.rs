@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod client_ip;
+pub mod compress;
 pub mod cors;
 pub mod hygiene;
 

@@ -19,6 +19,7 @@ use crate::cache::{CachedUpstream, EntityCache};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::admission::{self, Admission};
 use crate::edge::client_ip::{self, TrustedProxies};
+use crate::edge::compress::Compression;
 use crate::edge::hygiene::{self, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
@@ -33,6 +34,8 @@ use crate::{observe, proxy};
 #[derive(Clone)]
 struct Front {
     edge: EdgePolicy,
+    /// `None` when `[compression] enabled = false`.
+    compression: Option<Arc<Compression>>,
     proxies: TrustedProxies,
     gateway: Gateway,
 }
@@ -44,6 +47,10 @@ struct Front {
 /// request body guarded so that a refusal does not cost the client its connection.
 async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
     let id = edge::admit(&front.edge, &mut request);
+    let encoding = front
+        .compression
+        .as_ref()
+        .and_then(|c| Some((c, c.negotiate(request.headers(), request.method())?)));
     client_ip::attach(&front.proxies, &mut request);
     // A body left unread by a refusal is read in the background: the connection stays
     // usable for the client's next request (or the answer says it closes).
@@ -54,6 +61,9 @@ async fn front_layer(State(front): State<Front>, mut request: Request, next: Nex
         admission::serve(admission, request, next)
     })
     .await;
+    if let Some((compression, encoding)) = encoding {
+        response = compression.apply(encoding, response);
+    }
     drain::close_if_unread(&mut response, body);
     edge::echo_id(&mut response, &id);
     response
@@ -289,6 +299,7 @@ impl Gateway {
         let cors = edge::cors::layer(&config.cors);
         let front = Front {
             edge: edge_policy,
+            compression: Compression::new(&config.compression).map(Arc::new),
             proxies: TrustedProxies::new(&config.client_ip),
             gateway: self.clone(),
         };

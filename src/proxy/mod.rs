@@ -25,6 +25,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::cache::{CachedUpstream, Exchange};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::client_ip::FromTrustedProxy;
+use crate::edge::compress::AsEncoded;
 use crate::error::{Code, Problem};
 use crate::request::{CallContext, Deadline, REQUEST_ID_HEADER};
 use crate::upstream::REQUEST_TIMEOUT_HEADER;
@@ -40,6 +41,8 @@ struct ProxyRoute {
     max_body: u64,
     /// How clients reach this gateway, for `X-Forwarded-Proto`.
     proto: &'static str,
+    /// Compress answers here; else they go out as the backend encoded them.
+    compress: bool,
 }
 
 /// Mounts every configured route, each behind `guard` (authentication under the route's
@@ -73,6 +76,7 @@ pub fn routes(
                 .unwrap_or(config.limits.max_proxy_body)
                 .bytes(),
             proto,
+            compress: route.compress,
         });
         let mounted = Router::new()
             .route(&format!("{}{{*rest}}", route.prefix), any(forward))
@@ -159,6 +163,9 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     match forwarded {
         Ok(mut response) => {
             remove_hop_by_hop(response.headers_mut());
+            if !route.compress {
+                response.extensions_mut().insert(AsEncoded);
+            }
             response
         }
         Err(e) => {

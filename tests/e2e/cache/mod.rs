@@ -372,6 +372,7 @@ async fn proxied_gets_of_a_cached_service_are_replayed_with_etags() {
             scopes: Vec::new(),
             timeout: Duration::from_secs(5),
             max_body: None,
+            compress: false,
         });
         // Users answer "private, no-store": caching the service must still store nothing.
         config

@@ -50,6 +50,7 @@ async fn a_forged_host_never_reaches_a_later_clients_cached_answer() {
             scopes: Vec::new(),
             timeout: Duration::from_secs(5),
             max_body: None,
+            compress: false,
         });
     })
     .await;

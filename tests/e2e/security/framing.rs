@@ -135,6 +135,7 @@ async fn a_streamed_body_over_the_route_cap_is_413() {
             scopes: Vec::new(),
             timeout: Duration::from_secs(5),
             max_body: Some(ByteSize(1024)),
+            compress: false,
         });
     })
     .await;
