@@ -1,32 +1,23 @@
-//! The Redis connection behind state that instances share (the shared rate limits, the
-//! cache's shared tier, persisted GraphQL queries): made lazily, reconnecting by itself,
-//! every command on a short budget, so a slow or absent Redis costs each request at most
-//! `timeout`; and after a failure Redis is left alone for a while (`SharedRedis`), so an
-//! outage costs requests nothing and each instance goes on with its local state.
+//! The Redis behind state that instances share (the shared rate limits, the cache's shared
+//! tier and its purge broadcast, persisted GraphQL queries): one node or a Cluster, over TCP
+//! or TLS (`connection`), made lazily, reconnecting by itself, every command on a short
+//! budget, so a slow or absent Redis costs each request at most `timeout`; and after a
+//! failure Redis is left alone for a while (`SharedRedis`), so an outage costs requests
+//! nothing and each instance goes on with its local state. A pub/sub channel that outlives
+//! connections is `subscription`.
+
+mod connection;
+mod subscription;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
-/// A connection to `url` that does not connect yet: the first command does, and the manager
-/// reconnects after failures.
-pub(crate) fn lazy_connection(
-    url: &str,
-    timeout: Duration,
-) -> Result<ConnectionManager, redis::RedisError> {
-    // Small requests waiting for their answer: Nagle's algorithm would only delay them.
-    let info = redis::IntoConnectionInfo::into_connection_info(url)?
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let client = redis::Client::open(info)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(200));
-    ConnectionManager::new_lazy_with_config(client, config)
-}
+pub use connection::{RedisClient, RedisConnection};
+pub use subscription::Subscription;
+
+use crate::config::RedisEndpoint;
 
 /// Why a shared call gave nothing: the caller goes on with its local state either way.
 #[derive(Debug, thiserror::Error)]
@@ -42,17 +33,25 @@ pub enum SharedCallError {
 /// A lazy Redis connection whose calls are bounded by `timeout` and skipped for `rest` after
 /// a failure.
 pub struct SharedRedis {
-    connection: ConnectionManager,
+    client: RedisClient,
+    connection: RedisConnection,
     timeout: Duration,
     rest: Duration,
     resting_until: Mutex<Option<Instant>>,
 }
 
 impl SharedRedis {
-    /// Does not connect: the first call does. Fails only on a bad URL.
-    pub fn new(url: &str, timeout: Duration, rest: Duration) -> Result<Self, redis::RedisError> {
+    /// Does not connect: the first call does. Fails only on an endpoint this build cannot
+    /// use (which `--check` refuses). Must run inside a tokio runtime.
+    pub fn new(
+        endpoint: &RedisEndpoint,
+        timeout: Duration,
+        rest: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let client = RedisClient::new(endpoint)?;
         Ok(Self {
-            connection: lazy_connection(url, timeout)?,
+            connection: client.connect_lazily(timeout)?,
+            client,
             timeout,
             rest,
             resting_until: Mutex::new(None),
@@ -62,7 +61,7 @@ impl SharedRedis {
     /// Runs `call` on the connection within the budget, unless Redis is resting.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, SharedCallError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         if self.resting().is_some_and(|until| Instant::now() < until) {
@@ -78,8 +77,13 @@ impl SharedRedis {
     }
 
     /// The connection itself, for a call that keeps a budget of its own (a purge's SCAN).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.connection.clone()
+    }
+
+    /// Whether this is a Cluster: a script or a pipeline must then keep to one slot.
+    pub fn is_cluster(&self) -> bool {
+        self.client.is_cluster()
     }
 
     /// The budget of one call.
