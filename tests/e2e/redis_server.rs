@@ -208,15 +208,26 @@ impl RedisTlsServer {
             "no".to_owned(),
         ];
         let port: u16 = args[3].parse().unwrap();
-        let process = or_skip(redis_server(dir.path(), &args), "redis-server")?;
+        let mut process = or_skip(redis_server(dir.path(), &args), "redis-server")?;
         // Readiness without a TLS client: the port accepts once the server is up (it binds
-        // after loading, and there is nothing to load).
+        // after loading, and there is nothing to load). One built without TLS exits.
+        let mut exited = false;
         wait_until(
             Duration::from_secs(10),
             "redis-server (TLS) listening",
-            || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+            || {
+                exited = matches!(process.0.try_wait(), Ok(Some(_)));
+                exited || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+            },
         )
         .expect("redis-server with TLS");
+        if exited {
+            let why = std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "redis-server exited at once: built without TLS?",
+            );
+            return or_skip(Err(why), "redis-server with TLS");
+        }
         Some(RedisTlsServer {
             port,
             ca_file: ca_file.into(),
