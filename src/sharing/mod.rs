@@ -95,3 +95,59 @@ impl SharedRedis {
         self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: String, cluster: bool) -> RedisEndpoint {
+        RedisEndpoint {
+            url: url.into(),
+            ca_file: None,
+            cluster,
+        }
+    }
+
+    /// A Redis that refuses connections, and one that accepts them and never answers: each
+    /// call costs at most the budget (a little more for the clock), single node or Cluster,
+    /// and then Redis rests.
+    #[tokio::test]
+    async fn an_absent_or_silent_redis_costs_a_call_at_most_its_budget() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let budget = Duration::from_millis(100);
+        for port in [silent.local_addr().unwrap().port(), closed_port] {
+            for cluster in [false, true] {
+                let url = format!("redis://127.0.0.1:{port}/");
+                let redis =
+                    SharedRedis::new(&endpoint(url, cluster), budget, Duration::from_secs(60))
+                        .expect("a lazy connection");
+                let started = Instant::now();
+                let first =
+                    redis
+                        .call(|mut c| async move {
+                            redis::cmd("PING").query_async::<String>(&mut c).await
+                        })
+                        .await;
+                assert!(first.is_err(), "port {port}, cluster {cluster}");
+                assert!(
+                    started.elapsed() < budget * 3,
+                    "took {:?}",
+                    started.elapsed()
+                );
+                let second =
+                    redis
+                        .call(|mut c| async move {
+                            redis::cmd("PING").query_async::<String>(&mut c).await
+                        })
+                        .await;
+                assert!(
+                    matches!(second, Err(SharedCallError::Resting)),
+                    "{second:?}"
+                );
+            }
+        }
+    }
+}
