@@ -60,7 +60,7 @@ struct Listener {
 }
 
 impl Listener {
-    async fn run(mut self) {
+    async fn run(self) {
         let mut lost = false;
         loop {
             match self.subscribe().await {
@@ -85,12 +85,12 @@ impl Listener {
     }
 
     /// A subscribed connection: to the URL's node, else (a Cluster) to any primary.
-    async fn subscribe(&mut self) -> RedisResult<PubSub> {
-        let first = self.subscribe_on(&self.client.node().clone()).await;
+    async fn subscribe(&self) -> RedisResult<PubSub> {
+        let first = self.subscribe_on(self.client.node()).await;
         if first.is_ok() || !self.client.is_cluster() {
             return first;
         }
-        let primaries = within(self.budget, self.connection.primaries()).await;
+        let primaries = within(self.budget, self.connection.clone().primaries()).await;
         for (host, port) in primaries.unwrap_or_default() {
             if let Ok(pubsub) = self.subscribe_on(&self.client.for_node(&host, port)?).await {
                 return Ok(pubsub);
