@@ -170,6 +170,7 @@ mod tests {
         assert!(found[0].starts_with("cache.redis_ca_file: applies only to a rediss://"));
         let found = problems("[graphql.persisted_queries]\nredis_cluster = true\n");
         assert!(found[0].starts_with("graphql.persisted_queries.redis_cluster: needs a redis_url"));
+        std::fs::remove_dir_all(&dir).unwrap();
         let found = problems("[cache]\nredis_url = \"redis://[nope\"\n");
         assert!(
             found[0].starts_with("cache.redis_url: cannot be used"),
