@@ -1,6 +1,7 @@
 //! The cache's operator endpoints, served on the admin listener (`admin`), never on
 //! the public one: `POST /admin/cache/purge?prefix=...` or `?tag=item:i123` drops
-//! entries, `GET /admin/cache/stats` reads the counters. Every call needs the configured
+//! entries (here, in the shared tier, and through Redis in every other instance's local
+//! tier: `cache::broadcast`), `GET /admin/cache/stats` reads the counters. Every call needs the configured
 //! token in `X-Admin-Token`; without a cache and a token they answer 404.
 
 use axum::Json;

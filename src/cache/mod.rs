@@ -14,8 +14,12 @@
 //! What it never stores: errors (only successful answers are offered), `Set-Cookie`,
 //! `no-store`, `no-cache`, `Vary: *`, bodies over the size cap; and an answer that is not
 //! explicitly `public` is stored only in the caller's own partition.
+//!
+//! With a shared tier (`shared`, Redis), a purge also reaches every other instance's local
+//! tier (`broadcast`).
 
 mod batch;
+mod broadcast;
 pub mod http;
 mod metrics;
 pub mod policy;
@@ -38,6 +42,7 @@ pub use upstream::{CachedUpstream, Exchange};
 use crate::config::{CacheConfig, CachePolicyConfig};
 use crate::request::{CallContext, Deadline};
 use crate::upstream::{Upstream, UpstreamError, UpstreamErrorKind};
+use broadcast::PurgeBroadcast;
 use policy::Sharing;
 use shared::SharedTier;
 use store::{Entry, Freshness, Store};
@@ -50,6 +55,8 @@ struct Inner {
     store: Store,
     /// The Redis tier, when `cache.redis_url` is set.
     shared: Option<Arc<SharedTier>>,
+    /// Purges to and from the other instances, with the Redis tier.
+    broadcast: Option<PurgeBroadcast>,
     metrics: Arc<CacheMetrics>,
     max_entry: u64,
 }
@@ -64,20 +71,35 @@ impl EntityCache {
     /// Does not connect to Redis (the first lookup does); fails only on a bad URL.
     pub fn new(config: &CacheConfig) -> Result<Self, redis::RedisError> {
         let metrics = Arc::new(CacheMetrics::default());
-        let shared = match &config.redis_url {
-            Some(url) => Some(Arc::new(SharedTier::new(
-                url.expose(),
+        let shared = match config.redis() {
+            Some(endpoint) => Some(Arc::new(SharedTier::new(
+                &endpoint,
                 &config.redis_prefix,
                 config.redis_timeout,
             )?)),
             None => None,
         };
-        Ok(EntityCache(Arc::new(Inner {
-            store: Store::new(config.max_bytes.bytes(), metrics.clone()),
-            shared,
-            metrics,
-            max_entry: config.max_entry_bytes.bytes(),
-        })))
+        Ok(EntityCache(Arc::new_cyclic(
+            |this: &std::sync::Weak<Inner>| {
+                // Another instance's purge drops the same entries here (the local tier only:
+                // the purging instance cleared the shared one).
+                let this = this.clone();
+                let apply = move |prefix, tag| {
+                    if let Some(inner) = this.upgrade() {
+                        inner.store.purge(prefix, tag);
+                    }
+                };
+                Inner {
+                    store: Store::new(config.max_bytes.bytes(), metrics.clone()),
+                    broadcast: shared
+                        .clone()
+                        .map(|tier| PurgeBroadcast::start(tier, apply)),
+                    shared,
+                    metrics,
+                    max_entry: config.max_entry_bytes.bytes(),
+                }
+            },
+        )))
     }
 
     /// The handle one upstream's GETs go through.
@@ -106,8 +128,9 @@ impl EntityCache {
     }
 
     /// Drops every entry whose key starts with `prefix` (`inventory GET /items`) or that
-    /// carries `tag` (`item:i1`), locally and in the shared tier. False when either
-    /// refused (the purge should then be repeated).
+    /// carries `tag` (`item:i1`), locally, in the shared tier and (told through Redis) in
+    /// every other instance's local tier. False when any refused (the purge should then be
+    /// repeated; applying it twice is harmless).
     pub async fn purge(&self, prefix: Option<String>, tag: Option<String>) -> bool {
         let shared_ok = match &self.0.shared {
             Some(shared) => match shared.purge(prefix.as_deref(), tag.as_deref()).await {
@@ -120,10 +143,22 @@ impl EntityCache {
             },
             None => true,
         };
+        // The others after the shared tier, so they cannot copy back what it still held.
+        let broadcast_ok = match &self.0.broadcast {
+            Some(broadcast) => match broadcast.publish(prefix.as_deref(), tag.as_deref()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    CacheMetrics::inc(&self.0.metrics.shared_errors);
+                    tracing::warn!(error = %e, "cache purge was not broadcast to the other instances");
+                    false
+                }
+            },
+            None => true,
+        };
         // Local last, so nothing the shared tier still held can be copied back meanwhile.
         let local_ok = self.0.store.purge(prefix, tag);
         self.0.store.sync().await;
-        shared_ok && local_ok
+        shared_ok && broadcast_ok && local_ok
     }
 }
 

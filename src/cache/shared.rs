@@ -6,6 +6,9 @@
 //! An entry is stored as one string: a JSON head line (times as Unix milliseconds, windows,
 //! tags, `Vary` names) and the body after a newline, expiring with the entry's last window.
 //! A tag's keys are kept in a set (`{prefix}tag:{tag}`) so a purge by tag can find them.
+//! Every command touches one key, so the layout is the same on a Redis Cluster: only the
+//! writes of one entry are sent as one pipeline per key there (a pipeline keeps to a slot),
+//! and a purge by prefix scans every primary.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Lifetime, Sharing};
 use super::store::Entry;
+use crate::config::RedisEndpoint;
 use crate::sharing::{SharedCallError, SharedRedis};
 
 /// How long Redis is left alone after a failed call.
@@ -43,11 +47,25 @@ pub type SharedTierError = SharedCallError;
 
 impl SharedTier {
     /// Does not connect: the first call does, and the manager reconnects after failures.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
+    pub fn new(
+        endpoint: &RedisEndpoint,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            redis: SharedRedis::new(url, timeout, REST_AFTER_FAILURE)?,
+            redis: SharedRedis::new(endpoint, timeout, REST_AFTER_FAILURE)?,
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// The connection, for the purge broadcast on the same Redis.
+    pub(super) fn redis(&self) -> &SharedRedis {
+        &self.redis
+    }
+
+    /// Of every key, and of the purge channel.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Entry>, SharedTierError> {
@@ -71,11 +89,17 @@ impl SharedTier {
             .iter()
             .map(|t| format!("{}tag:{t}", self.prefix))
             .collect();
+        // One pipeline; on a Cluster one per key, each in its own slot.
+        let per_key = self.redis.is_cluster();
         self.redis
             .call(|mut c| async move {
                 let mut pipe = redis::pipe();
                 pipe.pset_ex(&redis_key, raw, keep_ms).ignore();
                 for set in &tag_sets {
+                    if per_key {
+                        pipe.query_async::<()>(&mut c).await?;
+                        pipe.clear();
+                    }
                     pipe.sadd(set, &redis_key).ignore();
                     pipe.pexpire(set, keep_ms as i64).ignore();
                 }
@@ -103,23 +127,9 @@ impl SharedTier {
                 doomed.push(set.clone());
             }
             if let Some(pattern) = &pattern {
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(500)
-                        .query_async(&mut c)
-                        .await?;
-                    doomed.extend(keys);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
+                doomed.extend(c.scan_match(pattern).await?);
             }
+            // On a Cluster the client splits a DEL by slot.
             for chunk in doomed.chunks(500) {
                 let _: () = c.del(chunk).await?;
             }

@@ -4,10 +4,12 @@
 //! backend did not state, and who may purge.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::redis_endpoint::{self, RedisEndpoint};
 use super::validate::Problems;
 use super::{ByteSize, Secret, SecretUrl, UpstreamConfig, units};
 
@@ -25,8 +27,13 @@ pub struct CacheConfig {
     /// `X-Admin-Token` required by the cache's endpoints on the admin listener
     /// (`/admin/cache/...`); without it they answer 404.
     pub admin_token: Option<Secret>,
-    /// The shared second tier: `redis://host:port`; local-only when absent or unreachable.
+    /// The shared second tier: `redis://host:port` or `rediss://` (TLS); local-only when
+    /// absent or unreachable. Purges are also broadcast to every instance through it.
     pub redis_url: Option<SecretUrl>,
+    /// PEM CA bundle a `rediss://` server is verified against (else the platform's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// `redis_url` is a node of a Redis Cluster.
+    pub redis_cluster: bool,
     /// Prefix of every Redis key, so several BFFs can share one Redis.
     pub redis_prefix: String,
     /// Budget of one Redis round trip; past it the local tier answers alone.
@@ -61,6 +68,8 @@ impl Default for CacheConfig {
             upstreams: BTreeMap::new(),
             admin_token: None,
             redis_url: None,
+            redis_ca_file: None,
+            redis_cluster: false,
             redis_prefix: "manifold:cache:".into(),
             redis_timeout: Duration::from_millis(50),
         }
@@ -78,8 +87,21 @@ impl Default for CachePolicyConfig {
 }
 
 impl CacheConfig {
+    /// The Redis of the shared tier and of the purge broadcast.
+    pub fn redis(&self) -> Option<RedisEndpoint> {
+        let ca_file = self.redis_ca_file.as_deref();
+        RedisEndpoint::of(self.redis_url.as_ref(), ca_file, self.redis_cluster)
+    }
+
     /// Problems with this section; `upstreams` are the configured upstreams.
     pub(super) fn validate(&self, upstreams: &BTreeMap<String, UpstreamConfig>, p: &mut Problems) {
+        redis_endpoint::validate(
+            "cache",
+            self.redis_url.as_ref(),
+            self.redis_ca_file.as_deref(),
+            self.redis_cluster,
+            p,
+        );
         let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
         check(
             self.max_bytes.bytes() > 0,
@@ -102,13 +124,6 @@ impl CacheConfig {
                 .is_none_or(|t| t.expose().len() >= 16),
             "cache.admin_token".into(),
             "must be at least 16 characters",
-        );
-        check(
-            self.redis_url.as_ref().is_none_or(|u| {
-                u.expose().starts_with("redis://") || u.expose().starts_with("rediss://")
-            }),
-            "cache.redis_url".into(),
-            "must be a redis:// or rediss:// URL",
         );
         check(
             !self.redis_timeout.is_zero(),

@@ -17,6 +17,7 @@ mod load;
 mod observe;
 mod persisted;
 mod ratelimit;
+mod redis_endpoint;
 mod route;
 mod secret;
 mod server;
@@ -43,6 +44,7 @@ pub use ratelimit::{
     Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
     RuleConfig, StoreKind, TierConfig,
 };
+pub use redis_endpoint::RedisEndpoint;
 pub use route::{AuthPolicy, RouteConfig};
 pub use secret::{REDACTED, Secret, SecretUrl};
 pub use server::ServerConfig;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::redis_endpoint::{self, RedisEndpoint};
 use super::secret::SecretUrl;
 use super::units;
 use super::validate::{Problems, positive};
@@ -26,6 +27,10 @@ pub struct PersistedQueriesConfig {
     /// The store every instance shares (`redis://host:port/db`); this instance's memory
     /// alone when absent or while Redis is away.
     pub redis_url: Option<SecretUrl>,
+    /// PEM CA bundle a `rediss://` server is verified against (else the platform's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// `redis_url` is a node of a Redis Cluster.
+    pub redis_cluster: bool,
     /// Prefix of every Redis key, so several BFFs can share one Redis.
     pub redis_prefix: String,
     /// Budget of one Redis round trip.
@@ -47,6 +52,8 @@ impl Default for PersistedQueriesConfig {
             enabled: true,
             max_entries: 10_000,
             redis_url: None,
+            redis_ca_file: None,
+            redis_cluster: false,
             redis_prefix: "manifold:apq:".to_owned(),
             redis_timeout: Duration::from_millis(50),
             ttl: Duration::from_secs(24 * 3600),
@@ -56,6 +63,12 @@ impl Default for PersistedQueriesConfig {
 }
 
 impl PersistedQueriesConfig {
+    /// The Redis every instance's registered queries are shared in.
+    pub fn redis(&self) -> Option<RedisEndpoint> {
+        let ca_file = self.redis_ca_file.as_deref();
+        RedisEndpoint::of(self.redis_url.as_ref(), ca_file, self.redis_cluster)
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
         const KEY: &str = "graphql.persisted_queries";
         p.check(
@@ -63,13 +76,13 @@ impl PersistedQueriesConfig {
             format!("{KEY}.max_entries"),
             "must be greater than 0",
         );
-        if let Some(url) = &self.redis_url {
-            p.check(
-                url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"),
-                format!("{KEY}.redis_url"),
-                "must be a redis:// or rediss:// URL",
-            );
-        }
+        redis_endpoint::validate(
+            KEY,
+            self.redis_url.as_ref(),
+            self.redis_ca_file.as_deref(),
+            self.redis_cluster,
+            p,
+        );
         p.check(
             positive(self.redis_timeout),
             format!("{KEY}.redis_timeout"),

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::redis_endpoint::{self, RedisEndpoint};
 use super::validate::Problems;
 use super::{SecretUrl, units};
 
@@ -106,8 +108,13 @@ pub struct RateLimitConfig {
     /// Where counters live: this instance only, or Redis (shared by every instance).
     #[serde(default)]
     pub store: StoreKind,
-    /// `redis://host:port/db`; required when `store = "redis"`.
+    /// `redis://host:port/db` or `rediss://` (TLS); required when `store = "redis"`.
     pub redis_url: Option<SecretUrl>,
+    /// PEM CA bundle a `rediss://` server is verified against (else the platform's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// `redis_url` is a node of a Redis Cluster.
+    #[serde(default)]
+    pub redis_cluster: bool,
     /// What to do while Redis is unreachable.
     #[serde(default)]
     pub on_redis_error: OnRedisError,
@@ -136,6 +143,8 @@ impl Default for RateLimitConfig {
         Self {
             store: StoreKind::default(),
             redis_url: None,
+            redis_ca_file: None,
+            redis_cluster: false,
             on_redis_error: OnRedisError::default(),
             redis_timeout: defaults::redis_timeout(),
             redis_retry: defaults::redis_retry(),
@@ -222,20 +231,29 @@ impl TierConfig {
 }
 
 impl RateLimitConfig {
+    /// The Redis the counters are shared in, when `store = "redis"`.
+    pub fn redis(&self) -> Option<RedisEndpoint> {
+        let url = self
+            .redis_url
+            .as_ref()
+            .filter(|_| self.store == StoreKind::Redis);
+        RedisEndpoint::of(url, self.redis_ca_file.as_deref(), self.redis_cluster)
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
+        redis_endpoint::validate(
+            "rate_limit",
+            self.redis_url.as_ref(),
+            self.redis_ca_file.as_deref(),
+            self.redis_cluster,
+            p,
+        );
         let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
-        match &self.redis_url {
-            Some(url) => check(
-                url.expose().starts_with("redis://") && redis::Client::open(url.expose()).is_ok(),
-                "rate_limit.redis_url".into(),
-                "must be a redis:// URL",
-            ),
-            None => check(
-                self.store != StoreKind::Redis,
-                "rate_limit.redis_url".into(),
-                "is required when store = \"redis\"",
-            ),
-        }
+        check(
+            self.redis_url.is_some() || self.store != StoreKind::Redis,
+            "rate_limit.redis_url".into(),
+            "is required when store = \"redis\"",
+        );
         check(
             !self.redis_timeout.is_zero(),
             "rate_limit.redis_timeout".into(),
@@ -393,7 +411,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("client_ip.trusted_proxies[1]: invalid address block"));
         let found = problems("[rate_limit]\nstore = \"redis\"\nredis_url = \"http://x\"");
-        assert!(found[0].starts_with("rate_limit.redis_url: must be a redis:// URL"));
+        assert!(found[0].starts_with("rate_limit.redis_url: must be a redis:// or rediss:// URL"));
         let found = problems(
             "[[rate_limit.rules]]\nname = \"a\"\nkey = \"cookie\"\nlimit = 1\nper = \"1s\"",
         );

@@ -55,8 +55,8 @@ impl Persisted {
     /// Does not connect to Redis (the first lookup does). A manifest that no longer loads (it
     /// was checked with the config) leaves the endpoint refusing every operation.
     pub fn new(config: &PersistedQueriesConfig) -> Self {
-        let shared = config.redis_url.as_ref().and_then(|url| {
-            let redis = SharedRedis::new(url.expose(), config.redis_timeout, REST_AFTER_FAILURE);
+        let shared = config.redis().and_then(|endpoint| {
+            let redis = SharedRedis::new(&endpoint, config.redis_timeout, REST_AFTER_FAILURE);
             match redis {
                 Ok(redis) => Some(Shared {
                     redis,

@@ -27,7 +27,7 @@ pub use metrics::{LimitFamilies, MetricsSnapshot, RateLimitMetrics};
 pub use shared::{RedisStore, RedisStoreError, SharedCheck};
 
 use crate::auth::{Identity, Principal};
-use crate::config::{CostKind, KeyKind, OnRedisError, RateLimitConfig, StoreKind};
+use crate::config::{CostKind, KeyKind, OnRedisError, RateLimitConfig};
 use crate::edge::client_ip::ClientIp;
 
 /// At most `limit` units per `per`, in bursts of up to `limit`.
@@ -148,12 +148,12 @@ impl RateLimiter {
                 });
             }
         }
-        let shared = match (config.store, &config.redis_url) {
-            (StoreKind::Redis, Some(url)) => Some(Shared {
-                store: RedisStore::new(url.expose(), config.redis_timeout, config.redis_retry)?,
+        let shared = match config.redis() {
+            Some(endpoint) => Some(Shared {
+                store: RedisStore::new(&endpoint, config.redis_timeout, config.redis_retry)?,
                 on_error: config.on_redis_error,
             }),
-            _ => None,
+            None => None,
         };
         let limiter = Arc::new(Self {
             rules: config
@@ -215,11 +215,13 @@ impl RateLimiter {
                 (KeyKind::Ip, _, Some(ip)) => (RateLimitKey::Ip(ip.limit_key()), false),
                 _ => continue,
             };
-            let prefix = (&self.key_prefix, &rule.name);
-            let redis_key = self.shared.as_ref().map(|_| match &key {
-                RateLimitKey::User(id) => format!("{}{}:u:{id}", prefix.0, prefix.1),
-                RateLimitKey::ApiKey(id) => format!("{}{}:k:{id}", prefix.0, prefix.1),
-                RateLimitKey::Ip(ip) => format!("{}{}:ip:{ip}", prefix.0, prefix.1),
+            let redis_key = self.shared.as_ref().map(|shared| {
+                redis_key(
+                    &self.key_prefix,
+                    &rule.name,
+                    &key,
+                    shared.store.is_cluster(),
+                )
             });
             let tier = if tiered { tier } else { 0 };
             targets.push(Target {
@@ -285,5 +287,17 @@ impl RateLimiter {
             .iter()
             .map(|t| self.local.check(t.slot, &t.key, cost))
             .collect()
+    }
+}
+
+/// The Redis key of one rule's counter for `key`: `{prefix}{rule}:u:{id}` on a single node.
+/// On a Cluster the key's identity is its hash tag, `{prefix}{rule}:{u:id}`: every rule
+/// counting one caller then lands in one slot, and one script charges them together.
+fn redis_key(prefix: &str, rule: &str, key: &RateLimitKey, cluster: bool) -> String {
+    let (open, close) = if cluster { ("{", "}") } else { ("", "") };
+    match key {
+        RateLimitKey::User(id) => format!("{prefix}{rule}:{open}u:{id}{close}"),
+        RateLimitKey::ApiKey(id) => format!("{prefix}{rule}:{open}k:{id}{close}"),
+        RateLimitKey::Ip(ip) => format!("{prefix}{rule}:{open}ip:{ip}{close}"),
     }
 }

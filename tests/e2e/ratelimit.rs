@@ -2,6 +2,7 @@
 //! is tested in `shared`, each test with its own `redis-server`.
 
 mod shared;
+mod topologies;
 
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The entity cache end to end: backends' `/_stats` (or a scripted backend's own count) as
 //! the witness of what reached them. Each test has its own stack, so caches start cold.
 
+mod broadcast;
+mod cluster;
 mod faults;
 mod poison;
 mod shared;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use manifold::RunningBff;
-use manifold::config::{Config, KeyKind, OnRedisError, StoreKind};
+use manifold::config::{Config, KeyKind, OnRedisError, RedisEndpoint, StoreKind};
 use manifold::ratelimit::{Limit, RedisStore, SharedCheck};
 
 use super::{HOUR, ME, header, metrics, only, post, rule};
@@ -32,7 +32,12 @@ async fn shared_pair(redis: &RedisServer, limit: u32) -> (Stack, RunningBff) {
 }
 
 /// Sends `n` requests alternating between the instances; returns (accepted, refused, 5xx).
-async fn alternate(stack: &Stack, second: &RunningBff, token: &str, n: usize) -> (u32, u32, u32) {
+pub(super) async fn alternate(
+    stack: &Stack,
+    second: &RunningBff,
+    token: &str,
+    n: usize,
+) -> (u32, u32, u32) {
     let bases = [stack.bff.url(), second.url()];
     let (mut ok, mut refused, mut failed) = (0, 0, 0);
     for i in 0..n {
@@ -159,8 +164,13 @@ async fn redis_check_latency_is_measured() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let store = RedisStore::new(&redis.url(), Duration::from_secs(1), Duration::from_secs(1))
-        .expect("store");
+    let endpoint = RedisEndpoint {
+        url: redis.url().into(),
+        ca_file: None,
+        cluster: false,
+    };
+    let store =
+        RedisStore::new(&endpoint, Duration::from_secs(1), Duration::from_secs(1)).expect("store");
     let limit = Limit {
         limit: 1_000_000,
         per: Duration::from_secs(60),
