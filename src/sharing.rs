@@ -10,6 +10,27 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
+/// Whether this build can open the Redis at `url`: the one check config validation runs on
+/// every `redis_url` (rate limits, the cache tier, persisted queries), so `--check` never
+/// accepts a URL the process then fails to open. Today that is `redis://` only: the `redis`
+/// crate is built without TLS, so `rediss://` is refused here, with a message that says so.
+/// A build that adds TLS (or Cluster) extends this one function.
+pub fn usable_redis_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "redis" => {}
+        "rediss" => {
+            return Err(
+                "rediss:// (Redis over TLS) is not supported by this build; use redis://".into(),
+            );
+        }
+        _ => return Err("must be a redis:// URL".into()),
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(drop)
+        .map_err(|e| format!("is not a usable Redis URL: {e}"))
+}
+
 /// A connection to `url` that does not connect yet: the first command does, and the manager
 /// reconnects after failures.
 pub(crate) fn lazy_connection(
@@ -89,5 +110,22 @@ impl SharedRedis {
 
     fn resting(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
         self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_redis_url;
+
+    #[test]
+    fn only_what_this_build_can_open_is_usable() {
+        assert_eq!(usable_redis_url("redis://127.0.0.1:6379/0"), Ok(()));
+        let tls = usable_redis_url("rediss://cache.example:6380").unwrap_err();
+        assert!(tls.contains("not supported by this build"), "{tls}");
+        assert_eq!(
+            usable_redis_url("http://127.0.0.1:6379"),
+            Err("must be a redis:// URL".into())
+        );
+        assert!(usable_redis_url("redis://127.0.0.1:6379/not-a-db").is_err());
     }
 }

@@ -21,7 +21,7 @@ pub use strip::ClientHeaderStrip;
 pub use crate::request::{Identity, Principal};
 pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
-use crate::config::{AuthConfig, AuthPolicy};
+use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
 
 /// Why a request was refused at the edge.
@@ -80,14 +80,15 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Builds the verifiers and starts loading every issuer's JWKS in the background.
-    pub fn new(config: &AuthConfig) -> Self {
-        let jwt = JwtVerifier::new(&config.jwt);
+    /// Builds the verifiers and starts loading every issuer's JWKS in the background. Fails
+    /// only when a `jwks_ca_file` cannot be loaded.
+    pub fn new(config: &AuthConfig) -> Result<Self, ClientTlsError> {
+        let jwt = JwtVerifier::new(&config.jwt)?;
         jwt.spawn_refresh();
-        Self {
+        Ok(Self {
             jwt,
             api_keys: ApiKeys::from_config(&config.api_keys),
-        }
+        })
     }
 
     /// Whether every credential source is usable (every issuer's JWKS has been loaded).

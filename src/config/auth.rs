@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -11,7 +12,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, is_http_url, positive};
-use super::{Secret, SecretUrl, units};
+use super::{Secret, SecretUrl, ca_client_config, units};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuthConfig {
@@ -61,6 +62,9 @@ pub struct JwtConfig {
     /// Least time between two fetches caused by tokens with an unknown `kid`.
     #[serde(default = "defaults::jwks_cooldown", with = "units::duration")]
     pub unknown_kid_cooldown: Duration,
+    /// PEM bundle of the CAs trusted for an `https://` JWKS, instead of the public roots.
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
 }
 
 /// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
@@ -113,6 +117,10 @@ impl JwtConfig {
             key("jwks_url"),
             "must be an http:// or https:// URL",
         );
+        // Builds the client the JWKS is fetched with, as start-up does.
+        if let Err(e) = ca_client_config(self.jwks_ca_file.as_deref(), "jwks_ca_file") {
+            p.push(key(e.key()), e.to_string());
+        }
         p.check(!self.issuer.is_empty(), key("issuer"), "must not be empty");
         p.check(
             earlier.iter().all(|o| o.issuer != self.issuer),

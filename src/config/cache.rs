@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::Problems;
 use super::{ByteSize, Secret, SecretUrl, UpstreamConfig, units};
+use crate::sharing::usable_redis_url;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -80,6 +81,13 @@ impl Default for CachePolicyConfig {
 impl CacheConfig {
     /// Problems with this section; `upstreams` are the configured upstreams.
     pub(super) fn validate(&self, upstreams: &BTreeMap<String, UpstreamConfig>, p: &mut Problems) {
+        if let Some(Err(why)) = self
+            .redis_url
+            .as_ref()
+            .map(|u| usable_redis_url(u.expose()))
+        {
+            p.push("cache.redis_url", why);
+        }
         let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
         check(
             self.max_bytes.bytes() > 0,
@@ -102,13 +110,6 @@ impl CacheConfig {
                 .is_none_or(|t| t.expose().len() >= 16),
             "cache.admin_token".into(),
             "must be at least 16 characters",
-        );
-        check(
-            self.redis_url.as_ref().is_none_or(|u| {
-                u.expose().starts_with("redis://") || u.expose().starts_with("rediss://")
-            }),
-            "cache.redis_url".into(),
-            "must be a redis:// or rediss:// URL",
         );
         check(
             !self.redis_timeout.is_zero(),

@@ -9,6 +9,7 @@
 mod admission;
 mod auth;
 mod cache;
+mod client_tls;
 mod cors;
 mod graphql;
 mod limits;
@@ -31,6 +32,9 @@ use serde::{Deserialize, Serialize};
 pub use admission::AdmissionConfig;
 pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
+pub use client_tls::{
+    ClientTlsConfig, ClientTlsError, ca_client_config, ca_roots, load_ca_bundle, parse_ca_bundle,
+};
 pub use cors::CorsConfig;
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::secret::SecretUrl;
 use super::units;
 use super::validate::{Problems, positive};
+use crate::sharing::usable_redis_url;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,12 +64,12 @@ impl PersistedQueriesConfig {
             format!("{KEY}.max_entries"),
             "must be greater than 0",
         );
-        if let Some(url) = &self.redis_url {
-            p.check(
-                url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"),
-                format!("{KEY}.redis_url"),
-                "must be a redis:// or rediss:// URL",
-            );
+        if let Some(Err(why)) = self
+            .redis_url
+            .as_ref()
+            .map(|u| usable_redis_url(u.expose()))
+        {
+            p.push(format!("{KEY}.redis_url"), why);
         }
         p.check(
             positive(self.redis_timeout),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::validate::Problems;
 use super::{SecretUrl, units};
+use crate::sharing::usable_redis_url;
 
 /// `[client_ip]`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -223,13 +224,16 @@ impl TierConfig {
 
 impl RateLimitConfig {
     pub(super) fn validate(&self, p: &mut Problems) {
+        if let Some(Err(why)) = self
+            .redis_url
+            .as_ref()
+            .map(|u| usable_redis_url(u.expose()))
+        {
+            p.push("rate_limit.redis_url", why);
+        }
         let mut check = |ok: bool, key: String, message: &str| p.check(ok, key, message);
         match &self.redis_url {
-            Some(url) => check(
-                url.expose().starts_with("redis://") && redis::Client::open(url.expose()).is_ok(),
-                "rate_limit.redis_url".into(),
-                "must be a redis:// URL",
-            ),
+            Some(_) => {}
             None => check(
                 self.store != StoreKind::Redis,
                 "rate_limit.redis_url".into(),
