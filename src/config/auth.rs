@@ -23,6 +23,10 @@ pub struct AuthConfig {
     /// Partner API keys by key id. Only hashes are stored.
     #[serde(default)]
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
+    /// Partners identified by their client certificate (`[tls] client_ca`), by client id:
+    /// the same kind of identity an API key gives, on the routes that take API keys.
+    #[serde(default)]
+    pub client_certs: BTreeMap<String, ClientCertConfig>,
     /// Client headers removed from every request before anything reads it, because backends
     /// trust them. `x-user-*` ends in `*`: every header with that prefix. The headers the
     /// gateway sets (`x-user-id`, `x-scopes`, `x-api-client`) are removed in any case.
@@ -35,6 +39,7 @@ impl Default for AuthConfig {
         Self {
             jwt: Vec::new(),
             api_keys: BTreeMap::new(),
+            client_certs: BTreeMap::new(),
             strip_headers: defaults::strip_headers(),
         }
     }
@@ -81,6 +86,38 @@ pub struct ApiKeyConfig {
     pub enabled: bool,
 }
 
+/// One partner's client certificate, recognised by exactly one of its names (the
+/// certificate has already been verified against `[tls] client_ca` at the handshake).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientCertConfig {
+    /// The subject's common name (CN).
+    #[serde(default)]
+    pub common_name: Option<String>,
+    /// A DNS name among the subject alternative names.
+    #[serde(default)]
+    pub dns_name: Option<String>,
+    /// A URI among the subject alternative names (e.g. a SPIFFE id).
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Rate-limit tier of this client; the limiter's default when absent.
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+}
+
+impl ClientCertConfig {
+    /// How many of the names are given (exactly one is valid).
+    fn names_given(&self) -> usize {
+        [&self.common_name, &self.dns_name, &self.uri]
+            .iter()
+            .filter(|n| n.is_some())
+            .count()
+    }
+}
+
 impl AuthConfig {
     pub(super) fn validate(&self, p: &mut Problems) {
         for (i, jwt) in self.jwt.iter().enumerate() {
@@ -96,6 +133,24 @@ impl AuthConfig {
                 format!("auth.strip_headers[{i}]"),
                 "must be a lowercase header name, optionally ending in '*' (a prefix)",
             );
+        }
+        for (id, cert) in &self.client_certs {
+            p.check(
+                cert.names_given() == 1,
+                format!("auth.client_certs.{id}"),
+                "give exactly one of common_name, dns_name, uri",
+            );
+            let clash = self.client_certs.range(..id.clone()).find(|(_, other)| {
+                other.common_name.is_some() && other.common_name == cert.common_name
+                    || other.dns_name.is_some() && other.dns_name == cert.dns_name
+                    || other.uri.is_some() && other.uri == cert.uri
+            });
+            if let Some((other, _)) = clash {
+                p.push(
+                    format!("auth.client_certs.{id}"),
+                    format!("names the same certificate as auth.client_certs.{other}"),
+                );
+            }
         }
         for (id, key) in &self.api_keys {
             let hash = key.sha256.expose();

@@ -9,6 +9,7 @@
 mod admission;
 mod auth;
 mod cache;
+mod client_ca;
 mod client_tls;
 mod cors;
 mod graphql;
@@ -30,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use admission::AdmissionConfig;
-pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
+pub use auth::{ApiKeyConfig, AuthConfig, ClientCertConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
 pub use client_tls::{
     ClientTlsConfig, ClientTlsError, ca_client_config, ca_roots, load_ca_bundle, parse_ca_bundle,
@@ -48,7 +49,10 @@ pub use ratelimit::{
 pub use route::{AuthPolicy, RouteConfig};
 pub use secret::{REDACTED, Secret, SecretUrl};
 pub use server::ServerConfig;
-pub use tls::{PemError, PemFile, PemPair, TlsConfig, crypto_provider, load_certified_key};
+pub use tls::{
+    ClientAuth, ClientCaFiles, PemError, PemFile, PemPair, TlsConfig, crypto_provider,
+    load_certified_key,
+};
 pub use units::ByteSize;
 pub use upstream::{
     BreakerConfig, BulkheadConfig, HealthConfig, OutlierConfig, RetryConfig, UpstreamConfig,

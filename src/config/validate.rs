@@ -33,6 +33,12 @@ impl Config {
         if let Some(tls) = &self.tls {
             tls.validate(&mut p);
         }
+        p.check(
+            self.auth.client_certs.is_empty()
+                || self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            "auth.client_certs",
+            "needs tls.client_ca: without it no client certificate is asked for",
+        );
         // `[client_ip]` has nothing left to check: every address block was parsed already.
         self.rate_limit.validate(&mut p);
         self.admin.validate(&mut p);
@@ -117,5 +123,68 @@ mod tests {
              [upstreams.users.tls]\nserver_name = \"users.internal\"\n",
         );
         assert_eq!(shown, "");
+    }
+
+    #[test]
+    fn client_certificate_settings_name_their_key() {
+        let dir = std::env::temp_dir().join(format!("manifold-client-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+        let tls = |extra: &str| {
+            format!(
+                "[tls]\ncert = {:?}\nkey = {:?}\n{extra}",
+                cert_path.display().to_string(),
+                key_path.display().to_string()
+            )
+        };
+
+        let shown = problems(&tls(&format!(
+            "client_ca = {:?}\n",
+            garbage.display().to_string()
+        )));
+        assert!(shown.contains("tls.client_ca:"), "{shown}");
+        let shown = problems(&tls(&format!(
+            "client_ca = {:?}\nclient_crl = \"/nonexistent/crl.pem\"\n",
+            cert_path.display().to_string()
+        )));
+        assert!(shown.contains("tls.client_crl: cannot read"), "{shown}");
+        let shown = problems(&tls(&format!(
+            "client_ca = {:?}\nclient_crl = {:?}\n",
+            cert_path.display().to_string(),
+            garbage.display().to_string()
+        )));
+        assert!(shown.contains("tls.client_crl:"), "{shown}");
+        let shown = problems(&format!(
+            "{}[auth.client_certs.acme]\ncommon_name = \"acme\"\ndns_name = \"acme.test\"\n\
+             [auth.client_certs.twin]\ndns_name = \"acme.test\"\n",
+            tls("client_auth = \"optional\"\nclient_crl = \"x.pem\"\n")
+        ));
+        for expected in [
+            "tls.client_auth: needs tls.client_ca",
+            "tls.client_crl: needs tls.client_ca",
+            "auth.client_certs.acme: give exactly one of common_name, dns_name, uri",
+            "auth.client_certs.twin: names the same certificate as auth.client_certs.acme",
+            "auth.client_certs: needs tls.client_ca",
+        ] {
+            assert!(shown.contains(expected), "{expected} missing in:\n{shown}");
+        }
+        let good = problems(&format!(
+            "{}[auth.client_certs.acme]\ncommon_name = \"acme\"\n",
+            tls(&format!(
+                "client_ca = {:?}\nclient_auth = \"optional\"\n",
+                cert_path.display().to_string()
+            ))
+        ));
+        assert_eq!(good, "");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
