@@ -3,8 +3,8 @@
 //! built on `cache::CachedUpstream`.
 //!
 //! The modules stand on floors (`layers.txt` at the project root; CI checks that every import
-//! points down or sideways), in the order a request meets them: `config` and `sharing` are
-//! the ground; `error` (the problem body and its codes) and `request` (what one request
+//! points down or sideways), in the order a request meets them: `config`, `sharing` and
+//! `outbound` (the TLS connector of every client the gateway makes) are the ground; `error` (the problem body and its codes) and `request` (what one request
 //! carries) stand on it; `server` accepts (request heads bounded), `auth` verifies who is
 //! calling, `observe` records the request; every backend call goes through `cache` ->
 //! `upstream` (one service, called well); `edge` checks and stamps requests (limits, path
@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod graphql;
 pub mod lifecycle;
 pub mod observe;
+pub mod outbound;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reload;

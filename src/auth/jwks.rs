@@ -16,7 +16,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::time::Instant;
 
-use crate::config::SecretUrl;
+use crate::config::{ClientTlsConfig, ClientTlsError, SecretUrl};
+use crate::outbound::OutboundClient;
 
 /// A JWKS larger than this is refused: a key set is a few KiB.
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -34,7 +35,7 @@ pub(super) struct Jwks {
     url: SecretUrl,
     ttl: Duration,
     cooldown: Duration,
-    http: reqwest::Client,
+    http: OutboundClient,
     keys: RwLock<Arc<HashMap<String, Arc<VerifyKey>>>>,
     loaded: AtomicBool,
     /// When the last unknown-`kid` refetch happened; the lock also makes it single-flight.
@@ -42,13 +43,15 @@ pub(super) struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(url: SecretUrl, ttl: Duration, cooldown: Duration) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_default();
-        Arc::new(Self {
+    /// Fails only when the CA file in `tls` cannot be loaded (validation reads it too).
+    pub fn new(
+        url: SecretUrl,
+        tls: &ClientTlsConfig,
+        ttl: Duration,
+        cooldown: Duration,
+    ) -> Result<Arc<Self>, ClientTlsError> {
+        let http = OutboundClient::new(tls, Duration::from_secs(2), Duration::from_secs(5))?;
+        Ok(Arc::new(Self {
             url,
             ttl,
             cooldown,
@@ -56,7 +59,7 @@ impl Jwks {
             keys: RwLock::new(Arc::new(HashMap::new())),
             loaded: AtomicBool::new(false),
             last_kid_refetch: tokio::sync::Mutex::new(None),
-        })
+        }))
     }
 
     /// True once a JWKS has been loaded.
@@ -118,26 +121,11 @@ impl Jwks {
         Ok(count)
     }
 
-    async fn fetch(&self) -> Result<Vec<u8>, String> {
-        let mut response = self
-            .http
-            .get(self.url.expose())
-            .send()
+    async fn fetch(&self) -> Result<bytes::Bytes, String> {
+        self.http
+            .get(self.url.expose(), MAX_JWKS_BYTES)
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("fetching the JWKS failed: {e}"))?;
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the JWKS failed: {e}"))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            .map_err(|e| format!("fetching the JWKS failed: {e}"))
     }
 
     /// Keeps the keys fresh: retries quickly until the first load succeeds, then refetches

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::jwks::Jwks;
 use super::{AuthError, Identity, Principal};
-use crate::config::JwtConfig;
+use crate::config::{ClientTlsConfig, ClientTlsError, JwtConfig};
 
 /// Longest token accepted; real access tokens are 1-2 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 << 10;
@@ -95,23 +95,27 @@ struct Claims {
 }
 
 impl JwtVerifier {
-    pub fn new(configs: &[JwtConfig]) -> Self {
+    /// Fails only when an issuer's `jwks_ca_file` cannot be loaded.
+    pub fn new(configs: &[JwtConfig]) -> Result<Self, ClientTlsError> {
         let issuers = configs
             .iter()
-            .map(|config| Issuer {
-                jwks: Jwks::new(
-                    config.jwks_url.clone(),
-                    config.cache_ttl,
-                    config.unknown_kid_cooldown,
-                ),
-                validations: SIGNATURE_ALGORITHMS
-                    .iter()
-                    .map(|alg| (*alg, validation(config, *alg)))
-                    .collect(),
-                config: config.clone(),
+            .map(|config| {
+                Ok(Issuer {
+                    jwks: Jwks::new(
+                        config.jwks_url.clone(),
+                        &ClientTlsConfig::with_ca(config.jwks_ca_file.as_deref()),
+                        config.cache_ttl,
+                        config.unknown_kid_cooldown,
+                    )?,
+                    validations: SIGNATURE_ALGORITHMS
+                        .iter()
+                        .map(|alg| (*alg, validation(config, *alg)))
+                        .collect(),
+                    config: config.clone(),
+                })
             })
-            .collect();
-        Self {
+            .collect::<Result<_, ClientTlsError>>()?;
+        Ok(Self {
             issuers,
             verified: moka::sync::Cache::<Box<str>, Arc<Verified>>::builder()
                 .max_capacity(VERIFIED_CAPACITY)
@@ -123,7 +127,7 @@ impl JwtVerifier {
                 .time_to_live(VERIFIED_TTL)
                 .build(),
             signature_checks: AtomicU64::new(0),
-        }
+        })
     }
 
     /// How many tokens had their signature checked (not answered from the verified cache).

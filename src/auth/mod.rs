@@ -1,8 +1,10 @@
-//! Authentication at the edge: a bearer JWT or a partner API key becomes an `Identity`, or
+//! Authentication at the edge: a bearer JWT, a partner API key or a partner's client
+//! certificate (`client_cert`) becomes an `Identity`, or
 //! the request is refused with 401 before any backend is called. Scope checks (`require_scope`)
 //! and the headers that carry identity to backends (`identity`) live here too.
 
 mod apikey;
+mod client_cert;
 mod jwks;
 mod jwt;
 mod strip;
@@ -15,13 +17,14 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 
 pub use apikey::{ApiKeys, hash_api_key};
+pub use client_cert::ClientCertificates;
 pub use strip::ClientHeaderStrip;
 
 /// The verified caller lives with the rest of what a request carries; `auth` builds it.
-pub use crate::request::{Identity, Principal};
+pub use crate::request::{Identity, PeerCertificate, Principal};
 pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
-use crate::config::{AuthConfig, AuthPolicy};
+use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
 
 /// Why a request was refused at the edge.
@@ -33,6 +36,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("invalid API key")]
     InvalidApiKey,
+    #[error("the client certificate is not mapped to a client")]
+    UnknownCertificate,
     #[error("this requires scope {0}")]
     Forbidden(String),
 }
@@ -41,9 +46,10 @@ impl AuthError {
     /// The code a client sees: who you are failed, or what you may do did.
     pub fn code(&self) -> Code {
         match self {
-            AuthError::Missing | AuthError::InvalidToken(_) | AuthError::InvalidApiKey => {
-                Code::Unauthenticated
-            }
+            AuthError::Missing
+            | AuthError::InvalidToken(_)
+            | AuthError::InvalidApiKey
+            | AuthError::UnknownCertificate => Code::Unauthenticated,
             AuthError::Forbidden(_) => Code::Forbidden,
         }
     }
@@ -59,6 +65,7 @@ impl IntoResponse for AuthError {
             AuthError::InvalidApiKey => {
                 "Bearer error=\"invalid_token\", error_description=\"invalid API key\"".to_owned()
             }
+            AuthError::UnknownCertificate => "Bearer".to_owned(),
             AuthError::Forbidden(scope) => {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
             }
@@ -77,17 +84,20 @@ impl IntoResponse for AuthError {
 pub struct Authenticator {
     jwt: JwtVerifier,
     api_keys: ApiKeys,
+    client_certs: ClientCertificates,
 }
 
 impl Authenticator {
-    /// Builds the verifiers and starts loading every issuer's JWKS in the background.
-    pub fn new(config: &AuthConfig) -> Self {
-        let jwt = JwtVerifier::new(&config.jwt);
+    /// Builds the verifiers and starts loading every issuer's JWKS in the background. Fails
+    /// only when a `jwks_ca_file` cannot be loaded.
+    pub fn new(config: &AuthConfig) -> Result<Self, ClientTlsError> {
+        let jwt = JwtVerifier::new(&config.jwt)?;
         jwt.spawn_refresh();
-        Self {
+        Ok(Self {
             jwt,
             api_keys: ApiKeys::from_config(&config.api_keys),
-        }
+            client_certs: ClientCertificates::from_config(&config.client_certs),
+        })
     }
 
     /// Whether every credential source is usable (every issuer's JWKS has been loaded).
@@ -100,10 +110,14 @@ impl Authenticator {
     }
 
     /// The identity a request proves under `policy`; `None` for `AuthPolicy::None`.
+    /// `client_cert` is the connection's verified client certificate: where API keys are
+    /// accepted, a certificate mapped in `[auth.client_certs]` is as good as a key (and wins
+    /// over one); an unmapped one leaves the request to its key.
     pub async fn authenticate(
         &self,
         policy: AuthPolicy,
         headers: &HeaderMap,
+        client_cert: Option<&PeerCertificate>,
     ) -> Result<Option<Identity>, AuthError> {
         match policy {
             AuthPolicy::None => Ok(None),
@@ -115,9 +129,16 @@ impl Authenticator {
                 self.jwt.verify(token).await.map(Some)
             }
             AuthPolicy::ApiKey => {
+                if let Some(identity) = client_cert.and_then(|c| self.client_certs.identify(c)) {
+                    return Ok(Some(identity));
+                }
                 let key = bearer(headers)
                     .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-                    .ok_or(AuthError::Missing)?;
+                    .ok_or(if client_cert.is_some() {
+                        AuthError::UnknownCertificate
+                    } else {
+                        AuthError::Missing
+                    })?;
                 self.api_keys
                     .verify(key)
                     .map(Some)
@@ -159,9 +180,10 @@ impl AuthGuard {
 /// Middleware: authenticate under the guard's policy, check its scopes and put
 /// `Arc<Identity>` into the request's extensions, or answer 401/403 without calling anything.
 pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next: Next) -> Response {
+    let client_cert = request.extensions().get::<Arc<PeerCertificate>>();
     match guard
         .authenticator
-        .authenticate(guard.policy, request.headers())
+        .authenticate(guard.policy, request.headers(), client_cert.map(|c| &**c))
         .await
     {
         Ok(Some(identity)) => {

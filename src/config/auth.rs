@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -11,7 +12,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, is_http_url, positive};
-use super::{Secret, SecretUrl, units};
+use super::{Secret, SecretUrl, ca_client_config, units};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuthConfig {
@@ -22,6 +23,10 @@ pub struct AuthConfig {
     /// Partner API keys by key id. Only hashes are stored.
     #[serde(default)]
     pub api_keys: BTreeMap<String, ApiKeyConfig>,
+    /// Partners identified by their client certificate (`[tls] client_ca`), by client id:
+    /// the same kind of identity an API key gives, on the routes that take API keys.
+    #[serde(default)]
+    pub client_certs: BTreeMap<String, ClientCertConfig>,
     /// Client headers removed from every request before anything reads it, because backends
     /// trust them. `x-user-*` ends in `*`: every header with that prefix. The headers the
     /// gateway sets (`x-user-id`, `x-scopes`, `x-api-client`) are removed in any case.
@@ -34,6 +39,7 @@ impl Default for AuthConfig {
         Self {
             jwt: Vec::new(),
             api_keys: BTreeMap::new(),
+            client_certs: BTreeMap::new(),
             strip_headers: defaults::strip_headers(),
         }
     }
@@ -61,6 +67,9 @@ pub struct JwtConfig {
     /// Least time between two fetches caused by tokens with an unknown `kid`.
     #[serde(default = "defaults::jwks_cooldown", with = "units::duration")]
     pub unknown_kid_cooldown: Duration,
+    /// PEM bundle of the CAs trusted for an `https://` JWKS, instead of the public roots.
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
 }
 
 /// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
@@ -75,6 +84,38 @@ pub struct ApiKeyConfig {
     pub tier: Option<String>,
     #[serde(default = "defaults::enabled")]
     pub enabled: bool,
+}
+
+/// One partner's client certificate, recognised by exactly one of its names (the
+/// certificate has already been verified against `[tls] client_ca` at the handshake).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientCertConfig {
+    /// The subject's common name (CN).
+    #[serde(default)]
+    pub common_name: Option<String>,
+    /// A DNS name among the subject alternative names.
+    #[serde(default)]
+    pub dns_name: Option<String>,
+    /// A URI among the subject alternative names (e.g. a SPIFFE id).
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Rate-limit tier of this client; the limiter's default when absent.
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+}
+
+impl ClientCertConfig {
+    /// How many of the names are given (exactly one is valid).
+    fn names_given(&self) -> usize {
+        [&self.common_name, &self.dns_name, &self.uri]
+            .iter()
+            .filter(|n| n.is_some())
+            .count()
+    }
 }
 
 impl AuthConfig {
@@ -92,6 +133,24 @@ impl AuthConfig {
                 format!("auth.strip_headers[{i}]"),
                 "must be a lowercase header name, optionally ending in '*' (a prefix)",
             );
+        }
+        for (id, cert) in &self.client_certs {
+            p.check(
+                cert.names_given() == 1,
+                format!("auth.client_certs.{id}"),
+                "give exactly one of common_name, dns_name, uri",
+            );
+            let clash = self.client_certs.range(..id.clone()).find(|(_, other)| {
+                other.common_name.is_some() && other.common_name == cert.common_name
+                    || other.dns_name.is_some() && other.dns_name == cert.dns_name
+                    || other.uri.is_some() && other.uri == cert.uri
+            });
+            if let Some((other, _)) = clash {
+                p.push(
+                    format!("auth.client_certs.{id}"),
+                    format!("names the same certificate as auth.client_certs.{other}"),
+                );
+            }
         }
         for (id, key) in &self.api_keys {
             let hash = key.sha256.expose();
@@ -113,6 +172,10 @@ impl JwtConfig {
             key("jwks_url"),
             "must be an http:// or https:// URL",
         );
+        // Builds the client the JWKS is fetched with, as start-up does.
+        if let Err(e) = ca_client_config(self.jwks_ca_file.as_deref(), "jwks_ca_file") {
+            p.push(key(e.key()), e.to_string());
+        }
         p.check(!self.issuer.is_empty(), key("issuer"), "must not be empty");
         p.check(
             earlier.iter().all(|o| o.issuer != self.issuer),

@@ -9,6 +9,8 @@
 mod admission;
 mod auth;
 mod cache;
+mod client_ca;
+mod client_tls;
 mod compression;
 mod cors;
 mod graphql;
@@ -31,8 +33,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use admission::AdmissionConfig;
-pub use auth::{ApiKeyConfig, AuthConfig, JwtConfig};
+pub use auth::{ApiKeyConfig, AuthConfig, ClientCertConfig, JwtConfig};
 pub use cache::{CacheConfig, CachePolicyConfig};
+pub use client_tls::{
+    ClientTlsConfig, ClientTlsError, ca_client_config, ca_roots, load_ca_bundle, parse_ca_bundle,
+};
 pub use compression::{CompressionConfig, CompressionLevel};
 pub use cors::CorsConfig;
 pub use graphql::{GraphqlConfig, GraphqlMode};
@@ -48,7 +53,10 @@ pub use redis_endpoint::RedisEndpoint;
 pub use route::{AuthPolicy, RouteConfig};
 pub use secret::{REDACTED, Secret, SecretUrl};
 pub use server::ServerConfig;
-pub use tls::{PemError, PemFile, PemPair, TlsConfig, crypto_provider, load_certified_key};
+pub use tls::{
+    ClientAuth, ClientCaFiles, PemError, PemFile, PemPair, TlsConfig, crypto_provider,
+    load_certified_key,
+};
 pub use units::ByteSize;
 pub use upstream::{
     BreakerConfig, BulkheadConfig, HealthConfig, OutlierConfig, RetryConfig, UpstreamConfig,

@@ -4,12 +4,13 @@
 //! and their validation.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::units;
-use super::validate::Problems;
+use super::validate::{Problems, is_http_url};
+use super::{ca_client_config, units};
 
 /// `[admin]`: a second listener for operators, loopback unless `allow_public` says otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,9 @@ pub struct TracingConfig {
     /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; spans are POSTed to
     /// `{endpoint}/v1/traces`.
     pub otlp_endpoint: Option<String>,
+    /// PEM bundle of the CAs trusted for an `https://` collector, instead of the public roots.
+    #[serde(default)]
+    pub otlp_ca_file: Option<PathBuf>,
     /// `service.name` of the exported spans; the BFF's name when absent.
     pub service_name: Option<String>,
     /// How often finished spans are sent.
@@ -75,6 +79,7 @@ impl Default for TracingConfig {
     fn default() -> Self {
         Self {
             otlp_endpoint: None,
+            otlp_ca_file: None,
             service_name: None,
             export_interval: export_interval(),
             max_queue: max_queue(),
@@ -111,12 +116,15 @@ impl AdminConfig {
 impl TracingConfig {
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(
-            self.otlp_endpoint.as_ref().is_none_or(|endpoint| {
-                endpoint.starts_with("http://") || endpoint.starts_with("https://")
-            }),
+            self.otlp_endpoint
+                .as_ref()
+                .is_none_or(|endpoint| is_http_url(endpoint)),
             "tracing.otlp_endpoint",
             "must be an http:// or https:// URL",
         );
+        if let Err(e) = ca_client_config(self.otlp_ca_file.as_deref(), "otlp_ca_file") {
+            p.push(format!("tracing.{}", e.key()), e.to_string());
+        }
         p.check(
             !self.export_interval.is_zero(),
             "tracing.export_interval",

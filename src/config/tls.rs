@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::units;
 use super::validate::Problems;
 
+pub use super::client_ca::ClientCaFiles;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
@@ -31,6 +33,28 @@ pub struct TlsConfig {
     /// Longest a client may take to complete the TLS handshake.
     #[serde(default = "handshake_timeout", with = "units::duration")]
     pub handshake_timeout: Duration,
+    /// PEM bundle of the CAs whose client certificates are accepted (partners identified by
+    /// certificate, `[auth.client_certs]`); no certificate is asked for without it.
+    /// Reloaded like `cert`.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// `required` (the default with `client_ca`): a handshake without a valid certificate
+    /// fails; `optional`: a client may present none and authenticate otherwise.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+    /// PEM revocation list(s) of the client CA: a revoked certificate fails the handshake.
+    /// Reloaded like `cert`.
+    #[serde(default)]
+    pub client_crl: Option<PathBuf>,
+}
+
+/// Whether the listener insists on a client certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Required,
+    Optional,
 }
 
 fn reload_interval() -> Duration {
@@ -49,6 +73,9 @@ impl TlsConfig {
             key: key.into(),
             reload_interval: reload_interval(),
             handshake_timeout: handshake_timeout(),
+            client_ca: None,
+            client_auth: None,
+            client_crl: None,
         }
     }
 
@@ -68,6 +95,25 @@ impl TlsConfig {
         );
         if let Err(e) = load_certified_key(&self.cert, &self.key) {
             p.push(format!("tls.{}", e.config_key()), e.to_string());
+        }
+        match &self.client_ca {
+            Some(_) => {
+                if let Err(e) = ClientCaFiles::read(self).and_then(|files| files.verifier()) {
+                    p.push(format!("tls.{}", e.key()), e.to_string());
+                }
+            }
+            None => {
+                p.check(
+                    self.client_auth.is_none(),
+                    "tls.client_auth",
+                    "needs tls.client_ca (the CAs client certificates are checked against)",
+                );
+                p.check(
+                    self.client_crl.is_none(),
+                    "tls.client_crl",
+                    "needs tls.client_ca (the CAs client certificates are checked against)",
+                );
+            }
         }
     }
 }

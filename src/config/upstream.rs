@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::{Problems, positive};
-use super::{ByteSize, units};
+use super::validate::{Problems, is_http_url, positive};
+use super::{ByteSize, ClientTlsConfig, units};
 
 /// One backend service: one base URL (`url`) or several instances (`instances`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamConfig {
-    /// Base URL of a single instance, e.g. `http://127.0.0.1:9201`.
+    /// Base URL of a single instance, e.g. `http://127.0.0.1:9201` or `https://users.internal`.
     pub url: Option<String>,
     /// Base URLs of several instances, balanced with power-of-two-choices.
     #[serde(default)]
@@ -37,6 +37,10 @@ pub struct UpstreamConfig {
     pub health: HealthConfig,
     #[serde(default)]
     pub outlier: OutlierConfig,
+    /// `[upstreams.X.tls]`: roots, client certificate and server name for `https://`
+    /// instances; the public roots and no client certificate when absent.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl UpstreamConfig {
@@ -54,7 +58,15 @@ impl UpstreamConfig {
             bulkhead: BulkheadConfig::default(),
             health: HealthConfig::default(),
             outlier: OutlierConfig::default(),
+            tls: None,
         }
+    }
+
+    /// Whether any instance is called over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.endpoints()
+            .iter()
+            .any(|url| url.starts_with("https://"))
     }
 
     /// The instances' base URLs, whichever way they were written.
@@ -83,12 +95,19 @@ impl UpstreamConfig {
             "instances"
         };
         for url in self.endpoints() {
-            if !(url.starts_with("http://") && url.parse::<http::Uri>().is_ok()) {
-                p.push(
-                    key(field),
-                    format!("{url:?} must be an http:// URL (TLS to backends is not built in yet)"),
-                );
-            }
+            p.check(
+                is_http_url(url),
+                key(field),
+                format!("{url:?} must be an http:// or https:// URL"),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            p.check(
+                self.uses_tls(),
+                key("tls"),
+                "is set, but no instance is an https:// URL",
+            );
+            tls.validate(&key("tls"), p);
         }
         p.check(
             positive(self.timeout),

@@ -98,6 +98,12 @@ pub enum BuildError {
     RateLimitStore(#[from] redis::RedisError),
     #[error("cannot set up the shared cache tier: {0}")]
     CacheStore(redis::RedisError),
+    /// A TLS file named by the config no longer loads (validation read it earlier).
+    #[error("{key}: {source}")]
+    Tls {
+        key: String,
+        source: crate::config::ClientTlsError,
+    },
 }
 
 impl Gateway {
@@ -143,12 +149,22 @@ impl Gateway {
                         let policy = config.cache.upstreams.get(name)?;
                         Some(cache.for_upstream(policy))
                     });
-                    CachedUpstream::new(Upstream::new(name, cfg), cached)
+                    let upstream = Upstream::new(name, cfg).map_err(|source| BuildError::Tls {
+                        key: format!("upstreams.{name}.tls.{}", source.key()),
+                        source,
+                    })?;
+                    CachedUpstream::new(upstream, cached)
                 }
             };
             upstreams.insert(name.clone(), upstream);
         }
-        let authenticator = Arc::new(Authenticator::new(&config.auth));
+        let authenticator =
+            Arc::new(
+                Authenticator::new(&config.auth).map_err(|source| BuildError::Tls {
+                    key: format!("auth.jwt.{}", source.key()),
+                    source,
+                })?,
+            );
         // The adaptive limit keeps what it learnt across a reload that does not change it.
         let admission = match previous {
             Some(p) if p.0.config.admission == config.admission => p.0.admission.clone(),
@@ -166,7 +182,12 @@ impl Gateway {
             Some(p) if p.0.config.log == config.log && p.0.config.tracing == config.tracing => {
                 p.0.observer.clone()
             }
-            _ => Arc::new(observe::Observer::new(&config)),
+            _ => Arc::new(
+                observe::Observer::new(&config).map_err(|source| BuildError::Tls {
+                    key: format!("tracing.{}", source.key()),
+                    source,
+                })?,
+            ),
         };
         // Each component writes its own metric families; the page lists them in this order.
         let mut metrics = Registry::default();

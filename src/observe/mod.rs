@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::time::Instant;
 
-use crate::config::{Config, LogConfig};
+use crate::config::{ClientTlsConfig, ClientTlsError, Config, LogConfig};
 use access_log::{AccessLine, RecentError};
 use exposition::{Exposition, MetricFamilies};
 use metrics::RequestMetrics;
@@ -41,12 +41,15 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Must run inside a tokio runtime when `[tracing] otlp_endpoint` is set.
-    pub fn new(config: &Config) -> Self {
+    /// Must run inside a tokio runtime when `[tracing] otlp_endpoint` is set. Fails only
+    /// when `[tracing] otlp_ca_file` cannot be loaded.
+    pub fn new(config: &Config) -> Result<Self, ClientTlsError> {
         let export_stats = Arc::new(ExportStats::default());
+        let tls = ClientTlsConfig::with_ca(config.tracing.otlp_ca_file.as_deref());
         let exporter = config.tracing.otlp_endpoint.as_deref().map(|endpoint| {
             SpanExporter::spawn(
                 endpoint,
+                &tls,
                 config
                     .tracing
                     .service_name
@@ -57,7 +60,8 @@ impl Observer {
                 export_stats.clone(),
             )
         });
-        Self {
+        let exporter = exporter.transpose()?;
+        Ok(Self {
             requests: RequestMetrics::default(),
             log: config.log.clone(),
             started: Instant::now(),
@@ -65,7 +69,7 @@ impl Observer {
             recent_errors: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
             exporter,
             export_stats,
-        }
+        })
     }
 
     /// The BFF's name (`bff-mobile`), set once at start.

@@ -9,6 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::metrics::Counter;
+use crate::config::{ClientTlsConfig, ClientTlsError};
+use crate::outbound::OutboundClient;
 use crate::request::trace::{AttrValue, SpanKind, SpanRecord};
 
 /// Spans sent in one request at most.
@@ -29,38 +31,34 @@ pub struct ExportStats {
 }
 
 impl SpanExporter {
-    /// Starts the export task on the current runtime.
+    /// Starts the export task on the current runtime. Fails only when the collector's CA
+    /// file in `tls` cannot be loaded.
     pub fn spawn(
         endpoint: &str,
+        tls: &ClientTlsConfig,
         service_name: String,
         interval: Duration,
         max_queue: usize,
         stats: std::sync::Arc<ExportStats>,
-    ) -> Self {
+    ) -> Result<Self, ClientTlsError> {
         let (queue, mut spans) = mpsc::channel(max_queue.max(1));
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        let client = reqwest::Client::new();
+        let client = OutboundClient::new(tls, Duration::from_secs(2), Duration::from_secs(5))?;
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             // Ends when the exporter (hence the gateway) is dropped and the queue is empty.
             while spans.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let body = encode(&service_name, &batch);
-                let sent = client
-                    .post(&url)
-                    .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-                    .timeout(Duration::from_secs(5))
-                    .body(body)
-                    .send()
-                    .await;
+                let sent = client.post(&url, "application/x-protobuf", body).await;
                 match sent {
-                    Ok(r) if r.status().is_success() => {
+                    Ok(status) if status.is_success() => {
                         for _ in 0..batch.len() {
                             stats.exported.inc();
                         }
                     }
-                    Ok(r) => {
+                    Ok(status) => {
                         stats.failed_batches.inc();
-                        tracing::debug!(status = %r.status(), "OTLP export refused");
+                        tracing::debug!(%status, "OTLP export refused");
                     }
                     Err(e) => {
                         stats.failed_batches.inc();
@@ -71,10 +69,10 @@ impl SpanExporter {
                 tokio::time::sleep(interval).await;
             }
         });
-        Self {
+        Ok(Self {
             queue,
             dropped: Counter::default(),
-        }
+        })
     }
 
     pub fn send(&self, span: SpanRecord) {

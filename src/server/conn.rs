@@ -20,6 +20,7 @@ use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
 use super::framing::ScannedIo;
 use crate::config::LimitsConfig;
+use crate::request::PeerCertificate;
 
 /// hyper refuses read buffers smaller than this.
 const MIN_BUF: usize = 8192;
@@ -83,11 +84,19 @@ impl ConnectionPolicy {
             .ok()
     }
 
-    /// The hyper service of one connection.
-    pub fn service(&self, app: Router, peer: SocketAddr, activity: &Arc<Activity>) -> Exchange {
+    /// The hyper service of one connection (`client_cert`: the names of a verified client
+    /// certificate, over TLS).
+    pub fn service(
+        &self,
+        app: Router,
+        peer: SocketAddr,
+        activity: &Arc<Activity>,
+        client_cert: Option<Arc<PeerCertificate>>,
+    ) -> Exchange {
         Exchange {
             app,
             peer,
+            client_cert,
             activity: activity.clone(),
             body_read_timeout: self.body_read_timeout,
             stats: self.caps.stats().clone(),
@@ -146,7 +155,7 @@ pub async fn serve(
         let activity = Activity::new();
         let io = WatchedIo::new(stream, activity.clone());
         let io = TokioIo::new(ScannedIo::new(io, activity.clone()));
-        let service = policy.service(app.clone(), peer, &activity);
+        let service = policy.service(app.clone(), peer, &activity, None);
         let connection = policy
             .builder()
             .serve_connection_with_upgrades(io, service)

@@ -1,5 +1,5 @@
 //! One request on an accepted connection, around the app: the peer address as
-//! `ConnectInfo`, the request marked in flight until its response is sent (the watchdog
+//! `ConnectInfo` (and the client certificate's names, over TLS), the request marked in flight until its response is sent (the watchdog
 //! leaves busy connections alone), and `limits.body_read_timeout` on the request body. A body
 //! that has not fully arrived by then is answered 408 (`REQUEST_TIMEOUT`) whatever the
 //! handler was doing with it, and over HTTP/1.1 the connection is closed after the answer
@@ -27,12 +27,15 @@ use tower::ServiceExt;
 use super::activity::{Activity, InFlight};
 use super::caps::ConnectionStats;
 use crate::error::{Code, Problem};
+use crate::request::PeerCertificate;
 
 /// What every request on one connection shares.
 #[derive(Clone)]
 pub struct Exchange {
     pub app: Router,
     pub peer: SocketAddr,
+    /// The names of the connection's verified client certificate, if it presented one.
+    pub client_cert: Option<Arc<PeerCertificate>>,
     pub activity: Arc<Activity>,
     pub body_read_timeout: Duration,
     pub stats: Arc<ConnectionStats>,
@@ -61,6 +64,9 @@ impl Exchange {
         } else if request.body().is_end_stream() {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(self.peer));
+            if let Some(cert) = &self.client_cert {
+                request.extensions_mut().insert(cert.clone());
+            }
             call(self.app, request).await
         } else {
             self.with_body(request).await
@@ -85,6 +91,9 @@ impl Exchange {
             })
         });
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        if let Some(cert) = &self.client_cert {
+            request.extensions_mut().insert(cert.clone());
+        }
         // A handler that stops reading (or never starts) is not waited for either.
         let expired = async {
             tokio::time::sleep_until(deadline).await;

@@ -1,6 +1,7 @@
 //! Serving over TLS: accept TCP, complete the handshake (bounded by `tls.handshake_timeout`),
 //! then serve HTTP/1.1 or HTTP/2 (ALPN `h2`) on the connection with hyper-util, under the
-//! same `ConnectionPolicy` (caps, watchdog, body timeout) as the plain listener. On the stop signal it
+//! same `ConnectionPolicy` (caps, watchdog, body timeout) as the plain listener; a verified
+//! client certificate's names go with every request on the connection. On the stop signal it
 //! stops accepting, asks every connection to finish gracefully, and aborts what is still
 //! running when the grace period is over. Certificates and their reload are `server::tls`.
 
@@ -20,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, WatchedIo};
 use super::caps::{ConnectionStats, Permit};
+use super::client_auth::peer_certificate;
 use super::conn::ConnectionPolicy;
 use super::framing::ScannedIo;
 use super::tls::Tls;
@@ -137,7 +139,15 @@ async fn handshake_and_serve(c: Connection, activity: &Arc<Activity>) {
         },
         _ = stopping.wait_for(|stopping| *stopping) => return,
     };
-    let service = policy.service(app, peer, activity);
+    // The names of the partner's certificate, read once for every request on the connection.
+    let client_cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(<[_]>::first)
+        .and_then(peer_certificate)
+        .map(Arc::new);
+    let service = policy.service(app, peer, activity, client_cert);
     let connection = policy.builder().serve_connection_with_upgrades(
         TokioIo::new(ScannedIo::new(stream, activity.clone())),
         service,

@@ -1,12 +1,13 @@
 //! Listeners and lifecycle: serve an app on a bound listener (HTTP/1.1 and HTTP/2, plain or
 //! over TLS, request heads, bodies, idle time, writes and connection counts bounded per
 //! `[limits]`), stop on SIGTERM/SIGINT by finishing in-flight requests up to a hard deadline.
-//! Plain connections are `conn`; TLS termination is `https` (connections) and `tls`
-//! (certificates and their reload); both apply the one `ConnectionPolicy`: the caps at accept
+//! Plain connections are `conn`; TLS termination is `https` (connections), `tls`
+//! (certificates and their reload) and `client_auth` (client certificates); both apply the one `ConnectionPolicy`: the caps at accept
 //! (`caps`), the watchdog (`activity`) and the per-request body timeout (`exchange`).
 
 mod activity;
 mod caps;
+mod client_auth;
 mod conn;
 mod exchange;
 mod framing;

@@ -6,7 +6,9 @@
 //! connections already established keep the certificate they were made with, so nothing in
 //! flight is dropped. A file that does not parse, or a key that does not match the certificate
 //! (e.g. the cert was replaced and the key not yet), keeps the old certificate and is logged
-//! once. Accepting and serving connections is `server::https`.
+//! once. With `client_ca`, handshakes ask for a client certificate (`server::client_auth`),
+//! and the CA bundle and revocation list are polled and swapped the same way. Accepting and
+//! serving connections is `server::https`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,22 +20,26 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{PemError, PemPair, TlsConfig, crypto_provider};
+use super::client_auth::CurrentClientVerifier;
+use crate::config::{ClientCaFiles, ClientTlsError, PemError, PemPair, TlsConfig, crypto_provider};
 
 /// Why the listener cannot terminate TLS.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error(transparent)]
     Files(#[from] PemError),
+    #[error(transparent)]
+    ClientCa(#[from] ClientTlsError),
     #[error("cannot build the TLS configuration: {0}")]
     Setup(rustls::Error),
 }
 
 impl TlsError {
-    /// The `[tls]` key the problem is about: `cert` or `key`.
+    /// The `[tls]` key the problem is about: `cert`, `key`, `client_ca` or `client_crl`.
     pub fn config_key(&self) -> &'static str {
         match self {
             TlsError::Files(e) => e.config_key(),
+            TlsError::ClientCa(e) => e.key(),
             TlsError::Setup(_) => "key",
         }
     }
@@ -84,6 +90,8 @@ pub struct Tls {
     acceptor: TlsAcceptor,
     current: Arc<CurrentCertificate>,
     loaded: PemPair,
+    /// With `client_ca`: the verifier handshakes use and the files it was built from.
+    client: Option<(Arc<CurrentClientVerifier>, ClientCaFiles)>,
     cert_path: PathBuf,
     key_path: PathBuf,
     reload_interval: Duration,
@@ -97,16 +105,28 @@ impl Tls {
         let current = Arc::new(CurrentCertificate::new(
             loaded.certified_key(&config.cert, &config.key)?,
         ));
-        let mut server = ServerConfig::builder_with_provider(crypto_provider())
+        let builder = ServerConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(TlsError::Setup)?
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+            .map_err(TlsError::Setup)?;
+        let client = match &config.client_ca {
+            Some(_) => {
+                let files = ClientCaFiles::read(config)?;
+                let verifier = Arc::new(CurrentClientVerifier::new(&files, files.verifier()?));
+                Some((verifier, files))
+            }
+            None => None,
+        };
+        let builder = match &client {
+            Some((verifier, _)) => builder.with_client_cert_verifier(verifier.clone()),
+            None => builder.with_no_client_auth(),
+        };
+        let mut server = builder.with_cert_resolver(current.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             current,
             loaded,
+            client,
             cert_path: config.cert.clone(),
             key_path: config.key.clone(),
             reload_interval: config.reload_interval,
@@ -127,54 +147,118 @@ impl Tls {
         self.current.get()
     }
 
-    /// Polls the two files every `reload_interval` and swaps the certificate when their
-    /// content changed and loads cleanly. Runs until dropped (the listener aborts it).
+    /// Polls the files every `reload_interval` and swaps the certificate (and the client
+    /// CA and revocation list) when their content changed and loads cleanly. Runs until
+    /// dropped (the listener aborts it).
     pub fn reload_task(&self) -> impl Future<Output = ()> + Send + 'static {
-        let current = self.current.clone();
-        let mut seen = self.loaded.clone();
-        let (cert_path, key_path) = (self.cert_path.clone(), self.key_path.clone());
+        let mut certificate = CertificateFiles {
+            current: self.current.clone(),
+            seen: self.loaded.clone(),
+            cert_path: self.cert_path.clone(),
+            key_path: self.key_path.clone(),
+            last_read_error: None,
+        };
+        let mut client_ca = self.client.as_ref().map(|(verifier, files)| ClientCaWatch {
+            current: verifier.clone(),
+            seen: files.clone(),
+            last_error: None,
+        });
         let interval = self.reload_interval;
         async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
-            let mut last_read_error = None::<String>;
             loop {
                 ticks.tick().await;
-                let read = {
-                    let (cert, key) = (cert_path.clone(), key_path.clone());
-                    tokio::task::spawn_blocking(move || PemPair::read(&cert, &key)).await
-                };
-                let files = match read {
-                    Ok(Ok(files)) => files,
-                    Ok(Err(e)) => {
-                        // A file missing for a moment while it is being replaced is normal;
-                        // say so once, not every tick.
-                        let shown = e.to_string();
-                        if last_read_error.as_ref() != Some(&shown) {
-                            tracing::warn!(error = %shown, "TLS certificate reload: keeping the current certificate");
-                            last_read_error = Some(shown);
-                        }
-                        continue;
-                    }
-                    Err(_) => continue,
-                };
-                last_read_error = None;
-                if files == seen {
-                    continue;
+                certificate.poll().await;
+                if let Some(client_ca) = &mut client_ca {
+                    client_ca.poll().await;
                 }
-                match files.certified_key(&cert_path, &key_path) {
-                    Ok(key) => {
-                        current.replace(key);
-                        tracing::info!(cert = %cert_path.display(), "TLS certificate reloaded");
-                    }
-                    Err(e) => tracing::warn!(
-                        error = %e,
-                        "TLS certificate reload: keeping the current certificate"
-                    ),
-                }
-                seen = files;
             }
+        }
+    }
+}
+
+/// The certificate and key files as last loaded, and where they go.
+struct CertificateFiles {
+    current: Arc<CurrentCertificate>,
+    seen: PemPair,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    last_read_error: Option<String>,
+}
+
+impl CertificateFiles {
+    async fn poll(&mut self) {
+        let read = {
+            let (cert, key) = (self.cert_path.clone(), self.key_path.clone());
+            tokio::task::spawn_blocking(move || PemPair::read(&cert, &key)).await
+        };
+        let files = match read {
+            Ok(Ok(files)) => files,
+            Ok(Err(e)) => {
+                // A file missing for a moment while it is being replaced is normal; say so
+                // once, not every tick.
+                let shown = e.to_string();
+                if self.last_read_error.as_ref() != Some(&shown) {
+                    tracing::warn!(error = %shown, "TLS certificate reload: keeping the current certificate");
+                    self.last_read_error = Some(shown);
+                }
+                return;
+            }
+            Err(_) => return,
+        };
+        self.last_read_error = None;
+        if files == self.seen {
+            return;
+        }
+        match files.certified_key(&self.cert_path, &self.key_path) {
+            Ok(key) => {
+                self.current.replace(key);
+                tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "TLS certificate reload: keeping the current certificate"
+            ),
+        }
+        self.seen = files;
+    }
+}
+
+/// The client CA and revocation list as last loaded, and the verifier they make.
+struct ClientCaWatch {
+    current: Arc<CurrentClientVerifier>,
+    seen: ClientCaFiles,
+    last_error: Option<String>,
+}
+
+impl ClientCaWatch {
+    async fn poll(&mut self) {
+        let seen = self.seen.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let files = seen.reread()?;
+            // Built off the runtime too: a large bundle or CRL takes a moment to parse.
+            let verifier = (files != seen).then(|| files.verifier()).transpose()?;
+            Ok::<_, ClientTlsError>((files, verifier))
+        })
+        .await;
+        match read {
+            Ok(Ok((files, Some(verifier)))) => {
+                self.current.replace(verifier);
+                tracing::info!(ca = %files.ca_path().display(), "TLS client CA reloaded");
+                self.seen = files;
+                self.last_error = None;
+            }
+            Ok(Ok((_, None))) => self.last_error = None,
+            Ok(Err(e)) => {
+                let shown = e.to_string();
+                if self.last_error.as_ref() != Some(&shown) {
+                    tracing::warn!(error = %shown, "TLS client CA reload: keeping the current CAs");
+                    self.last_error = Some(shown);
+                }
+            }
+            Err(_) => {}
         }
     }
 }

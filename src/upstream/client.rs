@@ -1,5 +1,8 @@
-//! The HTTP client under every backend call: hyper's pooled HTTP/1.1 client over plain TCP
-//! (config accepts only `http://` upstreams), with nothing on top. Each instance's address is
+//! The HTTP client under every backend call: hyper's pooled client, over plain TCP for an
+//! upstream whose instances are all `http://` (HTTP/1.1, exactly as cheap as before TLS
+//! existed), or over `outbound::https_connector` when any is `https://` (rustls with the
+//! upstream's `tls` block, HTTP/2 where the backend's ALPN offers it, one `ClientConfig` per
+//! upstream so TLS sessions resume across its connections), with nothing on top. Each instance's address is
 //! parsed once (`Origin`), so a call only joins a path; the pipeline in `mod.rs` adds the
 //! deadline, retries and breakers itself. A general-purpose client (URL parsing and IDNA per
 //! request, redirect and retry layers) was a third of the proxy route's instructions.
@@ -14,28 +17,54 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Sleep;
 
 use super::{UpstreamError, UpstreamErrorKind};
+use crate::config::{ClientTlsError, UpstreamConfig};
+use crate::outbound::{Alpn, https_connector};
 
 /// A pooled client for one upstream's instances. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct HttpClient(Client<HttpConnector, Body>);
+pub(crate) enum HttpClient {
+    /// Every instance is `http://`.
+    Plain(Client<HttpConnector, Body>),
+    /// Some instance is `https://` (an `http://` one still goes over plain TCP).
+    Tls(Client<HttpsConnector<HttpConnector>, Body>),
+}
 
 impl HttpClient {
-    pub fn new(connect_timeout: Duration, pool_max_idle: usize) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+    /// The client `config`'s instances need, keeping at most `pool_max_idle` idle
+    /// connections per instance. Fails only when the `tls` block's files do not load.
+    pub fn new(config: &UpstreamConfig, pool_max_idle: usize) -> Result<Self, ClientTlsError> {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_max_idle_per_host(pool_max_idle)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Self(client)
+            .pool_timer(TokioTimer::new());
+        if !config.uses_tls() {
+            let mut connector = HttpConnector::new();
+            connector.set_connect_timeout(Some(config.connect_timeout));
+            connector.set_nodelay(true);
+            return Ok(Self::Plain(builder.build(connector)));
+        }
+        let tls = config.tls.clone().unwrap_or_default();
+        let connector = https_connector(
+            tls.client_config()?,
+            tls.server_name()?,
+            config.connect_timeout,
+            Alpn::Http2AndHttp1,
+        );
+        Ok(Self::Tls(builder.build(connector)))
+    }
+
+    /// A client that cannot be used for anything (an unconfigured service fails fast
+    /// before it gets here).
+    pub fn unconfigured() -> Self {
+        Self::Plain(Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
     }
 
     /// Sends `request` and waits for the response head; the body is left to the caller, and
@@ -45,10 +74,11 @@ impl HttpClient {
         service: &str,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        self.0
-            .request(request)
-            .await
-            .map_err(|e| transport_error(service, &e))
+        match self {
+            Self::Plain(client) => client.request(request).await,
+            Self::Tls(client) => client.request(request).await,
+        }
+        .map_err(|e| transport_error(service, &e))
     }
 }
 

@@ -40,7 +40,7 @@ use pipeline::Call;
 use retry::{Backoff, RetryBudget};
 use stats::Counters;
 
-use crate::config::UpstreamConfig;
+use crate::config::{ClientTlsError, UpstreamConfig};
 use crate::request::CallContext;
 
 /// One backend service. Cheap to clone.
@@ -123,23 +123,23 @@ pub enum Idempotency {
 }
 
 impl Upstream {
-    /// Builds the client and starts health checks. Must run inside a tokio runtime.
-    pub fn new(name: &str, config: &UpstreamConfig) -> Self {
+    /// Builds the client and starts health checks. Must run inside a tokio runtime. Fails
+    /// only when the files of the `tls` block cannot be loaded (validation reads them too).
+    pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, ClientTlsError> {
         // Redirects are never followed (a gateway must not chase them on a client's behalf:
         // they pass through), and nothing retries below the pipeline.
-        let client = HttpClient::new(config.connect_timeout, config.pool_max_idle);
+        let client = HttpClient::new(config, config.pool_max_idle)?;
         let instances = Instances::new(config);
         if config.health.enabled {
             instances.spawn_health_checks(client.clone(), config.health.clone());
         }
-        Self::with(name, Some(instances), client, config)
+        Ok(Self::with(name, Some(instances), client, config))
     }
 
     /// A service this BFF's config does not name: every call fails fast.
     pub fn unconfigured(name: &str) -> Self {
         let config = UpstreamConfig::new("http://unconfigured.invalid");
-        let client = HttpClient::new(config.connect_timeout, 0);
-        Self::with(name, None, client, &config)
+        Self::with(name, None, HttpClient::unconfigured(), &config)
     }
 
     fn with(
@@ -254,7 +254,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_spent_deadline_fails_before_calling() {
-        let upstream = Upstream::new("accounts", &UpstreamConfig::new("http://127.0.0.1:9"));
+        let upstream =
+            Upstream::new("accounts", &UpstreamConfig::new("http://127.0.0.1:9")).unwrap();
         let ctx = CallContext::new(None, Deadline::after(Duration::ZERO), "t".into());
         let err = upstream
             .get_json::<serde_json::Value>(&ctx, "/accounts/1")
@@ -307,7 +308,7 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let mut config = UpstreamConfig::new(&url);
         config.bulkhead.max_concurrent = 64;
-        let upstream = Upstream::new("accounts", &config);
+        let upstream = Upstream::new("accounts", &config).unwrap();
         for _ in 0..20 {
             upstream.get(&ctx(), "/ping").await.unwrap();
         }
@@ -324,7 +325,7 @@ mod tests {
         let mut config = UpstreamConfig::new(url);
         config.max_response_body = crate::config::ByteSize(max);
         config.retry.attempts = 1;
-        Upstream::new("accounts", &config)
+        Upstream::new("accounts", &config).unwrap()
     }
 
     fn ctx() -> CallContext {

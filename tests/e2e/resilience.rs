@@ -393,7 +393,7 @@ async fn connection_refused_fails_fast() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let upstream = Upstream::new("users", &UpstreamConfig::new(url));
+    let upstream = Upstream::new("users", &UpstreamConfig::new(url)).unwrap();
     let started = Instant::now();
     let err = upstream
         .get_json::<Value>(&ctx(Duration::from_secs(2)), "/users/1")
@@ -434,7 +434,7 @@ async fn huge_upstream() -> (String, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn oversized_and_malformed_bodies_are_bad_responses() {
     let (url, server) = huge_upstream().await;
-    let upstream = Upstream::new("catalog", &UpstreamConfig::new(url));
+    let upstream = Upstream::new("catalog", &UpstreamConfig::new(url)).unwrap();
     for path in ["/declared", "/chunked"] {
         let err = upstream
             .get_json::<Value>(&ctx(Duration::from_secs(5)), path)
@@ -520,7 +520,7 @@ async fn a_full_bulkhead_fails_fast_instead_of_queueing() {
     let mut config = UpstreamConfig::new(service.url());
     config.bulkhead.max_concurrent = 2;
     config.timeout = Duration::from_secs(10);
-    let upstream = Upstream::new("users", &config);
+    let upstream = Upstream::new("users", &config).unwrap();
     let hung: Vec<_> = (0..2)
         .map(|_| {
             let upstream = upstream.clone();

@@ -2,7 +2,7 @@
 //! headers, request hygiene and CORS — all against real sockets.
 
 mod connections;
-mod forge;
+pub(crate) mod forge;
 mod forged;
 mod framing;
 mod headers;

@@ -3,7 +3,10 @@
 //! drain on shutdown. Certificates come from a test CA made here with rcgen; the client is
 //! tokio-rustls + hyper's connection API, trusting only that CA.
 
+mod partner;
+mod serve;
 mod support;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -13,7 +13,10 @@ use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use manifold::config::TlsConfig;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use tokio::net::TcpStream;
@@ -28,7 +31,8 @@ pub(super) const HTTP11: &[u8] = b"http/1.1";
 /// A CA the test client trusts, issuing server certificates for 127.0.0.1 / localhost.
 pub(super) struct TestCa {
     issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
+    pub(super) der: CertificateDer<'static>,
+    pub(super) pem: String,
 }
 
 pub(super) struct ServerCert {
@@ -49,7 +53,41 @@ impl TestCa {
         TestCa {
             issuer: Issuer::new(params, key),
             der: cert.der().clone(),
+            pem: cert.pem(),
         }
+    }
+
+    /// A client certificate with `common_name` as its subject's CN (a partner's).
+    pub(super) fn issue_client(&self, common_name: &str) -> ServerCert {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    /// Like `client`, presenting `cert` when the server asks for a client certificate.
+    pub(super) fn client_with_cert(&self, alpn: &[&[u8]], cert: &ServerCert) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(vec![cert.der.clone()], key)
+                .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
     }
 
     pub(super) fn issue(&self) -> ServerCert {
@@ -109,6 +147,13 @@ impl CertDir {
     pub(super) fn install(&self, cert: &ServerCert) {
         replace(&self.cert(), cert.cert_pem.as_bytes());
         replace(&self.key(), cert.key_pem.as_bytes());
+    }
+
+    /// Writes `content` as `name` in the directory (replacing it as deployment tools do).
+    pub(super) fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        replace(&path, content.as_bytes());
+        path
     }
 
     pub(super) fn config(&self) -> TlsConfig {
@@ -171,17 +216,24 @@ pub(super) enum Client {
 
 impl Client {
     pub(super) async fn over(stream: TlsStream<TcpStream>) -> Client {
+        Client::try_over(stream).await.unwrap()
+    }
+
+    /// An HTTP connection, or why none could be made over `stream`.
+    pub(super) async fn try_over(stream: TlsStream<TcpStream>) -> Result<Client, String> {
         let io = TokioIo::new(stream);
         if alpn(io.inner()).as_deref() == Some(H2) {
             let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
-                .unwrap();
+                .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            Client::H2(send)
+            Ok(Client::H2(send))
         } else {
-            let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            let (send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            Client::H1(send)
+            Ok(Client::H1(send))
         }
     }
 
@@ -192,6 +244,16 @@ impl Client {
         path: &str,
         token: Option<&str>,
     ) -> (StatusCode, Version, Bytes) {
+        self.try_get(addr, path, token).await.expect("response")
+    }
+
+    /// GET `path`: status, HTTP version and body, or why there was no answer.
+    pub(super) async fn try_get(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<(StatusCode, Version, Bytes), String> {
         let mut request =
             Request::get(format!("https://{addr}{path}")).header("host", addr.to_string());
         if let Some(token) = token {
@@ -207,14 +269,14 @@ impl Client {
             }
             Client::H2(send) => send.send_request(request).await,
         }
-        .expect("response");
+        .map_err(|e| e.to_string())?;
         let (status, version) = (response.status(), response.version());
         let body = response
             .into_body()
             .collect()
             .await
-            .expect("body")
+            .map_err(|e| e.to_string())?
             .to_bytes();
-        (status, version, body)
+        Ok((status, version, body))
     }
 }
