@@ -94,7 +94,8 @@ mod tests {
              jwks_ca_file = \"/nonexistent/jwks-ca.pem\"\n\
              [tracing]\notlp_endpoint = \"https://collector:4318\"\notlp_ca_file = \"/nonexistent/otlp-ca.pem\"\n\
              [rate_limit]\nstore = \"redis\"\nredis_url = \"rediss://redis:6380\"\n\
-             [cache]\nredis_url = \"rediss://redis:6380\"\n\
+             redis_ca_file = \"/nonexistent/redis-ca.pem\"\n\
+             [cache]\nredis_url = \"redis://redis:6380\"\nredis_ca_file = \"/nonexistent/redis-ca.pem\"\n\
              [graphql.persisted_queries]\nredis_url = \"memcached://x\"\n\
              [upstreams.users]\nurl = \"https://users.internal\"\n\
              [upstreams.users.tls]\ncert = \"/nonexistent/client.pem\"\n\
@@ -104,9 +105,9 @@ mod tests {
             "auth.jwt[0].jwks_url: must be an http:// or https:// URL",
             "auth.jwt[0].jwks_ca_file: cannot read /nonexistent/jwks-ca.pem",
             "tracing.otlp_ca_file: cannot read /nonexistent/otlp-ca.pem",
-            "rate_limit.redis_url: rediss:// (Redis over TLS) is not supported by this build",
-            "cache.redis_url: rediss:// (Redis over TLS) is not supported by this build",
-            "graphql.persisted_queries.redis_url: must be a redis:// URL",
+            "rate_limit.redis_ca_file: cannot read /nonexistent/redis-ca.pem",
+            "cache.redis_ca_file:",
+            "graphql.persisted_queries.redis_url: must be a redis:// or rediss:// URL",
             "upstreams.users.tls.key: is required with `cert`",
             "upstreams.plain.url: \"ftp://plain\" must be an http:// or https:// URL",
             "upstreams.plain.tls: is set, but no instance is an https:// URL",

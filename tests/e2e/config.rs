@@ -90,3 +90,53 @@ fn environment_overrides_apply_and_are_validated() {
     assert!(shown.contains("upstreams.users.timeout"), "{shown}");
     assert!(shown.contains("server.bogus: unknown key"), "{shown}");
 }
+
+/// What `--check` runs: a config the binary could not start with is refused, each problem
+/// named by its key — a `rediss://` URL whose CA file is unreadable, a client CA file that
+/// does not parse, an upstream `tls` block naming a missing key file.
+#[test]
+fn tls_files_that_cannot_be_used_are_refused_by_their_key() {
+    let dir = std::env::temp_dir().join(format!("manifold-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("client-ca.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_file, key_file) = (dir.join("server.pem"), dir.join("server-key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let missing = dir.join("missing-key.pem");
+    let text = bff_partner::SPEC
+        .embedded_config
+        .replace(
+            "[upstreams.orders]\nurl = \"http://127.0.0.1:9102\"",
+            &format!(
+                "[upstreams.orders]\nurl = \"https://127.0.0.1:9102\"\ntls = {{ cert = {:?}, key = {:?} }}",
+                cert_file, missing
+            ),
+        )
+        .replace(
+            "[rate_limit]\n",
+            &format!(
+                "[rate_limit]\nredis_url = \"rediss://127.0.0.1:6390\"\nredis_ca_file = {:?}\n",
+                dir.join("no-such-ca.pem")
+            ),
+        )
+        + &format!(
+            "\n[tls]\ncert = {cert_file:?}\nkey = {key_file:?}\nclient_ca = {garbage:?}\n"
+        );
+    let errors = bff_partner::SPEC
+        .parse_config(&text, std::iter::empty())
+        .expect_err("invalid");
+    let shown = errors.to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    for key in [
+        "upstreams.orders.tls.key",
+        "rate_limit.redis_ca_file",
+        "tls.client_ca",
+    ] {
+        assert!(
+            shown.contains(&format!("{key}:")),
+            "{key} not named in:\n{shown}"
+        );
+    }
+}
