@@ -313,7 +313,7 @@ impl Default for BulkheadConfig {
         Self {
             max_concurrent: 512,
             adaptive: true,
-            min_concurrent: 16,
+            min_concurrent: 64,
             tolerance: 1.5,
         }
     }

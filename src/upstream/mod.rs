@@ -308,6 +308,7 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let mut config = UpstreamConfig::new(&url);
         config.bulkhead.max_concurrent = 64;
+        config.bulkhead.min_concurrent = 4;
         let upstream = Upstream::new("accounts", &config).unwrap();
         for _ in 0..20 {
             upstream.get(&ctx(), "/ping").await.unwrap();
