@@ -125,34 +125,35 @@ impl HeadScan {
         }
     }
 
-    /// Scans line bytes up to and including the first line end; returns how many it used.
+    /// Takes line bytes up to and including the first line end; returns how many it used.
     fn lines(&mut self, bytes: &[u8]) -> usize {
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' {
+        let end = memchr::memchr(b'\n', bytes);
+        let segment = &bytes[..end.unwrap_or(bytes.len())];
+        if let Some((&last, _)) = segment.split_last() {
+            if self.after_cr {
+                // A CR that did not end the line is part of it (hyper refuses it anyway).
+                self.keep(b"\r");
+            }
+            self.after_cr = last == b'\r';
+            self.keep(&segment[..segment.len() - usize::from(self.after_cr)]);
+        }
+        match end {
+            Some(i) => {
                 let bare = !self.after_cr;
                 self.after_cr = false;
                 self.line_end(bare);
-                return i + 1;
+                i + 1
             }
-            if self.after_cr {
-                // A CR not followed by LF: hyper refuses it; keep it in the line.
-                self.keep(b'\r');
-            }
-            self.after_cr = b == b'\r';
-            if !self.after_cr {
-                self.keep(b);
-            }
+            None => bytes.len(),
         }
-        bytes.len()
     }
 
-    fn keep(&mut self, b: u8) {
-        if self.line_len < LINE_KEPT {
-            self.line[self.line_len] = b;
-            self.line_len += 1;
-        } else {
-            self.line_cut = true;
-        }
+    /// Keeps what fits of `bytes` in the line's prefix.
+    fn keep(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(LINE_KEPT - self.line_len);
+        self.line[self.line_len..self.line_len + n].copy_from_slice(&bytes[..n]);
+        self.line_len += n;
+        self.line_cut |= n < bytes.len();
     }
 
     fn line_end(&mut self, bare: bool) {

@@ -81,7 +81,7 @@ impl Fields {
             invisible: false,
         };
         for (name, value) in headers {
-            fields.invisible |= !value.as_bytes().iter().all(|&b| visible(b));
+            fields.invisible |= invisible(value.as_bytes());
             if name == header::TRANSFER_ENCODING {
                 fields.transfer_encoding += 1;
             } else if name == header::CONTENT_LENGTH {
@@ -149,6 +149,12 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// and UTF-8 by others, and nothing a client of this API sends needs it.
 fn visible(b: u8) -> bool {
     b == b'\t' || (0x20..0x7f).contains(&b)
+}
+
+/// Whether any byte of `value` is not `visible`: every byte looked at, without an early exit,
+/// so the loop runs 32 bytes at a time (a bearer token is ~700 bytes).
+fn invisible(value: &[u8]) -> bool {
+    value.iter().fold(false, |any, &b| any | !visible(b))
 }
 
 #[cfg(test)]
