@@ -3,8 +3,11 @@
 //! while answers stay as fast as the best recently seen, and shrinks when they slow down or
 //! when the gateway could not answer (a 503 or 504 of its own). Over the limit a request
 //! waits in a short bounded queue, or is refused at once: 503 with `Retry-After`, so excess
-//! load costs a refusal, not a stall, and what is admitted stays fast. Health and readiness
-//! checks are never shed.
+//! load costs a refusal, not a stall, and what is admitted stays fast. The queue absorbs
+//! bursts only: once a request has waited its whole `queue_timeout` in vain, the queue is
+//! skipped for `QUEUE_REST` (under sustained overload, waiting only delays the 503, and its
+//! timers fire late on busy workers: 32 ms at p99 inside the gateway at 800 connections,
+//! 0.06 ms without). Health and readiness checks are never shed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -18,6 +21,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::AdmissionConfig;
+
+/// How long the queue is skipped after a request waited in it in vain.
+const QUEUE_REST: Duration = Duration::from_secs(1);
 use crate::error::{Code, Problem};
 use crate::observe::exposition::{Exposition, MetricFamilies};
 use crate::request::{Admitted, RequestRecord};
@@ -30,6 +36,9 @@ pub struct Admission {
     in_flight: AtomicU32,
     queued: AtomicU32,
     freed: Notify,
+    /// When a queued request last timed out (milliseconds after `created`; `u64::MAX`: never).
+    created: Instant,
+    overflowed_at: AtomicU64,
     shed: AtomicU64,
     waited: AtomicU64,
 }
@@ -55,6 +64,8 @@ impl Admission {
             in_flight: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             freed: Notify::new(),
+            created: Instant::now(),
+            overflowed_at: AtomicU64::new(u64::MAX),
             shed: AtomicU64::new(0),
             waited: AtomicU64::new(0),
         }
@@ -66,7 +77,7 @@ impl Admission {
             return Some(ticket);
         }
         let queued = self.queued.fetch_add(1, Ordering::AcqRel);
-        let ticket = if queued < self.config.queue {
+        let ticket = if queued < self.config.queue && !self.queue_resting() {
             self.waited.fetch_add(1, Ordering::Relaxed);
             let deadline = Instant::now() + self.config.queue_timeout;
             loop {
@@ -75,7 +86,11 @@ impl Admission {
                     break Some(ticket.queued());
                 }
                 if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                    break self.try_admit().map(Ticket::queued);
+                    let ticket = self.try_admit().map(Ticket::queued);
+                    if ticket.is_none() {
+                        self.overflowed_at.store(self.millis(), Ordering::Relaxed);
+                    }
+                    break ticket;
                 }
             }
         } else {
@@ -86,6 +101,16 @@ impl Admission {
             self.shed.fetch_add(1, Ordering::Relaxed);
         }
         ticket
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Whether a queued request timed out less than `QUEUE_REST` ago.
+    fn queue_resting(&self) -> bool {
+        let at = self.overflowed_at.load(Ordering::Relaxed);
+        at != u64::MAX && self.millis() < at.saturating_add(QUEUE_REST.as_millis() as u64)
     }
 
     fn try_admit(&self) -> Option<Ticket<'_>> {
@@ -245,7 +270,17 @@ mod tests {
         assert!(queued.is_none() && at_once.is_none());
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         assert_eq!(admission.shed.load(Ordering::Relaxed), 2);
-        drop(third);
+        // A wait in vain rests the queue: the next request over the limit is refused at once,
+        // until the rest is over.
+        let started = Instant::now();
+        assert!(admission.admit().await.is_none());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        tokio::time::advance(QUEUE_REST).await;
+        let (queued, ()) = tokio::join!(admission.admit(), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(third);
+        });
+        assert!(queued.is_some(), "queued again after the rest");
     }
 
     #[tokio::test]
