@@ -34,8 +34,8 @@ impl Default for AdmissionConfig {
             initial_limit: 256,
             min_limit: 16,
             max_limit: 4096,
-            queue: 16,
-            queue_timeout: Duration::from_millis(5),
+            queue: 64,
+            queue_timeout: Duration::from_millis(50),
             tolerance: 2.5,
         }
     }
