@@ -32,7 +32,7 @@ impl Default for AdmissionConfig {
         Self {
             enabled: true,
             initial_limit: 256,
-            min_limit: 16,
+            min_limit: 64,
             max_limit: 4096,
             queue: 64,
             queue_timeout: Duration::from_millis(50),
