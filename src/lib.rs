@@ -19,6 +19,7 @@ pub mod admin;
 pub mod auth;
 pub mod bff;
 pub mod cache;
+pub mod compose;
 pub mod config;
 pub mod edge;
 pub mod error;

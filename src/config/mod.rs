@@ -13,6 +13,7 @@ mod client_ca;
 mod client_tls;
 mod compression;
 mod cors;
+mod endpoint;
 mod graphql;
 mod limits;
 mod load;
@@ -40,6 +41,9 @@ pub use client_tls::{
 };
 pub use compression::{CompressionConfig, CompressionLevel};
 pub use cors::CorsConfig;
+pub use endpoint::{
+    CallConfig, EndpointConfig, JoinConfig, Part, Reference, Step, parse_template, path_params,
+};
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};
 pub use load::{ConfigError, ConfigErrors, LoadSource};
@@ -88,6 +92,9 @@ pub struct Config {
     /// Path prefixes proxied straight to an upstream.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Aggregate endpoints declared in config (`compose`).
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
     /// TLS termination on the public listener; plain HTTP without it.
     pub tls: Option<TlsConfig>,
     /// `[client_ip]` and `[rate_limit]`: who may name the client, and how often it may call.

@@ -27,6 +27,9 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(i, self, &mut p);
         }
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            endpoint.validate(i, self, &mut p);
+        }
         self.limits.validate(&mut p);
         self.admission.validate(&mut p);
         self.compression.validate(&mut p);

@@ -28,7 +28,7 @@ use crate::ratelimit::LimitFamilies;
 use crate::ratelimit::{self, RateLimiter};
 use crate::server::ConnectionStats;
 use crate::upstream::{Upstream, UpstreamFamilies};
-use crate::{observe, proxy};
+use crate::{compose, observe, proxy};
 
 /// What the one per-request layer after routing needs.
 #[derive(Clone)]
@@ -327,6 +327,9 @@ impl Gateway {
         let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
             self.guard(router, policy, scopes)
         });
+        let declared = compose::routes(config, &self.0.upstreams, |router, policy, scopes| {
+            self.guard(router, policy, scopes)
+        });
         let own = bff
             .merge(health::routes())
             // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.
@@ -334,6 +337,7 @@ impl Gateway {
             .with_state(self.clone());
         let routed = own
             .merge(proxied)
+            .merge(declared)
             .layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose

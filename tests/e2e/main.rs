@@ -3,6 +3,7 @@
 //! separately, which is slow); each test starts its own stack, so they run in parallel.
 
 mod cache;
+mod compose;
 mod compression;
 mod config;
 mod deploy;

@@ -1,0 +1,294 @@
+//! Fan-out to many services for one request, declared in config (`[[endpoints]]`): each call
+//! runs as soon as the calls its templates name have answered (the others in parallel), every
+//! call through the upstream's cache and pipeline under the endpoint's deadline; the answers
+//! are shaped (`shape`) and placed in one JSON object. A failed optional call becomes an entry
+//! in `degraded` (and the calls that needed its answer are skipped, and listed too); a failed
+//! critical call fails the request with the mapped problem (502/503/504).
+
+mod shape;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::future::join_all;
+use serde_json::{Map, Value};
+
+use crate::cache::CachedUpstream;
+use crate::config::{AuthPolicy, CallConfig, Config, EndpointConfig, Part, Reference, Step};
+use crate::error::{Code, Problem};
+use crate::request::{CallContext, Deadline, Identity, Principal};
+use crate::upstream::{UpstreamError, path_segment, query};
+
+/// One declared endpoint, ready to serve.
+struct Endpoint {
+    calls: Vec<Call>,
+    waves: Vec<Vec<usize>>,
+    timeout: Duration,
+}
+
+struct Call {
+    config: CallConfig,
+    upstream: CachedUpstream,
+    path: Vec<Part>,
+    query: Vec<(String, Vec<Part>)>,
+    /// The calls whose answers this one's templates read.
+    needs: Vec<usize>,
+}
+
+/// Mounts every declared endpoint behind `guard` (authentication under its policy, and the
+/// rate limits). Endpoints were validated with the config.
+pub fn routes(
+    config: &Config,
+    upstreams: &BTreeMap<String, CachedUpstream>,
+    guard: impl Fn(Router, AuthPolicy, &[String]) -> Router,
+) -> Router {
+    let mut router = Router::new();
+    for declared in &config.endpoints {
+        let Some(endpoint) = Endpoint::new(declared, upstreams) else {
+            continue;
+        };
+        let mounted = Router::new()
+            .route(&declared.path, get(serve))
+            .with_state(Arc::new(endpoint));
+        router = router.merge(guard(mounted, declared.auth, &declared.scopes));
+    }
+    router
+}
+
+impl Endpoint {
+    fn new(config: &EndpointConfig, upstreams: &BTreeMap<String, CachedUpstream>) -> Option<Self> {
+        let deps = config.dependencies();
+        let calls = config
+            .calls
+            .iter()
+            .zip(deps)
+            .map(|(call, needs)| {
+                Some(Call {
+                    config: call.clone(),
+                    upstream: upstreams.get(&call.upstream)?.clone(),
+                    path: crate::config::parse_template(&call.path).ok()?,
+                    query: call
+                        .query
+                        .iter()
+                        .map(|(k, t)| Some((k.clone(), crate::config::parse_template(t).ok()?)))
+                        .collect::<Option<_>>()?,
+                    needs,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            calls,
+            waves: config.waves()?,
+            timeout: config.timeout,
+        })
+    }
+}
+
+/// What a call came to.
+enum Outcome {
+    Answered(Value),
+    Failed(UpstreamError),
+    /// Not made: a call it needed failed or was skipped.
+    Skipped,
+}
+
+/// The values a request's templates read besides earlier answers.
+struct Inputs<'a> {
+    path: &'a HashMap<String, String>,
+    query: HashMap<String, String>,
+    identity: Option<&'a Identity>,
+}
+
+async fn serve(
+    State(endpoint): State<Arc<Endpoint>>,
+    Path(path): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let mut ctx = CallContext::from_parts(&parts);
+    if ctx.deadline.remaining() > endpoint.timeout {
+        ctx.deadline = Deadline::after(endpoint.timeout);
+    }
+    let query = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<HashMap<String, String>>(q).ok())
+        .unwrap_or_default();
+    let identity = ctx.identity.clone();
+    let inputs = Inputs {
+        path: &path,
+        query,
+        identity: identity.as_deref(),
+    };
+    let mut outcomes: Vec<Option<Outcome>> = endpoint.calls.iter().map(|_| None).collect();
+    for wave in &endpoint.waves {
+        let runs = wave.iter().map(|&i| {
+            let call = &endpoint.calls[i];
+            let blocked = call
+                .needs
+                .iter()
+                .any(|&d| !matches!(outcomes[d], Some(Outcome::Answered(_))));
+            let answers = Answers {
+                calls: &endpoint.calls,
+                outcomes: &outcomes,
+            };
+            let target = (!blocked).then(|| call.target(&inputs, &answers));
+            let ctx = &ctx;
+            async move {
+                match target {
+                    None => Outcome::Skipped,
+                    Some(target) => match call.upstream.get_json::<Value>(ctx, &target).await {
+                        Ok(value) => Outcome::Answered(value),
+                        Err(e) => Outcome::Failed(e),
+                    },
+                }
+            }
+        });
+        let done = join_all(runs).await;
+        for (&i, outcome) in wave.iter().zip(done) {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    respond(&endpoint, outcomes)
+}
+
+impl Call {
+    /// The path and query of this call for one request.
+    fn target(&self, inputs: &Inputs<'_>, answers: &Answers<'_>) -> String {
+        let mut target = String::new();
+        for part in &self.path {
+            match part {
+                Part::Text(text) => target.push_str(text),
+                Part::Ref(r) => {
+                    let values = resolve(r, inputs, answers);
+                    let segments: Vec<String> = values.iter().map(|v| path_segment(v)).collect();
+                    target.push_str(&segments.join(","));
+                }
+            }
+        }
+        let pairs: Vec<(&str, String)> = self
+            .query
+            .iter()
+            .map(|(name, parts)| {
+                let value: String = parts
+                    .iter()
+                    .map(|part| match part {
+                        Part::Text(text) => text.clone(),
+                        Part::Ref(r) => resolve(r, inputs, answers).join(","),
+                    })
+                    .collect();
+                (name.as_str(), value)
+            })
+            .collect();
+        if !pairs.is_empty() {
+            let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            target.push_str(&query(&borrowed));
+        }
+        target
+    }
+}
+
+/// The answers so far, by call name.
+struct Answers<'a> {
+    calls: &'a [Call],
+    outcomes: &'a [Option<Outcome>],
+}
+
+impl Answers<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        let i = self.calls.iter().position(|c| c.config.name == name)?;
+        match &self.outcomes[i] {
+            Some(Outcome::Answered(value)) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The values `r` stands for: one for a scalar, one per element under `[]`, none when absent.
+fn resolve(r: &Reference, inputs: &Inputs<'_>, answers: &Answers<'_>) -> Vec<String> {
+    let Some(Step::Field(first)) = r.steps.first() else {
+        return Vec::new();
+    };
+    match r.source.as_str() {
+        "path" => inputs.path.get(first).cloned().into_iter().collect(),
+        "query" => inputs.query.get(first).cloned().into_iter().collect(),
+        "identity" => inputs
+            .identity
+            .map(|i| match i.principal() {
+                Principal::User(id) | Principal::ApiClient(id) => id.clone(),
+            })
+            .into_iter()
+            .collect(),
+        call => {
+            let mut values = Vec::new();
+            if let Some(answer) = answers.get(call) {
+                collect(answer, &r.steps, &mut values);
+            }
+            values
+        }
+    }
+}
+
+/// Follows `steps` into `value`, collecting the scalars it reaches as text.
+fn collect(value: &Value, steps: &[Step], out: &mut Vec<String>) {
+    match (steps.first(), value) {
+        (None, Value::String(s)) => out.push(s.clone()),
+        (None, Value::Number(n)) => out.push(n.to_string()),
+        (None, Value::Bool(b)) => out.push(b.to_string()),
+        (None, _) => {}
+        (Some(Step::Field(name)), Value::Object(map)) => {
+            if let Some(inner) = map.get(name) {
+                collect(inner, &steps[1..], out);
+            }
+        }
+        (Some(Step::Each), Value::Array(items)) => {
+            for item in items {
+                collect(item, &steps[1..], out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn respond(endpoint: &Endpoint, outcomes: Vec<Option<Outcome>>) -> Response {
+    let mut root = Map::new();
+    let mut degraded = Vec::new();
+    let mut joins = Vec::new();
+    for (call, outcome) in endpoint.calls.iter().zip(outcomes) {
+        match outcome {
+            Some(Outcome::Answered(value)) => {
+                let shaped = shape::shape(value, &call.config);
+                match &call.config.join {
+                    Some(join) => joins.push((join, shaped)),
+                    None => shape::place(&mut root, call.config.key(), shaped),
+                }
+            }
+            Some(Outcome::Failed(e)) if call.config.critical => {
+                return Problem::from(e).into_response();
+            }
+            Some(Outcome::Skipped) if call.config.critical => {
+                return Problem::new(
+                    Code::UpstreamUnavailable,
+                    format!(
+                        "{} could not be called: a call it needs failed",
+                        call.config.name
+                    ),
+                )
+                .into_response();
+            }
+            _ => degraded.push(Value::String(call.config.name.clone())),
+        }
+    }
+    for (join, shaped) in joins {
+        shape::join(&mut root, join, shaped);
+    }
+    if !degraded.is_empty() {
+        root.insert("degraded".into(), Value::Array(degraded));
+    }
+    axum::Json(Value::Object(root)).into_response()
+}

@@ -1,0 +1,126 @@
+//! Aggregate endpoints declared in config (`compose`): the partner's customer overview,
+//! served from three services in two rounds of calls with no Rust of its own; an optional
+//! call failing degrades the answer, the critical one fails it; definitions that cannot work
+//! are refused by `--check` with their key.
+
+use demo_services::Service;
+use serde_json::{Value, json};
+
+use crate::harness::Stack;
+
+const KEY: &str = "demo-partner-key";
+
+async fn overview(stack: &Stack, id: &str) -> (u16, Value) {
+    let response = stack
+        .http
+        .get(stack.url(&format!("/v1/customers/{id}/overview")))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_overview_joins_three_services_in_two_rounds_trimmed_to_its_allow_list() {
+    let stack = Stack::start(&bff_partner::SPEC).await;
+    stack.reset_stats().await;
+    let (status, body) = overview(&stack, "42").await;
+    assert_eq!(status, 200, "{body}");
+    // The profile merged at the root, allow-listed.
+    assert_eq!(body["id"], "42");
+    assert!(
+        body["name"].is_string() && body["email"].is_string(),
+        "{body}"
+    );
+    assert!(body.get("avatar").is_none(), "not allow-listed: {body}");
+    // The latest orders, each with its shipment joined by order id.
+    let orders = body["latestOrders"].as_array().expect("latestOrders");
+    assert_eq!(orders.len(), 3, "{body}");
+    for order in orders {
+        let keys: Vec<&str> = order
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(
+            keys.iter()
+                .all(|k| ["id", "status", "total", "placedAt", "shipment"].contains(k)),
+            "{order}"
+        );
+        assert_eq!(order["shipment"]["orderId"], order["id"], "{order}");
+        assert!(order["shipment"].get("events").is_none());
+    }
+    assert!(body.get("degraded").is_none(), "{body}");
+    // One call each: the one shipments call carried every order id (each order got its own).
+    for service in [Service::Users, Service::Orders, Service::Shipping] {
+        assert_eq!(stack.requests(service).await, 1, "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_optional_call_failing_degrades_and_the_critical_one_fails_the_request() {
+    let stack = Stack::start(&bff_partner::SPEC).await;
+    stack
+        .chaos(Service::Shipping, json!({ "error_rate": 1.0 }))
+        .await;
+    let (status, body) = overview(&stack, "42").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["degraded"], json!(["shipments"]), "{body}");
+    assert_eq!(body["latestOrders"][0]["shipment"], Value::Null, "{body}");
+    assert_eq!(body["id"], "42");
+
+    stack.reset_chaos(Service::Shipping).await;
+    stack
+        .chaos(Service::Users, json!({ "error_rate": 1.0 }))
+        .await;
+    let (status, body) = overview(&stack, "42").await;
+    assert!(
+        status == 502 || status == 503 || status == 504,
+        "{status}: {body}"
+    );
+    assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{body}");
+}
+
+#[test]
+fn definitions_that_cannot_work_are_refused_by_their_key() {
+    let broken = bff_partner::SPEC
+        .embedded_config
+        .replace(
+            "query = { userId = \"{path.id}\", limit = \"3\" }",
+            "query = { userId = \"{path.id}\", after = \"{shipments.items[].orderId}\" }",
+        )
+        .replace(
+            "upstream = \"users\"\npath = \"/users/{path.id}\"",
+            "upstream = \"accounts\"\npath = \"/users/{path.user}\"",
+        )
+        .replace(
+            "join = { into = \"latestOrders\"",
+            "join = { into = \"recentOrders\"",
+        );
+    let shown = bff_partner::SPEC
+        .parse_config(&broken, std::iter::empty())
+        .expect_err("invalid")
+        .to_string();
+    for expected in [
+        "endpoints[0].calls: the calls depend on each other in a cycle",
+        "endpoints[0].calls[0].upstream: \"accounts\" is not a configured upstream",
+        "endpoints[0].calls[0].path: {path.user} is not a parameter",
+        "endpoints[0].calls[2].join.into: \"recentOrders\" is not the key of another call",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing in:\n{shown}");
+    }
+    let unknown = bff_partner::SPEC
+        .embedded_config
+        .replace("{orders.items[].id}", "{order.items[].id}");
+    let shown = bff_partner::SPEC
+        .parse_config(&unknown, std::iter::empty())
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        shown.contains("endpoints[0].calls[2].query.orderIds: {order...} names no call"),
+        "{shown}"
+    );
+}
