@@ -40,6 +40,9 @@ SCENARIOS = {
     "home-persisted": ("bff-mobile", "mobile", False, 8283),
     "partner-plain": ("bff-partner", "partner", False, 8381),
     "partner-production": ("bff-partner", "partner", True, 8382),
+    # The customer overview declared in config (`compose`): three services, two rounds.
+    "overview-plain": ("bff-partner", "partner", False, 8381),
+    "overview-production": ("bff-partner", "partner", True, 8382),
 }
 
 
@@ -59,7 +62,8 @@ def contender(name, proc, port):
                              body=json.dumps({"query": run.HOME}),
                              headers={"content-type": "application/json"}, tokens=tokens,
                              check=run.graphql_ok, bad='"errors"')
-    return run.Contender(name, "manifold", proc, port, "/v1/orders/o-42-1",
+    path = "/v1/customers/42/overview" if name.startswith("overview") else "/v1/orders/o-42-1"
+    return run.Contender(name, "manifold", proc, port, path,
                          headers={"x-api-key": "demo-partner-key"}, check=run.rest_ok,
                          bad='"degraded":["')
 

@@ -397,6 +397,8 @@ def main():
         proxy_path = "/api/users/42"
         partner = dict(path="/v1/orders/o-42-1", headers={"x-api-key": "demo-partner-key"},
                        check=rest_ok, bad='"degraded":["')
+        # Declared in config (`[[endpoints]]`): three services, two rounds of calls.
+        overview = {**partner, "path": "/v1/customers/42/overview"}
 
         def mf(name):
             return running[name], listen_port(gateways[name][1])
@@ -424,6 +426,10 @@ def main():
                 Contender("Manifold plain", "manifold", *mf("partner-plain"), **partner),
                 Contender("Manifold production", "manifold", *mf("partner-production"), **partner),
             ],
+            "partner customer overview (declared)": [
+                Contender("Manifold plain", "manifold", *mf("partner-plain"), **overview),
+                Contender("Manifold production", "manifold", *mf("partner-production"), **overview),
+            ],
         }
         if cache_warm:
             scenarios["mobile home, warm cache"] = [
@@ -432,7 +438,7 @@ def main():
                 Contender("Manifold production", "manifold", *mf("mobile-production-warm"), **graphql),
             ]
         order = ["proxy route", "mobile home, cold cache", "mobile home, warm cache",
-                 "partner merged order"]
+                 "partner merged order", "partner customer overview (declared)"]
         scenarios = {k: scenarios[k] for k in order if k in scenarios}
 
         # The same query, the same answer: Apollo's home for user 1 equals Manifold's.

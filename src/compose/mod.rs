@@ -3,7 +3,8 @@
 //! call through the upstream's cache and pipeline under the endpoint's deadline; the answers
 //! are shaped (`shape`) and placed in one JSON object. A failed optional call becomes an entry
 //! in `degraded` (and the calls that needed its answer are skipped, and listed too); a failed
-//! critical call fails the request with the mapped problem (502/503/504).
+//! critical call fails the request with the mapped problem (502/503/504). Every answer has
+//! an `ETag` (`If-None-Match` -> 304), as the REST facades' coded GETs do.
 
 mod shape;
 
@@ -52,8 +53,10 @@ pub fn routes(
         let Some(endpoint) = Endpoint::new(declared, upstreams) else {
             continue;
         };
+        // `ETag` on every answer, `If-None-Match` -> 304, `Age`/`Warning` from the cache.
         let mounted = Router::new()
             .route(&declared.path, get(serve))
+            .route_layer(axum::middleware::from_fn(crate::cache::http::conditional))
             .with_state(Arc::new(endpoint));
         router = router.merge(guard(mounted, declared.auth, &declared.scopes));
     }

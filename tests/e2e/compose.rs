@@ -54,6 +54,28 @@ async fn the_overview_joins_three_services_in_two_rounds_trimmed_to_its_allow_li
         assert!(order["shipment"].get("events").is_none());
     }
     assert!(body.get("degraded").is_none(), "{body}");
+    // Revalidated by its ETag like any partner GET.
+    let etag = stack
+        .http
+        .get(stack.url("/v1/customers/42/overview"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .headers()["etag"]
+        .clone();
+    let again = stack
+        .http
+        .get(stack.url("/v1/customers/42/overview"))
+        .header("x-api-key", KEY)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    stack.reset_stats().await;
+    let (status, _) = overview(&stack, "42").await;
+    assert_eq!(status, 200);
     // One call each: the one shipments call carried every order id (each order got its own).
     for service in [Service::Users, Service::Orders, Service::Shipping] {
         assert_eq!(stack.requests(service).await, 1, "{service:?}");
