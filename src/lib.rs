@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod reload;
 pub mod request;
+pub mod rest;
 pub mod server;
 pub mod sharing;
 pub mod upstream;

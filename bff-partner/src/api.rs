@@ -10,6 +10,7 @@ use manifold::axum::middleware::{from_fn, from_fn_with_state};
 use manifold::axum::routing::{MethodFilter, MethodRouter, on};
 use manifold::axum::{Extension, Router};
 use manifold::config::AuthPolicy;
+use manifold::rest::{KnownQuery, refuse_unknown_query};
 
 use crate::handlers;
 use crate::model::{OpenApiDocument, Order, Product, ProductBatch, Schema};
@@ -196,7 +197,8 @@ pub static ROUTES: &[Route] = &[
             description: "The OpenAPI document.",
             schema: OpenApiDocument::NAME,
         },
-        failures: &[],
+        // A query parameter (it takes none).
+        failures: &[Failure::BadRequest],
         mount: |verb| on(verb, handlers::openapi),
     },
 ];
@@ -207,7 +209,16 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
     let mut public = Router::new();
     let mut keyed = Router::new();
     for route in ROUTES {
-        let endpoint = (route.mount)(route.verb.filter());
+        // A query parameter the route does not document is a 400, not silently ignored.
+        let known = route
+            .params
+            .iter()
+            .filter(|p| p.location == Location::Query)
+            .map(|p| p.name);
+        let endpoint = (route.mount)(route.verb.filter()).route_layer(from_fn_with_state(
+            KnownQuery::new(known),
+            refuse_unknown_query,
+        ));
         match route.scope {
             Some(scope) => {
                 let endpoint = endpoint.route_layer(from_fn_with_state(scope, require_route_scope));

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::join_all;
@@ -23,6 +24,7 @@ use crate::cache::CachedUpstream;
 use crate::config::{AuthPolicy, CallConfig, Config, EndpointConfig, Part, Reference, Step};
 use crate::error::{Code, Problem};
 use crate::request::{CallContext, Deadline, Identity, Principal};
+use crate::rest::{KnownQuery, refuse_unknown_query};
 use crate::upstream::{UpstreamError, path_segment, query};
 
 /// One declared endpoint, ready to serve.
@@ -53,10 +55,13 @@ pub fn routes(
         let Some(endpoint) = Endpoint::new(declared, upstreams) else {
             continue;
         };
-        // `ETag` on every answer, `If-None-Match` -> 304, `Age`/`Warning` from the cache.
+        // `ETag` on every answer, `If-None-Match` -> 304, `Age`/`Warning` from the cache; a
+        // query parameter no template reads is a 400.
+        let known = KnownQuery::new(declared.query_params());
         let mounted = Router::new()
             .route(&declared.path, get(serve))
             .route_layer(axum::middleware::from_fn(crate::cache::http::conditional))
+            .route_layer(from_fn_with_state(known, refuse_unknown_query))
             .with_state(Arc::new(endpoint));
         router = router.merge(guard(mounted, declared.auth, &declared.scopes));
     }

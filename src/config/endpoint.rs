@@ -188,6 +188,26 @@ pub fn path_params(path: &str) -> Vec<&str> {
 }
 
 impl EndpointConfig {
+    /// The query parameters the calls' templates read (`{query.X}`).
+    pub fn query_params(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .calls
+            .iter()
+            .flat_map(|call| call.templates().filter_map(|(_, t)| parse_template(t).ok()))
+            .flatten()
+            .filter_map(|part| match part {
+                Part::Ref(r) if r.source == "query" => match r.steps.first() {
+                    Some(Step::Field(name)) => Some(name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The calls each call waits for (by index), from its templates' references.
     pub fn dependencies(&self) -> Vec<Vec<usize>> {
         self.calls

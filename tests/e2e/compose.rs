@@ -146,3 +146,44 @@ fn definitions_that_cannot_work_are_refused_by_their_key() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn a_query_parameter_no_route_takes_is_a_400_before_any_backend_call() {
+    let stack = Stack::start(&bff_partner::SPEC).await;
+    stack.reset_stats().await;
+    for path in [
+        "/v1/customers/42/overview?fields=id",
+        "/v1/orders/o-42-1?limit=3",
+        "/v1/products/p1?page=2",
+        "/openapi.json?x=1",
+    ] {
+        let response = stack
+            .http
+            .get(stack.url(path))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown query parameter"),
+            "{path}: {body}"
+        );
+    }
+    for service in [Service::Users, Service::Orders, Service::Catalog] {
+        assert_eq!(stack.requests(service).await, 0, "{service:?}");
+    }
+    // A parameter the route takes still works.
+    let batch = stack
+        .http
+        .get(stack.url("/v1/products?ids=p1,p2"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
+}
