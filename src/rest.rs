@@ -1,14 +1,76 @@
 //! REST plumbing the facades share: a route answers 400 to query parameters it does not take
 //! (`?fields=`, `limit`, `page` on a route without them were silently ignored, and a client
-//! could not tell its typo from an unsupported feature).
+//! could not tell its typo from an unsupported feature); routes that announce their end say
+//! so on every answer (`Deprecation`, `Sunset`, `Link`).
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use http::{HeaderName, HeaderValue, header};
+
+use crate::config::{DeprecationConfig, epoch_seconds, http_date};
 use crate::error::{Code, Problem};
+
+/// The headers each deprecated route's answers carry, by route.
+#[derive(Clone, Debug, Default)]
+pub struct Deprecations(Arc<[(String, Vec<(HeaderName, HeaderValue)>)]>);
+
+impl Deprecations {
+    /// From validated config; `None` when no route is deprecated (no layer, no cost).
+    pub fn new(configs: &[DeprecationConfig]) -> Option<Self> {
+        let routes: Vec<(String, Vec<(HeaderName, HeaderValue)>)> = configs
+            .iter()
+            .map(|c| {
+                let mut headers = Vec::new();
+                let at = epoch_seconds(&c.deprecation).ok();
+                if let Some(v) = at.and_then(|at| HeaderValue::from_str(&format!("@{at}")).ok()) {
+                    headers.push((HeaderName::from_static("deprecation"), v));
+                }
+                if let Some(v) = c.sunset.as_deref().and_then(|s| http_date(s).ok()) {
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        headers.push((HeaderName::from_static("sunset"), v));
+                    }
+                }
+                if let Some(link) = &c.link {
+                    if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"deprecation\""))
+                    {
+                        headers.push((header::LINK, v));
+                    }
+                }
+                (c.path.clone(), headers)
+            })
+            .collect();
+        (!routes.is_empty()).then(|| Self(routes.into()))
+    }
+}
+
+/// Middleware (`from_fn_with_state`, after routing): the deprecation headers of the route that
+/// matched. A proxy route matches by its prefix.
+pub async fn deprecation_headers(
+    State(deprecations): State<Deprecations>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let found = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|matched| {
+            let matched = matched.as_str();
+            deprecations.0.iter().position(|(path, _)| {
+                matched == path || matched.strip_suffix("{*rest}") == Some(path)
+            })
+        });
+    let mut response = next.run(request).await;
+    if let Some(i) = found {
+        for (name, value) in &deprecations.0[i].1 {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
+}
 
 /// The query parameters one route takes.
 #[derive(Clone, Debug, Default)]

@@ -13,6 +13,7 @@ mod client_ca;
 mod client_tls;
 mod compression;
 mod cors;
+mod deprecation;
 mod endpoint;
 mod graphql;
 mod limits;
@@ -41,6 +42,7 @@ pub use client_tls::{
 };
 pub use compression::{CompressionConfig, CompressionLevel};
 pub use cors::CorsConfig;
+pub use deprecation::{DeprecationConfig, epoch_seconds, http_date};
 pub use endpoint::{
     CallConfig, EndpointConfig, JoinConfig, Part, Reference, Step, parse_template, path_params,
 };
@@ -95,6 +97,9 @@ pub struct Config {
     /// Aggregate endpoints declared in config (`compose`).
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
+    /// Routes that announce their end (`Deprecation`, `Sunset`).
+    #[serde(default)]
+    pub deprecations: Vec<DeprecationConfig>,
     /// TLS termination on the public listener; plain HTTP without it.
     pub tls: Option<TlsConfig>,
     /// `[client_ip]` and `[rate_limit]`: who may name the client, and how often it may call.

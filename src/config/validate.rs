@@ -30,6 +30,9 @@ impl Config {
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             endpoint.validate(i, self, &mut p);
         }
+        for (i, deprecation) in self.deprecations.iter().enumerate() {
+            deprecation.validate(i, &mut p);
+        }
         self.limits.validate(&mut p);
         self.admission.validate(&mut p);
         self.compression.validate(&mut p);

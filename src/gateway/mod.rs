@@ -28,7 +28,7 @@ use crate::ratelimit::LimitFamilies;
 use crate::ratelimit::{self, RateLimiter};
 use crate::server::ConnectionStats;
 use crate::upstream::{Upstream, UpstreamFamilies};
-use crate::{compose, observe, proxy};
+use crate::{compose, observe, proxy, rest};
 
 /// What the one per-request layer after routing needs.
 #[derive(Clone)]
@@ -335,10 +335,11 @@ impl Gateway {
             // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        let routed = own
-            .merge(proxied)
-            .merge(declared)
-            .layer(from_fn_with_state(front, front_layer));
+        let mut routed = own.merge(proxied).merge(declared);
+        if let Some(deprecations) = rest::Deprecations::new(&config.deprecations) {
+            routed = routed.layer(from_fn_with_state(deprecations, rest::deprecation_headers));
+        }
+        let routed = routed.layer(from_fn_with_state(front, front_layer));
         // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
         // after it): hygiene first (limits, the one path normalisation), then CORS, whose
         // preflight answers need no token.

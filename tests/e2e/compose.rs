@@ -187,3 +187,61 @@ async fn a_query_parameter_no_route_takes_is_a_400_before_any_backend_call() {
         .unwrap();
     assert_eq!(batch.status(), 200);
 }
+
+#[tokio::test]
+async fn deprecated_routes_say_so_on_every_answer() {
+    use manifold::config::DeprecationConfig;
+    let stack = Stack::start_with(&bff_partner::SPEC, |config| {
+        config.deprecations = vec![
+            DeprecationConfig {
+                path: "/v1/orders/{id}".into(),
+                deprecation: "2026-01-01T00:00:00Z".into(),
+                sunset: Some("2027-01-01T00:00:00Z".into()),
+                link: Some("https://docs.example/v2-orders".into()),
+            },
+            DeprecationConfig {
+                path: "/v1/customers/{id}/overview".into(),
+                deprecation: "2026-06-30T00:00:00Z".into(),
+                sunset: None,
+                link: None,
+            },
+        ];
+    })
+    .await;
+    let get = |path: &'static str| {
+        stack
+            .http
+            .get(stack.url(path))
+            .header("x-api-key", KEY)
+            .send()
+    };
+    let order = get("/v1/orders/o-42-1").await.unwrap();
+    assert_eq!(order.status(), 200);
+    let h = order.headers();
+    assert_eq!(h["deprecation"], "@1767225600");
+    assert_eq!(h["sunset"], "Fri, 01 Jan 2027 00:00:00 GMT");
+    assert_eq!(
+        h["link"],
+        "<https://docs.example/v2-orders>; rel=\"deprecation\""
+    );
+    let overview = get("/v1/customers/42/overview").await.unwrap();
+    assert_eq!(overview.headers()["deprecation"], "@1782777600");
+    assert!(overview.headers().get("sunset").is_none());
+    let product = get("/v1/products/p1").await.unwrap();
+    assert!(product.headers().get("deprecation").is_none());
+
+    // A sunset before its deprecation, and a date that is not one, are config errors.
+    let text = format!(
+        "{}\n[[deprecations]]\npath = \"/v1/orders/{{id}}\"\ndeprecation = \"2026-01-01T00:00:00Z\"\nsunset = \"2025-01-01T00:00:00Z\"\n\n[[deprecations]]\npath = \"/v1/products\"\ndeprecation = \"soon\"\n",
+        bff_partner::SPEC.embedded_config
+    );
+    let shown = bff_partner::SPEC
+        .parse_config(&text, std::iter::empty())
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        shown.contains("deprecations[0].sunset: is before the deprecation"),
+        "{shown}"
+    );
+    assert!(shown.contains("deprecations[1].deprecation:"), "{shown}");
+}
