@@ -14,14 +14,21 @@ use http::{HeaderName, HeaderValue, header};
 use crate::config::{DeprecationConfig, epoch_seconds, http_date};
 use crate::error::{Code, Problem};
 
-/// The headers each deprecated route's answers carry, by route.
+/// One deprecated route: its path, and the headers its answers carry.
+#[derive(Clone, Debug)]
+struct Deprecated {
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The deprecated routes.
 #[derive(Clone, Debug, Default)]
-pub struct Deprecations(Arc<[(String, Vec<(HeaderName, HeaderValue)>)]>);
+pub struct Deprecations(Arc<[Deprecated]>);
 
 impl Deprecations {
     /// From validated config; `None` when no route is deprecated (no layer, no cost).
     pub fn new(configs: &[DeprecationConfig]) -> Option<Self> {
-        let routes: Vec<(String, Vec<(HeaderName, HeaderValue)>)> = configs
+        let routes: Vec<Deprecated> = configs
             .iter()
             .map(|c| {
                 let mut headers = Vec::new();
@@ -29,18 +36,21 @@ impl Deprecations {
                 if let Some(v) = at.and_then(|at| HeaderValue::from_str(&format!("@{at}")).ok()) {
                     headers.push((HeaderName::from_static("deprecation"), v));
                 }
-                if let Some(v) = c.sunset.as_deref().and_then(|s| http_date(s).ok()) {
-                    if let Ok(v) = HeaderValue::from_str(&v) {
-                        headers.push((HeaderName::from_static("sunset"), v));
-                    }
+                let sunset = c.sunset.as_deref().and_then(|s| http_date(s).ok());
+                if let Some(v) = sunset.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    headers.push((HeaderName::from_static("sunset"), v));
                 }
-                if let Some(link) = &c.link {
-                    if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"deprecation\""))
-                    {
-                        headers.push((header::LINK, v));
-                    }
+                let link = c
+                    .link
+                    .as_ref()
+                    .map(|l| format!("<{l}>; rel=\"deprecation\""));
+                if let Some(v) = link.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    headers.push((header::LINK, v));
                 }
-                (c.path.clone(), headers)
+                Deprecated {
+                    path: c.path.clone(),
+                    headers,
+                }
             })
             .collect();
         (!routes.is_empty()).then(|| Self(routes.into()))
@@ -59,13 +69,13 @@ pub async fn deprecation_headers(
         .get::<MatchedPath>()
         .and_then(|matched| {
             let matched = matched.as_str();
-            deprecations.0.iter().position(|(path, _)| {
-                matched == path || matched.strip_suffix("{*rest}") == Some(path)
+            deprecations.0.iter().position(|d| {
+                matched == d.path || matched.strip_suffix("{*rest}") == Some(d.path.as_str())
             })
         });
     let mut response = next.run(request).await;
     if let Some(i) = found {
-        for (name, value) in &deprecations.0[i].1 {
+        for (name, value) in &deprecations.0[i].headers {
             response.headers_mut().append(name.clone(), value.clone());
         }
     }
