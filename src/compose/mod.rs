@@ -17,7 +17,8 @@ use axum::extract::{Path, Request, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
 use crate::cache::CachedUpstream;
@@ -30,7 +31,6 @@ use crate::upstream::{UpstreamError, path_segment, query};
 /// One declared endpoint, ready to serve.
 struct Endpoint {
     calls: Vec<Call>,
-    waves: Vec<Vec<usize>>,
     timeout: Duration,
 }
 
@@ -89,9 +89,10 @@ impl Endpoint {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        // A cycle (refused by `--check`) would never start.
+        config.waves()?;
         Some(Self {
             calls,
-            waves: config.waves()?,
             timeout: config.timeout,
         })
     }
@@ -133,36 +134,47 @@ async fn serve(
         query,
         identity: identity.as_deref(),
     };
-    let mut outcomes: Vec<Option<Outcome>> = endpoint.calls.iter().map(|_| None).collect();
-    for wave in &endpoint.waves {
-        let runs = wave.iter().map(|&i| {
-            let call = &endpoint.calls[i];
+    let outcomes = run_calls(&endpoint.calls, &inputs, &ctx).await;
+    respond(&endpoint, outcomes)
+}
+
+/// Every call, each started as soon as the calls it needs have settled (the definition has
+/// no cycle: `--check` refuses one).
+async fn run_calls(calls: &[Call], inputs: &Inputs<'_>, ctx: &CallContext) -> Vec<Option<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = calls.iter().map(|_| None).collect();
+    let mut started = vec![false; calls.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        for (i, call) in calls.iter().enumerate() {
+            if started[i] || call.needs.iter().any(|&d| outcomes[d].is_none()) {
+                continue;
+            }
+            started[i] = true;
             let blocked = call
                 .needs
                 .iter()
                 .any(|&d| !matches!(outcomes[d], Some(Outcome::Answered(_))));
             let answers = Answers {
-                calls: &endpoint.calls,
+                calls,
                 outcomes: &outcomes,
             };
-            let target = (!blocked).then(|| call.target(&inputs, &answers));
-            let ctx = &ctx;
-            async move {
-                match target {
+            let target = (!blocked).then(|| call.target(inputs, &answers));
+            running.push(async move {
+                let outcome = match target {
                     None => Outcome::Skipped,
                     Some(target) => match call.upstream.get_json::<Value>(ctx, &target).await {
                         Ok(value) => Outcome::Answered(value),
                         Err(e) => Outcome::Failed(e),
                     },
-                }
-            }
-        });
-        let done = join_all(runs).await;
-        for (&i, outcome) in wave.iter().zip(done) {
-            outcomes[i] = Some(outcome);
+                };
+                (i, outcome)
+            });
+        }
+        match running.next().await {
+            Some((i, outcome)) => outcomes[i] = Some(outcome),
+            None => return outcomes,
         }
     }
-    respond(&endpoint, outcomes)
 }
 
 impl Call {

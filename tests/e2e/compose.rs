@@ -245,3 +245,25 @@ async fn deprecated_routes_say_so_on_every_answer() {
     );
     assert!(shown.contains("deprecations[1].deprecation:"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_call_waits_only_for_the_calls_it_names() {
+    let stack = Stack::start(&bff_partner::SPEC).await;
+    // The profile is slow; the shipments call needs only the orders, so it runs meanwhile:
+    // in rounds it would start after the profile, and the answer take 300 + 250 ms.
+    stack
+        .chaos(Service::Users, json!({ "latency_ms": 300 }))
+        .await;
+    stack
+        .chaos(Service::Shipping, json!({ "latency_ms": 250 }))
+        .await;
+    let started = tokio::time::Instant::now();
+    let (status, body) = overview(&stack, "42").await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("degraded").is_none(), "{body}");
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "took {took:?}"
+    );
+}
