@@ -32,6 +32,8 @@ use crate::upstream::{UpstreamError, path_segment, query};
 struct Endpoint {
     calls: Vec<Call>,
     timeout: Duration,
+    /// Whether any template reads the query string (else it is not parsed).
+    reads_query: bool,
 }
 
 struct Call {
@@ -94,6 +96,7 @@ impl Endpoint {
         Some(Self {
             calls,
             timeout: config.timeout,
+            reads_query: !config.query_params().is_empty(),
         })
     }
 }
@@ -126,6 +129,7 @@ async fn serve(
     let query = parts
         .uri
         .query()
+        .filter(|_| endpoint.reads_query)
         .and_then(|q| serde_urlencoded::from_str::<HashMap<String, String>>(q).ok())
         .unwrap_or_default();
     let identity = ctx.identity.clone();
@@ -180,30 +184,12 @@ async fn run_calls(calls: &[Call], inputs: &Inputs<'_>, ctx: &CallContext) -> Ve
 impl Call {
     /// The path and query of this call for one request.
     fn target(&self, inputs: &Inputs<'_>, answers: &Answers<'_>) -> String {
-        let mut target = String::new();
-        for part in &self.path {
-            match part {
-                Part::Text(text) => target.push_str(text),
-                Part::Ref(r) => {
-                    let values = resolve(r, inputs, answers);
-                    let segments: Vec<String> = values.iter().map(|v| path_segment(v)).collect();
-                    target.push_str(&segments.join(","));
-                }
-            }
-        }
+        // Path values are encoded one segment each; query values by `query` below.
+        let mut target = fill(&self.path, inputs, answers, path_segment);
         let pairs: Vec<(&str, String)> = self
             .query
             .iter()
-            .map(|(name, parts)| {
-                let value: String = parts
-                    .iter()
-                    .map(|part| match part {
-                        Part::Text(text) => text.clone(),
-                        Part::Ref(r) => resolve(r, inputs, answers).join(","),
-                    })
-                    .collect();
-                (name.as_str(), value)
-            })
+            .map(|(name, parts)| (name.as_str(), fill(parts, inputs, answers, str::to_owned)))
             .collect();
         if !pairs.is_empty() {
             let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -211,6 +197,30 @@ impl Call {
         }
         target
     }
+}
+
+/// `parts` with each reference's values put in, passed through `encode`, a list's values
+/// comma-joined.
+fn fill(
+    parts: &[Part],
+    inputs: &Inputs<'_>,
+    answers: &Answers<'_>,
+    encode: impl Fn(&str) -> String,
+) -> String {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(text) => out.push_str(text),
+            Part::Ref(r) => {
+                let values: Vec<String> = resolve(r, inputs, answers)
+                    .iter()
+                    .map(|v| encode(v))
+                    .collect();
+                out.push_str(&values.join(","));
+            }
+        }
+    }
+    out
 }
 
 /// The answers so far, by call name.
