@@ -21,6 +21,9 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::config::{CompressionConfig, CompressionLevel};
 
+/// How many encodings there are to offer.
+const ENCODINGS: usize = 3;
+
 /// Put on a response whose body goes out exactly as its backend encoded it.
 #[derive(Clone, Copy, Debug)]
 pub struct AsEncoded;
@@ -41,13 +44,16 @@ impl Encoding {
         }
     }
 
+    /// The encoding a token names, in any case.
     fn of(token: &str) -> Option<Self> {
-        match token {
-            "zstd" => Some(Encoding::Zstd),
-            "br" => Some(Encoding::Brotli),
-            "gzip" | "x-gzip" => Some(Encoding::Gzip),
-            _ => None,
-        }
+        [
+            ("zstd", Encoding::Zstd),
+            ("br", Encoding::Brotli),
+            ("gzip", Encoding::Gzip),
+            ("x-gzip", Encoding::Gzip),
+        ]
+        .into_iter()
+        .find_map(|(name, e)| token.eq_ignore_ascii_case(name).then_some(e))
     }
 }
 
@@ -62,11 +68,13 @@ pub struct Compression {
 impl Compression {
     /// `None` when compression is off.
     pub fn new(config: &CompressionConfig) -> Option<Self> {
-        let offered: Vec<Encoding> = config
-            .encodings
-            .iter()
-            .filter_map(|e| Encoding::of(e))
-            .collect();
+        // Each at most once (so at most `ENCODINGS`), in the configured order.
+        let mut offered: Vec<Encoding> = Vec::with_capacity(ENCODINGS);
+        for e in config.encodings.iter().filter_map(|e| Encoding::of(e)) {
+            if !offered.contains(&e) {
+                offered.push(e);
+            }
+        }
         (config.enabled && !offered.is_empty()).then(|| Self {
             offered,
             min_size: config.min_size.bytes(),
@@ -86,9 +94,11 @@ impl Compression {
         let accept = request.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
         let mut best: Option<(f32, usize)> = None;
         let mut wildcard = None;
+        // The offered encodings the client named (with any q), by rank.
+        let mut named = [false; ENCODINGS];
         for item in accept.split(',') {
             let mut parts = item.split(';');
-            let token = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let token = parts.next().unwrap_or("").trim();
             let q = parts
                 .find_map(|p| p.trim().strip_prefix("q="))
                 .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
@@ -97,9 +107,10 @@ impl Compression {
                 wildcard = Some(q);
                 continue;
             }
-            let Some(rank) = Encoding::of(&token).and_then(|e| self.rank(e)) else {
+            let Some(rank) = Encoding::of(token).and_then(|e| self.rank(e)) else {
                 continue;
             };
+            named[rank] = true;
             if q > 0.0 && best.is_none_or(|(bq, br)| q > bq || (q == bq && rank < br)) {
                 best = Some((q, rank));
             }
@@ -107,11 +118,9 @@ impl Compression {
         match (best, wildcard) {
             (Some((_, rank)), _) => Some(self.offered[rank]),
             // `*` stands for anything not named: the first offered that was not refused.
-            (None, Some(q)) if q > 0.0 => self
-                .offered
-                .iter()
-                .copied()
-                .find(|e| !accept.to_ascii_lowercase().contains(e.token())),
+            (None, Some(q)) if q > 0.0 => (0..self.offered.len())
+                .find(|&rank| !named[rank])
+                .map(|rank| self.offered[rank]),
             _ => None,
         }
     }
