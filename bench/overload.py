@@ -276,12 +276,9 @@ def scenario(run, workdir, contenders, quiet):
     return rows
 
 
-def _interrupted(signum, frame):
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupted)
+    import run  # noqa: E402 (run imports this module: imported here, not at the top)
+    signal.signal(signal.SIGTERM, run._interrupted)
     try:
         main()
     except KeyboardInterrupt:
