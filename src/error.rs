@@ -10,6 +10,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -40,8 +41,11 @@ pub enum Code {
     MisdirectedRequest,
     /// The request body is (declared or streamed) larger than the route accepts.
     PayloadTooLarge,
-    /// Over a rate limit or quota; `Retry-After` says when to come back.
+    /// Over a rate limit; `Retry-After` says when to come back.
     RateLimited,
+    /// A quota (a caller's allowance per day or month) is used up until its window ends;
+    /// the problem names the quota and the instant it resets.
+    QuotaExceeded,
     /// The shared rate-limit store cannot be reached and the policy is to refuse.
     RateLimitUnavailable,
     /// A cache purge did not reach every tier.
@@ -88,6 +92,7 @@ impl Code {
             Code::MisdirectedRequest => "MISDIRECTED_REQUEST",
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::RateLimited => "RATE_LIMITED",
+            Code::QuotaExceeded => "QUOTA_EXCEEDED",
             Code::RateLimitUnavailable => "RATE_LIMIT_UNAVAILABLE",
             Code::PurgeFailed => "PURGE_FAILED",
             Code::Overloaded => "OVERLOADED",
@@ -126,7 +131,7 @@ impl Code {
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::RateLimited | Code::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Code::RateLimitUnavailable
             | Code::PurgeFailed
             | Code::Overloaded
@@ -163,6 +168,11 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// More members the refusal's module defines (RFC 9457 extension members), e.g. the
+    /// quota that is used up and when it resets. Boxed: most problems have none, and a
+    /// `Result<_, Problem>` stays small.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Box<Map<String, Value>>>,
     /// Seconds after which a retry may succeed, sent as `Retry-After`.
     #[serde(skip)]
     pub retry_after: Option<u64>,
@@ -179,8 +189,17 @@ impl Problem {
             code,
             detail: detail.into(),
             service: None,
+            extensions: None,
             retry_after: None,
         }
+    }
+
+    /// The same problem with one more member (not one of the standard ones).
+    pub fn with_extension(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.extensions
+            .get_or_insert_default()
+            .insert(name.to_owned(), value.into());
+        self
     }
 
     /// The same problem answered with another status (a backend failure's precise one).
@@ -225,6 +244,14 @@ mod tests {
         let body = serde_json::to_value(&p).unwrap();
         assert_eq!(body["code"], "RATE_LIMITED");
         assert_eq!(body["type"], "about:blank");
+        let p = Problem::new(Code::QuotaExceeded, "used up")
+            .with_extension("quota", "daily")
+            .with_extension("resetsAt", "2026-11-30T00:00:00Z");
+        let body = serde_json::to_value(&p).unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["code"], "QUOTA_EXCEEDED");
+        assert_eq!(body["quota"], "daily");
+        assert_eq!(body["resetsAt"], "2026-11-30T00:00:00Z");
         let p = Problem::new(Code::UpstreamUnavailable, "x")
             .with_status(StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!((p.status, p.title), (503, "Service Unavailable"));

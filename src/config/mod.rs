@@ -20,6 +20,7 @@ mod limits;
 mod load;
 mod observe;
 mod persisted;
+mod quota;
 mod ratelimit;
 mod redis_endpoint;
 mod route;
@@ -51,6 +52,7 @@ pub use limits::{LimitsConfig, PathSemicolons};
 pub use load::{ConfigError, ConfigErrors, LoadSource};
 pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};
 pub use persisted::{PersistedQueriesConfig, TrustedDocuments};
+pub use quota::{Period, QuotaConfig};
 pub use ratelimit::{
     Cidr, ClientIpConfig, CostKind, ForwardedHeader, KeyKind, OnRedisError, RateLimitConfig,
     RuleConfig, StoreKind, TierConfig,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::quota::QuotaConfig;
 use super::redis_endpoint::{self, RedisEndpoint};
 use super::validate::Problems;
 use super::{SecretUrl, units};
@@ -133,6 +134,9 @@ pub struct RateLimitConfig {
     pub evict_interval: Duration,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Allowances per calendar day or month, charged with the rules.
+    #[serde(default)]
+    pub quotas: Vec<QuotaConfig>,
     /// Tiers by name (from a token's `tier` claim or an API key's `tier`).
     #[serde(default)]
     pub tiers: BTreeMap<String, TierConfig>,
@@ -151,6 +155,7 @@ impl Default for RateLimitConfig {
             key_prefix: defaults::key_prefix(),
             evict_interval: defaults::evict_interval(),
             rules: Vec::new(),
+            quotas: Vec::new(),
             tiers: BTreeMap::new(),
         }
     }
@@ -212,7 +217,8 @@ pub struct RuleConfig {
     pub cost: CostKind,
 }
 
-/// `[rate_limit.tiers.NAME]`: scales (or replaces) the limit of user and API-key rules.
+/// `[rate_limit.tiers.NAME]`: scales (or replaces) the limit of user and API-key rules; a
+/// multiplier scales every quota too.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TierConfig {
     pub multiplier: Option<f64>,
@@ -226,6 +232,15 @@ impl TierConfig {
             (Some(limit), _) => limit,
             (None, Some(m)) => ((f64::from(base) * m).round() as u32).max(1),
             (None, None) => base,
+        }
+    }
+
+    /// The limit of a quota whose base limit is `base`, for a caller in this tier: scaled by
+    /// the multiplier. A tier's fixed `limit` is a rate and leaves quotas as they are.
+    pub fn scale_quota(&self, base: u32) -> u32 {
+        match self.multiplier {
+            Some(m) => ((f64::from(base) * m).round().min(f64::from(u32::MAX)) as u32).max(1),
+            None => base,
         }
     }
 }
@@ -299,10 +314,13 @@ impl RateLimitConfig {
                 (None, Some(l)) => check(l > 0, key("limit"), "must be greater than 0"),
             }
         }
+        for (i, quota) in self.quotas.iter().enumerate() {
+            quota.validate(i, &self.quotas[..i], &self.rules, p);
+        }
     }
 }
 
-fn is_token(s: &str) -> bool {
+pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -430,5 +448,11 @@ mod tests {
             limit: Some(7),
         };
         assert_eq!(fixed.apply(10), 7);
+        assert_eq!(gold.scale_quota(100_000), 250_000);
+        assert_eq!(
+            fixed.scale_quota(100_000),
+            100_000,
+            "a fixed rate leaves quotas alone"
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::observe::exposition::Registry;
 use crate::ratelimit::LimitFamilies;
-use crate::ratelimit::{self, RateLimiter};
+use crate::ratelimit::{self, Enforcement, QuotaUse, RateLimiter};
 use crate::server::ConnectionStats;
 use crate::upstream::{Upstream, UpstreamFamilies};
 use crate::{compose, observe, proxy, rest};
@@ -79,7 +79,7 @@ struct Inner {
     /// `None` when `[cache] enabled = false`.
     cache: Option<EntityCache>,
     authenticator: Arc<Authenticator>,
-    /// `None` when no rate-limit rule is configured.
+    /// `None` when no rate-limit rule and no quota is configured.
     rate_limiter: Option<Arc<RateLimiter>>,
     /// `None` when `[admission] enabled = false`.
     admission: Option<Arc<Admission>>,
@@ -276,19 +276,30 @@ impl Gateway {
     }
 
     /// Puts every route of `router` behind authentication under `policy` and the rate
-    /// limits: 401 or 429 before any handler runs, and an `Arc<Identity>` extension for the
-    /// handlers.
+    /// limits and quotas: 401 or 429 before any handler runs, and an `Arc<Identity>`
+    /// extension for the handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        self.guard(router, policy, &[])
+        self.guard(router, policy, &[], QuotaUse::Spend)
+    }
+
+    /// `protect` for routes that tell a caller its usage (`ratelimit::usage`): the rules
+    /// charge their requests, the quotas are only read, so asking does not use them up.
+    pub fn protect_reading_quotas(
+        &self,
+        router: Router<Gateway>,
+        policy: AuthPolicy,
+    ) -> Router<Gateway> {
+        self.guard(router, policy, &[], QuotaUse::Read)
     }
 
     /// `protect` for a router of any state (the proxy routes carry their own), with the
-    /// scopes the identity must hold.
+    /// scopes the identity must hold and what its requests do to quotas.
     fn guard<S: Clone + Send + Sync + 'static>(
         &self,
         router: Router<S>,
         policy: AuthPolicy,
         scopes: &[String],
+        quotas: QuotaUse,
     ) -> Router<S> {
         let mut auth_guard = AuthGuard::new(self.0.authenticator.clone(), policy);
         auth_guard.scopes = scopes.to_vec().into();
@@ -296,7 +307,11 @@ impl Gateway {
         // charge the rate limits, then the handler.
         let router = match &self.0.rate_limiter {
             Some(limiter) => {
-                router.route_layer(from_fn_with_state(limiter.clone(), ratelimit::enforce))
+                let enforcement = Enforcement {
+                    limiter: limiter.clone(),
+                    quotas,
+                };
+                router.route_layer(from_fn_with_state(enforcement, ratelimit::enforce))
             }
             None => router,
         };
@@ -325,10 +340,10 @@ impl Gateway {
             gateway: self.clone(),
         };
         let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes)
+            self.guard(router, policy, scopes, QuotaUse::Spend)
         });
         let declared = compose::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes)
+            self.guard(router, policy, scopes, QuotaUse::Spend)
         });
         let own = bff
             .merge(health::routes())

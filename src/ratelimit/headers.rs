@@ -1,42 +1,50 @@
 //! The headers that tell a client about its limits (IETF draft-ietf-httpapi-ratelimit-headers):
 //! `RateLimit-Policy: "per-user";q=600;w=60` lists each rule that applied (quota and window),
 //! `RateLimit: "per-user";r=599;t=1` what is left of it and in how many seconds it is whole
-//! again; a refusal adds `Retry-After`. Both lists have one item per rule, in rule order.
+//! again; a refusal adds `Retry-After`. Both lists have one item per rule, in rule order,
+//! then one per quota (`"daily";q=100000;w=86400`, `"daily";r=99999;t=3600`: `w` is the
+//! length of the calendar window, `t` the seconds until it ends).
 
 use std::fmt::Write;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use super::Decision;
+use super::Decisions;
 
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// Adds `RateLimit-Policy` and `RateLimit` for `decisions` (rule names were validated as
-/// tokens, so the values are always valid header text).
-pub fn apply(headers: &mut HeaderMap, decisions: &[Decision]) {
-    if decisions.is_empty() {
-        return;
-    }
+/// Adds `RateLimit-Policy` and `RateLimit` for `decisions` (rule and quota names were
+/// validated as tokens, so the values are always valid header text).
+pub fn apply(headers: &mut HeaderMap, decisions: &Decisions) {
     let mut policy = String::new();
     let mut state = String::new();
-    for (i, d) in decisions.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(
-            policy,
-            "{sep}\"{}\";q={};w={}",
-            d.rule,
-            d.limit.limit,
-            seconds(d.limit.per)
+    let mut item = |name: &str, q: u64, w: u64, r: u64, t: u64| {
+        let sep = if policy.is_empty() { "" } else { ", " };
+        let _ = write!(policy, "{sep}\"{name}\";q={q};w={w}");
+        let _ = write!(state, "{sep}\"{name}\";r={r};t={t}");
+    };
+    for d in &decisions.rules {
+        item(
+            &d.rule,
+            d.limit.limit.into(),
+            seconds(d.limit.per),
+            d.outcome.remaining.into(),
+            seconds(d.outcome.reset),
         );
-        let _ = write!(
-            state,
-            "{sep}\"{}\";r={};t={}",
-            d.rule,
-            d.outcome.remaining,
-            seconds(d.outcome.reset)
+    }
+    for d in &decisions.quotas {
+        item(
+            &d.quota,
+            d.limit.into(),
+            d.outcome.window.seconds(),
+            d.remaining(),
+            d.resets_in(),
         );
+    }
+    if policy.is_empty() {
+        return;
     }
     if let Ok(v) = HeaderValue::from_str(&policy) {
         headers.insert(RATELIMIT_POLICY, v);
@@ -63,11 +71,14 @@ pub fn seconds(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::{Limit, Outcome};
+    use crate::config::Period;
+    use crate::ratelimit::{
+        Decision, Limit, Outcome, QuotaDecision, QuotaOutcome, QuotaState, Window,
+    };
 
     #[test]
-    fn headers_list_every_rule() {
-        let decisions = [
+    fn headers_list_every_rule_then_every_quota() {
+        let rules = vec![
             Decision {
                 rule: "per-user".into(),
                 limit: Limit {
@@ -95,14 +106,34 @@ mod tests {
                 },
             },
         ];
+        // 2026-11-29T23:00:00Z: an hour of the day left.
+        let now = 1_795_993_200;
+        let quotas = vec![QuotaDecision {
+            quota: "daily".into(),
+            period: Period::Day,
+            limit: 100_000,
+            cost: crate::config::CostKind::Request,
+            outcome: QuotaOutcome {
+                state: QuotaState::Allowed,
+                used: 12,
+                window: Window::containing(Period::Day, now),
+                now,
+            },
+        }];
         let mut h = HeaderMap::new();
-        apply(&mut h, &decisions);
+        apply(&mut h, &Decisions { rules, quotas });
         retry_after(&mut h, Duration::from_millis(300));
         assert_eq!(
             h[RATELIMIT_POLICY],
-            "\"per-user\";q=100;w=60, \"per-ip\";q=5;w=2"
+            "\"per-user\";q=100;w=60, \"per-ip\";q=5;w=2, \"daily\";q=100000;w=86400"
         );
-        assert_eq!(h[RATELIMIT], "\"per-user\";r=99;t=1, \"per-ip\";r=0;t=2");
+        assert_eq!(
+            h[RATELIMIT],
+            "\"per-user\";r=99;t=1, \"per-ip\";r=0;t=2, \"daily\";r=99988;t=3600"
+        );
         assert_eq!(h[header::RETRY_AFTER], "1");
+        let mut none = HeaderMap::new();
+        apply(&mut none, &Decisions::default());
+        assert!(none.is_empty(), "no limit applied, no header");
     }
 }

@@ -1,6 +1,7 @@
 //! The middleware that applies the limits to a route (inside authentication, around the
-//! handler), the cost-based charge the GraphQL endpoint adds, and the two refusals: 429 over
-//! a limit, 503 when the shared store is down and the policy is to refuse.
+//! handler), the cost-based charge the GraphQL endpoint adds, and the refusals: 429 over a
+//! rule (`RATE_LIMITED`) or a quota (`QUOTA_EXCEEDED`, naming it and when it resets), 503
+//! when the shared store is down and the policy is to refuse.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,16 +10,35 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Decision, RateLimiter, Target, Verdict, headers};
+use super::usage::Usage;
+use super::{Cost, Decisions, QuotaDecision, QuotaState, RateLimiter, Targets, Verdict, headers};
 use crate::auth::Identity;
 use crate::config::CostKind;
 use crate::edge::client_ip::ClientIp;
 use crate::error::{Code, Problem};
 
-/// Middleware (inside authentication): charges the request to every rule that applies and
-/// answers 429 without running the handler when one refuses.
+/// What the requests of a route do to the caller's quotas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaUse {
+    /// Each request spends its cost, as it does from the rules.
+    Spend,
+    /// The quotas are read, not spent, while the rules still charge: for a route that tells
+    /// callers their usage, which must not use it up. The handler finds what was read as a
+    /// `Usage` request extension (see `ratelimit::usage`).
+    Read,
+}
+
+/// The state of `enforce`: the limiter, and what the route does to quotas.
+#[derive(Clone)]
+pub struct Enforcement {
+    pub limiter: Arc<RateLimiter>,
+    pub quotas: QuotaUse,
+}
+
+/// Middleware (inside authentication): charges the request to every rule and quota that
+/// applies and answers 429 without running the handler when one refuses.
 pub async fn enforce(
-    State(limiter): State<Arc<RateLimiter>>,
+    State(Enforcement { limiter, quotas }): State<Enforcement>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -28,15 +48,31 @@ pub async fn enforce(
     if targets.is_empty() {
         return next.run(request).await;
     }
-    let decisions = match limiter.charge(&targets, 1).await {
+    let cost = Cost {
+        rules: 1,
+        quotas: u32::from(quotas == QuotaUse::Spend),
+    };
+    let decisions = match limiter.charge(&targets, cost).await {
         Verdict::Allowed(decisions) => decisions,
         Verdict::Refused(decisions) => return refusal(&decisions),
         Verdict::Unavailable => return unavailable(),
     };
-    let by_operation: Vec<Target> = targets
-        .into_iter()
-        .filter(|t| limiter.rules[t.rule].cost == CostKind::Operation)
-        .collect();
+    if quotas == QuotaUse::Read {
+        request.extensions_mut().insert(Usage::from(&decisions));
+    }
+    let by_operation = Targets {
+        rules: targets
+            .rules
+            .into_iter()
+            .filter(|t| limiter.rules[t.rule].cost == CostKind::Operation)
+            .collect(),
+        quotas: targets
+            .quotas
+            .into_iter()
+            .filter(|_| quotas == QuotaUse::Spend)
+            .filter(|t| limiter.quotas[t.quota].cost == CostKind::Operation)
+            .collect(),
+    };
     if by_operation.is_empty() {
         let mut response = next.run(request).await;
         headers::apply(response.headers_mut(), &decisions);
@@ -55,11 +91,11 @@ pub async fn enforce(
 
 /// The cost-based part of a request's charge, for the handler that can estimate it (the
 /// GraphQL endpoint, after parsing and before executing). Present as a request extension
-/// when a rule with `cost = "operation"` applies.
+/// when a rule or quota with `cost = "operation"` applies.
 pub struct OperationCharge {
     limiter: Arc<RateLimiter>,
-    targets: Vec<Target>,
-    decisions: Mutex<Vec<Decision>>,
+    targets: Targets,
+    decisions: Mutex<Decisions>,
 }
 
 impl OperationCharge {
@@ -70,16 +106,24 @@ impl OperationCharge {
         if extra == 0 {
             return Ok(());
         }
-        let verdict = self.limiter.charge(&self.targets, extra).await;
-        let (fresh, refused) = match verdict {
+        let cost = Cost {
+            rules: extra,
+            quotas: extra,
+        };
+        let (fresh, refused) = match self.limiter.charge(&self.targets, cost).await {
             Verdict::Allowed(d) => (d, false),
             Verdict::Refused(d) => (d, true),
             Verdict::Unavailable => return Err(unavailable()),
         };
         let merged = {
             let mut decisions = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
-            for d in fresh {
-                if let Some(old) = decisions.iter_mut().find(|old| old.rule == d.rule) {
+            for d in fresh.rules {
+                if let Some(old) = decisions.rules.iter_mut().find(|old| old.rule == d.rule) {
+                    *old = d;
+                }
+            }
+            for d in fresh.quotas {
+                if let Some(old) = decisions.quotas.iter_mut().find(|old| old.quota == d.quota) {
                     *old = d;
                 }
             }
@@ -92,7 +136,7 @@ impl OperationCharge {
         }
     }
 
-    fn decisions(&self) -> Vec<Decision> {
+    fn decisions(&self) -> Decisions {
         self.decisions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -100,28 +144,65 @@ impl OperationCharge {
     }
 }
 
-/// 429 with the headers and the longest wait among the refusing rules.
-fn refusal(decisions: &[Decision]) -> Response {
-    let refused: Vec<&Decision> = decisions.iter().filter(|d| !d.outcome.allowed).collect();
-    let wait = refused
+/// 429 with the headers. A used-up quota outweighs a rule (waiting for the rule would not
+/// help): its problem names the quota that resets last, and `Retry-After` is the longest
+/// wait among everything that refused.
+fn refusal(decisions: &Decisions) -> Response {
+    let refused: Vec<_> = decisions
+        .rules
+        .iter()
+        .filter(|d| !d.outcome.allowed)
+        .collect();
+    let rule_wait = refused
         .iter()
         .map(|d| d.outcome.retry_after)
         .max()
         .unwrap_or_default();
-    let names: Vec<&str> = refused
+    let exhausted = decisions
+        .quotas
         .iter()
-        .filter(|d| !d.outcome.retry_after.is_zero())
-        .map(|d| &*d.rule)
-        .collect();
-    let detail = format!(
-        "rate limit exceeded ({}); retry in {} s",
-        names.join(", "),
-        headers::seconds(wait).max(1)
-    );
-    let mut response = Problem::new(Code::RateLimited, detail).into_response();
+        .filter(|d| d.outcome.state == QuotaState::Exhausted)
+        .max_by_key(|d| d.resets_in());
+    let (problem, wait) = match exhausted {
+        Some(quota) => (
+            quota_problem(quota),
+            rule_wait.max(Duration::from_secs(quota.resets_in())),
+        ),
+        None => {
+            let names: Vec<&str> = refused
+                .iter()
+                .filter(|d| !d.outcome.retry_after.is_zero())
+                .map(|d| &*d.rule)
+                .collect();
+            let detail = format!(
+                "rate limit exceeded ({}); retry in {} s",
+                names.join(", "),
+                headers::seconds(rule_wait).max(1)
+            );
+            (Problem::new(Code::RateLimited, detail), rule_wait)
+        }
+    };
+    let mut response = problem.into_response();
     headers::apply(response.headers_mut(), decisions);
     headers::retry_after(response.headers_mut(), wait);
     response
+}
+
+/// `QUOTA_EXCEEDED`: which quota, how large, and the instant (RFC 3339) it is whole again,
+/// in the detail for people and as members `quota` and `resetsAt` for programs.
+fn quota_problem(quota: &QuotaDecision) -> Problem {
+    let resets_at = quota.outcome.window.resets_at();
+    let unit = match quota.cost {
+        CostKind::Request => "requests",
+        CostKind::Operation => "cost units",
+    };
+    let detail = format!(
+        "the {} quota of {} {unit} is used up; it resets at {resets_at}",
+        quota.quota, quota.limit
+    );
+    Problem::new(Code::QuotaExceeded, detail)
+        .with_extension("quota", &*quota.quota)
+        .with_extension("resetsAt", resets_at)
 }
 
 fn unavailable() -> Response {

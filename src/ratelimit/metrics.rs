@@ -1,12 +1,13 @@
-//! Counters of rate-limit decisions, and the log lines when the shared store goes away or
-//! comes back (one line per transition, not one per request).
+//! Counters of rate-limit decisions (a refusal by a quota is a refusal, and counted by the
+//! quota's name too), and the log lines when the shared store goes away or comes back (one
+//! line per transition, not one per request).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::{RateLimiter, RedisStoreError};
+use super::{Decisions, QuotaState, RateLimiter, RedisStoreError};
 use crate::config::OnRedisError;
 use crate::observe::exposition::{Exposition, MetricFamilies};
 use crate::sharing::SharedCallError;
@@ -25,6 +26,8 @@ pub struct RateLimitMetrics {
     redis_calls: AtomicU64,
     redis_micros: AtomicU64,
     degraded: AtomicBool,
+    /// Requests refused by each quota, by its name (in config order).
+    quota_exhausted: Box<[(Arc<str>, AtomicU64)]>,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +46,25 @@ pub struct MetricsSnapshot {
 }
 
 impl RateLimitMetrics {
+    /// Counters for a limiter with these quotas.
+    pub fn new(quotas: impl IntoIterator<Item = Arc<str>>) -> Self {
+        Self {
+            quota_exhausted: quotas
+                .into_iter()
+                .map(|name| (name, AtomicU64::new(0)))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Requests each quota refused, by name, in config order.
+    pub fn quota_exhausted(&self) -> Vec<(Arc<str>, u64)> {
+        self.quota_exhausted
+            .iter()
+            .map(|(name, n)| (name.clone(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             allowed: self.allowed.load(Ordering::Relaxed),
@@ -56,12 +78,25 @@ impl RateLimitMetrics {
         }
     }
 
-    pub(super) fn count_allowed(&self) {
-        self.allowed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn count_refused(&self) {
+    /// Counts one charge's verdict: allowed, or refused (and by which quotas).
+    pub(super) fn count(&self, decisions: &Decisions, allowed: bool) {
+        if allowed {
+            self.allowed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.refused.fetch_add(1, Ordering::Relaxed);
+        for decision in &decisions.quotas {
+            if decision.outcome.state != QuotaState::Exhausted {
+                continue;
+            }
+            if let Some((_, n)) = self
+                .quota_exhausted
+                .iter()
+                .find(|(name, _)| *name == decision.quota)
+            {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     pub(super) fn shared_ok(&self, took: Duration) {
@@ -119,6 +154,23 @@ impl MetricFamilies for LimitFamilies {
             o.line(
                 "manifold_ratelimit_decisions_total",
                 &[("decision", decision)],
+                n,
+            );
+        }
+        o.header(
+            "manifold_ratelimit_quota_exhausted_total",
+            "counter",
+            "Requests refused (429) because a quota was used up, by quota.",
+        );
+        for (quota, n) in self
+            .0
+            .as_ref()
+            .map(|l| l.metrics().quota_exhausted())
+            .unwrap_or_default()
+        {
+            o.line(
+                "manifold_ratelimit_quota_exhausted_total",
+                &[("quota", &quota)],
                 n,
             );
         }

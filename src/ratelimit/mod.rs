@@ -1,34 +1,45 @@
-//! Rate limits: the configured rules, each keyed by user, API key or client IP and scaled by
-//! the caller's tier, decided with GCRA after authentication and before the handler runs (so
-//! before any GraphQL parsing or backend call). Counters live in this instance (`local`,
-//! governor) or in Redis (`shared`, one round trip, all instances together); while Redis is
-//! unreachable decisions fall back to local counters or are refused, by config. Every
-//! response of a limited route carries `RateLimit-Policy` / `RateLimit` (`headers`); a
-//! refusal is a 429 problem with `Retry-After`. `OperationCharge` lets the GraphQL endpoint
-//! charge an operation's cost on top of the one unit the request paid at the door.
+//! Rate limits and quotas: the configured rules, each keyed by user, API key or client IP
+//! and scaled by the caller's tier, decided with GCRA; and the quotas, a caller's allowance
+//! per calendar day or month (`quota`, `window`). Both are charged together, all or
+//! nothing, after authentication and before the handler runs (so before any GraphQL parsing
+//! or backend call). Counters live in this instance (`local`, `quota`) or in Redis
+//! (`shared`, one round trip, all instances together); while Redis is unreachable decisions
+//! fall back to local counters or are refused, by config. Every response of a limited route
+//! carries `RateLimit-Policy` / `RateLimit` (`headers`) for each rule and quota; a refusal
+//! is a 429 problem with `Retry-After`. `OperationCharge` lets the GraphQL endpoint charge
+//! an operation's cost on top of the one unit the request paid at the door, and `usage`
+//! tells a caller what it has left.
 //!
 //! Not owned here: resolving the client address (`edge::client_ip`) and the Prometheus
 //! export of the counters in `RateLimitMetrics` (a later layer reads `snapshot()`).
 
+mod charge;
 mod headers;
 mod layer;
 mod local;
 mod metrics;
+mod quota;
 mod shared;
+mod usage;
+mod window;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use headers::{RATELIMIT, RATELIMIT_POLICY};
-pub use layer::{OperationCharge, enforce};
+pub use layer::{Enforcement, OperationCharge, QuotaUse, enforce};
 pub use local::LocalStore;
 pub use metrics::{LimitFamilies, MetricsSnapshot, RateLimitMetrics};
-pub use shared::{RedisStore, RedisStoreError, SharedCheck};
+pub use quota::{QuotaDecision, QuotaOutcome, QuotaState};
+pub use shared::{QuotaCheck, RedisStore, RedisStoreError, SharedCheck};
+pub use usage::{QuotaUsage, RuleUsage, Usage, usage};
+pub use window::Window;
 
 use crate::auth::{Identity, Principal};
 use crate::config::{CostKind, KeyKind, OnRedisError, RateLimitConfig};
 use crate::edge::client_ip::ClientIp;
+use quota::{LocalQuotas, Quota, QuotaTarget};
 
 /// At most `limit` units per `per`, in bursts of up to `limit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +95,23 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
+/// Every verdict on one request: the rules', then the quotas', in config order.
+#[derive(Clone, Debug, Default)]
+pub struct Decisions {
+    pub rules: Vec<Decision>,
+    pub quotas: Vec<QuotaDecision>,
+}
+
+impl Decisions {
+    fn all_allowed(&self) -> bool {
+        self.rules.iter().all(|d| d.outcome.allowed)
+            && self
+                .quotas
+                .iter()
+                .all(|d| d.outcome.state == QuotaState::Allowed)
+    }
+}
+
 /// A compiled `[[rate_limit.rules]]` entry.
 struct Rule {
     name: Arc<str>,
@@ -101,9 +129,36 @@ struct Target {
     redis_key: Option<String>,
 }
 
+/// Everything one request is charged to.
+#[derive(Clone, Default)]
+struct Targets {
+    rules: Vec<Target>,
+    quotas: Vec<QuotaTarget>,
+}
+
+impl Targets {
+    fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.quotas.is_empty()
+    }
+}
+
+/// How many units one charge takes from the rules and from the quotas; 0 only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cost {
+    rules: u32,
+    quotas: u32,
+}
+
+impl Cost {
+    const READ: Cost = Cost {
+        rules: 0,
+        quotas: 0,
+    };
+}
+
 enum Verdict {
-    Allowed(Vec<Decision>),
-    Refused(Vec<Decision>),
+    Allowed(Decisions),
+    Refused(Decisions),
     /// The shared store is down and the policy is to refuse.
     Unavailable,
 }
@@ -116,37 +171,44 @@ struct Shared {
 /// The rate limiter of one BFF instance.
 pub struct RateLimiter {
     rules: Vec<Rule>,
-    /// Tier names; a caller in `tiers[i]` uses slot `i + 1` of each identity rule.
+    quotas: Vec<Quota>,
+    /// Tier names; a caller in `tiers[i]` uses slot `i + 1` of each identity rule and quota.
     tiers: Vec<String>,
-    /// The limit of every slot: `rule * (tiers + 1) + tier`.
+    /// The limit of every rule slot: `rule * (tiers + 1) + tier`.
     limits: Vec<Limit>,
+    /// The limit of every quota slot: `quota * (tiers + 1) + tier`.
+    quota_limits: Vec<u32>,
     local: LocalStore,
+    local_quotas: LocalQuotas,
     shared: Option<Shared>,
     key_prefix: String,
     metrics: Arc<RateLimitMetrics>,
 }
 
 impl RateLimiter {
-    /// `None` when no rule is configured: nothing is limited. Must run inside a tokio
-    /// runtime (it starts the idle-key eviction). Does not connect to Redis yet.
+    /// `None` when no rule and no quota is configured: nothing is limited. Must run inside
+    /// a tokio runtime (it starts the idle-key eviction). Does not connect to Redis yet.
     pub fn new(config: &RateLimitConfig) -> Result<Option<Arc<Self>>, ::redis::RedisError> {
-        if config.rules.is_empty() {
+        if config.rules.is_empty() && config.quotas.is_empty() {
             return Ok(None);
         }
-        let tiers: Vec<String> = config.tiers.keys().cloned().collect();
         let mut limits = Vec::new();
         for rule in &config.rules {
-            let base = Limit {
+            limits.push(Limit {
                 limit: rule.limit,
                 per: rule.per,
-            };
-            limits.push(base);
+            });
             for tier in config.tiers.values() {
                 limits.push(Limit {
                     limit: tier.apply(rule.limit),
                     per: rule.per,
                 });
             }
+        }
+        let mut quota_limits = Vec::new();
+        for quota in &config.quotas {
+            quota_limits.push(quota.limit);
+            quota_limits.extend(config.tiers.values().map(|t| t.scale_quota(quota.limit)));
         }
         let shared = match config.redis() {
             Some(endpoint) => Some(Shared {
@@ -155,6 +217,17 @@ impl RateLimiter {
             }),
             None => None,
         };
+        let quotas: Vec<Quota> = config
+            .quotas
+            .iter()
+            .map(|q| Quota {
+                name: q.name.as_str().into(),
+                key: q.key,
+                period: q.period,
+                cost: q.cost,
+                redis_name: format!("quota:{}", q.name),
+            })
+            .collect();
         let limiter = Arc::new(Self {
             rules: config
                 .rules
@@ -165,12 +238,15 @@ impl RateLimiter {
                     cost: r.cost,
                 })
                 .collect(),
-            tiers,
+            metrics: Arc::new(RateLimitMetrics::new(quotas.iter().map(|q| q.name.clone()))),
+            quotas,
+            tiers: config.tiers.keys().cloned().collect(),
             local: LocalStore::new(&limits),
+            local_quotas: LocalQuotas::new(),
             limits,
+            quota_limits,
             shared,
             key_prefix: config.key_prefix.clone(),
-            metrics: Arc::default(),
         });
         limiter.spawn_eviction(config.evict_interval);
         Ok(Some(limiter))
@@ -180,7 +256,8 @@ impl RateLimiter {
         &self.metrics
     }
 
-    /// Evicts idle keys from local memory every `every`, until the limiter is dropped.
+    /// Evicts idle keys and ended quota windows from local memory every `every`, until the
+    /// limiter is dropped.
     fn spawn_eviction(self: &Arc<Self>, every: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -192,107 +269,65 @@ impl RateLimiter {
                     return;
                 };
                 let live = limiter.local.evict_idle();
-                tracing::trace!(live_keys = live, "rate limits: idle keys evicted");
+                let counters = limiter.local_quotas.evict_ended(window::unix_now());
+                tracing::trace!(
+                    live_keys = live,
+                    quota_counters = counters,
+                    "rate limits: idle keys evicted"
+                );
             }
         });
     }
 
-    /// The rules that count this request, with their keys.
-    fn targets(&self, identity: Option<&Identity>, client: Option<ClientIp>) -> Vec<Target> {
+    /// The rules and quotas that count this request, with their keys.
+    fn targets(&self, identity: Option<&Identity>, client: Option<ClientIp>) -> Targets {
         let tier = identity
             .and_then(Identity::tier)
             .and_then(|t| self.tiers.iter().position(|name| name == t))
             .map_or(0, |i| i + 1);
-        let mut targets = Vec::with_capacity(self.rules.len());
+        let slots = self.tiers.len() + 1;
+        let caller = identity.map(|identity| match identity.principal() {
+            Principal::User(id) => (KeyKind::User, RateLimitKey::User(id.as_str().into())),
+            Principal::ApiClient(id) => (KeyKind::ApiKey, RateLimitKey::ApiKey(id.as_str().into())),
+        });
+        let cluster = self.shared.as_ref().map(|s| s.store.is_cluster());
+        let mut targets = Targets::default();
         for (i, rule) in self.rules.iter().enumerate() {
-            let (key, tiered) = match (rule.key, identity.map(Identity::principal), client) {
-                (KeyKind::User, Some(Principal::User(id)), _) => {
-                    (RateLimitKey::User(id.as_str().into()), true)
-                }
-                (KeyKind::ApiKey, Some(Principal::ApiClient(id)), _) => {
-                    (RateLimitKey::ApiKey(id.as_str().into()), true)
-                }
-                (KeyKind::Ip, _, Some(ip)) => (RateLimitKey::Ip(ip.limit_key()), false),
+            let (key, tier) = match (&caller, rule.key, client) {
+                (Some((kind, key)), wanted, _) if *kind == wanted => (key.clone(), tier),
+                (_, KeyKind::Ip, Some(ip)) => (RateLimitKey::Ip(ip.limit_key()), 0),
                 _ => continue,
             };
-            let redis_key = self.shared.as_ref().map(|shared| {
-                redis_key(
-                    &self.key_prefix,
-                    &rule.name,
-                    &key,
-                    shared.store.is_cluster(),
-                )
-            });
-            let tier = if tiered { tier } else { 0 };
-            targets.push(Target {
+            targets.rules.push(Target {
                 rule: i,
-                slot: i * (self.tiers.len() + 1) + tier,
+                slot: i * slots + tier,
+                redis_key: cluster.map(|c| redis_key(&self.key_prefix, &rule.name, &key, c)),
                 key,
-                redis_key,
             });
         }
-        targets
-    }
-
-    /// Charges `cost` units to every target: in Redis when configured and reachable, else
-    /// (by policy) locally.
-    async fn charge(&self, targets: &[Target], cost: u32) -> Verdict {
-        let outcomes = match &self.shared {
-            None => self.charge_locally(targets, cost),
-            Some(shared) => {
-                let checks: Vec<SharedCheck<'_>> = targets
-                    .iter()
-                    .map(|t| SharedCheck {
-                        key: t.redis_key.as_deref().unwrap_or_default(),
-                        limit: self.limits[t.slot],
-                        cost,
-                    })
-                    .collect();
-                let started = tokio::time::Instant::now();
-                match shared.store.check(&checks).await {
-                    Ok(outcomes) => {
-                        self.metrics.shared_ok(started.elapsed());
-                        outcomes
-                    }
-                    Err(e) => {
-                        self.metrics.shared_failed(&e, shared.on_error);
-                        match shared.on_error {
-                            OnRedisError::Local => self.charge_locally(targets, cost),
-                            OnRedisError::Refuse => return Verdict::Unavailable,
-                        }
-                    }
+        if let Some((kind, key)) = &caller {
+            for (i, quota) in self.quotas.iter().enumerate() {
+                if quota.key != *kind {
+                    continue;
                 }
+                targets.quotas.push(QuotaTarget {
+                    quota: i,
+                    slot: i * slots + tier,
+                    redis_key: cluster
+                        .map(|c| redis_key(&self.key_prefix, &quota.redis_name, key, c)),
+                    key: key.clone(),
+                });
             }
-        };
-        let decisions: Vec<Decision> = targets
-            .iter()
-            .zip(outcomes)
-            .map(|(t, outcome)| Decision {
-                rule: self.rules[t.rule].name.clone(),
-                limit: self.limits[t.slot],
-                outcome,
-            })
-            .collect();
-        if decisions.iter().all(|d| d.outcome.allowed) {
-            self.metrics.count_allowed();
-            Verdict::Allowed(decisions)
-        } else {
-            self.metrics.count_refused();
-            Verdict::Refused(decisions)
         }
-    }
-
-    fn charge_locally(&self, targets: &[Target], cost: u32) -> Vec<Outcome> {
         targets
-            .iter()
-            .map(|t| self.local.check(t.slot, &t.key, cost))
-            .collect()
     }
 }
 
-/// The Redis key of one rule's counter for `key`: `{prefix}{rule}:u:{id}` on a single node.
-/// On a Cluster the key's identity is its hash tag, `{prefix}{rule}:{u:id}`: every rule
-/// counting one caller then lands in one slot, and one script charges them together.
+/// The Redis key of one rule's counter for `key`: `{prefix}{rule}:u:{id}` on a single node,
+/// and of a quota's `{prefix}quota:{name}:u:{id}` (`rule` is then `quota:{name}`; a rule's
+/// name holds no `:`, so the two never meet). On a Cluster the key's identity is its hash
+/// tag, `{prefix}{rule}:{u:id}`: every rule and quota counting one caller then lands in one
+/// slot, and one script charges them together.
 fn redis_key(prefix: &str, rule: &str, key: &RateLimitKey, cluster: bool) -> String {
     let (open, close) = if cluster { ("{", "}") } else { ("", "") };
     match key {
