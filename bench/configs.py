@@ -2,8 +2,9 @@
 config/*.toml, so they follow every change to them) and the peers' (nginx, HAProxy).
 
 Gateway configurations:
-- production: the shipped config, with every rate-limit rule raised to RATE_LIMIT so the
-  limits are checked on every request but never refuse (the load comes from a few users);
+- production: the shipped config, with every rate-limit rule and quota raised to RATE_LIMIT
+  so the limits are checked on every request but never refuse (the load comes from a few
+  users);
 - plain: no rate limits, and the proxy route with `auth = "none"` like the proxies. The
   mobile home query and the partner API cannot work without an identity (the query is per
   user, the API per key): plain keeps their JWT / API-key check and drops only the limits.
@@ -16,7 +17,7 @@ import json
 import re
 import tomllib
 
-RATE_LIMIT = 100_000_000  # per rule and period: checked on every request, never reached
+RATE_LIMIT = 100_000_000  # per rule or quota and period: checked on every request, never reached
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -90,8 +91,9 @@ def gateway(shipped, port, production, proxy_auth_none=False, overlay=None):
     doc.setdefault("admin", {})["listen"] = "127.0.0.1:0"
     doc.setdefault("log", {})["access_log"] = False
     if production:
-        for rule in doc.get("rate_limit", {}).get("rules", []):
-            rule["limit"] = RATE_LIMIT
+        limits = doc.get("rate_limit", {})
+        for limit in limits.get("rules", []) + limits.get("quotas", []):
+            limit["limit"] = RATE_LIMIT
     else:
         doc.pop("rate_limit", None)
         if proxy_auth_none:

@@ -40,6 +40,12 @@ class GatewayConfigs(unittest.TestCase):
             self.assertEqual(rule["limit"], configs.RATE_LIMIT)
         # The shipped config itself is left alone.
         self.assertNotEqual(base["rate_limit"]["rules"][0]["limit"], configs.RATE_LIMIT)
+        # The partner's daily and monthly quotas too: a benchmark spends far more than a day's.
+        partner = configs.gateway(shipped("partner"), 8283, True)
+        quotas = partner["rate_limit"]["quotas"]
+        self.assertTrue(quotas)
+        for quota in quotas:
+            self.assertEqual(quota["limit"], configs.RATE_LIMIT)
 
     def test_overlays_merge_tables(self):
         merged = configs.merge({"a": {"x": 1, "y": 2}, "b": [1]}, {"a": {"y": 3}, "c": True})

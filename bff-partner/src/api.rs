@@ -14,6 +14,7 @@ use manifold::rest::{KnownQuery, refuse_unknown_query};
 
 use crate::handlers;
 use crate::model::{OpenApiDocument, Order, Product, ProductBatch, Schema};
+use crate::usage::Usage;
 
 /// Most ids one `GET /v1/products?ids=` may ask for.
 pub const MAX_BATCH: usize = 100;
@@ -32,14 +33,26 @@ pub struct Route {
     pub tag: &'static str,
     pub summary: &'static str,
     pub description: &'static str,
-    /// The scope the caller's API key must hold; `None` for a public route (no key at all).
-    pub scope: Option<&'static str>,
+    /// Who may call it: anyone, any valid key, or a key holding a scope.
+    pub access: Access,
     pub params: &'static [Param],
     pub ok: Success,
     /// Failures besides 401/403, which every keyed route has.
     pub failures: &'static [Failure],
     /// Builds the endpoint for the verb above.
     pub mount: fn(MethodFilter) -> MethodRouter<Gateway>,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key (the OpenAPI document).
+    Public,
+    /// Any valid key, whatever its scopes: routes about the key itself (its usage). They are
+    /// rate-limited like any other, and read the key's quotas without spending them.
+    AnyKey,
+    /// A key that holds this scope.
+    Scope(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +131,7 @@ pub static ROUTES: &[Route] = &[
         tag: "products",
         summary: "Get a product",
         description: "One product of the catalog: identity, copy, price and two image URLs.",
-        scope: Some(PRODUCTS_READ),
+        access: Access::Scope(PRODUCTS_READ),
         params: &[Param {
             name: "id",
             location: Location::Path,
@@ -141,7 +154,7 @@ pub static ROUTES: &[Route] = &[
         description: "Up to 100 products by id, in the order asked, in one round trip. Ids the \
                       catalog does not know are listed in `missing` instead of failing the batch; \
                       repeated ids are answered once.",
-        scope: Some(PRODUCTS_READ),
+        access: Access::Scope(PRODUCTS_READ),
         params: &[Param {
             name: "ids",
             location: Location::Query,
@@ -170,7 +183,7 @@ pub static ROUTES: &[Route] = &[
                       order's shipment (null before one exists). All parts are required: when a \
                       backend behind any of them fails, the answer is a problem, never a partial \
                       order.",
-        scope: Some(ORDERS_READ),
+        access: Access::Scope(ORDERS_READ),
         params: &[Param {
             name: "id",
             location: Location::Path,
@@ -191,7 +204,7 @@ pub static ROUTES: &[Route] = &[
         tag: "meta",
         summary: "This document",
         description: "The OpenAPI 3.1 description of this API. No key needed.",
-        scope: None,
+        access: Access::Public,
         params: &[],
         ok: Success {
             description: "The OpenAPI document.",
@@ -201,6 +214,26 @@ pub static ROUTES: &[Route] = &[
         failures: &[Failure::BadRequest],
         mount: |verb| on(verb, handlers::openapi),
     },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/usage",
+        operation_id: "getUsage",
+        tag: "meta",
+        summary: "Your key's quotas and rate limits",
+        description: "What the calling key has used of each quota in the current window (a UTC \
+                      day or month) and when it resets, and what is left of each rate limit. \
+                      Any valid key may read its own usage; reading it spends no quota (it is \
+                      rate-limited like any request).",
+        access: Access::AnyKey,
+        params: &[],
+        ok: Success {
+            description: "The key's usage.",
+            schema: Usage::NAME,
+        },
+        // A query parameter (it takes none); the limits' shared store unreachable.
+        failures: &[Failure::BadRequest, Failure::ServiceUnavailable],
+        mount: |verb| on(verb, manifold::ratelimit::usage),
+    },
 ];
 
 /// Mounts every route of the table: keyed routes behind API-key authentication and their
@@ -208,6 +241,7 @@ pub static ROUTES: &[Route] = &[
 pub fn router(gateway: &Gateway) -> Router<Gateway> {
     let mut public = Router::new();
     let mut keyed = Router::new();
+    let mut any_key = Router::new();
     for route in ROUTES {
         // A query parameter the route does not document is a 400, not silently ignored.
         let known = route
@@ -219,12 +253,13 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
             KnownQuery::new(known),
             refuse_unknown_query,
         ));
-        match route.scope {
-            Some(scope) => {
+        match route.access {
+            Access::Scope(scope) => {
                 let endpoint = endpoint.route_layer(from_fn_with_state(scope, require_route_scope));
                 keyed = keyed.route(route.path, endpoint);
             }
-            None => public = public.route(route.path, endpoint),
+            Access::AnyKey => any_key = any_key.route(route.path, endpoint),
+            Access::Public => public = public.route(route.path, endpoint),
         }
     }
     // Inside authentication: ETag / If-None-Match, and Age / Warning when cached data was used;
@@ -234,6 +269,7 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
         .layer(Extension(Backends::new(gateway.upstreams())));
     public
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
+        .merge(gateway.protect_reading_quotas(any_key, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_such_route)
 }
@@ -248,6 +284,7 @@ mod tests {
     use manifold::axum::body::{Body, to_bytes};
     use manifold::axum::http::{HeaderMap, Request, StatusCode, header};
     use manifold::error::PROBLEM_JSON;
+    use manifold::ratelimit::RATELIMIT_POLICY;
     use serde_json::Value;
     use tower::ServiceExt;
 
@@ -332,13 +369,13 @@ mod tests {
         let app = app().await;
         for route in ROUTES {
             let (status, headers, body) = call(&app, "GET", &example_uri(route), None).await;
-            match route.scope {
-                Some(_) => {
+            match route.access {
+                Access::Scope(_) | Access::AnyKey => {
                     assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", route.path);
                     assert!(is_problem(&headers, &body, status), "{}", route.path);
                     assert!(headers.contains_key(header::WWW_AUTHENTICATE));
                 }
-                None => assert_eq!(status, StatusCode::OK, "{}", route.path),
+                Access::Public => assert_eq!(status, StatusCode::OK, "{}", route.path),
             }
         }
         let (_, headers, served) = call(&app, "GET", "/openapi.json", None).await;
@@ -359,6 +396,47 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
         assert_eq!(body["service"], "catalog");
+    }
+
+    #[tokio::test]
+    async fn any_key_reads_its_own_usage_and_reading_spends_no_quota() {
+        let app = app().await;
+        // A key without the orders scope still reads its usage: no scope is needed.
+        let (status, headers, first) =
+            call(&app, "GET", "/v1/usage", Some(PRODUCTS_ONLY_KEY)).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let policy = headers[RATELIMIT_POLICY].to_str().unwrap_or_default();
+        assert!(policy.contains("\"daily\";q=100000;w=86400"), "{policy}");
+        assert_eq!(first["quotas"][0]["name"], "daily");
+        assert_eq!(first["quotas"][0]["period"], "day");
+        assert_eq!(first["quotas"][0]["limit"], 100_000);
+        assert_eq!(first["quotas"][1]["name"], "monthly");
+        assert_eq!(first["quotas"][1]["period"], "month");
+        assert_eq!(first["rules"][0]["name"], "per-key");
+        assert_eq!(first["rules"][0]["window"], 60);
+        assert_eq!(
+            first["rules"][0]["remaining"], 5_999,
+            "this request was charged"
+        );
+        let (_, _, second) = call(&app, "GET", "/v1/usage", Some(PRODUCTS_ONLY_KEY)).await;
+        assert_eq!(second["quotas"][0]["used"], 0, "reading spends no quota");
+        assert_eq!(second["quotas"][1]["used"], 0);
+        assert_eq!(
+            second["rules"][0]["remaining"], 5_998,
+            "but is rate-limited"
+        );
+        // Any other route spends a unit of each quota (the closed backend's 502 too: it was
+        // let in).
+        call(&app, "GET", "/v1/products/p1", Some(PRODUCTS_ONLY_KEY)).await;
+        let (_, _, third) = call(&app, "GET", "/v1/usage", Some(PRODUCTS_ONLY_KEY)).await;
+        assert_eq!(third["quotas"][0]["used"], 1);
+        assert_eq!(third["quotas"][0]["remaining"], 99_999);
+        assert_eq!(third["quotas"][1]["used"], 1);
+        // Each key reads its own.
+        let (_, _, demo) = call(&app, "GET", "/v1/usage", Some(DEMO_KEY)).await;
+        assert_eq!(demo["quotas"][0]["used"], 0);
+        let (status, _, _) = call(&app, "GET", "/v1/usage?key=demo", Some(DEMO_KEY)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

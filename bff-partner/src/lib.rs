@@ -1,10 +1,12 @@
 //! bff-partner: the versioned REST API partners integrate with. Partners authenticate with an
 //! API key (`Authorization: Bearer <key>` or `X-Api-Key`), every route under `/v1` needs a
-//! scope, errors are `application/problem+json`, and `/openapi.json` describes it all.
+//! scope (but `/v1/usage`, where any key reads its own quotas and limits), errors are
+//! `application/problem+json`, and `/openapi.json` describes it all.
 //!
 //! The route table in `api` is the single source of both the router and the OpenAPI document
 //! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` holds
-//! the request handlers, `model` the partner-facing resource shapes and their schemas.
+//! the request handlers, `model` the partner-facing resource shapes and their schemas, `usage`
+//! the schemas of a key's usage (served by the core).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +14,7 @@ pub mod api;
 mod handlers;
 mod model;
 pub mod openapi;
+mod usage;
 
 use manifold::BffSpec;
 

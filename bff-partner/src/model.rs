@@ -33,6 +33,9 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         entry::<Shipment>(),
         entry::<Problem>(),
         entry::<OpenApiDocument>(),
+        entry::<crate::usage::Usage>(),
+        entry::<crate::usage::QuotaUsage>(),
+        entry::<crate::usage::RuleUsage>(),
     ]
 }
 
@@ -367,6 +370,14 @@ impl Schema for Problem {
                 "service": {
                     "type": "string",
                     "description": "The backend service that failed, for upstream errors."
+                },
+                "quota": {
+                    "type": "string",
+                    "description": "The quota that is used up, for `QUOTA_EXCEEDED`."
+                },
+                "resetsAt": {
+                    "type": "string", "format": "date-time",
+                    "description": "When that quota is whole again, for `QUOTA_EXCEEDED`."
                 }
             }
         })

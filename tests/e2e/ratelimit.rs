@@ -1,6 +1,7 @@
 //! Rate limits and client IPs end to end: real sockets, real BFFs. The shared (Redis) store
-//! is tested in `shared`, each test with its own `redis-server`.
+//! is tested in `shared`, each test with its own `redis-server`; quotas in `quotas`.
 
+mod quotas;
 mod shared;
 mod topologies;
 
@@ -29,8 +30,10 @@ fn rule(name: &str, key: KeyKind, limit: u32, per: Duration) -> RuleConfig {
     }
 }
 
+/// These rules and nothing else: no tier, no quota.
 fn only(config: &mut Config, rules: Vec<RuleConfig>) {
     config.rate_limit.rules = rules;
+    config.rate_limit.quotas.clear();
     config.rate_limit.tiers.clear();
 }
 

@@ -176,3 +176,38 @@ fn served_resources_conform_to_their_schemas() {
     let upstream = UpstreamError::new("shipping", UpstreamErrorKind::ServerError(503), "x");
     check(&doc, "Problem", &Problem::from(upstream));
 }
+
+#[test]
+fn a_keys_usage_and_a_used_up_quota_conform_to_their_schemas() {
+    use manifold::error::Code;
+    use manifold::ratelimit::{QuotaUsage, RuleUsage, Usage};
+
+    let doc = document();
+    let usage = Usage {
+        quotas: vec![QuotaUsage {
+            name: "daily".into(),
+            period: manifold::config::Period::Day,
+            limit: 100_000,
+            used: 12,
+            remaining: 99_988,
+            resets_at: "2026-11-30T00:00:00Z".into(),
+        }],
+        rules: vec![RuleUsage {
+            name: "per-key".into(),
+            limit: 6_000,
+            window: 60,
+            remaining: 5_999,
+        }],
+    };
+    check(&doc, "Usage", &usage);
+    check(&doc, "Usage", &Usage::default());
+    let used_up = Problem::new(Code::QuotaExceeded, "the daily quota is used up")
+        .with_extension("quota", "daily")
+        .with_extension("resetsAt", "2026-11-30T00:00:00Z");
+    check(&doc, "Problem", &used_up);
+    // A member the document does not list would be caught.
+    let undocumented = Problem::new(Code::QuotaExceeded, "x").with_extension("secret", 1);
+    let value = serde_json::to_value(&undocumented).expect("serialize");
+    let schema = json!({ "$ref": "#/components/schemas/Problem" });
+    assert!(conforms(&doc, &schema, &value, "$").is_err());
+}

@@ -5,7 +5,7 @@
 use manifold::error::{PROBLEM_JSON, Problem};
 use serde_json::{Map, Value, json};
 
-use crate::api::{Failure, Location, MAX_BATCH, MAX_ID_LEN, ParamKind, ROUTES, Route};
+use crate::api::{Access, Failure, Location, MAX_BATCH, MAX_ID_LEN, ParamKind, ROUTES, Route};
 use crate::model::{self, schema_ref};
 
 pub const OPENAPI_VERSION: &str = "3.1.0";
@@ -84,8 +84,10 @@ fn operation(route: &Route) -> Value {
         }),
     );
     let mut failures = route.failures.to_vec();
-    if route.scope.is_some() {
-        failures.extend([Failure::Unauthorized, Failure::Forbidden]);
+    match route.access {
+        Access::Scope(_) => failures.extend([Failure::Unauthorized, Failure::Forbidden]),
+        Access::AnyKey => failures.push(Failure::Unauthorized),
+        Access::Public => {}
     }
     failures.sort();
     failures.dedup();
@@ -96,9 +98,10 @@ fn operation(route: &Route) -> Value {
         );
     }
     // Either scheme will do; the listed role is the scope the key must hold.
-    let security = match route.scope {
-        Some(scope) => json!([{ BEARER: [scope] }, { HEADER: [scope] }]),
-        None => json!([]),
+    let security = match route.access {
+        Access::Scope(scope) => json!([{ BEARER: [scope] }, { HEADER: [scope] }]),
+        Access::AnyKey => json!([{ BEARER: [] }, { HEADER: [] }]),
+        Access::Public => json!([]),
     };
     let parameters: Vec<Value> = route.params.iter().map(parameter).collect();
     let mut op = json!({
@@ -339,8 +342,8 @@ mod tests {
                 .filter_map(|p| p["name"].as_str())
                 .collect();
             assert_eq!(in_template, declared, "{}", route.path);
-            match route.scope {
-                Some(scope) => {
+            match route.access {
+                Access::Scope(scope) => {
                     assert_eq!(
                         op["security"],
                         json!([{ BEARER: [scope] }, { HEADER: [scope] }])
@@ -349,7 +352,12 @@ mod tests {
                         op["responses"]["401"].is_object() && op["responses"]["403"].is_object()
                     );
                 }
-                None => assert_eq!(op["security"], json!([])),
+                Access::AnyKey => {
+                    assert_eq!(op["security"], json!([{ BEARER: [] }, { HEADER: [] }]));
+                    assert!(op["responses"]["401"].is_object());
+                    assert!(op["responses"].get("403").is_none(), "no scope to lack");
+                }
+                Access::Public => assert_eq!(op["security"], json!([])),
             }
         }
     }
