@@ -1,15 +1,16 @@
 //! Quotas end to end, on bff-partner and its shipped `daily` and `monthly` quotas made tiny:
 //! headers counting down, the 429 that names the quota and the next UTC midnight, the usage
 //! endpoint that reads without spending, rules and quotas charged all or nothing, and
-//! instances sharing one quota through a real `redis-server` (single node and Cluster).
+//! instances sharing one quota through a real `redis-server` (single node and Cluster),
+//! turning the day by Redis' clock whatever their own say.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use demo_services::Service;
 use manifold::RunningBff;
 use manifold::auth::{Identity, Principal};
-use manifold::config::{Config, KeyKind, OnRedisError, Period, StoreKind};
-use manifold::ratelimit::{Usage, Window};
+use manifold::config::{Config, KeyKind, OnRedisError, Period, RedisEndpoint, StoreKind};
+use manifold::ratelimit::{QuotaCheck, RedisStore, Usage, Window};
 use serde_json::Value;
 
 use super::{HOUR, header, metrics, rule};
@@ -207,9 +208,24 @@ async fn a_key_over_its_daily_quota_gets_a_429_naming_the_next_utc_midnight() {
 
 #[tokio::test]
 async fn a_rule_refusal_spends_no_quota_and_a_quota_refusal_spends_no_rule() {
+    refusals_spend_nothing_of_the_other_limits(|_| {}).await;
+}
+
+#[tokio::test]
+async fn in_redis_too_a_refusal_spends_nothing_of_the_other_limits() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    refusals_spend_nothing_of_the_other_limits(|c| shared(c, &url, false)).await;
+}
+
+/// A rule refuses, then (on a fresh stack) a quota does; `store` says where they count.
+async fn refusals_spend_nothing_of_the_other_limits(store: impl Fn(&mut Config) + Copy) {
     let stack = Stack::start_with(&bff_partner::SPEC, |c| {
         quotas(c, 10);
         c.rate_limit.rules = vec![rule("per-key", KeyKind::ApiKey, 2, HOUR)];
+        store(c);
     })
     .await;
     let base = stack.bff.url();
@@ -226,11 +242,14 @@ async fn a_rule_refusal_spends_no_quota_and_a_quota_refusal_spends_no_rule() {
         2,
         "the four refused requests spent no quota"
     );
+    drop(stack);
 
     // The other way round: the quota refuses, the rule keeps its units.
     let stack = Stack::start_with(&bff_partner::SPEC, |c| {
         quotas(c, 2);
         c.rate_limit.rules = vec![rule("per-key", KeyKind::ApiKey, 5, HOUR)];
+        c.rate_limit.key_prefix = "partner:second:".into();
+        store(c);
     })
     .await;
     let base = stack.bff.url();
@@ -384,4 +403,54 @@ async fn on_a_cluster_a_request_another_slot_refuses_gives_its_quota_units_back(
             "every decision was made in the cluster"
         );
     }
+}
+
+#[tokio::test]
+async fn redis_time_picks_the_window_whatever_the_instance_clock_says() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let endpoint = RedisEndpoint {
+        url: redis.url().into(),
+        ca_file: None,
+        cluster: false,
+    };
+    let store =
+        RedisStore::new(&endpoint, Duration::from_secs(2), Duration::from_secs(1)).expect("store");
+    let now = unix_now();
+    let today = Window::containing(Period::Day, now);
+    // Three instances: one a day behind, one on time, one a day ahead. Each sends the windows
+    // around its own clock; Redis' clock decides, so all three count into today.
+    for (skew, used) in [(-86_400_i64, 1), (0, 2), (86_400, 3)] {
+        let clock = now.saturating_add_signed(skew);
+        let check = QuotaCheck {
+            key: "skew:quota:daily:k:demo",
+            limit: 10,
+            cost: 1,
+            windows: Window::around(Period::Day, clock),
+        };
+        let (_, outcomes) = store.charge(&[], &[check]).await.expect("redis");
+        let outcome = outcomes[0];
+        // A midnight passing during the test moves "today" with it.
+        assert!(
+            outcome.window == today || outcome.window.start == today.end,
+            "skew {skew}: {outcome:?}"
+        );
+        assert_eq!(outcome.used, used, "skew {skew}: one counter for all");
+        assert!(outcome.now.abs_diff(now) <= 2, "Redis' time: {outcome:?}");
+    }
+    // A clock more than a day off sends no window holding Redis' time: its own current one
+    // is used, a counter of its own.
+    let far = QuotaCheck {
+        key: "skew:quota:daily:k:demo",
+        limit: 10,
+        cost: 1,
+        windows: Window::around(Period::Day, now + 3 * 86_400),
+    };
+    let (_, outcomes) = store.charge(&[], &[far]).await.expect("redis");
+    assert_eq!(
+        outcomes[0].window,
+        Window::containing(Period::Day, now + 3 * 86_400)
+    );
+    assert_eq!(outcomes[0].used, 1);
 }
