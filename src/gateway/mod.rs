@@ -117,7 +117,7 @@ impl Gateway {
     /// this one's lifecycle (draining flag, reload status) and keeps the state of what did
     /// not change — the cache with the same settings keeps its entries; an upstream with the
     /// same config (and cache) keeps its pool, breaker, health and retry budget; the rate
-    /// limiter with the same rules keeps its counters.
+    /// limiter with the same rules keeps its counters, and a new one the local quota counts.
     pub fn next_generation(&self, config: Config) -> Result<Self, BuildError> {
         Self::build(config, self.0.lifecycle.clone(), Some(self))
     }
@@ -175,7 +175,11 @@ impl Gateway {
         };
         let rate_limiter = match previous {
             Some(p) if p.0.config.rate_limit == config.rate_limit => p.0.rate_limiter.clone(),
-            _ => RateLimiter::new(&config.rate_limit)?,
+            // New limits, but the quotas used today stay used (counted locally).
+            _ => RateLimiter::new(
+                &config.rate_limit,
+                previous.and_then(|p| p.0.rate_limiter.as_deref()),
+            )?,
         };
         // Metrics and the span exporter outlive a reload unless their own settings changed.
         let observer = match previous {

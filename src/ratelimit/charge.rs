@@ -53,8 +53,10 @@ impl RateLimiter {
             .quotas
             .iter()
             .map(|t| {
-                let (limit, period) = (self.quota_limits[t.slot], self.quotas[t.quota].period);
-                self.local_quotas.charge(t, limit, period, cost.quotas, now)
+                let quota = &self.quotas[t.quota];
+                let limit = self.quota_limits[t.slot];
+                self.local_quotas
+                    .charge(&quota.name, &t.key, limit, quota.period, cost.quotas, now)
             })
             .collect();
         let refused = rules.iter().any(|o| !o.allowed)
@@ -68,7 +70,10 @@ impl RateLimiter {
             for (t, outcome) in targets.quotas.iter().zip(&mut quotas) {
                 if outcome.state == QuotaState::Allowed {
                     let charged = cost.quotas.min(self.quota_limits[t.slot]);
-                    *outcome = self.local_quotas.refund(t, *outcome, u64::from(charged));
+                    let name = &self.quotas[t.quota].name;
+                    *outcome = self
+                        .local_quotas
+                        .refund(name, &t.key, *outcome, u64::from(charged));
                 }
             }
         }
@@ -155,7 +160,7 @@ mod tests {
     fn limiter(limits: &str) -> Arc<RateLimiter> {
         let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{limits}");
         let config = Config::parse(&text, "test", Vec::new(), &[]).expect("valid config");
-        RateLimiter::new(&config.rate_limit)
+        RateLimiter::new(&config.rate_limit, None)
             .expect("local store")
             .expect("limits configured")
     }
@@ -267,5 +272,30 @@ mod tests {
         let usage = limiter.usage(Some(&gold), None).await.expect("local");
         assert_eq!(usage.quotas[0].period, crate::config::Period::Day);
         assert!(usage.quotas[0].resets_at.ends_with("T00:00:00Z"));
+    }
+
+    #[tokio::test]
+    async fn quota_counts_outlive_a_reload_and_a_change_of_tier() {
+        let first = limiter(&config(100, 5));
+        let acme = key("acme", None);
+        charge(&first, &acme).await;
+        charge(&first, &acme).await;
+        // The daily limit is raised: the next limiter goes on from what was used today.
+        let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{}", config(100, 10));
+        let raised = Config::parse(&text, "test", Vec::new(), &[]).expect("valid");
+        let second = RateLimiter::new(&raised.rate_limit, Some(&first))
+            .expect("local store")
+            .expect("limits");
+        assert_eq!(charge(&second, &acme).await, (true, 99, 3));
+        // The same key in another tier is the same caller.
+        let promoted = key("acme", Some("gold"));
+        assert_eq!(charge(&second, &promoted).await, (true, 299, 4));
+        assert_eq!(
+            second
+                .usage(Some(&promoted), None)
+                .await
+                .map(|u| u.quotas[0].limit),
+            Some(30)
+        );
     }
 }

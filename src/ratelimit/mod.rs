@@ -179,7 +179,8 @@ pub struct RateLimiter {
     /// The limit of every quota slot: `quota * (tiers + 1) + tier`.
     quota_limits: Vec<u32>,
     local: LocalStore,
-    local_quotas: LocalQuotas,
+    /// Shared with the limiter of the next config.
+    local_quotas: Arc<LocalQuotas>,
     shared: Option<Shared>,
     key_prefix: String,
     metrics: Arc<RateLimitMetrics>,
@@ -188,7 +189,12 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `None` when no rule and no quota is configured: nothing is limited. Must run inside
     /// a tokio runtime (it starts the idle-key eviction). Does not connect to Redis yet.
-    pub fn new(config: &RateLimitConfig) -> Result<Option<Arc<Self>>, ::redis::RedisError> {
+    /// `previous`, the limiter of the config this one replaces, hands over its local quota
+    /// counts: a reload is no new day. (Its GCRA keys are not kept: they refill in seconds.)
+    pub fn new(
+        config: &RateLimitConfig,
+        previous: Option<&RateLimiter>,
+    ) -> Result<Option<Arc<Self>>, ::redis::RedisError> {
         if config.rules.is_empty() && config.quotas.is_empty() {
             return Ok(None);
         }
@@ -242,7 +248,7 @@ impl RateLimiter {
             quotas,
             tiers: config.tiers.keys().cloned().collect(),
             local: LocalStore::new(&limits),
-            local_quotas: LocalQuotas::new(),
+            local_quotas: previous.map_or_else(Arc::default, |p| p.local_quotas.clone()),
             limits,
             quota_limits,
             shared,

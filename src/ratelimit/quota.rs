@@ -83,8 +83,8 @@ impl QuotaDecision {
 }
 
 /// One counter of this instance.
-#[derive(Clone, Copy)]
 struct Count {
+    quota: Arc<str>,
     window: Window,
     used: u64,
 }
@@ -92,27 +92,34 @@ struct Count {
 /// Enough shards that concurrent requests of different callers seldom share a lock.
 const SHARDS: usize = 32;
 
-type Shard = Mutex<HashMap<(usize, RateLimitKey), Count>>;
+/// A caller's counters, one per quota it has used.
+type Shard = Mutex<HashMap<RateLimitKey, Vec<Count>>>;
 
-/// The quota counters of this instance, by (slot, key), each in the shard its key's hash
-/// picks.
+/// The quota counters of this instance, by caller (each in the shard its hash picks) and
+/// quota name: not by tier, as in Redis, so a caller whose tier changes keeps its usage; and
+/// not by the quota's place in the config, so a reload can hand them to the next limiter
+/// (a new config is no new day).
 pub(super) struct LocalQuotas {
     shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
-impl LocalQuotas {
-    pub fn new() -> Self {
+impl Default for LocalQuotas {
+    fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::new(),
         }
     }
+}
 
-    /// Charges `cost` (0 only reads) in the `period` window holding `now` (Unix seconds).
+impl LocalQuotas {
+    /// Charges `cost` (0 only reads) to `key`'s count of `quota`, in the `period` window
+    /// holding `now` (Unix seconds).
     pub fn charge(
         &self,
-        target: &QuotaTarget,
+        quota: &Arc<str>,
+        key: &RateLimitKey,
         limit: u32,
         period: Period,
         cost: u32,
@@ -120,25 +127,42 @@ impl LocalQuotas {
     ) -> QuotaOutcome {
         let window = Window::containing(period, now);
         let cost = u64::from(cost.min(limit));
-        let mut shard = self.shard(&target.key);
-        let entry = (target.slot, target.key.clone());
-        let used = shard
-            .get(&entry)
+        let mut shard = self.shard(key);
+        let counts = shard.get_mut(key);
+        let held = counts
+            .as_ref()
+            .and_then(|counts| counts.iter().find(|c| c.quota == *quota))
             .filter(|c| c.window == window)
             .map_or(0, |c| c.used);
-        let state = if cost > 0 && used + cost > u64::from(limit) {
+        let state = if cost > 0 && held + cost > u64::from(limit) {
             QuotaState::Exhausted
         } else {
             QuotaState::Allowed
         };
-        let used = match state {
-            QuotaState::Allowed if cost > 0 => {
-                let used = used + cost;
-                shard.insert(entry, Count { window, used });
-                used
-            }
-            _ => used,
+        if state == QuotaState::Exhausted || cost == 0 {
+            return QuotaOutcome {
+                state,
+                used: held,
+                window,
+                now,
+            };
+        }
+        let used = held + cost;
+        let count = Count {
+            quota: quota.clone(),
+            window,
+            used,
         };
+        // A count of an older window is replaced: that window is over.
+        match counts {
+            Some(counts) => match counts.iter_mut().find(|c| c.quota == *quota) {
+                Some(old) => *old = count,
+                None => counts.push(count),
+            },
+            None => {
+                shard.insert(key.clone(), vec![count]);
+            }
+        }
         QuotaOutcome {
             state,
             used,
@@ -148,11 +172,20 @@ impl LocalQuotas {
     }
 
     /// Gives back what `charge` charged for a request another limit refused.
-    pub fn refund(&self, target: &QuotaTarget, charged: QuotaOutcome, cost: u64) -> QuotaOutcome {
-        let mut shard = self.shard(&target.key);
-        let entry = (target.slot, target.key.clone());
+    pub fn refund(
+        &self,
+        quota: &Arc<str>,
+        key: &RateLimitKey,
+        charged: QuotaOutcome,
+        cost: u64,
+    ) -> QuotaOutcome {
+        let mut shard = self.shard(key);
         let mut used = charged.used.saturating_sub(cost);
-        if let Some(count) = shard.get_mut(&entry).filter(|c| c.window == charged.window) {
+        let count = shard
+            .get_mut(key)
+            .and_then(|counts| counts.iter_mut().find(|c| c.quota == *quota))
+            .filter(|c| c.window == charged.window);
+        if let Some(count) = count {
             count.used = count.used.saturating_sub(cost);
             used = count.used;
         }
@@ -169,14 +202,17 @@ impl LocalQuotas {
             .iter()
             .map(|shard| {
                 let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                shard.retain(|_, count| count.window.end > now);
+                shard.retain(|_, counts| {
+                    counts.retain(|c| c.window.end > now);
+                    !counts.is_empty()
+                });
                 shard.shrink_to_fit();
-                shard.len()
+                shard.values().map(Vec::len).sum::<usize>()
             })
             .sum()
     }
 
-    fn shard(&self, key: &RateLimitKey) -> MutexGuard<'_, HashMap<(usize, RateLimitKey), Count>> {
+    fn shard(&self, key: &RateLimitKey) -> MutexGuard<'_, HashMap<RateLimitKey, Vec<Count>>> {
         let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
         // A counter is one plain write: a panic elsewhere cannot leave it half done.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
@@ -189,20 +225,15 @@ mod tests {
 
     const NOV_29_NOON: u64 = 1_795_953_600; // 2026-11-29T12:00:00Z
 
-    fn target(slot: usize, id: &str) -> QuotaTarget {
-        QuotaTarget {
-            quota: 0,
-            slot,
-            key: RateLimitKey::ApiKey(Arc::from(id)),
-            redis_key: None,
-        }
+    fn key(id: &str) -> RateLimitKey {
+        RateLimitKey::ApiKey(Arc::from(id))
     }
 
     #[test]
     fn a_quota_counts_to_its_limit_then_refuses_until_the_window_turns() {
-        let quotas = LocalQuotas::new();
-        let key = target(0, "acme");
-        let charge = |cost, now| quotas.charge(&key, 3, Period::Day, cost, now);
+        let quotas = LocalQuotas::default();
+        let daily: Arc<str> = "daily".into();
+        let charge = |cost, now| quotas.charge(&daily, &key("acme"), 3, Period::Day, cost, now);
         let used: Vec<u64> = (0..3)
             .map(|_| charge(1, NOV_29_NOON))
             .inspect(|o| assert_eq!(o.state, QuotaState::Allowed))
@@ -216,19 +247,12 @@ mod tests {
         // A read is never refused, and reads what is used.
         let read = charge(0, NOV_29_NOON);
         assert_eq!((read.state, read.used), (QuotaState::Allowed, 3));
-        // Another key, another slot (tier): counters of their own.
-        assert_eq!(
-            quotas
-                .charge(&target(0, "other"), 3, Period::Day, 1, NOV_29_NOON)
-                .used,
-            1
-        );
-        assert_eq!(
-            quotas
-                .charge(&target(1, "acme"), 3, Period::Day, 1, NOV_29_NOON)
-                .used,
-            1
-        );
+        // Another key, another quota: counters of their own.
+        let other = quotas.charge(&daily, &key("other"), 3, Period::Day, 1, NOV_29_NOON);
+        assert_eq!(other.used, 1);
+        let monthly: Arc<str> = "monthly".into();
+        let month = quotas.charge(&monthly, &key("acme"), 3, Period::Month, 1, NOV_29_NOON);
+        assert_eq!(month.used, 1);
         // At midnight the day is whole again; the old window's count is replaced.
         let next_day = charge(1, NOV_29_NOON + 12 * 3_600);
         assert_eq!((next_day.state, next_day.used), (QuotaState::Allowed, 1));
@@ -236,22 +260,24 @@ mod tests {
 
     #[test]
     fn a_refund_gives_back_and_ended_windows_are_evicted() {
-        let quotas = LocalQuotas::new();
-        let key = target(0, "acme");
-        quotas.charge(&key, 10, Period::Month, 4, NOV_29_NOON);
-        let charged = quotas.charge(&key, 10, Period::Month, 2, NOV_29_NOON);
+        let quotas = LocalQuotas::default();
+        let monthly: Arc<str> = "monthly".into();
+        let charge =
+            |id, cost| quotas.charge(&monthly, &key(id), 10, Period::Month, cost, NOV_29_NOON);
+        charge("acme", 4);
+        let charged = charge("acme", 2);
         assert_eq!(charged.used, 6);
-        let refunded = quotas.refund(&key, charged, 2);
+        let refunded = quotas.refund(&monthly, &key("acme"), charged, 2);
         assert_eq!((refunded.state, refunded.used), (QuotaState::Spared, 4));
-        assert_eq!(
-            quotas.charge(&key, 10, Period::Month, 0, NOV_29_NOON).used,
-            4
-        );
+        assert_eq!(charge("acme", 0).used, 4);
         // A cost over the whole quota spends it all, like a rule's.
-        let big = quotas.charge(&target(0, "big"), 10, Period::Month, 50, NOV_29_NOON);
+        let big = charge("big", 50);
         assert_eq!((big.state, big.used), (QuotaState::Allowed, 10));
-        assert_eq!(quotas.evict_ended(NOV_29_NOON), 2);
-        // November ends on the 30th at midnight.
+        let daily: Arc<str> = "daily".into();
+        quotas.charge(&daily, &key("acme"), 10, Period::Day, 1, NOV_29_NOON);
+        assert_eq!(quotas.evict_ended(NOV_29_NOON), 3);
+        // The day ends at midnight, November on the 30th at midnight.
+        assert_eq!(quotas.evict_ended(NOV_29_NOON + 12 * 3_600), 2);
         assert_eq!(quotas.evict_ended(NOV_29_NOON + 36 * 3_600), 0);
     }
 }
