@@ -96,6 +96,10 @@ pub enum Failure {
     Unauthorized,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
+    UriTooLong,
+    TooManyRequests,
+    HeaderFieldsTooLarge,
     BadGateway,
     ServiceUnavailable,
     GatewayTimeout,
@@ -232,7 +236,12 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
     let keyed = keyed
         .route_layer(from_fn(manifold::cache::http::conditional))
         .layer(Extension(Backends::new(gateway.upstreams())));
+    // Public answers (the document) get an ETag too.
+    let public = public
+        .route_layer(from_fn(manifold::cache::http::conditional))
+        .layer(Extension(handlers::OpenApiJson::new(gateway.config())));
     public
+        .merge(crate::docs::routes())
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_such_route)
@@ -343,7 +352,10 @@ mod tests {
         }
         let (_, headers, served) = call(&app, "GET", "/openapi.json", None).await;
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
-        assert_eq!(served, crate::openapi::document());
+        let shipped = SPEC
+            .parse_config(SPEC.embedded_config, std::iter::empty())
+            .expect("shipped config");
+        assert_eq!(served, crate::openapi::document(&shipped));
     }
 
     #[tokio::test]

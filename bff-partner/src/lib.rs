@@ -1,6 +1,6 @@
 //! bff-partner: the versioned REST API partners integrate with. Partners authenticate with an
 //! API key (`Authorization: Bearer <key>` or `X-Api-Key`), every route under `/v1` needs a
-//! scope, errors are `application/problem+json`, and `/openapi.json` describes it all.
+//! scope, errors are `application/problem+json`, `/openapi.json` describes it all and `/docs` renders that.
 //!
 //! The route table in `api` is the single source of both the router and the OpenAPI document
 //! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` holds
@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod docs;
 mod handlers;
 mod model;
 pub mod openapi;

@@ -7,6 +7,7 @@ mod compose;
 mod compression;
 mod config;
 mod deploy;
+mod docs;
 mod drain;
 mod graphql;
 mod graphql_http;
