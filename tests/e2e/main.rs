@@ -22,6 +22,7 @@ mod ratelimit;
 mod redis_server;
 mod reload;
 mod resilience;
+mod schemathesis;
 mod security;
 mod tls;
 mod web;
