@@ -111,15 +111,20 @@ fn healthz(port: u16) -> Option<String> {
     Some(response)
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
+/// Starts the binary with `env`, waits for `/healthz` (a probe), stops it with SIGTERM and
+/// returns what it logged to stderr (a file: not a terminal).
+fn run_until_sigterm(env: &[(&str, &str)]) -> String {
     let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("bff-mobile-{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(BIN)
         .args(["--config", SHIPPED])
         .env("MANIFOLD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("MANIFOLD_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start bff-mobile");
 
@@ -157,4 +162,32 @@ fn sigterm_stops_the_server_cleanly() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let text = std::fs::read_to_string(&log_path).expect("the log");
+    let _ = std::fs::remove_file(&log_path);
+    text
+}
+
+/// Text to a file has no colour codes, and the health probe is not logged.
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let text = run_until_sigterm(&[]);
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a file: {text}");
+    assert!(!text.contains("/healthz"), "a probe was logged: {text}");
+}
+
+/// `[log] format = "json"` (here from the environment): every line is a JSON object.
+#[test]
+fn json_logs_are_json_lines() {
+    let text = run_until_sigterm(&[("MANIFOLD_LOG__FORMAT", "json")]);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shutting down"))),
+        "{text}"
+    );
 }

@@ -26,6 +26,7 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
+use crate::request::RequestRecord;
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +217,9 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
         Ok(Some(identity)) => {
             if let Some(missing) = guard.scopes.iter().find(|s| !identity.has_scope(s)) {
                 return AuthError::Forbidden(missing.clone()).into_response();
+            }
+            if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
+                record.set_caller(identity.principal());
             }
             request.extensions_mut().insert(Arc::new(identity));
             next.run(request).await

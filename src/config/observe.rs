@@ -44,6 +44,9 @@ pub struct LogConfig {
     /// Whether one access-log line is written per request.
     #[serde(default = "enabled")]
     pub access_log: bool,
+    /// Whether health and readiness probes get access-log lines too.
+    #[serde(default)]
+    pub probes: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use metrics::RequestMetrics;
 use metrics::STATUS_CLASSES;
 use otlp::{ExportStats, SpanExporter};
 
-pub use track::track;
+pub use track::{Probe, track};
 /// Failed or partial requests kept for the dashboard.
 const RECENT_ERRORS: usize = 50;
 

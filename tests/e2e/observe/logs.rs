@@ -44,6 +44,7 @@ async fn request_with_secrets(stack: &Stack, token: &str) -> reqwest::Response {
         .header("cookie", format!("session={COOKIE_SECRET}"))
         .header("x-api-key", API_KEY_SECRET)
         .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .header("user-agent", USER_AGENT)
         .json(&json!({ "query": HOME }))
         .send()
         .await
@@ -62,6 +63,8 @@ fn assert_no_secrets(text: &str, token: &str) {
         "the API key was written out"
     );
 }
+
+const USER_AGENT: &str = "ShopApp/5.2 (iOS 18.1)";
 
 const CHILD_ENV: &str = "MANIFOLD_E2E_LOG_CAPTURE_CHILD";
 
@@ -130,7 +133,18 @@ async fn access_log_in_a_child_process() {
         .to_str()
         .unwrap()
         .to_owned();
-    response.bytes().await.unwrap();
+    let answer = response.bytes().await.unwrap();
+    // Probes are not logged by default; with `[log] probes` they are.
+    let probe = stack.http.get(stack.url("/readyz")).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+    let probing = Stack::start_with(&bff_mobile::SPEC, |config| config.log.probes = true).await;
+    let probe = probing
+        .http
+        .get(probing.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let probe_id = probe.headers()["x-request-id"].to_str().unwrap().to_owned();
 
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
@@ -172,6 +186,23 @@ async fn access_log_in_a_child_process() {
     // A fresh stack: the catalog and promotions lookups of this first query missed.
     assert_eq!(line["cache"], "miss");
     assert_eq!(line["trace_id"], CLIENT_TRACE);
+    // Who and how much: the client's address, the user (never the token), what it sent.
+    assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+    assert_eq!(line["caller"], "user:42", "{line}");
+    assert_eq!(line["user_agent"], USER_AGENT, "{line}");
+    let sent = json!({ "query": HOME }).to_string().len();
+    assert_eq!(line["bytes_in"], sent, "{line}");
+    assert_eq!(line["bytes_out"], answer.len(), "{line}");
+    let probes: Vec<&&Value> = all_access
+        .iter()
+        .filter(|l| l["route"] == "/readyz")
+        .collect();
+    assert_eq!(
+        probes.len(),
+        1,
+        "only the asked-for probe is logged: {probes:?}"
+    );
+    assert_eq!(probes[0]["request_id"], probe_id.as_str());
     assert_no_secrets(&text, &token);
 }
 
