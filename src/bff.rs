@@ -264,6 +264,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let terminated = server::TerminationSignal::new();
         let mut bff = match start(spec, config).await {
             Ok(bff) => bff,
             Err(e) => {
@@ -283,7 +284,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
                 }
             })),
         }
-        server::termination_signal().await;
+        terminated.wait().await;
         tracing::info!(
             bff = spec.name,
             "shutting down: /readyz fails, draining in-flight requests"

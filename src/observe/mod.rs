@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::time::Instant;
 
-use crate::config::{ClientTlsConfig, ClientTlsError, Config, LogConfig};
+use crate::config::{ClientTlsError, Config, LogConfig, TracingConfig};
 use access_log::{AccessLine, RecentError};
 use exposition::{Exposition, MetricFamilies};
 use metrics::RequestMetrics;
@@ -37,7 +37,19 @@ pub struct Observer {
     name: OnceLock<&'static str>,
     recent_errors: Mutex<VecDeque<RecentError>>,
     exporter: Option<SpanExporter>,
+    sample_ratio: f64,
     pub export_stats: Arc<ExportStats>,
+}
+
+/// Whether spans are exported: an endpoint in `[tracing]` or in the standard variables.
+fn exports(config: &TracingConfig) -> bool {
+    config.otlp_endpoint.is_some()
+        || [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 impl Observer {
@@ -45,22 +57,10 @@ impl Observer {
     /// when `[tracing] otlp_ca_file` cannot be loaded.
     pub fn new(config: &Config) -> Result<Self, ClientTlsError> {
         let export_stats = Arc::new(ExportStats::default());
-        let tls = ClientTlsConfig::with_ca(config.tracing.otlp_ca_file.as_deref());
-        let exporter = config.tracing.otlp_endpoint.as_deref().map(|endpoint| {
-            SpanExporter::spawn(
-                endpoint,
-                &tls,
-                config
-                    .tracing
-                    .service_name
-                    .clone()
-                    .unwrap_or_else(|| "manifold".into()),
-                config.tracing.export_interval,
-                config.tracing.max_queue,
-                export_stats.clone(),
-            )
-        });
-        let exporter = exporter.transpose()?;
+        let tracing = &config.tracing;
+        let exporter = exports(tracing)
+            .then(|| SpanExporter::new(tracing, export_stats.clone()))
+            .transpose()?;
         Ok(Self {
             requests: RequestMetrics::default(),
             log: config.log.clone(),
@@ -68,8 +68,15 @@ impl Observer {
             name: OnceLock::new(),
             recent_errors: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
             exporter,
+            sample_ratio: config.tracing.sample_ratio,
             export_stats,
         })
+    }
+
+    /// Whether spans of new traces are kept: `[tracing] sample_ratio` of them, when
+    /// exporting.
+    pub fn sample_ratio(&self) -> f64 {
+        self.sample_ratio
     }
 
     /// The BFF's name (`bff-mobile`), set once at start.

@@ -170,7 +170,14 @@ where
         observer.remember_error(&line);
     }
     if let Some(exporter) = observer.exporter().filter(|_| trace.sampled && !probe) {
-        export(exporter, &trace, &record, &line, wall_start);
+        export(
+            exporter,
+            observer.name(),
+            &trace,
+            &record,
+            &line,
+            wall_start,
+        );
     }
     response
 }
@@ -179,6 +186,7 @@ where
 /// backend calls recorded.
 fn export(
     exporter: &SpanExporter,
+    service: &'static str,
     trace: &TraceContext,
     record: &RequestRecord,
     line: &AccessLine<'_>,
@@ -204,7 +212,7 @@ fn export(
         Some(op) => format!("{method} {route} {op}"),
         None => format!("{method} {route}"),
     };
-    exporter.send(SpanRecord {
+    let server = SpanRecord {
         trace_id: trace.trace_id,
         span_id: trace.span_id,
         parent_id: trace.parent_id,
@@ -214,8 +222,9 @@ fn export(
         end: start + line.took,
         error: line.status >= 500,
         attributes,
-    });
+    };
+    exporter.send(server, service);
     for span in record.take_spans() {
-        exporter.send(span);
+        exporter.send(span, service);
     }
 }

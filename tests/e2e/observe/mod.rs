@@ -5,6 +5,7 @@
 
 mod dashboard;
 mod logs;
+mod otlp;
 mod prom;
 pub mod webdriver;
 
