@@ -14,6 +14,7 @@ mod harness;
 mod ide;
 mod keepalive;
 mod mobile;
+mod monitoring;
 mod observe;
 mod partner;
 mod proxy;

@@ -5,7 +5,7 @@
 
 mod dashboard;
 mod logs;
-mod prom;
+pub mod prom;
 pub mod webdriver;
 
 use std::time::Duration;
