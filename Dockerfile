@@ -43,9 +43,9 @@ RUN useradd --system --uid 10001 --user-group --no-create-home manifold
 WORKDIR /app
 COPY --from=build /src/target/release/bff-mobile /src/target/release/bff-web \
      /src/target/release/bff-partner /src/target/release/demo /usr/local/bin/
-# Each BFF reads config/<name>.toml from /app by default; MANIFOLD_* variables override
-# keys, and Kubernetes mounts its own copy over /app/config. Nothing is written at run time:
-# the image runs with a read-only root filesystem.
+# Each BFF reads config/<name>.toml from /app by default (deploy/kubernetes mounts its
+# ConfigMap at /etc/manifold and says --config); MANIFOLD_* variables override keys. Nothing
+# is written at run time: the image runs with a read-only root filesystem.
 COPY config/ /app/config/
 USER 10001:10001
 CMD ["bff-mobile"]
