@@ -15,6 +15,7 @@ mod harness;
 mod ide;
 mod keepalive;
 mod mobile;
+mod monitoring;
 mod observe;
 mod partner;
 mod proxy;

@@ -6,7 +6,7 @@
 mod dashboard;
 mod logs;
 mod otlp;
-mod prom;
+pub mod prom;
 pub mod webdriver;
 
 use std::time::Duration;
