@@ -174,21 +174,31 @@ impl MetricFamilies for Observer {
 }
 
 fn spans(o: &mut Exposition, observer: &Observer) {
-    o.header(
-        "manifold_spans_exported_total",
-        "counter",
-        "Spans sent over OTLP.",
-    );
-    o.line(
-        "manifold_spans_exported_total",
-        &[],
-        observer.export_stats.exported.get(),
-    );
-    o.header(
-        "manifold_spans_dropped_total",
-        "counter",
-        "Spans dropped: export queue full.",
-    );
-    let dropped = observer.exporter().map_or(0, |e| e.dropped.get());
-    o.line("manifold_spans_dropped_total", &[], dropped);
+    let stats = &observer.export_stats;
+    let families = [
+        (
+            "manifold_spans_finished_total",
+            "Spans handed to the exporter.",
+            stats.finished.get(),
+        ),
+        (
+            "manifold_spans_exported_total",
+            "Spans the collector accepted.",
+            stats.exported.get(),
+        ),
+        (
+            "manifold_spans_dropped_total",
+            "Spans dropped: export queue full.",
+            observer.exporter().map_or(0, |e| e.dropped.get()),
+        ),
+        (
+            "manifold_spans_failed_total",
+            "Spans in exports that failed after their retries.",
+            stats.failed.get(),
+        ),
+    ];
+    for (name, help, value) in families {
+        o.header(name, "counter", help);
+        o.line(name, &[], value);
+    }
 }

@@ -49,10 +49,13 @@ pub struct SpanExporter {
     pub dropped: Counter,
 }
 
-/// Counters of the export task.
+/// Counters of the export: every span handed over is exported, dropped (queue full) or in
+/// a failed batch, so an alert can tell traces are incomplete and by how much.
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    pub finished: Counter,
     pub exported: Counter,
+    pub failed: Counter,
     pub failed_batches: Counter,
 }
 
@@ -86,6 +89,7 @@ impl SpanExporter {
     /// Queues a finished span for export (dropped and counted when the queue is full).
     /// `service` names the BFF when `[tracing] service_name` and `OTEL_SERVICE_NAME` do not.
     pub fn send(&self, span: SpanRecord, service: &'static str) {
+        self.stats.finished.inc();
         let queue = self.queue.get_or_init(|| self.start(service));
         let data = SpanData {
             span_context: SpanContext::new(
@@ -240,6 +244,7 @@ async fn drain(
         match exporter.export(std::mem::take(&mut batch)).await {
             Ok(()) => stats.exported.add(count as u64),
             Err(e) => {
+                stats.failed.add(count as u64);
                 stats.failed_batches.inc();
                 tracing::debug!(error = %e, "OTLP export failed");
             }

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use manifold::axum::{Router, body::Bytes, extract::State, routing::post};
 use manifold::config::Secret;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -190,29 +191,42 @@ async fn spans_go_out_through_the_sdk_exporter_with_the_clients_trace_and_no_sec
     assert_no_secrets(&String::from_utf8_lossy(&body), &token);
 }
 
+/// `n` GraphQL requests, 16 at a time, each a new trace.
+async fn traffic(stack: &Stack, token: &str, query: &str, n: usize) {
+    let body = serde_json::json!({ "query": query });
+    let statuses: Vec<u16> = futures_util::stream::iter(0..n)
+        .map(|_| async {
+            let response = stack
+                .http
+                .post(stack.url("/graphql"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            response.bytes().await.unwrap();
+            status
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampler_keeps_the_share_asked_for_and_every_sampled_client_trace() {
+    const REQUESTS: usize = 2000;
+    const RATIO: f64 = 0.25;
     let (url, received) = collector().await;
     let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
         config.tracing.otlp_endpoint = Some(url);
         config.tracing.export_interval = Duration::from_millis(20);
-        config.tracing.sample_ratio = 0.25;
+        config.tracing.sample_ratio = RATIO;
     })
     .await;
     let token = stack.token("42", "mobile", &[]).await;
-    // 200 new traces: about a quarter are exported (binomial: 50 +- 6; 20..80 is > 5 sigma).
-    let query = serde_json::json!({ "query": "{ __typename }" });
-    for _ in 0..200 {
-        let response = stack
-            .http
-            .post(stack.url("/graphql"))
-            .bearer_auth(&token)
-            .json(&query)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    traffic(&stack, &token, "{ __typename }", REQUESTS).await;
     // Then one with a client's sampled traceparent: always exported (ParentBased).
     let response = stack
         .http
@@ -237,8 +251,85 @@ async fn the_sampler_keeps_the_share_asked_for_and_every_sampled_client_trace() 
         .iter()
         .filter(|s| s.kind == SpanKind::Server as i32 && s.trace_id != trace)
         .count();
+    // Within 5 points of the ratio (the binomial's sigma is about 1 point here).
+    let share = new_traces as f64 / REQUESTS as f64;
     assert!(
-        (20..=80).contains(&new_traces),
-        "{new_traces} of 200 new traces exported at a ratio of 0.25"
+        (share - RATIO).abs() <= 0.05,
+        "{new_traces} of {REQUESTS} new traces exported at a ratio of {RATIO}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bff_names_itself_in_the_resource() {
+    for spec in [&bff_mobile::SPEC, &bff_web::SPEC, &bff_partner::SPEC] {
+        let (url, received) = collector().await;
+        let stack = Stack::start_with(spec, |config| {
+            config.tracing.otlp_endpoint = Some(url);
+            config.tracing.export_interval = Duration::from_millis(20);
+        })
+        .await;
+        // Any traced request: an unknown path is one on every BFF.
+        let status = stack
+            .http
+            .get(stack.url("/nowhere"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{}", spec.name);
+        wait_for_spans(&received, |spans| !spans.is_empty()).await;
+        let exports = received.lock().unwrap();
+        let resource = exports[0].request.resource_spans[0]
+            .resource
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            attribute(&resource.attributes, "service.name"),
+            Some(spec.name)
+        );
+    }
+}
+
+/// The export queue holds 4 spans: under a burst of home queries (9 spans each) most are
+/// dropped, and the counters say exactly how many: finished = exported + dropped, and the
+/// collector got what was counted as exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_spans_are_counted_exactly() {
+    let (url, received) = collector().await;
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.tracing.otlp_endpoint = Some(url);
+        config.tracing.export_interval = Duration::from_millis(50);
+        config.tracing.max_queue = 4;
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    traffic(&stack, &token, HOME, 200).await;
+    let counter = |samples: &super::prom::Samples, name: &str| {
+        samples.value(name, &[]).unwrap_or_default() as usize
+    };
+    // Wait for the queue to drain: nothing more arrives for a while.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let samples = loop {
+        let samples = super::scrape(&stack).await;
+        let settled = counter(&samples, "manifold_spans_exported_total")
+            + counter(&samples, "manifold_spans_dropped_total")
+            + counter(&samples, "manifold_spans_failed_total");
+        if settled == counter(&samples, "manifold_spans_finished_total") {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "the export queue never drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let finished = counter(&samples, "manifold_spans_finished_total");
+    let dropped = counter(&samples, "manifold_spans_dropped_total");
+    let exported = counter(&samples, "manifold_spans_exported_total");
+    assert!(finished >= 200 * 2, "{finished} spans for 200 home queries");
+    assert!(dropped > 0, "a queue of 4 dropped nothing");
+    assert_eq!(counter(&samples, "manifold_spans_failed_total"), 0);
+    assert_eq!(
+        spans(&received).len(),
+        exported,
+        "the collector got what was counted"
+    );
+    assert_eq!(finished - exported, dropped, "the gap is the dropped count");
 }
