@@ -210,14 +210,14 @@ def render(rows, when, commit):
     return "\n".join(out)
 
 
-def replace_section(path, section):
-    """Puts `section` in place of the report's overload section (before the optimisation log
-    when there is none yet)."""
+def replace_section(path, section, heading=HEADING):
+    """Puts `section` in place of the report's section under `heading` (before the
+    optimisation log when there is none yet)."""
     with open(path) as f:
         text = f.read()
-    at = text.find(HEADING + "\n")
+    at = text.find(heading + "\n")
     if at >= 0:
-        end = text.find("\n## ", at + len(HEADING))
+        end = text.find("\n## ", at + len(heading))
         text = text[:at] + section + (text[end + 1:] if end >= 0 else "")
     else:
         log_at = text.find("## Optimisation log")

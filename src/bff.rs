@@ -5,7 +5,7 @@
 //! after the signal). A BFF describes itself with a `BffSpec`; its `main` is one call.
 //! `start` runs the same BFF in-process on any address (the demo launcher and tests use it).
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -264,6 +264,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let terminated = server::TerminationSignal::new();
         let mut bff = match start(spec, config).await {
             Ok(bff) => bff,
             Err(e) => {
@@ -283,7 +284,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
                 }
             })),
         }
-        server::termination_signal().await;
+        terminated.wait().await;
         tracing::info!(
             bff = spec.name,
             "shutting down: /readyz fails, draining in-flight requests"
@@ -307,8 +308,12 @@ pub fn init_logging() {
 pub fn init_logging_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: files, pipes and collectors get plain text,
+    // and `NO_COLOR` (no-color.org) turns it off everywhere.
+    let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod compose;
 pub mod config;
 pub mod edge;
+pub mod embed;
 pub mod error;
 pub mod gateway;
 pub mod graphql;

@@ -104,6 +104,28 @@ impl OutboundClient {
             .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 
+    /// Sends `request`; the whole answer, its body refused past `max_bytes`.
+    pub async fn send(
+        &self,
+        request: Request<Bytes>,
+        max_bytes: usize,
+    ) -> Result<http::Response<Bytes>, String> {
+        let request = request.map(Full::new);
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| chain(&e))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max_bytes)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the body failed: {e}"))?
+                .to_bytes();
+            Ok(http::Response::from_parts(parts, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
+    }
+
     /// `POST url` with `body`; the answer's status (its body is read and dropped).
     pub async fn post(
         &self,

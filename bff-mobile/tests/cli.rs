@@ -111,15 +111,25 @@ fn healthz(port: u16) -> Option<String> {
     Some(response)
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
+/// Starts the binary with `env`, waits for `/healthz` (a probe), stops it with SIGTERM and
+/// returns what it logged to stderr (a file: not a terminal).
+fn run_until_sigterm(env: &[(&str, &str)]) -> String {
+    run_until_sigterm_after(env, |_| {})
+}
+
+/// Same, calling `traffic` with the port once the server is up.
+fn run_until_sigterm_after(env: &[(&str, &str)], traffic: impl FnOnce(u16)) -> String {
     let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("bff-mobile-{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(BIN)
         .args(["--config", SHIPPED])
         .env("MANIFOLD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("MANIFOLD_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start bff-mobile");
 
@@ -139,6 +149,7 @@ fn sigterm_stops_the_server_cleanly() {
         let _ = child.kill();
         panic!("bff-mobile did not answer /healthz within 20 s");
     }
+    traffic(port);
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -157,4 +168,78 @@ fn sigterm_stops_the_server_cleanly() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let text = std::fs::read_to_string(&log_path).expect("the log");
+    let _ = std::fs::remove_file(&log_path);
+    text
+}
+
+/// Text to a file has no colour codes, and the health probe is not logged.
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let text = run_until_sigterm(&[]);
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a file: {text}");
+    assert!(!text.contains("/healthz"), "a probe was logged: {text}");
+}
+
+/// `[log] format = "json"` (here from the environment): every line is a JSON object.
+#[test]
+fn json_logs_are_json_lines() {
+    let text = run_until_sigterm(&[("MANIFOLD_LOG__FORMAT", "json")]);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shutting down"))),
+        "{text}"
+    );
+}
+
+/// The standard `OTEL_*` variables alone turn on export: the endpoint (the SDK adds
+/// `/v1/traces`) and the headers reach a collector, here a bare socket reading the request.
+#[test]
+fn otel_environment_variables_configure_span_export() {
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let (got, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = collector.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = got.send(String::from_utf8_lossy(&head).into_owned());
+    });
+    run_until_sigterm_after(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shop-42"),
+        ],
+        |port| {
+            // Not a probe: a request that is traced.
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            let head = heard
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an export reached the collector");
+            assert!(head.starts_with("POST /v1/traces HTTP/1.1"), "{head}");
+            let lower = head.to_ascii_lowercase();
+            assert!(lower.contains("x-tenant: shop-42"), "{head}");
+            assert!(
+                lower.contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
+        },
+    );
 }

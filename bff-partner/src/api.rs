@@ -109,6 +109,10 @@ pub enum Failure {
     Unauthorized,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
+    UriTooLong,
+    TooManyRequests,
+    HeaderFieldsTooLarge,
     BadGateway,
     ServiceUnavailable,
     GatewayTimeout,
@@ -267,7 +271,13 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
     let keyed = keyed
         .route_layer(from_fn(manifold::cache::http::conditional))
         .layer(Extension(Backends::new(gateway.upstreams())));
+    // Public answers (the document) and a key's usage get an ETag too.
+    let any_key = any_key.route_layer(from_fn(manifold::cache::http::conditional));
+    let public = public
+        .route_layer(from_fn(manifold::cache::http::conditional))
+        .layer(Extension(handlers::OpenApiJson::new(gateway.config())));
     public
+        .merge(crate::docs::routes())
         .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
         .merge(gateway.protect_reading_quotas(any_key, AuthPolicy::ApiKey))
         .method_not_allowed_fallback(handlers::method_not_allowed)
@@ -380,7 +390,10 @@ mod tests {
         }
         let (_, headers, served) = call(&app, "GET", "/openapi.json", None).await;
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
-        assert_eq!(served, crate::openapi::document());
+        let shipped = SPEC
+            .parse_config(SPEC.embedded_config, std::iter::empty())
+            .expect("shipped config");
+        assert_eq!(served, crate::openapi::document(&shipped));
     }
 
     #[tokio::test]

@@ -2,8 +2,6 @@
 //! failure leaves as a `Problem` (problem+json), backend failures through the core's one
 //! mapping (`From<UpstreamError> for Problem`).
 
-use std::sync::LazyLock;
-
 use backends::Backends;
 use manifold::axum::Json;
 use manifold::axum::body::Bytes;
@@ -11,6 +9,7 @@ use manifold::axum::extract::rejection::{PathRejection, QueryRejection};
 use manifold::axum::extract::{Extension, Path, Query};
 use manifold::axum::http::header;
 use manifold::axum::response::{IntoResponse, Response};
+use manifold::config::Config;
 use manifold::error::{Code, Problem};
 use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, UpstreamErrorKind};
@@ -98,17 +97,21 @@ pub async fn order(
     Ok(Json(Order::merge(order, products, shipments, degraded)))
 }
 
-/// The document, serialized once.
-static OPENAPI_JSON: LazyLock<Bytes> =
-    LazyLock::new(|| Bytes::from(serde_json::to_vec(&openapi::document()).unwrap_or_default()));
+/// The document for this generation's config, serialized once per generation.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Bytes);
+
+impl OpenApiJson {
+    pub fn new(config: &Config) -> Self {
+        Self(Bytes::from(
+            serde_json::to_vec(&openapi::document(config)).unwrap_or_default(),
+        ))
+    }
+}
 
 /// `GET /openapi.json`
-pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI_JSON.clone(),
-    )
-        .into_response()
+pub async fn openapi(Extension(document): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document.0).into_response()
 }
 
 /// Any path no route matches.

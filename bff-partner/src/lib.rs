@@ -1,7 +1,7 @@
 //! bff-partner: the versioned REST API partners integrate with. Partners authenticate with an
 //! API key (`Authorization: Bearer <key>` or `X-Api-Key`), every route under `/v1` needs a
 //! scope (but `/v1/usage`, where any key reads its own quotas and limits), errors are
-//! `application/problem+json`, and `/openapi.json` describes it all.
+//! `application/problem+json`, `/openapi.json` describes it all and `/docs` renders that.
 //!
 //! The route table in `api` is the single source of both the router and the OpenAPI document
 //! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` holds
@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod docs;
 mod handlers;
 mod model;
 pub mod openapi;

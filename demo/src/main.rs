@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use demo_services::{Backends, Service};
-use manifold::config::{Config, GraphqlMode};
+use manifold::config::{Config, GraphqlMode, LogFormat};
 use manifold::{BffSpec, RunningBff};
 use serde_json::{Value, json};
 
@@ -86,7 +86,14 @@ fn main() -> ExitCode {
             config.tls = Some(certificate.config());
         }
     }
-    manifold::bff::init_logging();
+    // One process, one log stream: JSON when any BFF's `[log] format` asks for it (as
+    // `MANIFOLD_LOG__FORMAT=json` does for all three).
+    let format = if configs.iter().any(|c| c.log.format == LogFormat::Json) {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    };
+    manifold::bff::init_logging_as(format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

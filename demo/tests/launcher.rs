@@ -47,6 +47,16 @@ fn start_demo(args: &[&str]) -> Option<(Demo, Vec<String>)> {
 
 /// `start_demo`, reading up to the line that contains `last`.
 fn start_demo_until(args: &[&str], last: &str) -> Option<(Demo, Vec<String>)> {
+    start_demo_logging(args, last, &[], Stdio::null())
+}
+
+/// `start_demo_until` with extra environment, its log (stderr) going to `log`.
+fn start_demo_logging(
+    args: &[&str],
+    last: &str,
+    env: &[(&str, &str)],
+    log: Stdio,
+) -> Option<(Demo, Vec<String>)> {
     if let Err(port) = ports_free() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -58,8 +68,9 @@ fn start_demo_until(args: &[&str], last: &str) -> Option<(Demo, Vec<String>)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .spawn()
         .expect("start the demo");
     let stdout = child.stdout.take().expect("stdout");
@@ -295,5 +306,41 @@ async fn with_tls_the_bffs_serve_https_and_http2_with_the_printed_certificate() 
     assert!(
         !std::path::Path::new(&cert_file).exists(),
         "the certificate directory outlived the demo"
+    );
+}
+
+/// `MANIFOLD_LOG__FORMAT=json`: the demo's whole log, its three BFFs' access lines included,
+/// is JSON lines, with no colour codes.
+#[tokio::test]
+async fn the_demo_logs_json_when_asked() {
+    let _ports = PORTS_HELD.lock().await;
+    let path = std::env::temp_dir().join(format!("demo-json-{}.log", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    let Some((demo, _)) = start_demo_logging(
+        &[],
+        "Ctrl-C stops everything",
+        &[("MANIFOLD_LOG__FORMAT", "json")],
+        Stdio::from(file),
+    ) else {
+        return;
+    };
+    let status = reqwest::get("http://127.0.0.1:8083/openapi.json")
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    interrupt(demo);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(!text.contains('\u{1b}'), "colour codes: {text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"] == "manifold::access" && l["route"] == "/openapi.json"),
+        "{text}"
     );
 }

@@ -26,6 +26,7 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
+use crate::request::RequestRecord;
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -132,17 +133,44 @@ impl Authenticator {
                 if let Some(identity) = client_cert.and_then(|c| self.client_certs.identify(c)) {
                     return Ok(Some(identity));
                 }
-                let key = bearer(headers)
-                    .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-                    .ok_or(if client_cert.is_some() {
-                        AuthError::UnknownCertificate
-                    } else {
-                        AuthError::Missing
-                    })?;
+                let key = presented_key(headers)?.ok_or(if client_cert.is_some() {
+                    AuthError::UnknownCertificate
+                } else {
+                    AuthError::Missing
+                })?;
                 self.api_keys
                     .verify(key)
                     .map(Some)
                     .ok_or(AuthError::InvalidApiKey)
+            }
+        }
+    }
+}
+
+/// The API key a request presents: `Authorization: Bearer <key>` or `X-Api-Key: <key>`.
+/// Every credential sent must be usable: an `Authorization` that is not a bearer key (say
+/// `Basic ...`) is not skipped in favour of `X-Api-Key` but refused, and so are two headers
+/// naming different keys; a client is never served on a credential it did not mean.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|_| bearer(headers).ok_or(AuthError::InvalidApiKey));
+    let x_api_key = headers.get("x-api-key").map(|v| {
+        v.to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(AuthError::InvalidApiKey)
+    });
+    match (authorization, x_api_key) {
+        (None, None) => Ok(None),
+        (Some(key), None) | (None, Some(key)) => key.map(Some),
+        (Some(a), Some(b)) => {
+            let (a, b) = (a?, b?);
+            if a == b {
+                Ok(Some(a))
+            } else {
+                Err(AuthError::InvalidApiKey)
             }
         }
     }
@@ -190,6 +218,9 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
             if let Some(missing) = guard.scopes.iter().find(|s| !identity.has_scope(s)) {
                 return AuthError::Forbidden(missing.clone()).into_response();
             }
+            if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
+                record.set_caller(identity.principal());
+            }
             request.extensions_mut().insert(Arc::new(identity));
             next.run(request).await
         }
@@ -225,5 +256,42 @@ pub fn require_scope(identity: &Identity, scope: &str) -> Result<(), AuthError> 
         Ok(())
     } else {
         Err(AuthError::Forbidden(scope.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn every_credential_sent_must_be_usable_and_name_one_key() {
+        let key = |pairs| {
+            presented_key(&headers(pairs))
+                .map(|k| k.map(str::to_owned))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(key(&[]), Ok(None));
+        assert_eq!(
+            key(&[("authorization", "Bearer k1")]),
+            Ok(Some("k1".to_owned()))
+        );
+        assert_eq!(key(&[("x-api-key", "k1")]), Ok(Some("k1".to_owned())));
+        assert_eq!(
+            key(&[("authorization", "Bearer k1"), ("x-api-key", "k1")]),
+            Ok(Some("k1".to_owned()))
+        );
+        // Not skipped in favour of the other header: refused.
+        assert!(key(&[("authorization", "Basic dTpw"), ("x-api-key", "k1")]).is_err());
+        assert!(key(&[("authorization", "Bearer k1"), ("x-api-key", " ")]).is_err());
+        assert!(key(&[("authorization", "Bearer k1"), ("x-api-key", "k2")]).is_err());
+        assert!(key(&[("authorization", "Bearer")]).is_err());
     }
 }

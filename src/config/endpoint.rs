@@ -28,6 +28,17 @@ pub struct EndpointConfig {
     #[serde(default = "timeout", with = "units::duration")]
     pub timeout: Duration,
     pub calls: Vec<CallConfig>,
+    /// What a REST facade's API description says of it (nothing here changes what is
+    /// served): a unique operation name (`getCustomerOverview`), one line, a paragraph
+    /// (Markdown), the group it is listed under.
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 fn timeout() -> Duration {

@@ -50,7 +50,7 @@ pub use endpoint::{
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};
 pub use load::{ConfigError, ConfigErrors, LoadSource};
-pub use observe::{AdminConfig, LogConfig, LogFormat, TracingConfig};
+pub use observe::{AdminConfig, LogConfig, LogFormat, OtlpCompression, TracingConfig};
 pub use persisted::{PersistedQueriesConfig, TrustedDocuments};
 pub use quota::{Period, QuotaConfig};
 pub use ratelimit::{

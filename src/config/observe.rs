@@ -3,6 +3,7 @@
 //! What they do at run time is owned by `observe`; this module owns the keys, their defaults
 //! and their validation.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, is_http_url};
-use super::{ca_client_config, units};
+use super::{Secret, ca_client_config, units};
 
 /// `[admin]`: a second listener for operators, loopback unless `allow_public` says otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,9 @@ pub struct LogConfig {
     /// Whether one access-log line is written per request.
     #[serde(default = "enabled")]
     pub access_log: bool,
+    /// Whether health and readiness probes get access-log lines too.
+    #[serde(default)]
+    pub probes: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +59,8 @@ pub enum LogFormat {
 }
 
 /// `[tracing]`: W3C trace context is always propagated; spans are exported over OTLP
-/// (http/protobuf) only when an endpoint is set.
+/// (http/protobuf) when an endpoint is set, here or in `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TracingConfig {
     /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; spans are POSTed to
@@ -64,8 +69,26 @@ pub struct TracingConfig {
     /// PEM bundle of the CAs trusted for an `https://` collector, instead of the public roots.
     #[serde(default)]
     pub otlp_ca_file: Option<PathBuf>,
-    /// `service.name` of the exported spans; the BFF's name when absent.
+    /// `service.name` of the exported spans; `OTEL_SERVICE_NAME`, else the BFF's name, when
+    /// absent.
     pub service_name: Option<String>,
+    /// `deployment.environment` of the exported spans (`production`, `staging`).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The share of new traces exported (0 to 1); a client's `traceparent` decides for its
+    /// own trace (`ParentBased(TraceIdRatioBased)`).
+    #[serde(default = "sample_ratio")]
+    pub sample_ratio: f64,
+    /// Headers sent with every export, e.g. a SaaS backend's API key (redacted wherever the
+    /// config is shown).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// `gzip` (default) or `none`.
+    #[serde(default)]
+    pub compression: OtlpCompression,
+    /// One export attempt's budget; failed exports are retried with backoff within it.
+    #[serde(default = "export_timeout", with = "units::duration")]
+    pub timeout: Duration,
     /// How often finished spans are sent.
     #[serde(default = "export_interval", with = "units::duration")]
     pub export_interval: Duration,
@@ -81,6 +104,11 @@ impl Default for TracingConfig {
             otlp_endpoint: None,
             otlp_ca_file: None,
             service_name: None,
+            environment: None,
+            sample_ratio: sample_ratio(),
+            headers: BTreeMap::new(),
+            compression: OtlpCompression::default(),
+            timeout: export_timeout(),
             export_interval: export_interval(),
             max_queue: max_queue(),
         }
@@ -93,6 +121,23 @@ fn enabled() -> bool {
 
 fn admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9081))
+}
+
+/// How export bodies are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpCompression {
+    #[default]
+    Gzip,
+    None,
+}
+
+fn sample_ratio() -> f64 {
+    1.0
+}
+
+fn export_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn export_interval() -> Duration {
@@ -135,6 +180,24 @@ impl TracingConfig {
             "tracing.max_queue",
             "must be greater than 0",
         );
+        p.check(
+            (0.0..=1.0).contains(&self.sample_ratio),
+            "tracing.sample_ratio",
+            "must be between 0 and 1",
+        );
+        p.check(
+            !self.timeout.is_zero(),
+            "tracing.timeout",
+            "must be greater than 0",
+        );
+        for (name, value) in &self.headers {
+            p.check(
+                http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && http::HeaderValue::from_str(value.expose()).is_ok(),
+                format!("tracing.headers.{name}"),
+                "is not a valid header",
+            );
+        }
     }
 }
 

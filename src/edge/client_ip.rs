@@ -4,7 +4,7 @@
 //! Otherwise the client is the socket peer. Owns nothing else: what the address is used for
 //! (rate limits, logs) is up to the modules that read the `ClientIp` extension.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
@@ -12,23 +12,7 @@ use http::HeaderMap;
 
 use crate::config::{Cidr, ClientIpConfig, ForwardedHeader};
 
-/// The resolved client address, as a request extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-impl ClientIp {
-    /// The address limits are keyed by: an IPv6 client by its /64 (one subscriber usually
-    /// holds a whole /64, so counting single addresses would be no limit at all).
-    pub fn limit_key(&self) -> IpAddr {
-        match self.0.to_canonical() {
-            IpAddr::V6(v6) => {
-                let masked = u128::from(v6) & (u128::MAX << 64);
-                IpAddr::V6(Ipv6Addr::from(masked))
-            }
-            v4 => v4,
-        }
-    }
-}
+pub use crate::request::ClientIp;
 
 /// Marks a request whose socket peer is a trusted proxy: the forwarding headers it sent
 /// (`X-Forwarded-*`, `Forwarded`) are passed on to backends; anyone else's are dropped.

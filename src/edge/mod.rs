@@ -31,6 +31,8 @@ pub struct EdgePolicy {
     pub request_timeout: Duration,
     /// Client headers that never get past the edge.
     pub strip: Arc<ClientHeaderStrip>,
+    /// The share of new traces recorded (`[tracing] sample_ratio`).
+    pub sample_ratio: f64,
 }
 
 /// The first step of every routed request (`gateway` runs it in its one per-request layer):
@@ -48,12 +50,16 @@ pub fn admit(policy: &EdgePolicy, request: &mut Request) -> Arc<str> {
         Some(v) => v.into(),
         None => new_request_id().into(),
     };
-    let trace = TraceContext::from_header(
+    let mut trace = TraceContext::from_header(
         request
             .headers()
             .get(TRACEPARENT)
             .and_then(|v| v.to_str().ok()),
     );
+    // A client's trace keeps the client's decision; a new one is sampled by its id.
+    if trace.parent_id.is_none() {
+        trace.sampled = crate::observe::otlp::sampled(policy.sample_ratio, trace.trace_id);
+    }
     let extensions = request.extensions_mut();
     extensions.insert(trace);
     extensions.insert(deadline);

@@ -19,6 +19,13 @@ pub fn routes() -> Router<Gateway> {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
+        // Not logged (unless `[log] probes`), never exported as spans.
+        .route_layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.extensions_mut().insert(crate::observe::Probe);
+                response
+            },
+        ))
 }
 
 async fn readyz(State(gateway): State<Gateway>) -> impl IntoResponse {

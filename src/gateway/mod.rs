@@ -334,6 +334,7 @@ impl Gateway {
         let edge_policy = EdgePolicy {
             request_timeout: config.server.request_timeout,
             strip: Arc::new(ClientHeaderStrip::new(&config.auth.strip_headers)),
+            sample_ratio: config.tracing.sample_ratio,
         };
         let hygiene_policy = HygienePolicy::new(config);
         let cors = edge::cors::layer(&config.cors);

@@ -1,9 +1,12 @@
 //! The access log: one line per request (target `manifold::access`), in the process's log
 //! format (`[log] format`: text or JSON). Every field is a value the gateway chose or
-//! bounded — request id, route template, operation name, status, timings, upstream names —
-//! never a header, a query string or a body, so no token, API key or cookie can end up here.
+//! bounded — request id, route template, operation name, status, timings, upstream names,
+//! the client's address, the caller's id (never its credential), a truncated `User-Agent` —
+//! never another header, a query string or a body, so no token, API key or cookie can end
+//! up here.
 //! Also the recent-error entry the dashboard lists.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -15,6 +18,15 @@ pub struct AccessLine<'a> {
     pub request_id: &'a str,
     pub method: &'a str,
     pub route: &'a str,
+    /// The client's address (`edge::client_ip`: the peer, or what trusted proxies said).
+    pub client_ip: Option<IpAddr>,
+    /// The user or API client the request proved to be (`user:42`, `client:acme`).
+    pub caller: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// The request body's declared length (0 without a body; unknown when chunked).
+    pub bytes_in: Option<u64>,
+    /// The answer's body length, when known as the head leaves (not for a stream).
+    pub bytes_out: Option<u64>,
     pub operation: Option<&'a str>,
     /// The GraphQL operation's estimated cost (0 for other requests).
     pub cost: u64,
@@ -50,6 +62,11 @@ impl AccessLine<'_> {
             request_id = self.request_id,
             method = self.method,
             route = self.route,
+            client_ip = self.client_ip.map(tracing::field::display),
+            caller = self.caller,
+            user_agent = self.user_agent,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
             operation = self.operation.unwrap_or(""),
             cost = self.cost,
             status = self.status,

@@ -17,14 +17,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::time::Instant;
 
-use crate::config::{ClientTlsConfig, ClientTlsError, Config, LogConfig};
+use crate::config::{ClientTlsError, Config, LogConfig, TracingConfig};
 use access_log::{AccessLine, RecentError};
 use exposition::{Exposition, MetricFamilies};
 use metrics::RequestMetrics;
 use metrics::STATUS_CLASSES;
 use otlp::{ExportStats, SpanExporter};
 
-pub use track::track;
+pub use track::{Probe, track};
 /// Failed or partial requests kept for the dashboard.
 const RECENT_ERRORS: usize = 50;
 
@@ -37,7 +37,19 @@ pub struct Observer {
     name: OnceLock<&'static str>,
     recent_errors: Mutex<VecDeque<RecentError>>,
     exporter: Option<SpanExporter>,
+    sample_ratio: f64,
     pub export_stats: Arc<ExportStats>,
+}
+
+/// Whether spans are exported: an endpoint in `[tracing]` or in the standard variables.
+fn exports(config: &TracingConfig) -> bool {
+    config.otlp_endpoint.is_some()
+        || [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 impl Observer {
@@ -45,22 +57,10 @@ impl Observer {
     /// when `[tracing] otlp_ca_file` cannot be loaded.
     pub fn new(config: &Config) -> Result<Self, ClientTlsError> {
         let export_stats = Arc::new(ExportStats::default());
-        let tls = ClientTlsConfig::with_ca(config.tracing.otlp_ca_file.as_deref());
-        let exporter = config.tracing.otlp_endpoint.as_deref().map(|endpoint| {
-            SpanExporter::spawn(
-                endpoint,
-                &tls,
-                config
-                    .tracing
-                    .service_name
-                    .clone()
-                    .unwrap_or_else(|| "manifold".into()),
-                config.tracing.export_interval,
-                config.tracing.max_queue,
-                export_stats.clone(),
-            )
-        });
-        let exporter = exporter.transpose()?;
+        let tracing = &config.tracing;
+        let exporter = exports(tracing)
+            .then(|| SpanExporter::new(tracing, export_stats.clone()))
+            .transpose()?;
         Ok(Self {
             requests: RequestMetrics::default(),
             log: config.log.clone(),
@@ -68,8 +68,15 @@ impl Observer {
             name: OnceLock::new(),
             recent_errors: Mutex::new(VecDeque::with_capacity(RECENT_ERRORS)),
             exporter,
+            sample_ratio: config.tracing.sample_ratio,
             export_stats,
         })
+    }
+
+    /// Whether spans of new traces are kept: `[tracing] sample_ratio` of them, when
+    /// exporting.
+    pub fn sample_ratio(&self) -> f64 {
+        self.sample_ratio
     }
 
     /// The BFF's name (`bff-mobile`), set once at start.
@@ -167,21 +174,31 @@ impl MetricFamilies for Observer {
 }
 
 fn spans(o: &mut Exposition, observer: &Observer) {
-    o.header(
-        "manifold_spans_exported_total",
-        "counter",
-        "Spans sent over OTLP.",
-    );
-    o.line(
-        "manifold_spans_exported_total",
-        &[],
-        observer.export_stats.exported.get(),
-    );
-    o.header(
-        "manifold_spans_dropped_total",
-        "counter",
-        "Spans dropped: export queue full.",
-    );
-    let dropped = observer.exporter().map_or(0, |e| e.dropped.get());
-    o.line("manifold_spans_dropped_total", &[], dropped);
+    let stats = &observer.export_stats;
+    let families = [
+        (
+            "manifold_spans_finished_total",
+            "Spans handed to the exporter.",
+            stats.finished.get(),
+        ),
+        (
+            "manifold_spans_exported_total",
+            "Spans the collector accepted.",
+            stats.exported.get(),
+        ),
+        (
+            "manifold_spans_dropped_total",
+            "Spans dropped: export queue full.",
+            observer.exporter().map_or(0, |e| e.dropped.get()),
+        ),
+        (
+            "manifold_spans_failed_total",
+            "Spans in exports that failed after their retries.",
+            stats.failed.get(),
+        ),
+    ];
+    for (name, help, value) in families {
+        o.header(name, "counter", help);
+        o.line(name, &[], value);
+    }
 }

@@ -1,222 +1,271 @@
-//! Span export over OTLP/HTTP with protobuf bodies (`POST {endpoint}/v1/traces`,
-//! `application/x-protobuf`). The few messages needed (ExportTraceServiceRequest ->
-//! ResourceSpans -> ScopeSpans -> Span) are encoded by hand: no protoc, no prost, and no
-//! second OpenTelemetry stack next to `tracing`. Spans queue in a bounded channel; when it is
-//! full they are dropped and counted, never waited for.
+//! Span export with the OpenTelemetry SDK and its OTLP exporter (http/protobuf): the SDK's
+//! span model, resource and `ParentBased(TraceIdRatioBased)` sampler; the exporter's gzip,
+//! headers, timeout and retry with backoff, and the standard `OTEL_EXPORTER_OTLP_*`,
+//! `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` variables. The bytes go out through the
+//! core's own hyper client (`outbound`: rustls with ring, `[tracing] otlp_ca_file`).
+//!
+//! A request records its spans cheaply while it runs (`request::trace::SpanRecord`: ids,
+//! times, a few bounded attributes) and `track` hands them over when it ends; here they
+//! become SDK spans with the same ids (the ids the backends saw in `traceparent`). Finished
+//! spans wait in a bounded queue drained by one task in batches: when the queue is full a
+//! span is dropped and counted (`manifold_spans_dropped_total`), never waited for — the SDK's
+//! own batch processor drops silently, with no count an alert could read.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use bytes::Bytes;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind as OtelKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents, SpanExporter as _, SpanLinks,
+};
 use tokio::sync::mpsc;
 
 use super::metrics::Counter;
-use crate::config::{ClientTlsConfig, ClientTlsError};
+use crate::config::{ClientTlsConfig, ClientTlsError, OtlpCompression, TracingConfig};
 use crate::outbound::OutboundClient;
 use crate::request::trace::{AttrValue, SpanKind, SpanRecord};
 
-/// Spans sent in one request at most.
+/// Spans sent in one export at most.
 const MAX_BATCH: usize = 512;
+/// A collector's answer is read up to this size (it is a small status message).
+const MAX_ANSWER: usize = 64 * 1024;
 
-/// The sending half, held by the observer.
+/// The exporting side, held by the observer.
 #[derive(Debug)]
 pub struct SpanExporter {
-    queue: mpsc::Sender<SpanRecord>,
+    settings: Settings,
+    /// Started at the first span (the BFF's name is known by then, for `service.name`).
+    queue: OnceLock<mpsc::Sender<SpanData>>,
+    scope: InstrumentationScope,
+    stats: Arc<ExportStats>,
     pub dropped: Counter,
 }
 
-/// Counters of the export task.
+/// Counters of the export: every span handed over is exported, dropped (queue full) or in
+/// a failed batch, so an alert can tell traces are incomplete and by how much.
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    pub finished: Counter,
     pub exported: Counter,
+    pub failed: Counter,
     pub failed_batches: Counter,
 }
 
+/// What the export task is built from.
+#[derive(Debug)]
+struct Settings {
+    config: TracingConfig,
+    client: OutboundClient,
+}
+
 impl SpanExporter {
-    /// Starts the export task on the current runtime. Fails only when the collector's CA
-    /// file in `tls` cannot be loaded.
-    pub fn spawn(
-        endpoint: &str,
-        tls: &ClientTlsConfig,
-        service_name: String,
-        interval: Duration,
-        max_queue: usize,
-        stats: std::sync::Arc<ExportStats>,
-    ) -> Result<Self, ClientTlsError> {
-        let (queue, mut spans) = mpsc::channel(max_queue.max(1));
-        let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        let client = OutboundClient::new(tls, Duration::from_secs(2), Duration::from_secs(5))?;
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            // Ends when the exporter (hence the gateway) is dropped and the queue is empty.
-            while spans.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let body = encode(&service_name, &batch);
-                let sent = client.post(&url, "application/x-protobuf", body).await;
-                match sent {
-                    Ok(status) if status.is_success() => {
-                        for _ in 0..batch.len() {
-                            stats.exported.inc();
-                        }
-                    }
-                    Ok(status) => {
-                        stats.failed_batches.inc();
-                        tracing::debug!(%status, "OTLP export refused");
-                    }
-                    Err(e) => {
-                        stats.failed_batches.inc();
-                        tracing::debug!(error = %e, "OTLP export failed");
-                    }
-                }
-                batch.clear();
-                tokio::time::sleep(interval).await;
-            }
-        });
+    /// Checks the settings; the export task starts with the first span, on the runtime that
+    /// sends it. Fails only when the collector's CA file cannot be loaded.
+    pub fn new(config: &TracingConfig, stats: Arc<ExportStats>) -> Result<Self, ClientTlsError> {
+        let tls = ClientTlsConfig::with_ca(config.otlp_ca_file.as_deref());
+        let client = OutboundClient::new(&tls, Duration::from_secs(2), config.timeout)?;
         Ok(Self {
-            queue,
+            settings: Settings {
+                config: config.clone(),
+                client,
+            },
+            queue: OnceLock::new(),
+            scope: InstrumentationScope::builder("manifold")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            stats,
             dropped: Counter::default(),
         })
     }
 
-    pub fn send(&self, span: SpanRecord) {
-        if self.queue.try_send(span).is_err() {
+    /// Queues a finished span for export (dropped and counted when the queue is full).
+    /// `service` names the BFF when `[tracing] service_name` and `OTEL_SERVICE_NAME` do not.
+    pub fn send(&self, span: SpanRecord, service: &'static str) {
+        self.stats.finished.inc();
+        let queue = self.queue.get_or_init(|| self.start(service));
+        let data = SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(span.trace_id),
+                SpanId::from(span.span_id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: span.parent_id.map_or(SpanId::INVALID, SpanId::from),
+            // The server span's parent is the client's; a backend call's is ours.
+            parent_span_is_remote: span.kind == SpanKind::Server && span.parent_id.is_some(),
+            span_kind: match span.kind {
+                SpanKind::Server => OtelKind::Server,
+                SpanKind::Client => OtelKind::Client,
+            },
+            name: Cow::Owned(span.name),
+            start_time: span.start,
+            end_time: span.end,
+            attributes: span
+                .attributes
+                .into_iter()
+                .map(|(key, value)| {
+                    let key = opentelemetry::Key::from_static_str(key);
+                    match value {
+                        AttrValue::Str(s) => KeyValue::new(key, s),
+                        AttrValue::Int(i) => KeyValue::new(key, i),
+                    }
+                })
+                .collect(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: if span.error {
+                Status::error("")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: self.scope.clone(),
+        };
+        if queue.try_send(data).is_err() {
             self.dropped.inc();
         }
     }
-}
 
-/// An `ExportTraceServiceRequest` holding `spans`.
-pub fn encode(service_name: &str, spans: &[SpanRecord]) -> Vec<u8> {
-    let mut resource = Vec::new();
-    key_value(
-        &mut resource,
-        1,
-        "service.name",
-        &AttrValue::Str(service_name.into()),
-    );
-    let mut scope = Vec::new();
-    string(&mut scope, 1, "manifold");
-    string(&mut scope, 2, env!("CARGO_PKG_VERSION"));
-    let mut scope_spans = Vec::new();
-    message(&mut scope_spans, 1, &scope);
-    for span in spans {
-        message(&mut scope_spans, 2, &encode_span(span));
-    }
-    let mut resource_spans = Vec::new();
-    message(&mut resource_spans, 1, &resource);
-    message(&mut resource_spans, 2, &scope_spans);
-    let mut request = Vec::new();
-    message(&mut request, 1, &resource_spans);
-    request
-}
-
-fn encode_span(span: &SpanRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    bytes(&mut out, 1, &span.trace_id.to_be_bytes());
-    bytes(&mut out, 2, &span.span_id.to_be_bytes());
-    if let Some(parent) = span.parent_id {
-        bytes(&mut out, 4, &parent.to_be_bytes());
-    }
-    string(&mut out, 5, &span.name);
-    let kind = match span.kind {
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-    };
-    tag(&mut out, 6, 0);
-    varint(&mut out, kind);
-    fixed64(&mut out, 7, nanos(span.start));
-    fixed64(&mut out, 8, nanos(span.end));
-    for (key, value) in &span.attributes {
-        key_value(&mut out, 9, key, value);
-    }
-    let mut status = Vec::new();
-    tag(&mut status, 3, 0);
-    varint(&mut status, if span.error { 2 } else { 1 });
-    message(&mut out, 15, &status);
-    out
-}
-
-fn nanos(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &AttrValue) {
-    let mut any = Vec::new();
-    match value {
-        AttrValue::Str(s) => string(&mut any, 1, s),
-        AttrValue::Int(i) => {
-            tag(&mut any, 3, 0);
-            varint(&mut any, *i as u64);
+    /// The queue, and the task that drains it into the OTLP exporter.
+    fn start(&self, service: &'static str) -> mpsc::Sender<SpanData> {
+        let config = &self.settings.config;
+        let (queue, spans) = mpsc::channel(config.max_queue.max(1));
+        match exporter(&self.settings) {
+            Ok(mut exporter) => {
+                exporter.set_resource(&resource(config, service));
+                tokio::spawn(drain(
+                    exporter,
+                    spans,
+                    config.export_interval,
+                    self.stats.clone(),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "OTLP exporter not started: spans are dropped"),
         }
+        queue
     }
-    let mut kv = Vec::new();
-    string(&mut kv, 1, key);
-    message(&mut kv, 2, &any);
-    message(out, field, &kv);
 }
 
-fn tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
-    varint(out, (u64::from(field) << 3) | u64::from(wire_type));
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+/// Whether a new trace (no client `traceparent`) with `trace_id` is recorded at `ratio`:
+/// the SDK's `TraceIdRatioBased` (a client's trace follows the client's flag, as
+/// `ParentBased` would). The edge asks once per request, so what backends are told in
+/// `traceparent` and what is exported agree.
+pub fn sampled(ratio: f64, trace_id: u128) -> bool {
+    if ratio >= 1.0 {
+        return true;
     }
-    out.push(v as u8);
+    let decision = Sampler::TraceIdRatioBased(ratio).should_sample(
+        None,
+        TraceId::from(trace_id),
+        "",
+        &OtelKind::Server,
+        &[],
+        &[],
+    );
+    decision.decision == SamplingDecision::RecordAndSample
 }
 
-fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    tag(out, field, 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn string(out: &mut Vec<u8>, field: u32, s: &str) {
-    bytes(out, field, s.as_bytes());
-}
-
-fn message(out: &mut Vec<u8>, field: u32, m: &[u8]) {
-    bytes(out, field, m);
-}
-
-fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
-    tag(out, field, 1);
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints_and_fields_are_protobuf() {
-        let mut out = Vec::new();
-        varint(&mut out, 300);
-        assert_eq!(out, [0xac, 0x02]);
-        let mut out = Vec::new();
-        string(&mut out, 5, "GET");
-        assert_eq!(out, [0x2a, 3, b'G', b'E', b'T']);
-        let mut out = Vec::new();
-        fixed64(&mut out, 7, 1);
-        assert_eq!(out, [0x39, 1, 0, 0, 0, 0, 0, 0, 0]);
+/// `service.name` (`[tracing] service_name`, else `OTEL_SERVICE_NAME`, else the BFF's name),
+/// `service.version`, `deployment.environment`, `host.name`, and `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(config: &TracingConfig, service: &'static str) -> Resource {
+    let name = config
+        .service_name
+        .clone()
+        .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+        .unwrap_or_else(|| service.to_owned());
+    let mut attributes = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
+    if let Some(environment) = &config.environment {
+        attributes.push(KeyValue::new("deployment.environment", environment.clone()));
     }
+    if let Some(host) = host_name() {
+        attributes.push(KeyValue::new("host.name", host));
+    }
+    Resource::builder()
+        .with_service_name(name)
+        .with_attributes(attributes)
+        .build()
+}
 
-    #[test]
-    fn a_span_carries_its_ids() {
-        let span = SpanRecord {
-            trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
-            span_id: 0x00f067aa0ba902b7,
-            parent_id: None,
-            name: "GET accounts".into(),
-            kind: SpanKind::Client,
-            start: UNIX_EPOCH,
-            end: UNIX_EPOCH + Duration::from_millis(3),
-            error: false,
-            attributes: vec![("manifold.upstream", AttrValue::Str("accounts".into()))],
-        };
-        let body = encode("bff-test", &[span]);
-        let trace = 0x4bf92f3577b34da6a3ce929d0e0e4736u128.to_be_bytes();
-        assert!(body.windows(16).any(|w| w == trace));
-        assert!(body.windows(8).any(|w| w == b"bff-test"));
+fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME").ok().or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+    })
+}
+
+/// The OTLP/HTTP exporter: `[tracing]` settings first, the `OTEL_EXPORTER_OTLP_*` variables
+/// for what they leave open (the SDK reads those itself).
+fn exporter(
+    settings: &Settings,
+) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
+    let config = &settings.config;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(Outbound(settings.client.clone()))
+        .with_protocol(Protocol::HttpBinary)
+        .with_timeout(config.timeout);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        builder = builder.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+    }
+    if config.compression == OtlpCompression::Gzip {
+        builder = builder.with_compression(Compression::Gzip);
+    }
+    if !config.headers.is_empty() {
+        let headers: HashMap<String, String> = config
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+            .collect();
+        builder = builder.with_headers(headers);
+    }
+    builder.build()
+}
+
+/// Sends batches from the queue until every sender is gone.
+async fn drain(
+    exporter: opentelemetry_otlp::SpanExporter,
+    mut spans: mpsc::Receiver<SpanData>,
+    interval: Duration,
+    stats: Arc<ExportStats>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while spans.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let count = batch.len();
+        match exporter.export(std::mem::take(&mut batch)).await {
+            Ok(()) => stats.exported.add(count as u64),
+            Err(e) => {
+                stats.failed.add(count as u64);
+                stats.failed_batches.inc();
+                tracing::debug!(error = %e, "OTLP export failed");
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The exporter's HTTP client: the core's own.
+#[derive(Debug)]
+struct Outbound(OutboundClient);
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for Outbound {
+    async fn send_bytes(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
+        self.0
+            .send(request, MAX_ANSWER)
+            .await
+            .map_err(|e| Cow::<'static, str>::Owned(e).into())
     }
 }

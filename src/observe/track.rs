@@ -1,24 +1,68 @@
 //! The middleware that turns one routed request's `RequestRecord` into metrics, one
 //! access-log line, a recent-error entry and a server span when it ends.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue, header};
+use http_body::Body as _;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Observer;
 use super::access_log::AccessLine;
 use super::metrics::{NO_OPERATION, UNMATCHED};
+use super::otlp::SpanExporter;
 use crate::request::trace::{AttrValue, SpanKind, SpanRecord, TraceContext};
-use crate::request::{BackendCall, RequestId, RequestRecord};
+use crate::request::{BackendCall, ClientIp, RequestId, RequestRecord};
 
 /// The header the rate limits answer with (RFC draft `RateLimit`): its presence says the
 /// request was charged and allowed.
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Marks a response to a health or readiness probe (a response extension): probes are
+/// neither logged (unless `[log] probes`) nor exported as spans, as they come every few
+/// seconds from every balancer and say nothing about the traffic.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe;
+
+/// The longest `User-Agent` the access log keeps (the rest is cut).
+const MAX_USER_AGENT: usize = 256;
+
+/// What the access line reads from the request before it is handed on.
+struct Seen {
+    client_ip: Option<IpAddr>,
+    user_agent: Option<HeaderValue>,
+    bytes_in: Option<u64>,
+}
+
+impl Seen {
+    fn of(request: &Request) -> Self {
+        let headers = request.headers();
+        let bytes_in = match headers.get(header::CONTENT_LENGTH) {
+            Some(length) => length.to_str().ok().and_then(|l| l.parse().ok()),
+            None if headers.contains_key(header::TRANSFER_ENCODING) => None,
+            None => Some(0),
+        };
+        Self {
+            client_ip: request.extensions().get::<ClientIp>().map(|c| c.0),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            bytes_in,
+        }
+    }
+
+    fn user_agent(&self) -> Option<&str> {
+        let agent = self.user_agent.as_ref()?.to_str().ok()?;
+        let mut end = agent.len().min(MAX_USER_AGENT);
+        while !agent.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(&agent[..end])
+    }
+}
 
 /// Counts a request in flight until dropped (also when the client goes away mid-request).
 struct InFlight(Arc<Observer>);
@@ -56,6 +100,7 @@ where
         .get::<RequestId>()
         .map_or_else(|| Arc::from(""), |r| r.0.clone());
     let method = request.method().clone();
+    let seen = observer.log.access_log.then(|| Seen::of(&request));
     let record = Arc::new(RequestRecord::new(
         observer.exporter().is_some() && trace.sampled,
     ));
@@ -96,10 +141,16 @@ where
     } else {
         "none"
     };
+    let probe = response.extensions().get::<Probe>().is_some();
     let line = AccessLine {
         request_id: &request_id,
         method: method.as_str(),
         route: &route,
+        client_ip: seen.as_ref().and_then(|s| s.client_ip),
+        caller: record.caller(),
+        user_agent: seen.as_ref().and_then(Seen::user_agent),
+        bytes_in: seen.as_ref().and_then(|s| s.bytes_in),
+        bytes_out: response.body().size_hint().exact(),
         operation: operation.as_deref(),
         cost: record.cost().unwrap_or(0),
         status,
@@ -112,43 +163,68 @@ where
         failed: &failed,
         trace_id: trace.trace_id,
     };
-    if observer.log.access_log {
+    if observer.log.access_log && (!probe || observer.log.probes) {
         line.write();
     }
     if status >= 500 || !failed.is_empty() {
         observer.remember_error(&line);
     }
-    if let Some(exporter) = observer.exporter().filter(|_| trace.sampled) {
-        let mut attributes = vec![
-            ("http.request.method", AttrValue::Str(method.to_string())),
-            ("http.route", AttrValue::Str(route.to_string())),
-            ("http.response.status_code", AttrValue::Int(status.into())),
-            (
-                "manifold.backend_calls",
-                AttrValue::Int(record.calls().into()),
-            ),
-        ];
-        if let Some(op) = &operation {
-            attributes.push(("graphql.operation.name", AttrValue::Str(op.to_string())));
-        }
-        let name = match &operation {
-            Some(op) => format!("{method} {route} {op}"),
-            None => format!("{method} {route}"),
-        };
-        exporter.send(SpanRecord {
-            trace_id: trace.trace_id,
-            span_id: trace.span_id,
-            parent_id: trace.parent_id,
-            name,
-            kind: SpanKind::Server,
-            start: wall_start,
-            end: wall_start + took,
-            error: status >= 500,
-            attributes,
-        });
-        for span in record.take_spans() {
-            exporter.send(span);
-        }
+    if let Some(exporter) = observer.exporter().filter(|_| trace.sampled && !probe) {
+        export(
+            exporter,
+            observer.name(),
+            &trace,
+            &record,
+            &line,
+            wall_start,
+        );
     }
     response
+}
+
+/// The request's server span (a child of the client's, when it sent one) and the spans its
+/// backend calls recorded.
+fn export(
+    exporter: &SpanExporter,
+    service: &'static str,
+    trace: &TraceContext,
+    record: &RequestRecord,
+    line: &AccessLine<'_>,
+    start: SystemTime,
+) {
+    let (method, route) = (line.method, line.route);
+    let mut attributes = vec![
+        ("http.request.method", AttrValue::Str(method.to_owned())),
+        ("http.route", AttrValue::Str(route.to_owned())),
+        (
+            "http.response.status_code",
+            AttrValue::Int(line.status.into()),
+        ),
+        (
+            "manifold.backend_calls",
+            AttrValue::Int(line.backend_calls.into()),
+        ),
+    ];
+    if let Some(op) = line.operation {
+        attributes.push(("graphql.operation.name", AttrValue::Str(op.to_owned())));
+    }
+    let name = match line.operation {
+        Some(op) => format!("{method} {route} {op}"),
+        None => format!("{method} {route}"),
+    };
+    let server = SpanRecord {
+        trace_id: trace.trace_id,
+        span_id: trace.span_id,
+        parent_id: trace.parent_id,
+        name,
+        kind: SpanKind::Server,
+        start,
+        end: start + line.took,
+        error: line.status >= 500,
+        attributes,
+    };
+    exporter.send(server, service);
+    for span in record.take_spans() {
+        exporter.send(span, service);
+    }
 }

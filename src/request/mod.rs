@@ -19,6 +19,6 @@ pub use deadline::Deadline;
 pub use id::{REQUEST_ID_HEADER, RequestId};
 pub use identity::{Identity, Principal};
 pub use notes::{CacheNotes, DegradedServe};
-pub use peer::PeerCertificate;
+pub use peer::{ClientIp, PeerCertificate};
 pub use record::{Admitted, BackendCall, RequestRecord};
 pub use trace::TraceContext;

@@ -4,9 +4,10 @@
 //! request ends.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::identity::Principal;
 use super::trace::SpanRecord;
 
 /// One backend call a request made (all its tries together).
@@ -55,6 +56,8 @@ pub struct RequestRecord {
     cache: Mutex<Option<&'static str>>,
     /// What admission control did with the request (`Admitted as u8`).
     admitted: AtomicU8,
+    /// Who the request proved to be (`user:42`, `client:acme`), once authenticated.
+    caller: OnceLock<Arc<str>>,
     /// Spans are kept only when an exporter will send them.
     keep_spans: bool,
     spans: Mutex<Vec<SpanRecord>>,
@@ -71,6 +74,20 @@ impl RequestRecord {
     /// The GraphQL operation, as a bounded label (`RequestMetrics::operation_label`).
     pub fn set_operation(&self, label: Arc<str>) {
         *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
+    }
+
+    /// Who the request proved to be: the identity's principal, never its credential.
+    pub fn set_caller(&self, principal: &Principal) {
+        let caller = match principal {
+            Principal::User(id) => format!("user:{id}"),
+            Principal::ApiClient(id) => format!("client:{id}"),
+        };
+        let _ = self.caller.set(caller.into());
+    }
+
+    /// The caller `set_caller` recorded, if any.
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.get().map(|c| &**c)
     }
 
     /// The GraphQL operation's estimated cost (`graphql::cost`).

@@ -144,25 +144,42 @@ impl Default for HangupSignal {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+/// Waits for SIGTERM or Ctrl-C.
 pub async fn termination_signal() {
+    TerminationSignal::new().wait().await;
+}
+
+/// SIGTERM or Ctrl-C, listened for from `new` on: made before the listener serves, a
+/// SIGTERM that comes the moment the instance is ready (an orchestrator that changed its
+/// mind) drains it instead of killing it.
+pub struct TerminationSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl TerminationSignal {
+    pub fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    pub async fn wait(mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl Default for TerminationSignal {
+    fn default() -> Self {
+        Self::new()
     }
 }

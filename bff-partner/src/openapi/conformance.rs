@@ -5,7 +5,6 @@ use manifold::error::Problem;
 use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde_json::{Value, json};
 
-use super::document;
 use crate::model::{Degraded, Order, Product, ProductBatch};
 
 fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
@@ -127,7 +126,7 @@ fn backend_shipment(order_id: &str) -> backends::Shipment {
 
 #[test]
 fn served_resources_conform_to_their_schemas() {
-    let doc = document();
+    let doc = super::shipped();
     check(&doc, "Product", &Product::from(backend_product("p1")));
     check(
         &doc,
@@ -182,7 +181,7 @@ fn a_keys_usage_and_a_used_up_quota_conform_to_their_schemas() {
     use manifold::error::Code;
     use manifold::ratelimit::{QuotaUsage, RuleUsage, Usage};
 
-    let doc = document();
+    let doc = super::shipped();
     let usage = Usage {
         quotas: vec![QuotaUsage {
             name: "daily".into(),

@@ -2,6 +2,9 @@
 //! the routes (`crate::api::ROUTES`) and from the resources' schemas (`crate::model`).
 //! `schemas/partner.openapi.json` is this document, checked in.
 
+mod declared;
+
+use manifold::config::Config;
 use manifold::error::{PROBLEM_JSON, Problem};
 use serde_json::{Map, Value, json};
 
@@ -14,8 +17,9 @@ pub const OPENAPI_VERSION: &str = "3.1.0";
 const BEARER: &str = "bearerApiKey";
 const HEADER: &str = "headerApiKey";
 
-/// The whole document.
-pub fn document() -> Value {
+/// The whole document for a partner BFF running `config`: the coded routes, the endpoints
+/// it declares, and which of them are deprecated.
+pub fn document(config: &Config) -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths
@@ -23,14 +27,35 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         item[route.verb.key()] = operation(route);
     }
+    for endpoint in &config.endpoints {
+        let item = paths
+            .entry(endpoint.path.as_str())
+            .or_insert_with(|| Value::Object(Map::new()));
+        item["get"] = declared::operation(endpoint);
+    }
+    for deprecated in &config.deprecations {
+        if let Some(Value::Object(item)) = paths.get_mut(&deprecated.path) {
+            for op in item.values_mut() {
+                op["deprecated"] = Value::Bool(true);
+            }
+        }
+    }
     let schemas: Map<String, Value> = model::schemas()
         .into_iter()
         .map(|(name, schema)| (name.to_owned(), schema))
         .collect();
-    let responses: Map<String, Value> = FAILURES
+    let mut responses: Map<String, Value> = FAILURES
         .iter()
         .map(|f| (f.component().to_owned(), failure_response(*f)))
         .collect();
+    responses.insert(
+        "NotModified".to_owned(),
+        json!({
+            "description": "Unchanged since the answer whose `ETag` was sent as `If-None-Match`; \
+                            no body.",
+            "headers": { "ETag": header_ref("ETag") }
+        }),
+    );
     json!({
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -47,6 +72,7 @@ pub fn document() -> Value {
         "tags": [
             { "name": "products", "description": "The catalog." },
             { "name": "orders", "description": "Orders with their items and shipment." },
+            { "name": "customers", "description": "A customer's data across services." },
             { "name": "meta", "description": "About the API itself." }
         ],
         "paths": paths,
@@ -65,17 +91,20 @@ pub fn document() -> Value {
                 }
             },
             "schemas": schemas,
-            "responses": responses
+            "responses": responses,
+            "headers": headers()
         }
     })
 }
 
 fn operation(route: &Route) -> Value {
+    let keyed = route.access != Access::Public;
     let mut responses = Map::new();
     responses.insert(
         "200".to_owned(),
         json!({
             "description": route.ok.description,
+            "headers": success_headers(keyed),
             "content": {
                 "application/json": {
                     "schema": { "$ref": format!("#/components/schemas/{}", route.ok.schema) }
@@ -83,24 +112,19 @@ fn operation(route: &Route) -> Value {
             }
         }),
     );
-    let mut failures = route.failures.to_vec();
-    match route.access {
-        Access::Scope(_) => failures.extend([Failure::Unauthorized, Failure::Forbidden]),
-        Access::AnyKey => failures.push(Failure::Unauthorized),
-        Access::Public => {}
-    }
-    failures.sort();
-    failures.dedup();
-    for failure in failures {
-        responses.insert(
-            failure.status().to_string(),
-            json!({ "$ref": format!("#/components/responses/{}", failure.component()) }),
-        );
-    }
-    // Either scheme will do; the listed role is the scope the key must hold.
+    // Every GET answer carries an ETag; the same `If-None-Match` gets a 304.
+    responses.insert(
+        "304".to_owned(),
+        json!({ "$ref": "#/components/responses/NotModified" }),
+    );
+    insert_failures(&mut responses, route.failures, keyed);
     let security = match route.access {
-        Access::Scope(scope) => json!([{ BEARER: [scope] }, { HEADER: [scope] }]),
-        Access::AnyKey => json!([{ BEARER: [] }, { HEADER: [] }]),
+        Access::Scope(scope) => security(&[scope]),
+        Access::AnyKey => {
+            // Any valid key will do: it has no scope to lack.
+            responses.remove("403");
+            security(&[])
+        }
         Access::Public => json!([]),
     };
     let parameters: Vec<Value> = route.params.iter().map(parameter).collect();
@@ -116,6 +140,90 @@ fn operation(route: &Route) -> Value {
         op["parameters"] = Value::Array(parameters);
     }
     op
+}
+
+/// Either scheme will do; the listed roles are the scopes the key must hold.
+fn security(scopes: &[&str]) -> Value {
+    json!([{ BEARER: scopes }, { HEADER: scopes }])
+}
+
+/// What a route can answer besides 200 and 304: its own failures, what the edge answers on
+/// any route (a request head or body over the limits, shedding under overload), and on a
+/// keyed route the key's failures and its rate limits; each a `$ref` to its component.
+fn insert_failures(responses: &mut Map<String, Value>, own: &[Failure], keyed: bool) {
+    let mut failures = own.to_vec();
+    failures.extend([
+        Failure::BadRequest,
+        Failure::PayloadTooLarge,
+        Failure::UriTooLong,
+        Failure::HeaderFieldsTooLarge,
+        Failure::ServiceUnavailable,
+    ]);
+    if keyed {
+        failures.extend([
+            Failure::Unauthorized,
+            Failure::Forbidden,
+            Failure::TooManyRequests,
+        ]);
+    }
+    failures.sort();
+    failures.dedup();
+    for failure in failures {
+        responses.insert(
+            failure.status().to_string(),
+            json!({ "$ref": format!("#/components/responses/{}", failure.component()) }),
+        );
+    }
+}
+
+/// A header of `components.headers`, by name.
+fn header_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/headers/{name}") })
+}
+
+/// The headers of a 200: its ETag and request id, and on a keyed route its limits.
+fn success_headers(keyed: bool) -> Value {
+    let mut headers = json!({
+        "ETag": header_ref("ETag"),
+        "X-Request-Id": header_ref("X-Request-Id")
+    });
+    if keyed {
+        headers["RateLimit-Policy"] = header_ref("RateLimit-Policy");
+        headers["RateLimit"] = header_ref("RateLimit");
+    }
+    headers
+}
+
+/// Every header the document names, under `components.headers`.
+fn headers() -> Value {
+    json!({
+        "ETag": {
+            "description": "The answer's entity tag (weak when the body was compressed); send \
+                            it back as `If-None-Match` to get a 304 while it is unchanged.",
+            "schema": { "type": "string" }
+        },
+        "X-Request-Id": {
+            "description": "This request's id (the client's own, when it sent a sane one): \
+                            quote it when reporting a problem.",
+            "schema": { "type": "string" }
+        },
+        "RateLimit-Policy": {
+            "description": "Each limit and quota that applies to the key \
+                            (draft-ietf-httpapi-ratelimit-headers), e.g. \
+                            `\"per-key\";q=6000;w=60`: `q` units per window of `w` seconds.",
+            "schema": { "type": "string" }
+        },
+        "RateLimit": {
+            "description": "What is left of each limit and quota, in the order of \
+                            `RateLimit-Policy`, e.g. `\"per-key\";r=5999;t=1`: `r` units left, \
+                            whole again in `t` seconds.",
+            "schema": { "type": "string" }
+        },
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": { "type": "integer", "minimum": 1 }
+        }
+    })
 }
 
 fn parameter(param: &crate::api::Param) -> Value {
@@ -148,11 +256,15 @@ fn parameter(param: &crate::api::Param) -> Value {
 }
 
 /// Every failure with a response component, in status order.
-const FAILURES: [Failure; 7] = [
+const FAILURES: [Failure; 11] = [
     Failure::BadRequest,
     Failure::Unauthorized,
     Failure::Forbidden,
     Failure::NotFound,
+    Failure::PayloadTooLarge,
+    Failure::UriTooLong,
+    Failure::TooManyRequests,
+    Failure::HeaderFieldsTooLarge,
     Failure::BadGateway,
     Failure::ServiceUnavailable,
     Failure::GatewayTimeout,
@@ -165,6 +277,10 @@ impl Failure {
             Failure::Unauthorized => 401,
             Failure::Forbidden => 403,
             Failure::NotFound => 404,
+            Failure::PayloadTooLarge => 413,
+            Failure::UriTooLong => 414,
+            Failure::TooManyRequests => 429,
+            Failure::HeaderFieldsTooLarge => 431,
             Failure::BadGateway => 502,
             Failure::ServiceUnavailable => 503,
             Failure::GatewayTimeout => 504,
@@ -177,6 +293,10 @@ impl Failure {
             Failure::Unauthorized => "Unauthorized",
             Failure::Forbidden => "Forbidden",
             Failure::NotFound => "NotFound",
+            Failure::PayloadTooLarge => "PayloadTooLarge",
+            Failure::UriTooLong => "UriTooLong",
+            Failure::TooManyRequests => "TooManyRequests",
+            Failure::HeaderFieldsTooLarge => "HeaderFieldsTooLarge",
             Failure::BadGateway => "BadGateway",
             Failure::ServiceUnavailable => "ServiceUnavailable",
             Failure::GatewayTimeout => "GatewayTimeout",
@@ -186,27 +306,42 @@ impl Failure {
     fn description(self) -> &'static str {
         match self {
             Failure::BadRequest => {
-                "The request is invalid (code `BAD_REQUEST`): a malformed id, \
-                                    or a batch that is empty or has more than 100 ids."
+                "The request is invalid (code `BAD_REQUEST`, `BAD_PATH` or `BAD_HEADER`): a \
+                 malformed id, a batch that is empty or has more than 100 ids, a query \
+                 parameter the route does not take, a malformed request head."
             }
             Failure::Unauthorized => {
-                "No API key, or one that is unknown or disabled (code \
-                                      `UNAUTHENTICATED`)."
+                "No API key, or one that is unknown or disabled (code `UNAUTHENTICATED`)."
             }
             Failure::Forbidden => "The key lacks the scope this route needs (code `FORBIDDEN`).",
             Failure::NotFound => "No resource with this id (code `NOT_FOUND`).",
+            Failure::PayloadTooLarge => {
+                "The request's body is larger than this API takes (code `PAYLOAD_TOO_LARGE`)."
+            }
+            Failure::UriTooLong => "The request's URI is too long (code `URI_TOO_LONG`).",
+            Failure::TooManyRequests => {
+                "A rate limit of the key is used up (code `RATE_LIMITED`), or one of its \
+                 quotas (code `QUOTA_EXCEEDED`, naming the quota in `quota` and the instant it \
+                 resets in `resetsAt`): `Retry-After` says when to try again, `RateLimit` which \
+                 limit it was."
+            }
+            Failure::HeaderFieldsTooLarge => {
+                "The request has too many header fields, or too large ones (code \
+                 `HEADERS_TOO_LARGE`)."
+            }
             Failure::BadGateway => {
-                "A backend service failed or answered badly (code \
-                                    `UPSTREAM_UNAVAILABLE`, `UPSTREAM_REJECTED` or \
-                                    `UPSTREAM_BAD_RESPONSE`; `service` names it)."
+                "A backend service failed or answered badly (code `UPSTREAM_UNAVAILABLE`, \
+                 `UPSTREAM_REJECTED` or `UPSTREAM_BAD_RESPONSE`; `service` names it)."
             }
             Failure::ServiceUnavailable => {
-                "A backend service is not available to this gateway \
-                                            (code `UPSTREAM_UNAVAILABLE`)."
+                "Not answered now, try again after `Retry-After` seconds: the gateway is \
+                 shedding load (code `OVERLOADED`), or a backend service is not available to \
+                 it (code `UPSTREAM_UNAVAILABLE`, `CIRCUIT_OPEN` or `UPSTREAM_SATURATED`; \
+                 `service` names it)."
             }
             Failure::GatewayTimeout => {
-                "A backend service did not answer in time (code \
-                                        `UPSTREAM_TIMEOUT`; `service` names it)."
+                "A backend service did not answer in time (code `UPSTREAM_TIMEOUT`; `service` \
+                 names it)."
             }
         }
     }
@@ -225,11 +360,30 @@ fn failure_response(failure: Failure) -> Value {
             }
         });
     }
+    if failure == Failure::TooManyRequests {
+        response["headers"] = json!({
+            "Retry-After": header_ref("Retry-After"),
+            "RateLimit-Policy": header_ref("RateLimit-Policy"),
+            "RateLimit": header_ref("RateLimit")
+        });
+    }
+    if failure == Failure::ServiceUnavailable {
+        response["headers"] = json!({ "Retry-After": header_ref("Retry-After") });
+    }
     response
 }
 
 #[cfg(test)]
 mod conformance;
+
+/// The document of the shipped config (`schemas/partner.openapi.json`).
+#[cfg(test)]
+pub(crate) fn shipped() -> Value {
+    let config = crate::SPEC
+        .parse_config(crate::SPEC.embedded_config, std::iter::empty())
+        .expect("the shipped config");
+    document(&config)
+}
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +419,7 @@ mod tests {
 
     #[test]
     fn the_document_is_structurally_valid_openapi_3_1() {
-        let doc = document();
+        let doc = shipped();
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
         assert!(doc["servers"][0]["url"].is_string());
@@ -318,14 +472,24 @@ mod tests {
 
     #[test]
     fn every_route_is_documented_once_with_its_parameters_and_auth() {
-        let doc = document();
+        let doc = shipped();
         let documented: usize = doc["paths"]
             .as_object()
             .expect("paths")
             .values()
             .map(|item| item.as_object().map_or(0, |ops| ops.len()))
             .sum();
-        assert_eq!(documented, ROUTES.len());
+        let declared = crate::SPEC
+            .parse_config(crate::SPEC.embedded_config, std::iter::empty())
+            .expect("the shipped config")
+            .endpoints;
+        assert!(!declared.is_empty());
+        assert_eq!(documented, ROUTES.len() + declared.len());
+        for endpoint in &declared {
+            let op = &doc["paths"][&endpoint.path]["get"];
+            assert!(op["operationId"].is_string(), "{}", endpoint.path);
+            assert_eq!(op["security"][1][HEADER], json!(endpoint.scopes));
+        }
         for route in ROUTES {
             let op = &doc["paths"][route.path][route.verb.key()];
             assert_eq!(op["operationId"], route.operation_id, "{}", route.path);
@@ -367,7 +531,7 @@ mod tests {
     /// depends on whether some crate in the build enables serde_json's `preserve_order`.
     #[test]
     fn checked_in_document_matches_the_code() {
-        let doc = document();
+        let doc = shipped();
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../schemas/partner.openapi.json"

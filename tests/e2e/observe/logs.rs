@@ -1,15 +1,12 @@
-//! The access log (one JSON line per request with the fields an operator needs) and OTLP
-//! span export, and the promise both make: no token, API key or cookie ever appears in them.
+//! The access log (one JSON line per request with the fields an operator needs), and the
+//! promise it shares with span export (`otlp`): no token, API key or cookie ever appears.
 //! Logs are captured by a process-wide JSON subscriber (a thread-scoped one misses events:
 //! tracing caches callsite interest across threads), so that test runs in a child process of
 //! its own — this test binary run again for just that test — and no other test pays for it.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-use tokio::time::Instant;
 
 use demo_services::Service;
-use manifold::axum::{Router, body::Bytes, extract::State, routing::post};
 use serde_json::{Value, json};
 
 use super::{CLIENT_SPAN, CLIENT_TRACE};
@@ -29,14 +26,11 @@ impl std::io::Write for Buffer {
     }
 }
 
-/// What the OTLP collector got: content type and body of each export.
-type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
-
 const COOKIE_SECRET: &str = "cookie-secret-5f1e";
 const API_KEY_SECRET: &str = "apikey-secret-9c2d";
 
 /// A home request carrying every kind of secret a client might send.
-async fn request_with_secrets(stack: &Stack, token: &str) -> reqwest::Response {
+pub(super) async fn request_with_secrets(stack: &Stack, token: &str) -> reqwest::Response {
     stack
         .http
         .post(stack.url("/graphql"))
@@ -44,13 +38,14 @@ async fn request_with_secrets(stack: &Stack, token: &str) -> reqwest::Response {
         .header("cookie", format!("session={COOKIE_SECRET}"))
         .header("x-api-key", API_KEY_SECRET)
         .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .header("user-agent", USER_AGENT)
         .json(&json!({ "query": HOME }))
         .send()
         .await
         .unwrap()
 }
 
-fn assert_no_secrets(text: &str, token: &str) {
+pub(super) fn assert_no_secrets(text: &str, token: &str) {
     assert!(!text.contains(token), "the bearer token was written out");
     // A JWT's parts are secrets too (the signature especially).
     for part in token.split('.') {
@@ -62,6 +57,8 @@ fn assert_no_secrets(text: &str, token: &str) {
         "the API key was written out"
     );
 }
+
+const USER_AGENT: &str = "ShopApp/5.2 (iOS 18.1)";
 
 const CHILD_ENV: &str = "MANIFOLD_E2E_LOG_CAPTURE_CHILD";
 
@@ -130,7 +127,18 @@ async fn access_log_in_a_child_process() {
         .to_str()
         .unwrap()
         .to_owned();
-    response.bytes().await.unwrap();
+    let answer = response.bytes().await.unwrap();
+    // Probes are not logged by default; with `[log] probes` they are.
+    let probe = stack.http.get(stack.url("/readyz")).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+    let probing = Stack::start_with(&bff_mobile::SPEC, |config| config.log.probes = true).await;
+    let probe = probing
+        .http
+        .get(probing.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let probe_id = probe.headers()["x-request-id"].to_str().unwrap().to_owned();
 
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
@@ -172,80 +180,22 @@ async fn access_log_in_a_child_process() {
     // A fresh stack: the catalog and promotions lookups of this first query missed.
     assert_eq!(line["cache"], "miss");
     assert_eq!(line["trace_id"], CLIENT_TRACE);
-    assert_no_secrets(&text, &token);
-}
-
-#[tokio::test]
-async fn spans_are_exported_over_otlp_with_the_clients_trace_and_no_secrets() {
-    let received: Received = Arc::default();
-    let collector = Router::new()
-        .route(
-            "/v1/traces",
-            post(
-                |State(got): State<Received>, headers: http::HeaderMap, body: Bytes| async move {
-                    let ct = headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    got.lock().unwrap().push((ct, body));
-                    ""
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { manifold::axum::serve(listener, collector).await });
-
-    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
-        config.tracing.otlp_endpoint = Some(endpoint);
-        config.tracing.export_interval = Duration::from_millis(20);
-        config.tracing.service_name = Some("bff-mobile-test".into());
-    })
-    .await;
-    let token = stack.token("42", "mobile", &[]).await;
-    let response = request_with_secrets(&stack, &token).await;
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
-
-    let trace = u128::from_str_radix(CLIENT_TRACE, 16)
-        .unwrap()
-        .to_be_bytes();
-    let parent = u64::from_str_radix(CLIENT_SPAN, 16).unwrap().to_be_bytes();
-    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let all = loop {
-        let all: Vec<u8> = received
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, b)| b.to_vec())
-            .collect();
-        // The server span (child of the client's) and the users call have both arrived.
-        if contains(&all, &parent) && contains(&all, b"GET users") {
-            break all;
-        }
-        assert!(Instant::now() < deadline, "spans never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(
-        received
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|(ct, _)| ct == "application/x-protobuf")
+    // Who and how much: the client's address, the user (never the token), what it sent.
+    assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+    assert_eq!(line["caller"], "user:42", "{line}");
+    assert_eq!(line["user_agent"], USER_AGENT, "{line}");
+    let sent = json!({ "query": HOME }).to_string().len();
+    assert_eq!(line["bytes_in"], sent, "{line}");
+    assert_eq!(line["bytes_out"], answer.len(), "{line}");
+    let probes: Vec<&&Value> = all_access
+        .iter()
+        .filter(|l| l["route"] == "/readyz")
+        .collect();
+    assert_eq!(
+        probes.len(),
+        1,
+        "only the asked-for probe is logged: {probes:?}"
     );
-    assert!(
-        contains(&all, &trace),
-        "the client's trace id is on the spans"
-    );
-    assert!(contains(&all, b"bff-mobile-test"), "service.name");
-    assert!(
-        contains(&all, b"POST /graphql Home"),
-        "the server span names the operation"
-    );
-    assert!(contains(&all, b"GET recommendations"));
-    let text = String::from_utf8_lossy(&all);
+    assert_eq!(probes[0]["request_id"], probe_id.as_str());
     assert_no_secrets(&text, &token);
 }

@@ -5,7 +5,8 @@
 
 mod dashboard;
 mod logs;
-mod prom;
+mod otlp;
+pub mod prom;
 pub mod webdriver;
 
 use std::time::Duration;

@@ -58,6 +58,13 @@ impl Samples {
             .map(|(_, _, v)| *v)
     }
 
+    /// Every sample's name and labels, in page order.
+    pub fn series(&self) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.0
+            .iter()
+            .map(|(name, labels, _)| (name.as_str(), labels))
+    }
+
     pub fn any_label_contains(&self, needle: &str) -> bool {
         self.0.iter().any(|(_, l, _)| {
             l.iter()

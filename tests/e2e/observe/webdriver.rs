@@ -141,6 +141,27 @@ impl Browser {
             .await
     }
 
+    /// Types `text` into the element `css` selects, as keystrokes (so the page's own input
+    /// handlers see it, as with a person typing).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let path = format!("/session/{}/element", self.session);
+        let found = self
+            .call(
+                "POST",
+                &path,
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        let element = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned();
+        let path = format!("/session/{}/element/{element}/value", self.session);
+        self.call("POST", &path, json!({ "text": text })).await;
+    }
+
     /// Evaluates `script` until `done` accepts its value, for at most `limit`.
     pub async fn wait_for(
         &self,

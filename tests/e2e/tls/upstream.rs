@@ -200,6 +200,8 @@ async fn spans_are_exported_to_an_https_collector() {
         config.tracing.otlp_ca_file = Some(ca_file.clone());
         config.tracing.export_interval = Duration::from_millis(20);
         config.tracing.service_name = Some("bff-web-over-tls".into());
+        // Plain protobuf, so the service name can be found in the bytes.
+        config.tracing.compression = manifold::config::OtlpCompression::None;
     })
     .await;
     let token = stack.token("42", "web", &[]).await;

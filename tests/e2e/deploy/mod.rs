@@ -1,23 +1,27 @@
-//! The deployment files on paper, since no container engine runs here: docker-compose.yml
-//! parses, names config files that exist, and every BFF service's config — the shipped file
-//! with that service's MANIFOLD_* variables — is valid and listens on the port its health
-//! check probes and deploy/haproxy.cfg sends to. The Kubernetes manifests parse and probe
-//! the two health endpoints.
+//! The deployment files on paper, since no container engine or cluster runs here:
+//! docker-compose.yml parses, names config files that exist, and every BFF service's config
+//! — the shipped file with that service's MANIFOLD_* variables — is valid, listens on the port
+//! its health check probes and deploy/haproxy.cfg sends to, and serves /metrics where
+//! deploy/prometheus/prometheus.yml scrapes. `kubernetes` does the same for
+//! deploy/kubernetes/.
+
+mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use manifold::BffSpec;
+use manifold::config::{SecretUrl, StoreKind};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The project root (this crate is `tests/`).
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+pub(super) const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-fn read(path: &str) -> String {
+pub(super) fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn spec(binary: &str) -> &'static BffSpec {
+pub(super) fn spec(binary: &str) -> &'static BffSpec {
     match binary {
         "bff-mobile" => &bff_mobile::SPEC,
         "bff-web" => &bff_web::SPEC,
@@ -26,7 +30,7 @@ fn spec(binary: &str) -> &'static BffSpec {
     }
 }
 
-fn strings(yaml: &Yaml) -> Vec<String> {
+pub(super) fn strings(yaml: &Yaml) -> Vec<String> {
     yaml.as_vec()
         .map(|v| {
             v.iter()
@@ -49,10 +53,13 @@ fn compose_file_matches_the_configs_and_haproxy() {
         "bff-web",
         "bff-partner",
         "haproxy",
+        "prometheus",
+        "grafana",
     ] {
         assert!(names.contains(&needed), "service {needed} missing");
     }
     let haproxy_cfg = read("deploy/haproxy.cfg");
+    let prometheus_yml = read("deploy/prometheus/prometheus.yml");
     let mut bffs = 0;
     for (name, service) in services {
         let name = name.as_str().expect("service name");
@@ -113,48 +120,29 @@ fn compose_file_matches_the_configs_and_haproxy() {
             "Dockerfile does not build {binary}"
         );
         assert!(dockerfile.contains("COPY config/ /app/config/"));
+        // Prometheus scrapes the admin listener, which listens off loopback.
+        assert!(
+            config.admin.allow_public,
+            "{name}: admin listener on loopback only"
+        );
+        let admin = config.admin.listen.port();
+        assert!(
+            prometheus_yml.contains(&format!("- {name}:{admin}\n")),
+            "deploy/prometheus/prometheus.yml does not scrape {name}:{admin}"
+        );
+        // Every instance shares the rate-limit counters and the cache through Redis.
+        assert_eq!(config.rate_limit.store, StoreKind::Redis, "{name}");
+        let redis = |url: Option<&SecretUrl>| url.map(|u| u.expose().to_owned());
+        assert_eq!(
+            redis(config.rate_limit.redis_url.as_ref()).as_deref(),
+            Some("redis://redis:6379"),
+            "{name}"
+        );
+        assert_eq!(
+            redis(config.cache.redis_url.as_ref()).as_deref(),
+            Some("redis://redis:6379"),
+            "{name}"
+        );
     }
     assert_eq!(bffs, 4);
-}
-
-#[test]
-fn kubernetes_manifests_probe_both_endpoints() {
-    let docs = YamlLoader::load_from_str(&read("deploy/k8s/bff-mobile.yaml")).expect("parses");
-    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "Deployment",
-            "Service",
-            "PodDisruptionBudget",
-            "HorizontalPodAutoscaler"
-        ]
-    );
-    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(
-        container["livenessProbe"]["httpGet"]["path"].as_str(),
-        Some("/healthz")
-    );
-    assert_eq!(
-        container["readinessProbe"]["httpGet"]["path"].as_str(),
-        Some("/readyz")
-    );
-    let env: Vec<(String, String)> = container["env"]
-        .as_vec()
-        .expect("env")
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().expect("name").to_owned(),
-                e["value"].as_str().expect("value").to_owned(),
-            )
-        })
-        .collect();
-    let config = bff_mobile::SPEC
-        .parse_config(&read("config/mobile.toml"), env)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        container["ports"][0]["containerPort"].as_i64(),
-        Some(i64::from(config.server.listen.port()))
-    );
 }
