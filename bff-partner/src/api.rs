@@ -271,16 +271,20 @@ pub fn router(gateway: &Gateway) -> Router<Gateway> {
     let keyed = keyed
         .route_layer(from_fn(manifold::cache::http::conditional))
         .layer(Extension(Backends::new(gateway.upstreams())));
-    // Public answers (the document) and a key's usage get an ETag too.
-    let any_key = any_key.route_layer(from_fn(manifold::cache::http::conditional));
+    // Public answers (the document) get an ETag too.
     let public = public
         .route_layer(from_fn(manifold::cache::http::conditional))
         .layer(Extension(handlers::OpenApiJson::new(gateway.config())));
-    public
+    let mut app = public
         .merge(crate::docs::routes())
-        .merge(gateway.protect(keyed, AuthPolicy::ApiKey))
-        .merge(gateway.protect_reading_quotas(any_key, AuthPolicy::ApiKey))
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .merge(gateway.protect(keyed, AuthPolicy::ApiKey));
+    // A key's own usage, with an ETag like any GET; its quotas are read, not spent. (Layers
+    // on a router without routes panic: mounted only while the table has such a route.)
+    if any_key.has_routes() {
+        let any_key = any_key.route_layer(from_fn(manifold::cache::http::conditional));
+        app = app.merge(gateway.protect_reading_quotas(any_key, AuthPolicy::ApiKey));
+    }
+    app.method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_such_route)
 }
 
