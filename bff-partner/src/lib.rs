@@ -3,14 +3,17 @@
 //! scope, errors are `application/problem+json`, `/openapi.json` describes it all and `/docs` renders that.
 //!
 //! The route table in `api` is the single source of both the router and the OpenAPI document
-//! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` holds
-//! the request handlers, `model` the partner-facing resource shapes and their schemas.
+//! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` and
+//! `lists` hold the request handlers, `model` the partner-facing resource shapes and their
+//! schemas, `ids` the one rule for ids that both the handlers and the document follow.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 mod docs;
 mod handlers;
+pub mod ids;
+mod lists;
 mod model;
 pub mod openapi;
 
