@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{insert_failures, security, success_headers};
 use crate::api::Failure;
-use crate::ids::MAX_ID_LEN;
+use crate::ids;
 
 /// What a declared endpoint answers besides the edge's and the key's failures: a backend's
 /// 404 for a critical call is the client's 404; backends failing are 502/503/504.
@@ -44,7 +44,8 @@ pub fn operation(endpoint: &EndpointConfig) -> Value {
                 "name": name,
                 "in": "path",
                 "required": true,
-                "schema": { "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN }
+                // What the edge and the backends take as an id: the partner API's one rule.
+                "schema": ids::schema()
             })
         })
         .collect();
