@@ -41,6 +41,27 @@ pub struct Thumbnail {
     pub thumb: Image,
 }
 
+/// The catalog's categories: a search filters by one of them (lowercase; the catalog also
+/// takes other cases).
+pub const CATEGORIES: [&str; 8] = [
+    "electronics",
+    "home",
+    "kitchen",
+    "garden",
+    "sports",
+    "toys",
+    "books",
+    "fashion",
+];
+
+/// What a search keeps: products whose title holds every word of `q` (case-insensitive),
+/// in `category`. `None` filters nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProductFilter<'a> {
+    pub q: Option<&'a str>,
+    pub category: Option<&'a str>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductPage {
@@ -93,6 +114,7 @@ impl Catalog {
         self.0.get_batch_json(ctx, &endpoint, &ids).await
     }
 
+    /// Products whose titles hold every word of `q`, a page of at most `limit` from `cursor`.
     pub async fn search(
         &self,
         ctx: &CallContext,
@@ -100,8 +122,31 @@ impl Catalog {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<ProductPage, UpstreamError> {
+        let filter = ProductFilter {
+            q: Some(q),
+            category: None,
+        };
+        self.find(ctx, filter, limit, cursor).await
+    }
+
+    /// The products `filter` lets through, in id order: a page of at most `limit` (the
+    /// catalog caps it at 100) from `cursor`, a `next_cursor` of the catalog's. The catalog
+    /// answers 400 for a cursor it did not issue and for a category not in `CATEGORIES`.
+    pub async fn find(
+        &self,
+        ctx: &CallContext,
+        filter: ProductFilter<'_>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<ProductPage, UpstreamError> {
         let limit = limit.to_string();
-        let mut params = vec![("q", q), ("limit", limit.as_str())];
+        let mut params = vec![("limit", limit.as_str())];
+        if let Some(q) = filter.q {
+            params.push(("q", q));
+        }
+        if let Some(category) = filter.category {
+            params.push(("category", category));
+        }
         if let Some(c) = cursor {
             params.push(("cursor", c));
         }

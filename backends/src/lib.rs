@@ -26,7 +26,9 @@ use manifold::request::CallContext;
 use serde::{Deserialize, Serialize};
 
 pub use cart::{Cart, CartLine, Carts};
-pub use catalog::{Catalog, Product, ProductPage, ProductSummary, Thumbnail};
+pub use catalog::{
+    CATEGORIES, Catalog, Product, ProductFilter, ProductPage, ProductSummary, Thumbnail,
+};
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
 pub use orders::{NewOrder, NewOrderLine, Order, OrderLine, OrderPage, Orders};

@@ -15,7 +15,7 @@ use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde::Deserialize;
 
-use crate::api::{MAX_BATCH, MAX_ID_LEN};
+use crate::ids;
 use crate::model::{Degraded, Order, Product, ProductBatch};
 use crate::openapi;
 
@@ -46,9 +46,9 @@ pub async fn products(
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Result<Json<ProductBatch>, Problem> {
     let Query(query) = query.map_err(|_| Problem::bad_request("invalid query string"))?;
-    let ids = id_list(query.ids.as_deref())?;
-    let found = backends.catalog.batch(&call, &ids).await?;
-    Ok(Json(ProductBatch::new(&ids, found)))
+    let asked = ids::list(query.ids.as_deref())?;
+    let found = backends.catalog.batch(&call, &asked).await?;
+    Ok(Json(ProductBatch::new(&asked, found)))
 }
 
 /// `GET /v1/orders/{id}`: the order first (it names the products and the shipment), then the
@@ -126,7 +126,7 @@ pub async fn method_not_allowed() -> Problem {
 
 /// A backend's 404 for the id the client asked for is the client's 404, named; any other
 /// failure maps as usual.
-fn unknown(what: &str, id: &str, e: UpstreamError) -> Problem {
+pub fn unknown(what: &str, id: &str, e: UpstreamError) -> Problem {
     if e.kind == UpstreamErrorKind::NotFound {
         Problem::not_found(format!("no {what} with id {id:?}"))
     } else {
@@ -134,59 +134,9 @@ fn unknown(what: &str, id: &str, e: UpstreamError) -> Problem {
     }
 }
 
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+/// The id in the path, checked.
+pub fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
     let Path(id) = id.map_err(|_| Problem::bad_request("invalid id in the path"))?;
-    check_id(&id)?;
+    ids::check(&id)?;
     Ok(id)
-}
-
-/// Ids are opaque to the gateway (backends decide what exists) but bounded.
-fn check_id(id: &str) -> Result<(), Problem> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(Problem::bad_request(format!(
-            "an id must be 1 to {MAX_ID_LEN} bytes without control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// The distinct ids of `?ids=a,b`, in order; blanks between commas are ignored.
-fn id_list(raw: Option<&str>) -> Result<Vec<&str>, Problem> {
-    let raw = raw.ok_or_else(|| Problem::bad_request("query parameter ids is required"))?;
-    let mut ids: Vec<&str> = Vec::new();
-    for id in raw.split(',').map(str::trim).filter(|id| !id.is_empty()) {
-        check_id(id)?;
-        if ids.contains(&id) {
-            continue;
-        }
-        if ids.len() == MAX_BATCH {
-            return Err(Problem::bad_request(format!(
-                "at most {MAX_BATCH} ids per request"
-            )));
-        }
-        ids.push(id);
-    }
-    if ids.is_empty() {
-        return Err(Problem::bad_request("query parameter ids lists no id"));
-    }
-    Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_lists_are_bounded_and_deduplicated() {
-        assert_eq!(id_list(Some("p1, p2,,p1")).unwrap(), ["p1", "p2"]);
-        assert!(id_list(None).is_err());
-        assert!(id_list(Some("")).is_err());
-        assert!(id_list(Some(" , ,")).is_err());
-        let hundred: Vec<String> = (1..=MAX_BATCH).map(|n| format!("p{n}")).collect();
-        assert_eq!(id_list(Some(&hundred.join(","))).unwrap().len(), MAX_BATCH);
-        let over = format!("{},p101", hundred.join(","));
-        assert_eq!(id_list(Some(&over)).unwrap_err().status, 400);
-        assert!(id_list(Some(&"x".repeat(MAX_ID_LEN + 1))).is_err());
-        assert!(id_list(Some("p1,p\u{7}2")).is_err());
-    }
 }

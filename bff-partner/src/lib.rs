@@ -4,15 +4,18 @@
 //! `application/problem+json`, `/openapi.json` describes it all and `/docs` renders that.
 //!
 //! The route table in `api` is the single source of both the router and the OpenAPI document
-//! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` holds
-//! the request handlers, `model` the partner-facing resource shapes and their schemas, `usage`
-//! the schemas of a key's usage (served by the core).
+//! (`openapi`), so what is served and what is documented cannot drift apart. `handlers` and
+//! `lists` hold the request handlers, `model` the partner-facing resource shapes and their
+//! schemas, `ids` the one rule for ids that both the handlers and the document follow,
+//! `usage` the schemas of a key's usage (served by the core).
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 mod docs;
 mod handlers;
+pub mod ids;
+mod lists;
 mod model;
 pub mod openapi;
 mod usage;

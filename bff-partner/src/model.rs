@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 
 use manifold::error::{Code, Problem};
+use manifold::rest::Page;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::api::{MAX_BATCH, MAX_ID_LEN};
+use crate::api::MAX_PAGE;
+use crate::ids::{self, MAX_BATCH};
 
 pub use backends::Money;
 
@@ -28,7 +30,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         entry::<Money>(),
         entry::<Product>(),
         entry::<ProductBatch>(),
+        entry::<Page<Product>>(),
         entry::<Order>(),
+        entry::<OrderSummary>(),
+        entry::<Page<OrderSummary>>(),
         entry::<OrderItem>(),
         entry::<Shipment>(),
         entry::<Problem>(),
@@ -39,13 +44,38 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// Why a resource `?fields=` selects from lists no `required` fields: a selection leaves the
+/// others out.
+pub(crate) const SELECTED: &str =
+    "Every field is present unless the request's `fields` selected some.";
+
 /// `{"$ref": "#/components/schemas/<T>"}`.
 pub fn schema_ref<T: Schema>() -> Value {
     json!({ "$ref": format!("#/components/schemas/{}", T::NAME) })
 }
 
 fn id_schema() -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN })
+    ids::schema()
+}
+
+/// The schema of a page of `T`s (`manifold::rest::Page`).
+fn page_schema<T: Schema>(what: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": format!("One page of {what}. Follow `next` (also sent as `Link: <next>; \
+                                rel=\"next\"`) until it is null; a page may hold fewer items \
+                                than `limit` before the last."),
+        "required": ["items", "next"],
+        "properties": {
+            "items": { "type": "array", "items": schema_ref::<T>(), "maxItems": MAX_PAGE },
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri-reference",
+                "description": "The next page: this request's path and parameters with the \
+                                next page's `cursor`. Null on the last page."
+            }
+        }
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +92,21 @@ pub struct Product {
     pub image_url: String,
     /// 240 px wide: lists and search results.
     pub thumbnail_url: String,
+}
+
+impl Product {
+    /// Its top-level fields, as `?fields=` names them.
+    pub const FIELDS: &'static [&'static str] = &[
+        "id",
+        "sku",
+        "title",
+        "brand",
+        "category",
+        "description",
+        "price",
+        "imageUrl",
+        "thumbnailUrl",
+    ];
 }
 
 impl From<backends::Product> for Product {
@@ -86,9 +131,7 @@ impl Schema for Product {
     fn schema() -> Value {
         json!({
             "type": "object",
-            "description": "A product of the catalog.",
-            "required": ["id", "sku", "title", "brand", "category", "description", "price",
-                         "imageUrl", "thumbnailUrl"],
+            "description": format!("A product of the catalog. {SELECTED}"),
             "properties": {
                 "id": id_schema(),
                 "sku": { "type": "string", "examples": ["HOM-00042-7F"] },
@@ -189,6 +232,11 @@ pub struct OrderItem {
 }
 
 impl Order {
+    /// Its top-level fields, as `?fields=` names them.
+    pub const FIELDS: &'static [&'static str] = &[
+        "id", "status", "placedAt", "total", "items", "shipment", "degraded",
+    ];
+
     /// The order with its items' product details (`products`, from one catalog batch) and its
     /// shipment (the first of `shipments` that is for this order).
     pub fn merge(
@@ -231,14 +279,86 @@ impl Order {
     }
 }
 
+impl Schema for Page<Product> {
+    const NAME: &'static str = "ProductPage";
+
+    fn schema() -> Value {
+        page_schema::<Product>("products")
+    }
+}
+
+impl Schema for Page<OrderSummary> {
+    const NAME: &'static str = "OrderSummaryPage";
+
+    fn schema() -> Value {
+        page_schema::<OrderSummary>("orders, newest first")
+    }
+}
+
+/// An order in a list: what tells orders apart, without their items and shipment.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummary {
+    pub id: String,
+    pub status: String,
+    pub placed_at: String,
+    pub total: Money,
+    /// Units ordered, all lines together.
+    pub item_count: u32,
+}
+
+impl OrderSummary {
+    /// Its top-level fields, as `?fields=` names them.
+    pub const FIELDS: &'static [&'static str] = &["id", "status", "placedAt", "total", "itemCount"];
+}
+
+impl From<backends::Order> for OrderSummary {
+    fn from(order: backends::Order) -> Self {
+        OrderSummary {
+            item_count: order.items.iter().map(|line| line.quantity).sum(),
+            id: order.id,
+            status: order.status,
+            placed_at: order.placed_at,
+            total: order.total,
+        }
+    }
+}
+
+impl Schema for OrderSummary {
+    const NAME: &'static str = "OrderSummary";
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "description": format!("An order in a customer's list; `GET /v1/orders/{{id}}` has \
+                                    the rest. {SELECTED}"),
+            "properties": {
+                "id": id_schema(),
+                "status": {
+                    "type": "string",
+                    "examples": ["PLACED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"]
+                },
+                "placedAt": { "type": "string", "format": "date-time" },
+                "total": schema_ref::<Money>(),
+                "itemCount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Units ordered, all lines together."
+                }
+            }
+        })
+    }
+}
+
 impl Schema for Order {
     const NAME: &'static str = "Order";
 
     fn schema() -> Value {
         json!({
             "type": "object",
-            "description": "An order, its items with product details, and its shipment.",
-            "required": ["id", "status", "placedAt", "total", "items", "shipment", "degraded"],
+            "description": format!("An order, its items with product details, and its \
+                                    shipment. {SELECTED}"),
+            "required": ["degraded"],
             "properties": {
                 "id": id_schema(),
                 "status": {

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 pub use manifold::ratelimit::{QuotaUsage, RuleUsage, Usage};
 
-use crate::model::{Schema, schema_ref};
+use crate::model::{SELECTED, Schema, schema_ref};
+
+/// The top-level fields of `Usage`, for `?fields=`.
+pub const USAGE_FIELDS: &[&str] = &["quotas", "rules"];
 
 impl Schema for Usage {
     const NAME: &'static str = "Usage";
@@ -14,10 +17,11 @@ impl Schema for Usage {
     fn schema() -> Value {
         json!({
             "type": "object",
-            "description": "What the calling key has used of its quotas and rate limits. Each \
-                            quota and limit also appears in the `RateLimit-Policy` and \
-                            `RateLimit` headers of every answer.",
-            "required": ["quotas", "rules"],
+            "description": format!(
+                "What the calling key has used of its quotas and rate limits. Each quota and \
+                 limit also appears in the `RateLimit-Policy` and `RateLimit` headers of every \
+                 answer. {SELECTED}"
+            ),
             "properties": {
                 "quotas": { "type": "array", "items": schema_ref::<QuotaUsage>() },
                 "rules": { "type": "array", "items": schema_ref::<RuleUsage>() }

@@ -4,7 +4,8 @@
 //! are shaped (`shape`) and placed in one JSON object. A failed optional call becomes an entry
 //! in `degraded` (and the calls that needed its answer are skipped, and listed too); a failed
 //! critical call fails the request with the mapped problem (502/503/504). Every answer has
-//! an `ETag` (`If-None-Match` -> 304), as the REST facades' coded GETs do.
+//! an `ETag` (`If-None-Match` -> 304), as the REST facades' coded GETs do, and takes
+//! `?fields=` when the declaration says what its fields are (`EndpointConfig::fields`).
 
 mod shape;
 
@@ -22,10 +23,12 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
 use crate::cache::CachedUpstream;
-use crate::config::{AuthPolicy, CallConfig, Config, EndpointConfig, Part, Reference, Step};
+use crate::config::{
+    AuthPolicy, CallConfig, Config, DEGRADED, EndpointConfig, FIELDS, Part, Reference, Step,
+};
 use crate::error::{Code, Problem};
 use crate::request::{CallContext, Deadline, Identity, Principal};
-use crate::rest::{KnownQuery, refuse_unknown_query};
+use crate::rest::{FieldSelection, KnownQuery, refuse_unknown_query, select_fields};
 use crate::upstream::{UpstreamError, path_segment, query};
 
 /// One declared endpoint, ready to serve.
@@ -57,13 +60,22 @@ pub fn routes(
         let Some(endpoint) = Endpoint::new(declared, upstreams) else {
             continue;
         };
-        // `ETag` on every answer, `If-None-Match` -> 304, `Age`/`Warning` from the cache; a
-        // query parameter no template reads is a 400.
-        let known = KnownQuery::new(declared.query_params());
-        let mounted = Router::new()
-            .route(&declared.path, get(serve))
+        // `?fields=` where the answer's fields are known (inside `conditional`, so the ETag
+        // is the trimmed answer's); `ETag` on every answer, `If-None-Match` -> 304,
+        // `Age`/`Warning` from the cache; a query parameter no template reads is a 400.
+        let mut known = declared.query_params();
+        let mut mounted = Router::new().route(&declared.path, get(serve));
+        if let Some(fields) = declared.fields() {
+            known.push(FIELDS.to_owned());
+            let selection = FieldSelection::resource(fields, vec![DEGRADED.to_owned()]);
+            mounted = mounted.route_layer(from_fn_with_state(selection, select_fields));
+        }
+        let mounted = mounted
             .route_layer(axum::middleware::from_fn(crate::cache::http::conditional))
-            .route_layer(from_fn_with_state(known, refuse_unknown_query))
+            .route_layer(from_fn_with_state(
+                KnownQuery::new(known),
+                refuse_unknown_query,
+            ))
             .with_state(Arc::new(endpoint));
         router = router.merge(guard(mounted, declared.auth, &declared.scopes));
     }
@@ -318,7 +330,7 @@ fn respond(endpoint: &Endpoint, outcomes: Vec<Option<Outcome>>) -> Response {
         shape::join(&mut root, join, shaped);
     }
     if !degraded.is_empty() {
-        root.insert("degraded".into(), Value::Array(degraded));
+        root.insert(DEGRADED.into(), Value::Array(degraded));
     }
     axum::Json(Value::Object(root)).into_response()
 }

@@ -15,6 +15,13 @@ use super::route::AuthPolicy;
 use super::validate::Problems;
 use super::{Config, units};
 
+/// The key listing the optional calls that failed, in an endpoint's answer.
+pub const DEGRADED: &str = "degraded";
+
+/// The query parameter selecting an answer's fields (`rest::select_fields`); no template may
+/// read it.
+pub const FIELDS: &str = "fields";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndpointConfig {
     /// `/v1/customers/{id}/overview`: literal segments and `{name}` parameters.
@@ -219,6 +226,33 @@ impl EndpointConfig {
         names
     }
 
+    /// The top-level fields of the answer, which `?fields=` selects among: the keys calls
+    /// place the answers under, the (allow-listed, renamed) fields of those merged at the
+    /// root, and `degraded` when a call is optional. `None` when a call merged at the root
+    /// has no allow-list: its fields are whatever its backend sends, so no selection can be
+    /// checked, and the endpoint does not take `fields`.
+    pub fn fields(&self) -> Option<Vec<String>> {
+        let mut fields: Vec<String> = Vec::new();
+        for call in self.calls.iter().filter(|c| c.join.is_none()) {
+            match call.key() {
+                "" if call.allow.is_empty() => return None,
+                "" => fields.extend(
+                    call.allow
+                        .iter()
+                        .filter(|f| !call.deny.contains(f))
+                        .map(|f| call.rename.get(f).unwrap_or(f).clone()),
+                ),
+                key => fields.push(key.to_owned()),
+            }
+        }
+        if self.calls.iter().any(|c| !c.critical) {
+            fields.push(DEGRADED.to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        fields.retain(|f| seen.insert(f.clone()));
+        Some(fields)
+    }
+
     /// The calls each call waits for (by index), from its templates' references.
     pub fn dependencies(&self) -> Vec<Vec<usize>> {
         self.calls
@@ -340,6 +374,10 @@ impl EndpointConfig {
                 "{{path.{first}}} is not a parameter of the endpoint's path"
             )),
             "identity" if first != "id" => Some("the caller is `{identity.id}`".into()),
+            "query" if first == FIELDS => Some(format!(
+                "{{query.{FIELDS}}} is the answer's field selection (`?{FIELDS}=`), not a \
+                 value for a call"
+            )),
             "path" | "query" | "identity" => None,
             name if name == call.name => Some(format!("{{{name}...}} names the call itself")),
             name if !self.calls.iter().any(|c| c.name == name) => {
@@ -376,5 +414,47 @@ mod tests {
         assert!(parse_template("/a/{path}").is_err());
         assert!(parse_template("/a/}").is_err());
         assert_eq!(path_params("/v1/customers/{id}/overview"), vec!["id"]);
+    }
+
+    fn endpoint(calls: &str) -> EndpointConfig {
+        toml::from_str(&format!("path = \"/x/{{id}}\"\n{calls}")).unwrap()
+    }
+
+    #[test]
+    fn the_fields_of_an_answer_are_known_from_its_declaration() {
+        let overview = endpoint(
+            r#"
+            [[calls]]
+            name = "profile"
+            upstream = "users"
+            path = "/users/{path.id}"
+            critical = true
+            at = ""
+            allow = ["id", "name", "email", "secret"]
+            deny = ["secret"]
+            rename = { name = "fullName" }
+            [[calls]]
+            name = "orders"
+            upstream = "orders"
+            path = "/orders"
+            at = "latestOrders"
+            [[calls]]
+            name = "shipments"
+            upstream = "shipping"
+            path = "/shipments"
+            join = { into = "latestOrders", on = "orderId", key = "id", as = "shipment" }
+            "#,
+        );
+        assert_eq!(
+            overview.fields().unwrap(),
+            ["id", "fullName", "email", "latestOrders", "degraded"]
+        );
+        // Every call critical: nothing is ever degraded.
+        let critical =
+            endpoint("[[calls]]\nname = \"a\"\nupstream = \"u\"\npath = \"/\"\ncritical = true");
+        assert_eq!(critical.fields().unwrap(), ["a"]);
+        // Merged at the root without an allow-list: the backend's fields, unknowable.
+        let open = endpoint("[[calls]]\nname = \"a\"\nupstream = \"u\"\npath = \"/\"\nat = \"\"");
+        assert_eq!(open.fields(), None);
     }
 }

@@ -45,7 +45,8 @@ pub use compression::{CompressionConfig, CompressionLevel};
 pub use cors::CorsConfig;
 pub use deprecation::{DeprecationConfig, epoch_seconds, http_date};
 pub use endpoint::{
-    CallConfig, EndpointConfig, JoinConfig, Part, Reference, Step, parse_template, path_params,
+    CallConfig, DEGRADED, EndpointConfig, FIELDS, JoinConfig, Part, Reference, Step,
+    parse_template, path_params,
 };
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};

@@ -134,6 +134,20 @@ fn definitions_that_cannot_work_are_refused_by_their_key() {
     ] {
         assert!(shown.contains(expected), "{expected} missing in:\n{shown}");
     }
+    // `fields` is the answer's selection, not a value for a call.
+    let reserved = bff_partner::SPEC
+        .embedded_config
+        .replace("limit = \"3\"", "limit = \"{query.fields}\"");
+    let shown = bff_partner::SPEC
+        .parse_config(&reserved, std::iter::empty())
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        shown.contains(
+            "endpoints[0].calls[1].query.limit: {query.fields} is the answer's field selection"
+        ),
+        "{shown}"
+    );
     let unknown = bff_partner::SPEC
         .embedded_config
         .replace("{orders.items[].id}", "{order.items[].id}");
@@ -152,7 +166,7 @@ async fn a_query_parameter_no_route_takes_is_a_400_before_any_backend_call() {
     let stack = Stack::start(&bff_partner::SPEC).await;
     stack.reset_stats().await;
     for path in [
-        "/v1/customers/42/overview?fields=id",
+        "/v1/customers/42/overview?limit=3",
         "/v1/orders/o-42-1?limit=3",
         "/v1/products/p1?page=2",
         "/openapi.json?x=1",

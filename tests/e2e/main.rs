@@ -18,6 +18,7 @@ mod mobile;
 mod monitoring;
 mod observe;
 mod partner;
+mod partner_lists;
 mod proxy;
 mod ratelimit;
 mod redis_server;

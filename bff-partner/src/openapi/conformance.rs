@@ -5,7 +5,9 @@ use manifold::error::Problem;
 use manifold::upstream::{UpstreamError, UpstreamErrorKind};
 use serde_json::{Value, json};
 
-use crate::model::{Degraded, Order, Product, ProductBatch};
+use manifold::rest::Page;
+
+use crate::model::{Degraded, Order, OrderSummary, Product, ProductBatch};
 
 fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
     doc.pointer(reference.strip_prefix('#')?)
@@ -65,10 +67,17 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
             }
         }
         Value::String(s) => {
+            // JSON Schema counts characters, not bytes.
+            let length = s.chars().count() as u64;
             if let Some(max) = schema["maxLength"].as_u64()
-                && s.len() as u64 > max
+                && length > max
             {
                 return Err(format!("{at}: longer than {max}"));
+            }
+            if let Some(min) = schema["minLength"].as_u64()
+                && length < min
+            {
+                return Err(format!("{at}: shorter than {min}"));
             }
         }
         _ => {}
@@ -78,9 +87,26 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
 
 fn check<T: serde::Serialize>(doc: &Value, schema: &str, resource: &T) {
     let value = serde_json::to_value(resource).expect("serialize");
-    let schema = json!({ "$ref": format!("#/components/schemas/{schema}") });
-    if let Err(e) = conforms(doc, &schema, &value, "$") {
+    let reference = json!({ "$ref": format!("#/components/schemas/{schema}") });
+    if let Err(e) = conforms(doc, &reference, &value, "$") {
         panic!("{e}\n{value:#}");
+    }
+}
+
+/// `check`, and every documented field served: without a selection a resource is whole (the
+/// schemas of resources `fields` selects from cannot say so with `required`).
+fn check_whole<T: serde::Serialize>(doc: &Value, schema: &str, resource: &T) {
+    check(doc, schema, resource);
+    let value = serde_json::to_value(resource).expect("serialize");
+    let documented = doc["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .expect("properties");
+    let served = value.as_object().expect("an object");
+    for name in documented.keys() {
+        assert!(
+            served.contains_key(name),
+            "{schema}.{name} documented, not served"
+        );
     }
 }
 
@@ -127,7 +153,7 @@ fn backend_shipment(order_id: &str) -> backends::Shipment {
 #[test]
 fn served_resources_conform_to_their_schemas() {
     let doc = super::shipped();
-    check(&doc, "Product", &Product::from(backend_product("p1")));
+    check_whole(&doc, "Product", &Product::from(backend_product("p1")));
     check(
         &doc,
         "ProductBatch",
@@ -145,7 +171,7 @@ fn served_resources_conform_to_their_schemas() {
         "the catalog's title wins"
     );
     assert!(full.shipment.is_some());
-    check(&doc, "Order", &full);
+    check_whole(&doc, "Order", &full);
 
     // The catalog lost a product and there is no shipment yet: nulls, not failures.
     let sparse = Order::merge(
@@ -166,6 +192,20 @@ fn served_resources_conform_to_their_schemas() {
         vec![Degraded::Products, Degraded::Shipment],
     );
     check(&doc, "Order", &degraded);
+
+    let page = Page {
+        items: vec![Product::from(backend_product("p1"))],
+        next: Some("/v1/search/products?q=lamp&cursor=MTpwOnAy".to_owned()),
+    };
+    check(&doc, "ProductPage", &page);
+    let summary = OrderSummary::from(backend_order());
+    assert_eq!(summary.item_count, 4, "two lines of two");
+    check_whole(&doc, "OrderSummary", &summary);
+    let last = Page {
+        items: vec![summary],
+        next: None,
+    };
+    check(&doc, "OrderSummaryPage", &last);
 
     check(
         &doc,

@@ -3,11 +3,12 @@
 //! parameters, the keys each call puts in the answer (with the fields its allow-list keeps),
 //! `degraded` naming the optional calls that failed, the key and scopes they need.
 
-use manifold::config::{AuthPolicy, CallConfig, EndpointConfig};
+use manifold::config::{AuthPolicy, CallConfig, EndpointConfig, FIELDS};
 use serde_json::{Map, Value, json};
 
 use super::{insert_failures, security, success_headers};
-use crate::api::{Failure, MAX_ID_LEN};
+use crate::api::Failure;
+use crate::ids;
 
 /// What a declared endpoint answers besides the edge's and the key's failures: a backend's
 /// 404 for a critical call is the client's 404; backends failing are 502/503/504.
@@ -36,17 +37,36 @@ pub fn operation(endpoint: &EndpointConfig) -> Value {
     );
     insert_failures(&mut responses, DECLARED_FAILURES, keyed);
     let scopes: Vec<&str> = endpoint.scopes.iter().map(String::as_str).collect();
-    let parameters: Vec<Value> = manifold::config::path_params(&endpoint.path)
+    let mut parameters: Vec<Value> = manifold::config::path_params(&endpoint.path)
         .into_iter()
         .map(|name| {
             json!({
                 "name": name,
                 "in": "path",
                 "required": true,
-                "schema": { "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN }
+                // What the edge and the backends take as an id: the partner API's one rule.
+                "schema": ids::schema()
             })
         })
         .collect();
+    // `?fields=` where the declaration says what the answer's fields are (`compose` takes it
+    // exactly there).
+    if let Some(fields) = endpoint.fields() {
+        parameters.push(json!({
+            "name": FIELDS,
+            "in": "query",
+            "required": false,
+            "description": "The fields to answer with, comma-separated; the others are left \
+                            out (`degraded` always stays). Absent: all of them.",
+            "style": "form",
+            "explode": false,
+            "schema": {
+                "type": "array",
+                "items": { "type": "string", "enum": fields },
+                "minItems": 1
+            }
+        }));
+    }
     let mut op = json!({
         "operationId": endpoint.operation_id.clone().unwrap_or_else(|| operation_id(&endpoint.path)),
         "tags": [endpoint.tag.as_deref().unwrap_or("composed")],
@@ -135,6 +155,10 @@ fn answer_schema(endpoint: &EndpointConfig) -> Value {
                 "items": { "type": "string", "enum": optional }
             }),
         );
+    }
+    // A field selection leaves out what it does not name, required or not.
+    if endpoint.fields().is_some() {
+        required.clear();
     }
     json!({
         "type": "object",

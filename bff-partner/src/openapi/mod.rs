@@ -6,9 +6,13 @@ mod declared;
 
 use manifold::config::Config;
 use manifold::error::{PROBLEM_JSON, Problem};
+use manifold::rest::MAX_CURSOR_LEN;
 use serde_json::{Map, Value, json};
 
-use crate::api::{Access, Failure, Location, MAX_BATCH, MAX_ID_LEN, ParamKind, ROUTES, Route};
+use crate::api::{
+    Access, DEFAULT_PAGE, Failure, Location, MAX_PAGE, MAX_TEXT, Param, ParamKind, ROUTES, Route,
+};
+use crate::ids::{self, MAX_BATCH};
 use crate::model::{self, schema_ref};
 
 pub const OPENAPI_VERSION: &str = "3.1.0";
@@ -226,8 +230,9 @@ fn headers() -> Value {
     })
 }
 
-fn parameter(param: &crate::api::Param) -> Value {
-    let id = json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN });
+/// One parameter as the route takes it: required only when a request must carry it, and a
+/// schema that holds exactly the values the handlers accept.
+fn parameter(param: &Param) -> Value {
     let location = match param.location {
         Location::Path => "path",
         Location::Query => "query",
@@ -235,23 +240,43 @@ fn parameter(param: &crate::api::Param) -> Value {
     let mut out = json!({
         "name": param.name,
         "in": location,
-        "required": true,
+        "required": param.required || param.location == Location::Path,
         "description": param.description
     });
-    match param.kind {
-        ParamKind::Id => out["schema"] = id,
-        ParamKind::IdList => {
-            // `ids=a,b`: an array in the form style, not exploded.
-            out["style"] = json!("form");
-            out["explode"] = json!(false);
-            out["schema"] = json!({
-                "type": "array",
-                "items": id,
-                "minItems": 1,
-                "maxItems": MAX_BATCH
-            });
-        }
+    let schema = match param.kind {
+        ParamKind::Id => ids::schema(),
+        ParamKind::IdList => json!({
+            "type": "array",
+            "items": ids::schema(),
+            "minItems": 1,
+            "maxItems": MAX_BATCH
+        }),
+        ParamKind::Limit => json!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PAGE,
+            "default": DEFAULT_PAGE
+        }),
+        ParamKind::Cursor => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_CURSOR_LEN,
+            "description": "Opaque: a value any other than a `next` link's is a 400."
+        }),
+        ParamKind::Text => json!({ "type": "string", "maxLength": MAX_TEXT }),
+        ParamKind::OneOf(values) => json!({ "type": "string", "enum": values }),
+        ParamKind::Fields(selection) => json!({
+            "type": "array",
+            "items": { "type": "string", "enum": selection.fields },
+            "minItems": 1
+        }),
+    };
+    if schema["type"] == "array" {
+        // `ids=a,b`, `fields=a,b`: an array in the form style, not exploded.
+        out["style"] = json!("form");
+        out["explode"] = json!(false);
     }
+    out["schema"] = schema;
     out
 }
 
@@ -307,8 +332,9 @@ impl Failure {
         match self {
             Failure::BadRequest => {
                 "The request is invalid (code `BAD_REQUEST`, `BAD_PATH` or `BAD_HEADER`): a \
-                 malformed id, a batch that is empty or has more than 100 ids, a query \
-                 parameter the route does not take, a malformed request head."
+                 malformed id or parameter, a query parameter the route does not take, a field \
+                 it does not have, a cursor it did not give, a batch that is empty or has more \
+                 than 100 ids (repeats counted), a malformed request head."
             }
             Failure::Unauthorized => {
                 "No API key, or one that is unknown or disabled (code `UNAUTHENTICATED`)."
@@ -522,6 +548,55 @@ mod tests {
                     assert!(op["responses"].get("403").is_none(), "no scope to lack");
                 }
                 Access::Public => assert_eq!(op["security"], json!([])),
+            }
+        }
+    }
+
+    /// `?fields=` offers exactly the top-level fields the route's resource (or each item of
+    /// its page or batch) is documented with, and every route answering one offers it.
+    #[test]
+    fn fields_name_exactly_the_documented_fields_of_each_resource() {
+        let doc = shipped();
+        for route in ROUTES.iter().filter(|r| r.ok.schema != "OpenApiDocument") {
+            let op = &doc["paths"][route.path][route.verb.key()];
+            let param = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "fields")
+                .unwrap_or_else(|| panic!("{} takes no fields", route.path));
+            assert_eq!(
+                (param["style"].as_str(), param["explode"].as_bool()),
+                (Some("form"), Some(false))
+            );
+            let offered: BTreeSet<&str> = param["schema"]["items"]["enum"]
+                .as_array()
+                .expect("enum")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut schema = &doc["components"]["schemas"][route.ok.schema];
+            let Some(selection) = route.params.iter().find_map(|p| match p.kind {
+                ParamKind::Fields(s) => Some(s),
+                _ => None,
+            }) else {
+                panic!("{}: no selection", route.path)
+            };
+            if selection.of_items {
+                let item = schema["properties"]["items"]["items"]["$ref"]
+                    .as_str()
+                    .expect("items");
+                schema = resolve(&doc, item).expect("item schema");
+            }
+            let documented: BTreeSet<&str> = schema["properties"]
+                .as_object()
+                .expect("properties")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(offered, documented, "{}", route.path);
+            for always in selection.always {
+                assert!(documented.contains(always), "{}: {always}", route.path);
             }
         }
     }

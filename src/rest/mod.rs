@@ -1,7 +1,14 @@
 //! REST plumbing the facades share: a route answers 400 to query parameters it does not take
 //! (`?fields=`, `limit`, `page` on a route without them were silently ignored, and a client
 //! could not tell its typo from an unsupported feature); routes that announce their end say
-//! so on every answer (`Deprecation`, `Sunset`, `Link`).
+//! so on every answer (`Deprecation`, `Sunset`, `Link`); `?fields=` selection (`fields`) and
+//! cursor pagination (`page`).
+
+mod fields;
+mod page;
+
+pub use fields::{FIELDS, FieldSelection, select_fields};
+pub use page::{CURSOR, Cursors, INVALID_CURSOR, MAX_CURSOR_LEN, Page, limit, next_link};
 
 use std::sync::Arc;
 
