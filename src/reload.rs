@@ -10,7 +10,6 @@
 //! socket), and the connection-level head limits hyper was built with.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,8 +17,8 @@ use tokio::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
+use http::Version;
 use http::header::{CONNECTION, HeaderValue};
-use http::{StatusCode, Version};
 use tower::ServiceExt;
 
 use crate::config::{Config, ConfigErrors};
@@ -110,27 +109,21 @@ impl LiveApp {
     /// arrives. While draining, HTTP/1 responses carry `Connection: close`, so keep-alive
     /// connections end after their current response.
     pub fn router(self: &Arc<Self>) -> Router {
-        let status = self.clone();
         let live = self.clone();
-        Router::new()
-            .route(
-                "/admin/reload",
-                axum::routing::get(move |request: Request| reload_status(status.clone(), request)),
-            )
-            .fallback_service(tower::service_fn(move |request: Request| {
-                // The lock is held only to clone the Arc, never across the request.
-                let generation = live.current();
-                async move {
-                    let http1 = request.version() < Version::HTTP_2;
-                    let mut response = generation.router.clone().oneshot(request).await?;
-                    if http1 && generation.gateway.is_draining() {
-                        response
-                            .headers_mut()
-                            .insert(CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    Ok::<_, Infallible>(response)
+        Router::new().fallback_service(tower::service_fn(move |request: Request| {
+            // The lock is held only to clone the Arc, never across the request.
+            let generation = live.current();
+            async move {
+                let http1 = request.version() < Version::HTTP_2;
+                let mut response = generation.router.clone().oneshot(request).await?;
+                if http1 && generation.gateway.is_draining() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
-            }))
+                Ok::<_, Infallible>(response)
+            }
+        }))
     }
 
     /// Validates `config`, builds its generation, waits for its keys and swaps it in. The
@@ -270,20 +263,6 @@ pub fn watch(live: Arc<LiveApp>, path: PathBuf) -> tokio::task::JoinHandle<()> {
             let _ = live.reload_file(&path, trigger).await;
         }
     })
-}
-
-/// `GET /admin/reload`: the last reload results. Served on the BFF's listener to loopback
-/// peers only, until an admin listener exists to move it to.
-async fn reload_status(live: Arc<LiveApp>, request: Request) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if !peer.is_some_and(|ip| ip.is_loopback()) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    axum::Json(live.status()).into_response()
 }
 
 #[cfg(test)]

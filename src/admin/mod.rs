@@ -1,4 +1,6 @@
-//! The operator's side of one BFF, on the assembled gateway: the admin listener's app: `/metrics` (Prometheus text), the JSON admin API
+//! The operator's side of one BFF, on the assembled gateway: the admin listener's app, behind
+//! its bearer token when one is set (`auth`): `/metrics` (Prometheus text), `/admin/reload`
+//! (the last config reloads), the JSON admin API
 //! (`/admin/api/status`: upstreams with instances, health and breaker states, per-route and
 //! per-upstream rates and latencies, rate-limit and cache counters, recent errors;
 //! `/admin/api/config`: the loaded config with secrets redacted), the cache's purge and stats
@@ -6,6 +8,7 @@
 //! HTML, CSS and JavaScript embedded in the binary, no build step. Prometheus text
 //! is what each component writes of itself (`observe::exposition`).
 
+mod auth;
 mod cache;
 
 use axum::Json;
@@ -47,7 +50,18 @@ pub fn router(current: CurrentGateway) -> Router {
         .route("/admin/api/config", get(config))
         .route("/admin/cache/purge", post(cache_purge))
         .route("/admin/cache/stats", get(cache_stats))
+        .route("/admin/reload", get(reload_status))
+        .layer(axum::middleware::from_fn_with_state(
+            current.clone(),
+            auth::guard,
+        ))
         .with_state(current)
+}
+
+/// `GET /admin/reload`: the last config reload results (generation, counts, the last
+/// refusal's errors). Only here, never on the public listener.
+async fn reload_status(State(current): State<CurrentGateway>) -> Response {
+    Json(current().lifecycle().reloads().snapshot()).into_response()
 }
 
 /// The serving gateway's cache endpoints (`cache`), or 404 without a cache and token.
@@ -105,9 +119,10 @@ async fn status(State(current): State<CurrentGateway>) -> Json<Value> {
                 "requests": s.total(),
                 "errors": s.errors(),
                 "by_class": {
-                    "2xx": s.by_class[1].get(), "3xx": s.by_class[2].get(),
-                    "4xx": s.by_class[3].get(), "5xx": s.by_class[4].get(),
+                    "2xx": s.class("2xx"), "3xx": s.class("3xx"),
+                    "4xx": s.class("4xx"), "5xx": s.class("5xx"),
                 },
+                "by_code": s.codes().map(|(c, n)| (c.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                 "latency_mean_ms": mean_ms(latency.sum_seconds, latency.count),
                 "latency_p50_ms": latency.quantile(0.5).map(|s| s * 1000.0),
                 "latency_p95_ms": latency.quantile(0.95).map(|s| s * 1000.0),

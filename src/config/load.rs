@@ -13,7 +13,10 @@ pub const ENV_PREFIX: &str = "MANIFOLD_";
 
 /// Keys that were removed, with what to write instead: an old config gets that, not "unknown
 /// key".
-const REMOVED_KEYS: [(&str, &str); 1] = [super::graphql::REMOVED_INTROSPECTION];
+const REMOVED_KEYS: [(&str, &str); 2] = [
+    super::graphql::REMOVED_INTROSPECTION,
+    super::observe::REMOVED_ALLOW_PUBLIC,
+];
 
 /// One problem with a config: the key it is about and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]

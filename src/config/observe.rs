@@ -13,18 +13,23 @@ use serde::{Deserialize, Serialize};
 use super::validate::{Problems, is_http_url};
 use super::{Secret, ca_client_config, units};
 
-/// `[admin]`: a second listener for operators, loopback unless `allow_public` says otherwise.
+/// `[admin]`: a second listener for operators. It shows the loaded config and live
+/// internals and reloads the config, so off loopback it needs a bearer token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdminConfig {
     #[serde(default = "enabled")]
     pub enabled: bool,
-    /// Where `/metrics`, `/admin/api/*` and the dashboard are served.
+    /// Where `/metrics`, `/admin/api/*`, `/admin/reload` and the dashboard are served.
     #[serde(default = "admin_listen")]
     pub listen: SocketAddr,
-    /// The admin listener shows the loaded config and live internals: off loopback only when
-    /// this is set deliberately (behind a firewall or a private network).
+    /// When set, every admin request (`/metrics` included) must carry
+    /// `Authorization: Bearer <token>`; required when `listen` is not a loopback address.
     #[serde(default)]
-    pub allow_public: bool,
+    pub token: Option<Secret>,
+    /// A file holding the token instead (a mounted Kubernetes Secret): read on each request,
+    /// so a rotated token applies without a restart. Surrounding whitespace is ignored.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -32,10 +37,21 @@ impl Default for AdminConfig {
         Self {
             enabled: true,
             listen: admin_listen(),
-            allow_public: false,
+            token: None,
+            token_file: None,
         }
     }
 }
+
+/// `admin.allow_public` is gone: exposure now takes a token, not a switch.
+pub(super) const REMOVED_ALLOW_PUBLIC: (&str, &str) = (
+    "admin.allow_public",
+    "removed: set admin.token (or admin.token_file) instead; an admin listener off loopback \
+     requires it, and every request must send Authorization: Bearer <token>",
+);
+
+/// The shortest admin token accepted: a guessable one would guard nothing.
+const MIN_TOKEN_LEN: usize = 16;
 
 /// `[log]`: how the access log (one line per request) and every other line are written.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -149,11 +165,58 @@ fn max_queue() -> usize {
 }
 
 impl AdminConfig {
+    /// The token requests must send, if any: `token`, else the contents of `token_file`.
+    pub fn token(&self) -> std::io::Result<Option<Secret>> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)?;
+        Ok(Some(Secret::from(text.trim())))
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(
-            !self.enabled || self.listen.ip().is_loopback() || self.allow_public,
-            "admin.listen",
-            "is not a loopback address; set admin.allow_public = true to expose the admin listener",
+            self.token.is_none() || self.token_file.is_none(),
+            "admin.token_file",
+            "give admin.token or admin.token_file, not both",
+        );
+        let token = match self.token() {
+            Ok(token) => token,
+            Err(e) => {
+                let file = self
+                    .token_file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""));
+                p.push(
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", file.display()),
+                );
+                return;
+            }
+        };
+        if let Some(token) = &token {
+            let key = if self.token.is_some() {
+                "admin.token"
+            } else {
+                "admin.token_file"
+            };
+            p.check(
+                token.expose().len() >= MIN_TOKEN_LEN,
+                key,
+                format!("must be at least {MIN_TOKEN_LEN} characters"),
+            );
+        }
+        p.check(
+            !self.enabled || self.listen.ip().is_loopback() || token.is_some(),
+            "admin.token",
+            format!(
+                "is required: admin.listen ({}) is not a loopback address, and the admin \
+                 listener shows the config and reloads it (set admin.token or admin.token_file)",
+                self.listen
+            ),
         );
     }
 }
@@ -222,9 +285,22 @@ mod tests {
             p.0.iter().map(|e| e.to_string()).collect::<Vec<_>>()
         };
         let keys = validate(&admin, &tracing);
-        assert!(keys[0].starts_with("admin.listen"), "{keys:?}");
+        assert!(keys[0].starts_with("admin.token: is required"), "{keys:?}");
         assert!(keys[1].starts_with("tracing.otlp_endpoint"), "{keys:?}");
-        admin.allow_public = true;
+        admin.token = Some("short".into());
+        let keys = validate(&admin, &TracingConfig::default());
+        assert!(
+            keys[0].starts_with("admin.token: must be at least"),
+            "{keys:?}"
+        );
+        admin.token = Some("a-token-of-some-length".into());
         assert_eq!(validate(&admin, &TracingConfig::default()).len(), 0);
+        admin.token = None;
+        admin.token_file = Some("/nonexistent/admin-token".into());
+        let keys = validate(&admin, &TracingConfig::default());
+        assert!(
+            keys[0].starts_with("admin.token_file: cannot read"),
+            "{keys:?}"
+        );
     }
 }

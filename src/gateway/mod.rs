@@ -195,6 +195,7 @@ impl Gateway {
         };
         // Each component writes its own metric families; the page lists them in this order.
         let mut metrics = Registry::default();
+        metrics.register(Arc::new(observe::process::ProcessFamilies));
         metrics.register(observer.clone());
         let upstream_list = upstreams.values().map(|u| u.upstream().clone());
         metrics.register(Arc::new(UpstreamFamilies(upstream_list.collect())));

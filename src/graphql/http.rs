@@ -16,6 +16,10 @@ use axum::routing::{MethodRouter, get};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
+use super::answer::{
+    BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED, answer, document_status, negotiate, refused,
+    refused_before_running, refused_with_code, respond,
+};
 use super::bounds::Bounds;
 use super::completion::Completion;
 use super::cost::CostModel;
@@ -25,11 +29,9 @@ use super::persisted::Persisted;
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
+use crate::observe::GraphqlErrors;
 use crate::ratelimit::OperationCharge;
 use crate::request::{CallContext, Deadline};
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const APPLICATION_JSON: &str = "application/json";
 
 /// `GET` and `POST` handlers executing operations against `schemas`, each with the BFF's
 /// `data`.
@@ -159,7 +161,7 @@ where
             Ok(batch) => batch,
             Err(bad) => {
                 let error = ServerError::new(bad.message, None);
-                return refused(bad.status, content_type, vec![error]);
+                return refused(bad.status, content_type, vec![error], BAD_REQUEST);
             }
         };
         let answers =
@@ -175,11 +177,15 @@ where
             }))
             .await;
         let mut body = Vec::from(&b"["[..]);
+        let mut errors = GraphqlErrors::default();
         for (i, answer) in answers.into_iter().enumerate() {
             let status = answer.status();
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
             {
                 return answer;
+            }
+            if let Some(each) = answer.extensions().get::<GraphqlErrors>() {
+                errors.0.extend(each.0.iter().cloned());
             }
             let Ok(bytes) = axum::body::to_bytes(answer.into_body(), usize::MAX).await else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -190,7 +196,11 @@ where
             body.extend_from_slice(&bytes);
         }
         body.push(b']');
-        respond(StatusCode::OK, content_type, body)
+        let mut response = respond(StatusCode::OK, content_type, body);
+        if !errors.0.is_empty() {
+            response.extensions_mut().insert(errors);
+        }
+        response
     }
 
     /// One request, from its parameters to its answer.
@@ -211,6 +221,7 @@ where
                 bad.status,
                 content_type,
                 vec![ServerError::new(bad.message, None)],
+                BAD_REQUEST,
             )),
         };
         let params = match params {
@@ -224,6 +235,7 @@ where
                     bad.status,
                     content_type,
                     vec![ServerError::new(bad.message, None)],
+                    BAD_REQUEST,
                 );
             }
         };
@@ -237,12 +249,15 @@ where
             Ok(ty) => ty,
             Err(e) => {
                 let error = e.clone();
-                return refused(document_status(content_type), content_type, vec![error]);
+                let status = document_status(content_type);
+                return refused(status, content_type, vec![error], PARSE_FAILED);
             }
         };
         if execution.method == Method::GET && operation_type == Some(OperationType::Mutation) {
             let error = ServerError::new("a mutation must be sent with POST", None);
-            let mut response = refused(StatusCode::METHOD_NOT_ALLOWED, content_type, vec![error]);
+            let status = StatusCode::METHOD_NOT_ALLOWED;
+            let code = crate::error::Code::MethodNotAllowed.as_str();
+            let mut response = refused(status, content_type, vec![error], code);
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -278,7 +293,10 @@ where
         } = execution;
         let cost = match self.admit(&mut request, remembered.as_deref()) {
             Ok(cost) => cost,
-            Err(error) => return refused(document_status(content_type), content_type, vec![error]),
+            Err(error) => {
+                let status = document_status(content_type);
+                return refused(status, content_type, vec![error], VALIDATION_FAILED);
+            }
         };
         if let Some(record) = &call.record {
             record.set_cost(cost);
@@ -336,51 +354,11 @@ where
         }
         cap_errors(&mut response, self.max_errors);
         if refused_before_running(&response) {
-            return refused(document_status(content_type), content_type, response.errors);
+            let status = document_status(content_type);
+            return refused(status, content_type, response.errors, VALIDATION_FAILED);
         }
         answer(content_type, &response)
     }
-}
-
-/// Validation or variable coercion refused the operation: nothing ran, so there is no data,
-/// and no error has a path into it.
-fn refused_before_running(response: &async_graphql::Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-/// The status of a document that does not parse, validate or fit its variables: 400 for a
-/// client that reads `application/graphql-response+json`, 200 for older ones.
-fn document_status(content_type: &'static str) -> StatusCode {
-    if content_type == GRAPHQL_RESPONSE_JSON {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    }
-}
-
-/// An answer without `data`: the request did not run.
-fn refused(status: StatusCode, content_type: &'static str, errors: Vec<ServerError>) -> Response {
-    let body = serde_json::json!({ "errors": errors });
-    respond(
-        status,
-        content_type,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-}
-
-/// `refused`, the one error carrying `code` in its extensions (clients match on it).
-fn refused_with_code(
-    status: StatusCode,
-    content_type: &'static str,
-    mut error: ServerError,
-    code: crate::error::Code,
-) -> Response {
-    let mut extensions = async_graphql::ErrorExtensionValues::default();
-    extensions.set("code", code.as_str());
-    error.extensions = Some(extensions);
-    refused(status, content_type, vec![error])
 }
 
 /// The type of the operation `name` (or the only one) of `document`, if it has it.
@@ -406,13 +384,6 @@ fn cap_errors(response: &mut async_graphql::Response, max: usize) {
             None,
         );
         response.errors.push(rest);
-    }
-}
-
-fn answer(content_type: &'static str, response: &async_graphql::Response) -> Response {
-    match serde_json::to_vec(response) {
-        Ok(bytes) => respond(StatusCode::OK, content_type, bytes),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -460,27 +431,4 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
         }
         async_graphql::parser::types::DocumentOperations::Multiple(_) => None,
     }
-}
-
-/// GraphQL-over-HTTP: the new media type when the client names it, else plain JSON (also for
-/// `*/*` and no `Accept` at all, as the spec asks while older clients are about).
-fn negotiate(headers: &HeaderMap) -> &'static str {
-    let accepts_new = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON));
-    if accepts_new {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        APPLICATION_JSON
-    }
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

@@ -10,6 +10,7 @@
 //! `extensions.service`). What a resolver calls backends with is the BFF's own request data
 //! (`routes`' `data`): the core knows no client.
 
+mod answer;
 mod bounds;
 mod completion;
 mod cost;

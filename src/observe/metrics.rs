@@ -3,7 +3,7 @@
 //! and GraphQL operation (both from small, bounded sets), by outcome class. Each component
 //! writes its own series as Prometheus text (`exposition`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,14 +94,26 @@ impl Histogram {
 }
 
 impl HistogramSnapshot {
-    /// The bucket bound under which `q` (0..1) of the observations fall: an upper estimate.
+    /// The `q` quantile (0..1) estimated as Prometheus' `histogram_quantile` does: the
+    /// bucket holding the rank, then linear interpolation between its bounds (from 0 for
+    /// the first). A rank in the `+Inf` bucket gives the highest finite bound, the most that
+    /// can be said. `None` without observations.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
-        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
-        let index = self.cumulative.iter().position(|c| *c >= rank)?;
-        Some(BUCKETS.get(index).copied().unwrap_or(f64::INFINITY))
+        let rank = q * self.count as f64;
+        let index = self.cumulative.iter().position(|c| *c as f64 >= rank)?;
+        let Some(&upper) = BUCKETS.get(index) else {
+            return BUCKETS.last().copied();
+        };
+        let lower = index.checked_sub(1).map_or(0.0, |i| BUCKETS[i]);
+        let below = index.checked_sub(1).map_or(0, |i| self.cumulative[i]);
+        let inside = self.cumulative[index] - below;
+        if inside == 0 {
+            return Some(lower);
+        }
+        Some(lower + (upper - lower) * (rank - below as f64) / inside as f64)
     }
 }
 
@@ -116,8 +128,6 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
-pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
 /// Label for requests that matched no route, and for GraphQL operations past the cap.
 pub const UNMATCHED: &str = "unmatched";
 pub const OTHER: &str = "other";
@@ -126,33 +136,64 @@ pub const NO_OPERATION: &str = "";
 
 /// Distinct operation names kept as labels; later ones are counted as `other`.
 const MAX_OPERATIONS: usize = 64;
+/// Distinct GraphQL error codes kept as labels; later ones are counted as `OTHER`.
+const MAX_ERROR_CODES: usize = 32;
+/// The status codes a series counts one by one: 100 to 599 (a status above is counted as
+/// 599, which no server sends on purpose). A route answers with a handful of them, and a
+/// code's series appears only once it has been answered, so the label stays small.
+const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// One series set: a route template and an operation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RouteSeries {
-    pub by_class: [Counter; 5],
+    by_code: Box<[Counter]>,
     pub latency: Histogram,
+}
+
+impl Default for RouteSeries {
+    fn default() -> Self {
+        let slots = usize::from(STATUS_CODES.end() - STATUS_CODES.start()) + 1;
+        Self {
+            by_code: (0..slots).map(|_| Counter::default()).collect(),
+            latency: Histogram::default(),
+        }
+    }
 }
 
 impl RouteSeries {
     pub fn record(&self, status: u16, took: Duration) {
-        let class = status_class(status);
-        if let Some(i) = STATUS_CLASSES.iter().position(|c| *c == class) {
-            self.by_class[i].inc();
-        }
+        let code = status.clamp(*STATUS_CODES.start(), *STATUS_CODES.end());
+        self.by_code[usize::from(code - STATUS_CODES.start())].inc();
         self.latency.observe(took);
     }
 
+    /// Every status answered so far, with its count, in order.
+    pub fn codes(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.by_code
+            .iter()
+            .zip(STATUS_CODES)
+            .map(|(count, code)| (code, count.get()))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    /// Requests answered with a status of `class` (`"4xx"`).
+    pub fn class(&self, class: &str) -> u64 {
+        self.codes()
+            .filter(|(code, _)| status_class(*code) == class)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn total(&self) -> u64 {
-        self.by_class.iter().map(Counter::get).sum()
+        self.codes().map(|(_, n)| n).sum()
     }
 
     pub fn errors(&self) -> u64 {
-        self.by_class[4].get()
+        self.class("5xx")
     }
 }
 
-type SeriesKey = (Arc<str>, Arc<str>);
+pub type SeriesKey = (Arc<str>, Arc<str>);
 
 /// Request series by (route template, operation), plus requests in flight.
 #[derive(Debug, Default)]
@@ -160,6 +201,11 @@ pub struct RequestMetrics {
     series: Mutex<HashMap<SeriesKey, Arc<RouteSeries>>>,
     operations: Mutex<Vec<Arc<str>>>,
     pub in_flight: Gauge,
+    /// GraphQL errors by (operation, `extensions.code`).
+    graphql_errors: Mutex<BTreeMap<SeriesKey, u64>>,
+    error_codes: Mutex<Vec<Arc<str>>>,
+    /// Answers served with a backend's part missing, by (route, upstream).
+    partial: Mutex<BTreeMap<SeriesKey, u64>>,
 }
 
 impl RequestMetrics {
@@ -191,16 +237,59 @@ impl RequestMetrics {
         if !plain {
             return OTHER.into();
         }
-        let mut known = self.operations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = known.iter().find(|k| &***k == name) {
-            return k.clone();
+        bounded_label(&self.operations, name, MAX_OPERATIONS, OTHER)
+    }
+
+    /// Counts the errors of one GraphQL answer to `operation`, by their codes (already
+    /// bounded by `error_code_label`).
+    pub fn graphql_errors(&self, operation: &Arc<str>, codes: &[Arc<str>]) {
+        let mut errors = self
+            .graphql_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for code in codes {
+            *errors.entry((operation.clone(), code.clone())).or_default() += 1;
         }
-        if known.len() >= MAX_OPERATIONS {
-            return OTHER.into();
+    }
+
+    /// A GraphQL error's `extensions.code` as a label: the code when it is plain and among
+    /// the first `MAX_ERROR_CODES` seen, `OTHER` past them, `NONE` when it has none.
+    pub fn error_code_label(&self, code: Option<&str>) -> Arc<str> {
+        let Some(code) = code else {
+            return "NONE".into();
+        };
+        let plain = !code.is_empty()
+            && code.len() <= 64
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !plain {
+            return "OTHER".into();
         }
-        let label: Arc<str> = name.into();
-        known.push(label.clone());
-        label
+        bounded_label(&self.error_codes, code, MAX_ERROR_CODES, "OTHER")
+    }
+
+    /// An answer on `route` served although `upstream`'s part of it failed.
+    pub fn partial_response(&self, route: &Arc<str>, upstream: &Arc<str>) {
+        let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        *partial
+            .entry((route.clone(), upstream.clone()))
+            .or_default() += 1;
+    }
+
+    /// GraphQL error counts by (operation, code), sorted.
+    pub fn graphql_error_counts(&self) -> Vec<(SeriesKey, u64)> {
+        let errors = self
+            .graphql_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        errors.iter().map(|(k, n)| (k.clone(), *n)).collect()
+    }
+
+    /// Partial-answer counts by (route, upstream), sorted.
+    pub fn partial_counts(&self) -> Vec<(SeriesKey, u64)> {
+        let partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        partial.iter().map(|(k, n)| (k.clone(), *n)).collect()
     }
 
     /// Every series, sorted by route then operation.
@@ -213,6 +302,20 @@ impl RequestMetrics {
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
+}
+
+/// `value` when it is among the first `max` of `known` (kept there), else `past`.
+fn bounded_label(known: &Mutex<Vec<Arc<str>>>, value: &str, max: usize, past: &str) -> Arc<str> {
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = known.iter().find(|k| &***k == value) {
+        return k.clone();
+    }
+    if known.len() >= max {
+        return past.into();
+    }
+    let label: Arc<str> = value.into();
+    known.push(label.clone());
+    label
 }
 
 #[cfg(test)]
@@ -230,8 +333,30 @@ mod tests {
         assert_eq!(s.cumulative[0], 1);
         assert_eq!(s.cumulative[4], 2);
         assert_eq!(*s.cumulative.last().unwrap(), 3);
-        assert_eq!(s.quantile(0.5), Some(0.05));
-        assert_eq!(s.quantile(1.0), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket_as_prometheus_does() {
+        let h = Histogram::default();
+        // 10 requests between 25 and 50 ms, 10 between 50 and 100 ms.
+        for _ in 0..10 {
+            h.observe(Duration::from_millis(30));
+            h.observe(Duration::from_millis(70));
+        }
+        let s = h.snapshot();
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        // Rank 10 is the top of the (0.025, 0.05] bucket; rank 19 is 9/10 into (0.05, 0.1].
+        assert!(close(s.quantile(0.5), 0.05), "{:?}", s.quantile(0.5));
+        assert!(
+            close(s.quantile(0.95), 0.05 + 0.05 * 0.9),
+            "{:?}",
+            s.quantile(0.95)
+        );
+        assert!(close(s.quantile(0.25), 0.025 + 0.025 * 0.5));
+        // Past the last finite bucket: its bound, not infinity.
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.snapshot().quantile(1.0), Some(10.0));
+        assert_eq!(Histogram::default().snapshot().quantile(0.5), None);
     }
 
     #[test]

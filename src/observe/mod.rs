@@ -10,6 +10,7 @@ mod connections;
 pub mod exposition;
 pub mod metrics;
 pub mod otlp;
+pub mod process;
 pub mod track;
 
 use std::collections::VecDeque;
@@ -21,10 +22,10 @@ use crate::config::{ClientTlsError, Config, LogConfig, TracingConfig};
 use access_log::{AccessLine, RecentError};
 use exposition::{Exposition, MetricFamilies};
 use metrics::RequestMetrics;
-use metrics::STATUS_CLASSES;
+use metrics::status_class;
 use otlp::{ExportStats, SpanExporter};
 
-pub use track::{Probe, track};
+pub use track::{GraphqlErrors, Probe, track};
 /// Failed or partial requests kept for the dashboard.
 const RECENT_ERRORS: usize = 50;
 
@@ -141,18 +142,17 @@ impl MetricFamilies for Observer {
         o.header(
             "manifold_http_requests_total",
             "counter",
-            "Client requests by route template, GraphQL operation and status class.",
+            "Client requests by route template, GraphQL operation, status code and its class.",
         );
         for (route, op, s) in &series {
-            for (i, class) in STATUS_CLASSES.iter().enumerate() {
-                let n = s.by_class[i].get();
-                if n > 0 {
-                    o.line(
-                        "manifold_http_requests_total",
-                        &[("route", route), ("operation", op), ("class", class)],
-                        n,
-                    );
-                }
+            for (code, n) in s.codes() {
+                let labels = [
+                    ("route", &**route),
+                    ("operation", op),
+                    ("code", &code.to_string()),
+                    ("class", status_class(code)),
+                ];
+                o.line("manifold_http_requests_total", &labels, n);
             }
         }
         o.header(
@@ -167,9 +167,32 @@ impl MetricFamilies for Observer {
                 &s.latency.snapshot(),
             );
         }
+        answers(o, &observer.requests);
         if self.exporter().is_some() {
             spans(o, self);
         }
+    }
+}
+
+/// What went wrong inside answers: GraphQL errors by code, parts missing by backend.
+fn answers(o: &mut Exposition, requests: &RequestMetrics) {
+    o.header(
+        "manifold_graphql_errors_total",
+        "counter",
+        "Errors in GraphQL answers by operation and extensions.code.",
+    );
+    for ((op, code), n) in requests.graphql_error_counts() {
+        let labels = [("operation", &*op), ("code", &*code)];
+        o.line("manifold_graphql_errors_total", &labels, n);
+    }
+    o.header(
+        "manifold_partial_responses_total",
+        "counter",
+        "Answers served (2xx) though a backend call for them failed, by route and service.",
+    );
+    for ((route, service), n) in requests.partial_counts() {
+        let labels = [("route", &*route), ("service", &*service)];
+        o.line("manifold_partial_responses_total", &labels, n);
     }
 }
 

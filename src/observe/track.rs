@@ -29,6 +29,15 @@ const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 #[derive(Clone, Copy, Debug)]
 pub struct Probe;
 
+/// The `extensions.code` of each error in a GraphQL answer (a response extension, set by
+/// the GraphQL endpoint): counted by operation and code when the request ends.
+#[derive(Clone, Debug, Default)]
+pub struct GraphqlErrors(pub Vec<Option<String>>);
+
+/// A failed backend call whose part of an answer is absent by design, not missing: the
+/// backend said the thing does not exist.
+const ABSENT: &str = "NOT_FOUND";
+
 /// The longest `User-Agent` the access log keeps (the rest is cut).
 const MAX_USER_AGENT: usize = 256;
 
@@ -134,6 +143,13 @@ where
     let backends = record.backends();
     let slowest = backends.iter().max_by_key(|c| c.took);
     let failed: Vec<&BackendCall> = backends.iter().filter(|c| c.error.is_some()).collect();
+    count_answer(
+        observer.as_ref(),
+        &route,
+        operation.as_ref(),
+        &response,
+        &failed,
+    );
     let limit = if status == 429 {
         "refused"
     } else if response.headers().contains_key(RATELIMIT) {
@@ -180,6 +196,39 @@ where
         );
     }
     response
+}
+
+/// The GraphQL errors of the answer by code, and, for an answer served (2xx) though
+/// backend calls for it failed, each of those backends once.
+fn count_answer(
+    observer: &Observer,
+    route: &Arc<str>,
+    operation: Option<&Arc<str>>,
+    response: &Response,
+    failed: &[&BackendCall],
+) {
+    let requests = &observer.requests;
+    if let Some(GraphqlErrors(codes)) = response.extensions().get::<GraphqlErrors>() {
+        let labels: Vec<Arc<str>> = codes
+            .iter()
+            .map(|code| requests.error_code_label(code.as_deref()))
+            .collect();
+        let operation = operation.cloned().unwrap_or_else(|| NO_OPERATION.into());
+        requests.graphql_errors(&operation, &labels);
+    }
+    if !response.status().is_success() {
+        return;
+    }
+    let mut services: Vec<&Arc<str>> = failed
+        .iter()
+        .filter(|call| call.error != Some(ABSENT))
+        .map(|call| &call.upstream)
+        .collect();
+    services.sort();
+    services.dedup();
+    for service in services {
+        requests.partial_response(route, service);
+    }
 }
 
 /// The request's server span (a child of the client's, when it sent one) and the spans its

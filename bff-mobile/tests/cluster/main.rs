@@ -334,7 +334,7 @@ async fn config_changes_apply_without_restart_and_invalid_ones_are_refused() {
 }
 
 async fn reload_status(http: &reqwest::Client, instance: &Instance) -> Value {
-    http.get(instance.url("/admin/reload"))
+    http.get(instance.admin_url("/admin/reload"))
         .send()
         .await
         .expect("admin/reload")

@@ -80,6 +80,8 @@ pub fn write_atomically(path: &Path, text: &str) {
 /// One bff-mobile process.
 pub struct Instance {
     pub port: u16,
+    /// The admin listener's port (`/admin/reload`, `/metrics`).
+    pub admin_port: u16,
     pub config: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
@@ -96,15 +98,18 @@ impl Instance {
             .expect("listen line");
         let config = dir.join(format!("{name}.toml"));
         write_atomically(&config, config_text);
+        let admin_port = free_port();
+        let admin_listen = format!("127.0.0.1:{admin_port}");
         let mut instance = Instance {
             port,
+            admin_port,
             config,
             log: dir.join(format!("{name}.log")),
             // Load tests run far above the per-user limit the shipped config sets.
             // Several instances on one machine: each admin listener on a port of its own.
             env: [
                 ("MANIFOLD_RATE_LIMIT__RULES__0__LIMIT", "10000000"),
-                ("MANIFOLD_ADMIN__LISTEN", "127.0.0.1:0"),
+                ("MANIFOLD_ADMIN__LISTEN", admin_listen.as_str()),
             ]
             .iter()
             .chain(env)
@@ -139,6 +144,11 @@ impl Instance {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A URL on the instance's admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
     }
 
     pub fn pid(&self) -> u32 {

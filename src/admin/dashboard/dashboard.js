@@ -113,9 +113,23 @@ function render(s, taken) {
   previous = { status: s, taken };
 }
 
+// With [admin] token set, every data call needs it: asked once, kept for this tab only.
+const TOKEN_KEY = "manifold-admin-token";
+
+async function call(path) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const response = await fetch(path, { cache: "no-store", headers });
+  if (response.status === 401) {
+    const given = window.prompt("This admin listener needs its token (admin.token):");
+    if (given) sessionStorage.setItem(TOKEN_KEY, given.trim());
+  }
+  return response;
+}
+
 async function refresh() {
   try {
-    const response = await fetch("/admin/api/status", { cache: "no-store" });
+    const response = await call("/admin/api/status");
     if (response.ok) render(await response.json(), Date.now());
   } catch (e) {
     document.getElementById("updated").textContent = "unreachable";
@@ -124,7 +138,7 @@ async function refresh() {
 
 async function loadConfig() {
   try {
-    const response = await fetch("/admin/api/config", { cache: "no-store" });
+    const response = await call("/admin/api/config");
     if (response.ok) document.getElementById("config").textContent = JSON.stringify((await response.json()).config, null, 2);
   } catch (e) {
     document.getElementById("config").textContent = "unavailable";

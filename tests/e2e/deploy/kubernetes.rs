@@ -145,10 +145,19 @@ fn deployed_config(objects: &[(String, Yaml)], binary: &str) -> Config {
         .expect("env")
         .iter()
         .map(|e| {
-            (
-                text(&e["name"], "env name").to_owned(),
-                text(&e["value"], "env value").to_owned(),
-            )
+            let name = text(&e["name"], "env name").to_owned();
+            let secret = &e["valueFrom"]["secretKeyRef"];
+            let value = if secret.is_badvalue() {
+                text(&e["value"], "env value").to_owned()
+            } else {
+                // Created by the operator, never in the manifests: any value of the kind.
+                format!(
+                    "{}-{}-from-the-secret",
+                    text(&secret["name"], "secret"),
+                    text(&secret["key"], "key")
+                )
+            };
+            (name, value)
         })
         .collect();
     spec(binary)
@@ -186,7 +195,14 @@ fn kubernetes_bffs_agree_with_their_configs() {
         let admin = port(container, "admin");
         assert_eq!(config.admin.listen.port(), admin, "{binary}");
         assert!(
-            config.admin.enabled && config.admin.allow_public,
+            config.admin.enabled && !config.admin.listen.ip().is_loopback(),
+            "{binary}"
+        );
+        // Off loopback, with the token of the Secret the operator creates.
+        let token = config.admin.token.as_ref().map(|t| t.expose());
+        assert_eq!(
+            token,
+            Some("manifold-admin-token-from-the-secret"),
             "{binary}"
         );
         assert_eq!(annotations["prometheus.io/scrape"].as_str(), Some("true"));

@@ -40,6 +40,22 @@ pub(super) fn strings(yaml: &Yaml) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `value`, with a path under `/run/secrets/` (where Compose mounts a service's secrets)
+/// replaced by the file the top-level `secrets` names, when the service has that secret.
+fn compose_secret_path(compose: &Yaml, service: &Yaml, value: &str) -> String {
+    let Some(name) = value.strip_prefix("/run/secrets/") else {
+        return value.to_owned();
+    };
+    assert!(
+        strings(&service["secrets"]).iter().any(|s| s == name),
+        "{value}: the service does not have the secret {name}"
+    );
+    let file = compose["secrets"][name]["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no top-level secret {name} with a file"));
+    Path::new(ROOT).join(file).display().to_string()
+}
+
 #[test]
 fn compose_file_matches_the_configs_and_haproxy() {
     let docs = YamlLoader::load_from_str(&read("docker-compose.yml")).expect("compose parses");
@@ -83,7 +99,7 @@ fn compose_file_matches_the_configs_and_haproxy() {
             .map(|(k, v)| {
                 let v = v
                     .as_str()
-                    .map(str::to_owned)
+                    .map(|v| compose_secret_path(&docs[0], service, v))
                     .unwrap_or_else(|| panic!("{name}: quote {k:?} so it is a string"));
                 (k.as_str().expect("key").to_owned(), v)
             })
@@ -120,10 +136,22 @@ fn compose_file_matches_the_configs_and_haproxy() {
             "Dockerfile does not build {binary}"
         );
         assert!(dockerfile.contains("COPY config/ /app/config/"));
-        // Prometheus scrapes the admin listener, which listens off loopback.
+        // Prometheus scrapes the admin listener, which listens off loopback with the token
+        // Prometheus sends (the same compose secret).
         assert!(
-            config.admin.allow_public,
+            !config.admin.listen.ip().is_loopback(),
             "{name}: admin listener on loopback only"
+        );
+        let token = config.admin.token().expect("token file").expect("a token");
+        // Prometheus sends the same file (relative to prometheus.yml's directory).
+        assert_eq!(
+            token.expose(),
+            read("deploy/prometheus/admin-token").trim(),
+            "{name}: not the token Prometheus sends"
+        );
+        assert!(
+            prometheus_yml.contains("credentials_file: admin-token\n"),
+            "deploy/prometheus/prometheus.yml sends no admin token"
         );
         let admin = config.admin.listen.port();
         assert!(

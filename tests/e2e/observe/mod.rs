@@ -3,6 +3,7 @@
 //! reaches every backend, the access log and exported spans carry no secrets, and the
 //! dashboard shows live state in a real headless Chromium (`dashboard`).
 
+mod answers;
 mod dashboard;
 mod logs;
 mod otlp;
@@ -57,6 +58,7 @@ async fn metrics_parse_and_move_with_traffic_and_show_an_open_breaker() {
     let home = [
         ("route", "/graphql"),
         ("operation", "Home"),
+        ("code", "200"),
         ("class", "2xx"),
     ];
     assert_eq!(before.value("manifold_http_requests_total", &home), None);
@@ -76,7 +78,12 @@ async fn metrics_parse_and_move_with_traffic_and_show_an_open_breaker() {
     assert_eq!(
         after.value(
             "manifold_http_requests_total",
-            &[("route", "/graphql"), ("operation", ""), ("class", "4xx")]
+            &[
+                ("route", "/graphql"),
+                ("operation", ""),
+                ("code", "401"),
+                ("class", "4xx")
+            ]
         ),
         Some(1.0)
     );
@@ -230,7 +237,12 @@ async fn rate_limit_refusals_are_counted() {
     assert_eq!(
         samples.value(
             "manifold_http_requests_total",
-            &[("route", "/graphql"), ("operation", ""), ("class", "4xx")]
+            &[
+                ("route", "/graphql"),
+                ("operation", ""),
+                ("code", "429"),
+                ("class", "4xx")
+            ]
         ),
         Some(2.0),
         "refused before the operation was read"
