@@ -1,5 +1,5 @@
-//! What every BFF binary shares: command line (`--config PATH`, `--check`), config loading
-//! with exit status 64 on any problem, logging, and the lifecycle (start, serve, reload the
+//! What every BFF binary shares: command line (`--config PATH`, `--check`, `--version`,
+//! `--print-config-schema`), config loading with exit status 64 on any problem, logging, and the lifecycle (start, serve, reload the
 //! config file on SIGHUP or change, drain on SIGTERM/SIGINT: fail `/readyz`, keep serving
 //! for `server.drain_delay`, then finish in-flight requests until `server.shutdown_timeout`
 //! after the signal). A BFF describes itself with a `BffSpec`; its `main` is one call.
@@ -28,6 +28,8 @@ pub const EXIT_CONFIG: u8 = 64;
 pub struct BffSpec {
     /// Binary name, e.g. `bff-mobile`.
     pub name: &'static str,
+    /// The binary's own version (its `CARGO_PKG_VERSION`), for `--version`.
+    pub version: &'static str,
     /// Config file used when `--config` is not given, relative to the working directory.
     pub default_config_path: &'static str,
     /// Built-in copy of the default config, used when that file is not there.
@@ -224,10 +226,25 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
 
 /// The whole `main` of a BFF binary.
 pub fn main(spec: &BffSpec) -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
+    let args = match Command::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
             println!("{}", usage(spec));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{} {}", spec.name, spec.version);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::PrintConfigSchema) => {
+            let schema = crate::config::json_schema();
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("cannot write the schema: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -321,14 +338,21 @@ pub fn init_logging_as(format: LogFormat) {
     };
 }
 
+/// What the command line asks for.
+enum Command {
+    Run(Args),
+    Help,
+    Version,
+    PrintConfigSchema,
+}
+
 struct Args {
     config: Option<PathBuf>,
     check: bool,
 }
 
-impl Args {
-    /// `Ok(None)` means `--help` was asked for.
-    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+impl Command {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         let mut out = Args {
             config: None,
             check: false,
@@ -336,7 +360,9 @@ impl Args {
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "-h" | "--help" => return Ok(None),
+                "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                "--print-config-schema" => return Ok(Command::PrintConfigSchema),
                 "--check" => out.check = true,
                 "-c" | "--config" => {
                     let path = args.next().ok_or("--config needs a path")?;
@@ -348,15 +374,18 @@ impl Args {
                 },
             }
         }
-        Ok(Some(out))
+        Ok(Command::Run(out))
     }
 }
 
 fn usage(spec: &BffSpec) -> String {
     format!(
-        "usage: {name} [--config PATH] [--check]\n\n  \
-         --config PATH  config file (default: {path}, else the built-in default)\n  \
-         --check        validate the config, print the problems or \"ok\", exit 64 or 0\n\n\
+        "usage: {name} [--config PATH] [--check]\n       {name} --version | --print-config-schema\n\n  \
+         --config PATH            config file (default: {path}, else the built-in default)\n  \
+         --check                  validate the config, print every problem (file:line:column: key:\n                           \
+         message) or \"ok\", exit 64 or 0\n  \
+         --version                print the name and version\n  \
+         --print-config-schema    print the JSON Schema of the config file (for editors)\n\n\
          Any config key can be overridden from the environment: MANIFOLD_SERVER__LISTEN=0.0.0.0:8080\n\
          sets server.listen. RUST_LOG sets the log filter.",
         name = spec.name,
@@ -366,10 +395,14 @@ fn usage(spec: &BffSpec) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Args;
+    use super::{Args, Command};
 
+    /// `Ok(None)`: not a run (help, version, schema).
     fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        Args::parse(args.iter().map(|s| s.to_string()))
+        Command::parse(args.iter().map(|s| s.to_string())).map(|c| match c {
+            Command::Run(args) => Some(args),
+            _ => None,
+        })
     }
 
     #[test]
@@ -385,6 +418,14 @@ mod tests {
                 .is_some()
         );
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(matches!(
+            Command::parse(["--check", "--version"].map(String::from).into_iter()),
+            Ok(Command::Version)
+        ));
+        assert!(matches!(
+            Command::parse(["--print-config-schema"].map(String::from).into_iter()),
+            Ok(Command::PrintConfigSchema)
+        ));
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
     }

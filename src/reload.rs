@@ -70,7 +70,11 @@ impl ReloadError {
     /// One line per problem, as the admin API lists them.
     fn lines(&self) -> Vec<String> {
         match self {
-            ReloadError::Invalid(errors) => errors.errors.iter().map(|e| e.to_string()).collect(),
+            ReloadError::Invalid(errors) => errors
+                .errors
+                .iter()
+                .map(|e| e.located().to_string())
+                .collect(),
             other => vec![other.to_string()],
         }
     }

@@ -17,6 +17,7 @@ pub use schema::MobileSchema;
 /// bff-mobile as the core runs it.
 pub const SPEC: BffSpec = BffSpec {
     name: "bff-mobile",
+    version: env!("CARGO_PKG_VERSION"),
     default_config_path: "config/mobile.toml",
     embedded_config: include_str!("../../config/mobile.toml"),
     upstreams: &[

@@ -1,11 +1,18 @@
-//! The bff-mobile binary as an operator runs it: `--check`, exit status 64 on a bad config,
-//! and a clean exit on SIGTERM.
+//! The bff-mobile binary as an operator runs it: `--check` (every mistake in one run, each at
+//! its line and column), exit status 64 on a bad config, `--version`,
+//! `--print-config-schema`, and a clean exit on SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
+
+// Its `check_accepts_shipped_and_names_every_problem` fits the other BFFs' configs; this
+// binary's `--check` tests are below.
+#[allow(dead_code)]
+#[path = "../../tests/support/check_cli.rs"]
+mod check_cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bff-mobile");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/mobile.toml");
@@ -61,6 +68,20 @@ fn a_bad_config_names_every_key_and_exits_64() {
         );
     }
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn check_lists_every_mistake_of_a_file_with_its_line_and_column() {
+    check_cli::check_lists_every_mistake_with_its_place(BIN, "mobile", bff_mobile::SPEC.upstreams);
+}
+
+#[test]
+fn version_and_config_schema() {
+    check_cli::version_names_the_binary(BIN, "bff-mobile", env!("CARGO_PKG_VERSION"));
+    check_cli::prints_the_checked_in_config_schema(
+        BIN,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/config.schema.json"),
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub use api::ROUTES;
 /// bff-partner as the core runs it.
 pub const SPEC: BffSpec = BffSpec {
     name: "bff-partner",
+    version: env!("CARGO_PKG_VERSION"),
     default_config_path: "config/partner.toml",
     embedded_config: include_str!("../../config/partner.toml"),
     upstreams: &["orders", "catalog", "shipping"],

@@ -20,6 +20,7 @@ pub use schema::WebSchema;
 /// bff-web as the core runs it.
 pub const SPEC: BffSpec = BffSpec {
     name: "bff-web",
+    version: env!("CARGO_PKG_VERSION"),
     default_config_path: "config/web.toml",
     embedded_config: include_str!("../../config/web.toml"),
     upstreams: &["users", "orders", "catalog", "cart", "reviews", "shipping"],

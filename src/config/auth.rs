@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -14,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::validate::{Problems, is_http_url, positive};
 use super::{Secret, SecretUrl, ca_client_config, units};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthConfig {
     /// Trusted token issuers. `[auth.jwt]` (one issuer) and `[[auth.jwt]]` (several) are
     /// both accepted.
     #[serde(default, deserialize_with = "one_or_many")]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub jwt: Vec<JwtConfig>,
     /// Partner API keys by key id. Only hashes are stored.
     #[serde(default)]
@@ -46,7 +48,7 @@ impl Default for AuthConfig {
 }
 
 /// One trusted issuer of bearer JWTs, checked against its JWKS.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JwtConfig {
     /// Where the issuer's keys are fetched; a password in it is never shown.
     pub jwks_url: SecretUrl,
@@ -73,7 +75,7 @@ pub struct JwtConfig {
 }
 
 /// One partner API key. `sha256` is the hex SHA-256 of the key's plain text.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApiKeyConfig {
     /// A hash of a partner key is still a credential to brute-force offline: a `Secret`.
     pub sha256: Secret,
@@ -88,7 +90,7 @@ pub struct ApiKeyConfig {
 
 /// One partner's client certificate, recognised by exactly one of its names (the
 /// certificate has already been verified against `[tls] client_ca` at the handshake).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientCertConfig {
     /// The subject's common name (CN).
     #[serde(default)]
@@ -222,6 +224,12 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<JwtConfig>, D::Err
         }
     }
     d.deserialize_any(OneOrMany)
+}
+
+/// `jwt` in the JSON Schema: what `one_or_many` reads.
+fn one_or_many_schema(generator: &mut SchemaGenerator) -> Schema {
+    let one = generator.subschema_for::<JwtConfig>();
+    json_schema!({ "anyOf": [one.clone(), { "type": "array", "items": one }] })
 }
 
 mod defaults {

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::redis_endpoint::{self, RedisEndpoint};
 use super::validate::Problems;
 use super::{ByteSize, Secret, SecretUrl, UpstreamConfig, units};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CacheConfig {
     /// Master switch; off, every GET goes to its backend.
@@ -42,7 +43,7 @@ pub struct CacheConfig {
 }
 
 /// How one upstream's responses are cached, where its `Cache-Control` leaves a choice.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CachePolicyConfig {
     /// An entry past its freshness is served at once for this long while ONE background

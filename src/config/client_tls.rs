@@ -13,13 +13,14 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::tls::{PemPair, crypto_provider};
 use super::validate::Problems;
 
 /// `[upstreams.X.tls]`: how the gateway speaks TLS to one backend's `https://` instances.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientTlsConfig {
     /// PEM bundle of the CAs trusted for this backend, INSTEAD of the public roots (a
     /// private CA should not share trust with the whole web PKI).

@@ -3,12 +3,13 @@
 //! encoded, proxied bodies unless their route says so) is `edge::compress`'s business; this
 //! section owns the keys and their defaults.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ByteSize;
 use super::validate::Problems;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct CompressionConfig {
     pub enabled: bool,
@@ -22,7 +23,7 @@ pub struct CompressionConfig {
     pub level: CompressionLevel,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CompressionLevel {
     #[default]

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::units;
 use super::validate::Problems;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CorsConfig {
     /// Exact origins, e.g. `"https://shop.example.com"`. `"*"` is refused: the web client
     /// sends credentials.

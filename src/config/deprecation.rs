@@ -4,11 +4,12 @@
 
 use std::time::UNIX_EPOCH;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validate::Problems;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeprecationConfig {
     /// The route as mounted: a coded or declared route's template (`/v1/orders/{id}`), or a
     /// proxy route's prefix (`/api/users/`).

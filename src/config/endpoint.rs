@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::route::AuthPolicy;
@@ -22,7 +23,7 @@ pub const DEGRADED: &str = "degraded";
 /// read it.
 pub const FIELDS: &str = "fields";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EndpointConfig {
     /// `/v1/customers/{id}/overview`: literal segments and `{name}` parameters.
     pub path: String,
@@ -53,7 +54,7 @@ fn timeout() -> Duration {
 }
 
 /// One backend `GET` of an endpoint, and where its answer goes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CallConfig {
     pub name: String,
     pub upstream: String,
@@ -88,7 +89,7 @@ pub struct CallConfig {
     pub join: Option<JoinConfig>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JoinConfig {
     /// The result key of the list joined into (another call's `at`).
     pub into: String,

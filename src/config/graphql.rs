@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::persisted::PersistedQueriesConfig;
 use super::units;
 use super::validate::{Problems, positive};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GraphqlConfig {
     /// What the schema tells callers about itself; production unless said otherwise.
     #[serde(default)]
@@ -63,7 +64,7 @@ pub(super) const REMOVED_INTROSPECTION: (&str, &str) = (
 );
 
 /// `mode = "production" | "development"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GraphqlMode {
     /// For clients you do not control: no introspection (`__schema`, `__type`), no "did you

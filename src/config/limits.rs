@@ -8,12 +8,13 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validate::Problems;
 use super::{ByteSize, units};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LimitsConfig {
     /// Longest request target (path and query); longer is 414.
     #[serde(default = "defaults::max_uri")]
@@ -65,7 +66,7 @@ pub struct LimitsConfig {
 }
 
 /// `[limits] path_semicolons`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PathSemicolons {
     #[default]

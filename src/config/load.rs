@@ -1,28 +1,41 @@
 //! Loading: TOML text -> `MANIFOLD_*` environment overrides -> typed `Config` -> validation.
-//! Every problem found is collected and reported at once, each with its key path, so an
-//! operator fixes a config in one pass instead of one error per restart.
+//! Every problem found is collected and reported at once, each with where it is (the file's
+//! line and column, or the environment variable that set the key) and its key path, like a
+//! compiler's errors: an operator fixes a config in one pass, not one error per run.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use toml::de::DeTable;
+
 use super::Config;
+use super::keypath::line_column;
+use super::places::Places;
 
 /// Prefix of environment variables that override config keys. Path segments are separated
 /// by a double underscore: `MANIFOLD_UPSTREAMS__ACCOUNTS__URL=http://10.0.0.5:9201`.
 pub const ENV_PREFIX: &str = "MANIFOLD_";
 
-/// Keys that were removed, with what to write instead: an old config gets that, not "unknown
-/// key".
-const REMOVED_KEYS: [(&str, &str); 2] = [
-    super::graphql::REMOVED_INTROSPECTION,
-    super::observe::REMOVED_ALLOW_PUBLIC,
-];
-
-/// One problem with a config: the key it is about and what is wrong.
+/// One problem with a config: where it is, the key it is about and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub key: String,
     pub message: String,
+    /// Where: `None` for a config built in code.
+    pub origin: Option<Origin>,
+}
+
+/// Where a problem is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// In the config file, at a 1-based line and column (in characters); `at` is `None`
+    /// where no place in the file fits (a key it does not have, in no table it has).
+    File {
+        file: String,
+        at: Option<(usize, usize)>,
+    },
+    /// In the value of this environment variable (a `MANIFOLD_*` override).
+    Env(String),
 }
 
 impl ConfigError {
@@ -30,17 +43,55 @@ impl ConfigError {
         Self {
             key: key.into(),
             message: message.into(),
+            origin: None,
+        }
+    }
+
+    /// The problem with where it is in front.
+    pub fn located(&self) -> Located<'_> {
+        Located(self)
+    }
+
+    /// The order problems are listed in: through the file, then the environment's.
+    pub(super) fn order(&self) -> (u8, usize, usize) {
+        match &self.origin {
+            Some(Origin::File {
+                at: Some((l, c)), ..
+            }) => (0, *l, *c),
+            Some(Origin::File { at: None, .. }) => (1, 0, 0),
+            Some(Origin::Env(_)) => (2, 0, 0),
+            None => (3, 0, 0),
         }
     }
 }
 
+/// `upstreams.cart.timeout: must be greater than 0`: what is wrong; `located` adds where.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
         }
+        f.write_str(&self.message)
+    }
+}
+
+/// A problem shown with where it is, as compilers write errors (editors and terminals jump to
+/// `file:line:column`): `config/mobile.toml:12:11: upstreams.cart.timeout: ...`, or
+/// `$MANIFOLD_SERVER__LISTEN: server.listen: ...` for a value from the environment.
+pub struct Located<'e>(&'e ConfigError);
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.origin {
+            Some(Origin::File {
+                file,
+                at: Some((line, column)),
+            }) => write!(f, "{file}:{line}:{column}: ")?,
+            Some(Origin::File { file, at: None }) => write!(f, "{file}: ")?,
+            Some(Origin::Env(var)) => write!(f, "${var}: ")?,
+            None => {}
+        }
+        write!(f, "{}", self.0)
     }
 }
 
@@ -51,13 +102,15 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
+/// One line per problem, then one that sums them up.
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Invalid configuration ({}):", self.source)?;
         for e in &self.errors {
-            write!(f, "\n  - {e}")?;
+            writeln!(f, "{}", e.located())?;
         }
-        Ok(())
+        let n = self.errors.len();
+        let s = if n == 1 { "" } else { "s" };
+        write!(f, "{}: invalid configuration, {n} problem{s}", self.source)
     }
 }
 
@@ -106,6 +159,8 @@ impl Config {
     }
 
     /// Parses and validates config text with the given environment (tests pass their own).
+    /// Syntax errors stop there; otherwise unknown keys, values serde cannot read and the
+    /// sections' own checks are all reported together.
     pub fn parse(
         text: &str,
         source: &str,
@@ -116,130 +171,42 @@ impl Config {
             source: source.to_owned(),
             errors,
         };
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| fail(vec![ConfigError::new("", e.to_string())]))?;
-        let mut errors = Vec::new();
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            if let Err(e) = apply_override(&mut table, rest, &value) {
-                errors.push(ConfigError::new(name.clone(), e));
-            }
+        let (file, syntax) = DeTable::parse_recoverable(text);
+        let places = Places::new(text, source, file.get_ref());
+        if !syntax.is_empty() {
+            let at = |e: &toml::de::Error| e.span().map(|s| line_column(text, s.start));
+            return Err(fail(
+                syntax
+                    .iter()
+                    .map(|e| places.in_file(String::new(), e.message(), at(e)))
+                    .collect(),
+            ));
         }
-
-        let mut unknown = Vec::new();
-        let mut note_unknown =
-            |path: serde_ignored::Path<'_>| unknown.push(normalise_path(&path.to_string()));
-        let typed: Result<Config, _> = serde_path_to_error::deserialize(
-            serde_ignored::Deserializer::new(toml::Value::Table(table), &mut note_unknown),
-        );
-        errors.extend(unknown.into_iter().map(|key| {
-            let removed = REMOVED_KEYS.iter().find(|(old, _)| *old == key);
-            let message = removed.map_or("unknown key", |(_, instead)| instead);
-            ConfigError::new(key, message)
-        }));
-        match typed {
-            Ok(config) => {
-                errors.extend(config.validate(required_upstreams));
-                if errors.is_empty() {
-                    Ok(config)
-                } else {
-                    Err(fail(errors))
-                }
-            }
-            Err(e) => {
-                let key = normalise_path(&e.path().to_string());
-                errors.push(ConfigError::new(key, e.into_inner().to_string()));
-                Err(fail(errors))
-            }
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        let (config, errors) = places.check(&overrides, required_upstreams);
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(fail(errors)),
         }
     }
 }
 
 fn read(path: &Path) -> Result<String, ConfigErrors> {
+    let file = path.display().to_string();
     std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        source: path.display().to_string(),
-        errors: vec![ConfigError::new("", format!("cannot read the file: {e}"))],
+        errors: vec![ConfigError {
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+            origin: Some(Origin::File {
+                file: file.clone(),
+                at: None,
+            }),
+        }],
+        source: file,
     })
-}
-
-/// `upstreams.accounts.?.timeout` / `routes.0.prefix` -> `upstreams.accounts.timeout` / `routes[0].prefix`.
-fn normalise_path(raw: &str) -> String {
-    let mut out = String::new();
-    for segment in raw.split('.').filter(|s| !s.is_empty() && *s != "?") {
-        if segment.bytes().all(|b| b.is_ascii_digit()) {
-            out.push('[');
-            out.push_str(segment);
-            out.push(']');
-        } else {
-            if !out.is_empty() && !segment.starts_with('[') {
-                out.push('.');
-            }
-            out.push_str(segment);
-        }
-    }
-    out
-}
-
-/// Sets `SERVER__LISTEN` (already without the prefix) in the table. The value is read as a
-/// TOML value when it is one (`10`, `true`, `["a"]`), else as a string.
-fn apply_override(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), String> {
-    let segments: Vec<String> = key.split("__").map(|s| s.to_ascii_lowercase()).collect();
-    if segments.iter().any(String::is_empty) {
-        return Err("empty path segment (use `__` between keys)".into());
-    }
-    let value = format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-
-    let (last, parents) = segments.split_last().ok_or("empty key")?;
-    let mut node = table;
-    for segment in parents {
-        let entry = node
-            .entry(segment.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = match entry {
-            toml::Value::Table(t) => t,
-            toml::Value::Array(items) => {
-                // `ROUTES__0__PREFIX`: an index into an array of tables.
-                return set_in_array(items, &segments, segment, last, value);
-            }
-            _ => return Err(format!("`{segment}` is not a table")),
-        };
-    }
-    node.insert(last.clone(), value);
-    Ok(())
-}
-
-fn set_in_array(
-    items: &mut [toml::Value],
-    segments: &[String],
-    array_key: &str,
-    last: &str,
-    value: toml::Value,
-) -> Result<(), String> {
-    let pos = segments.iter().position(|s| s == array_key).unwrap_or(0);
-    let rest = &segments[pos + 1..];
-    let [index, field] = rest else {
-        return Err(format!(
-            "arrays can be overridden one field deep: {array_key}__<index>__<field>"
-        ));
-    };
-    debug_assert_eq!(field, last);
-    let index: usize = index
-        .parse()
-        .map_err(|_| format!("`{index}` is not an index into `{array_key}`"))?;
-    match items.get_mut(index) {
-        Some(toml::Value::Table(t)) => {
-            t.insert(field.clone(), value);
-            Ok(())
-        }
-        _ => Err(format!("`{array_key}` has no table at index {index}")),
-    }
 }
 
 #[cfg(test)]
@@ -360,22 +327,117 @@ mod tests {
              bulkhead = { max_concurrent = 0 }",
         );
         let err = Config::parse(&text, "test", env(&[]), &[]).unwrap_err();
-        let shown: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
+        let shown: Vec<String> = err.errors.iter().map(|e| e.located().to_string()).collect();
         assert_eq!(
             shown,
             [
-                "upstreams.accounts.retry.attempts: must be 1 to 10",
-                "upstreams.accounts.breaker.min_calls: must be greater than 0",
-                "upstreams.accounts.bulkhead.max_concurrent: must be greater than 0",
-                "upstreams.accounts.health.path: must start with '/'",
-                "upstreams.accounts.outlier.ejection: must be greater than 0",
+                "test:7:30: upstreams.accounts.retry.attempts: must be 1 to 10",
+                "test:8:25: upstreams.accounts.breaker.min_calls: must be greater than 0",
+                "test:9:19: upstreams.accounts.health.path: must start with '/'",
+                "test:10:24: upstreams.accounts.outlier.ejection: must be greater than 0",
+                "test:11:31: upstreams.accounts.bulkhead.max_concurrent: must be greater than 0",
             ]
         );
     }
 
+    /// Seven mistakes of both kinds, in three sections: all of them in one run, in the order
+    /// of the file, each at its line and column (the key's for an unknown key, else the
+    /// value's), each line once, with no trailing `in ...` line of serde's.
     #[test]
-    fn paths_are_normalised() {
-        assert_eq!(normalise_path("auth.jwt.?.foo"), "auth.jwt.foo");
-        assert_eq!(normalise_path("routes.0.prefix"), "routes[0].prefix");
+    fn every_mistake_of_a_file_in_one_run_with_line_and_column() {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\ncolour = \"red\"\nrequest_timeout = 5\n\
+                    max_request_body = \"64 parsecs\"\n\n[limits]\nmax_headers = \"many\"\n\n\
+                    [upstreams.bogus]\nurl = \"ftp://bogus.internal\"\npool_max_idle = true\n\
+                    retry = { attempts = 0 }\n";
+        let err = Config::parse(text, "bad.toml", env(&[]), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad.toml:3:1: server.colour: unknown key\n\
+             bad.toml:4:19: server.request_timeout: expected a duration like \"800ms\", \"5s\" or \"1m 30s\", got integer `5`\n\
+             bad.toml:5:20: server.max_request_body: unknown size unit \"parsecs\" in \"64 parsecs\"\n\
+             bad.toml:8:15: limits.max_headers: expected usize, got string \"many\"\n\
+             bad.toml:11:7: upstreams.bogus.url: \"ftp://bogus.internal\" must be an http:// or https:// URL\n\
+             bad.toml:12:17: upstreams.bogus.pool_max_idle: expected usize, got boolean `true`\n\
+             bad.toml:13:22: upstreams.bogus.retry.attempts: must be 1 to 10\n\
+             bad.toml: invalid configuration, 7 problems"
+        );
+    }
+
+    /// A required key that is absent is shown at its table; one taken out because its value
+    /// was wrong is not "missing" too; and the entries after a broken one keep their index.
+    #[test]
+    fn list_entries_keep_their_index_past_a_broken_one() {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\n[upstreams.a]\nurl = \"http://a\"\n\
+                    [[routes]]\nprefix = 5\nupstream = \"a\"\n\
+                    [[routes]]\nupstream = \"a\"\n\
+                    [[routes]]\nprefix = \"nope\"\nupstream = \"a\"\nauth = \"none\"\ncolour = 1\n";
+        let err = Config::parse(text, "t", env(&[]), &[]).unwrap_err();
+        let shown: Vec<String> = err.errors.iter().map(|e| e.located().to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "t:6:10: routes[0].prefix: expected a string, got integer `5`",
+                "t:8:1: routes[1].prefix: is required",
+                "t:11:10: routes[2].prefix: must start and end with '/', e.g. \"/api/accounts/\"",
+                "t:14:1: routes[2].colour: unknown key",
+            ]
+        );
+    }
+
+    /// A problem with a value from the environment names the variable, not a place in the
+    /// file; one the environment cannot express is named by its variable too.
+    #[test]
+    fn a_problem_from_the_environment_names_the_variable() {
+        let err = Config::parse(
+            MINIMAL,
+            "test",
+            env(&[
+                ("MANIFOLD_UPSTREAMS__ACCOUNTS__TIMEOUT", "soon"),
+                ("MANIFOLD_SERVER__DRAIN_DELAY", "1h"),
+                ("MANIFOLD_SERVER____LISTEN", "x"),
+            ]),
+            &[],
+        )
+        .unwrap_err();
+        let shown: Vec<String> = err.errors.iter().map(|e| e.located().to_string()).collect();
+        assert_eq!(shown.len(), 3, "{err}");
+        assert!(
+            shown.contains(
+                &"$MANIFOLD_SERVER____LISTEN: empty path segment (use `__` between keys)"
+                    .to_owned()
+            ),
+            "{err}"
+        );
+        assert!(shown.iter().any(|s| s.starts_with("$MANIFOLD_UPSTREAMS__ACCOUNTS__TIMEOUT: upstreams.accounts.timeout: invalid duration \"soon\"")), "{err}");
+        assert!(shown.contains(&"$MANIFOLD_SERVER__DRAIN_DELAY: server.drain_delay: must be shorter than server.shutdown_timeout (the hard deadline counts from the signal)".to_owned()), "{err}");
+    }
+
+    /// A wrong type for the one required key of the root leaves nothing to validate, but the
+    /// other sections' mistakes are still all listed.
+    #[test]
+    fn a_broken_listen_address_still_lets_the_rest_be_read() {
+        let text =
+            "[server]\nlisten = 8080\n[limits]\nmax_headers = -1\n[graphql]\nmode = \"staging\"\n";
+        let err = Config::parse(text, "t", env(&[]), &[]).unwrap_err();
+        let shown: Vec<String> = err.errors.iter().map(|e| e.located().to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "t:2:10: server.listen: expected socket address, got integer `8080`",
+                "t:4:15: limits.max_headers: expected usize, got integer `-1`",
+                "t:6:8: graphql.mode: unknown variant `staging`, expected `production` or `development`",
+            ]
+        );
+    }
+
+    /// Syntax errors are all listed at their place; nothing is read past them.
+    #[test]
+    fn syntax_errors_are_placed_too() {
+        let err = Config::parse("[server\nlisten = 1\n", "t", env(&[]), &[]).unwrap_err();
+        assert!(
+            err.errors[0].located().to_string().starts_with("t:1:8: "),
+            "{err}"
+        );
+        assert!(err.errors.iter().all(|e| e.key.is_empty()), "{err}");
     }
 }

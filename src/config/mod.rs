@@ -15,15 +15,20 @@ mod compression;
 mod cors;
 mod deprecation;
 mod endpoint;
+mod env;
 mod graphql;
+mod keypath;
 mod limits;
 mod load;
 mod observe;
 mod persisted;
+mod places;
 mod quota;
 mod ratelimit;
+mod recover;
 mod redis_endpoint;
 mod route;
+mod schema;
 mod secret;
 mod server;
 mod tls;
@@ -33,6 +38,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use admission::AdmissionConfig;
@@ -50,7 +56,7 @@ pub use endpoint::{
 };
 pub use graphql::{GraphqlConfig, GraphqlMode};
 pub use limits::{LimitsConfig, PathSemicolons};
-pub use load::{ConfigError, ConfigErrors, LoadSource};
+pub use load::{ConfigError, ConfigErrors, LoadSource, Located, Origin};
 pub use observe::{AdminConfig, LogConfig, LogFormat, OtlpCompression, TracingConfig};
 pub use persisted::{PersistedQueriesConfig, TrustedDocuments};
 pub use quota::{Period, QuotaConfig};
@@ -60,6 +66,7 @@ pub use ratelimit::{
 };
 pub use redis_endpoint::RedisEndpoint;
 pub use route::{AuthPolicy, RouteConfig};
+pub use schema::json_schema;
 pub use secret::{REDACTED, Secret, SecretUrl};
 pub use server::ServerConfig;
 pub use tls::{
@@ -72,7 +79,7 @@ pub use upstream::{
 };
 
 /// The whole config of one BFF instance.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, is_http_url};
@@ -15,7 +16,7 @@ use super::{Secret, ca_client_config, units};
 
 /// `[admin]`: a second listener for operators. It shows the loaded config and live
 /// internals and reloads the config, so off loopback it needs a bearer token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AdminConfig {
     #[serde(default = "enabled")]
     pub enabled: bool,
@@ -54,7 +55,7 @@ pub(super) const REMOVED_ALLOW_PUBLIC: (&str, &str) = (
 const MIN_TOKEN_LEN: usize = 16;
 
 /// `[log]`: how the access log (one line per request) and every other line are written.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LogConfig {
     #[serde(default)]
     pub format: LogFormat,
@@ -66,7 +67,7 @@ pub struct LogConfig {
     pub probes: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     #[default]
@@ -77,7 +78,7 @@ pub enum LogFormat {
 /// `[tracing]`: W3C trace context is always propagated; spans are exported over OTLP
 /// (http/protobuf) when an endpoint is set, here or in `OTEL_EXPORTER_OTLP_ENDPOINT` /
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TracingConfig {
     /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; spans are POSTed to
     /// `{endpoint}/v1/traces`.
@@ -140,7 +141,7 @@ fn admin_listen() -> SocketAddr {
 }
 
 /// How export bodies are compressed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OtlpCompression {
     #[default]

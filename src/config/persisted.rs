@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::redis_endpoint::{self, RedisEndpoint};
@@ -16,7 +17,7 @@ use super::secret::SecretUrl;
 use super::units;
 use super::validate::{Problems, positive};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct PersistedQueriesConfig {
     /// Automatic persisted queries: on by default; off, a hash-only request is answered

@@ -3,13 +3,14 @@
 //! (100000 a day, whole again at 00:00 UTC), the number a partner plans its integration
 //! against. Both are scaled by the caller's tier and charged together (`ratelimit`).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ratelimit::{CostKind, KeyKind, RuleConfig, is_token};
 use super::validate::Problems;
 
 /// `[[rate_limit.quotas]]`: at most `limit` units per `period` per caller.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct QuotaConfig {
     /// Shown in the RateLimit headers and the usage endpoint; a token like a rule's name,
     /// and not the name of a rule (the headers list both).
@@ -29,7 +30,7 @@ fn request_cost() -> CostKind {
 }
 
 /// A calendar window in UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     /// From 00:00:00Z to the next 00:00:00Z.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -18,7 +19,7 @@ use super::validate::Problems;
 use super::{SecretUrl, units};
 
 /// `[client_ip]`
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientIpConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-For` is believed, e.g. `["10.0.0.0/8"]`.
     #[serde(default)]
@@ -29,7 +30,7 @@ pub struct ClientIpConfig {
     pub header: ForwardedHeader,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ForwardedHeader {
     #[default]
     #[serde(rename = "x-forwarded-for")]
@@ -104,7 +105,7 @@ impl<'de> Deserialize<'de> for Cidr {
 }
 
 /// `[rate_limit]`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RateLimitConfig {
     /// Where counters live: this instance only, or Redis (shared by every instance).
     #[serde(default)]
@@ -161,7 +162,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     #[default]
@@ -169,7 +170,7 @@ pub enum StoreKind {
     Redis,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRedisError {
     /// Decide with this instance's own counters (each instance then allows up to the limit).
@@ -180,7 +181,7 @@ pub enum OnRedisError {
 }
 
 /// What a rule counts requests by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// The JWT subject; requests without a user are not counted by this rule.
@@ -192,7 +193,7 @@ pub enum KeyKind {
 }
 
 /// What one request costs under a rule.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CostKind {
     /// One per request, whatever it asks for.
@@ -205,7 +206,7 @@ pub enum CostKind {
 }
 
 /// `[[rate_limit.rules]]`: at most `limit` per `per`, in bursts of up to `limit`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RuleConfig {
     /// Shown in the RateLimit headers; letters, digits, `-`, `_`, `.`.
     pub name: String,
@@ -219,7 +220,7 @@ pub struct RuleConfig {
 
 /// `[rate_limit.tiers.NAME]`: scales (or replaces) the limit of user and API-key rules; a
 /// multiplier scales every quota too.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TierConfig {
     pub multiplier: Option<f64>,
     pub limit: Option<u32>,

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, positive};
 use super::{ByteSize, Config, units};
 
 /// Who may use a proxy route (or any route the core guards).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthPolicy {
     /// Anyone; no identity is forwarded.
@@ -21,7 +22,7 @@ pub enum AuthPolicy {
 }
 
 /// A path prefix proxied to an upstream, streaming both ways.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RouteConfig {
     /// Client-facing prefix, e.g. `/api/accounts/`.
     pub prefix: String,

@@ -3,8 +3,10 @@
 //! `Display` and `Serialize` all show a redaction. Code that needs the real value asks for it
 //! by name with `expose()`, so every place a credential leaves the config is easy to find.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What is shown instead of a secret.
@@ -133,6 +135,33 @@ impl Serialize for SecretUrl {
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(SecretUrl)
+    }
+}
+
+/// In the JSON Schema a credential is the string it is written as.
+impl JsonSchema for Secret {
+    fn schema_name() -> Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A credential: read as written, never shown (logs and the admin API print <redacted>).",
+        })
+    }
+}
+
+impl JsonSchema for SecretUrl {
+    fn schema_name() -> Cow<'static, str> {
+        "SecretUrl".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A URL that may carry a credential in its user info; shown with the credential replaced by <redacted>.",
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::units;
@@ -21,7 +22,7 @@ use super::validate::Problems;
 
 pub use super::client_ca::ClientCaFiles;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
     pub cert: PathBuf,
@@ -49,7 +50,7 @@ pub struct TlsConfig {
 }
 
 /// Whether the listener insists on a client certificate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     #[default]

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Problems, is_http_url, positive};
 use super::{ByteSize, ClientTlsConfig, units};
 
 /// One backend service: one base URL (`url`) or several instances (`instances`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UpstreamConfig {
     /// Base URL of a single instance, e.g. `http://127.0.0.1:9201` or `https://users.internal`.
     pub url: Option<String>,
@@ -150,7 +151,7 @@ impl UpstreamConfig {
 
 /// Retries of idempotent calls: exponential backoff with full jitter, never past the
 /// request's deadline, paid from a budget so an outage never multiplies load.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RetryConfig {
     /// Tries in all, the first included; 1 disables retries.
@@ -214,7 +215,7 @@ impl RetryConfig {
 }
 
 /// Circuit breaker, one per instance. Only server faults and timeouts count as failures.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct BreakerConfig {
     pub enabled: bool,
@@ -299,7 +300,7 @@ impl BreakerConfig {
 /// follows the backend (`upstream::limit`): it shrinks, down to `min_concurrent`, while the
 /// backend answers slower than `tolerance` times its best recent latency or says it is
 /// overloaded, and grows back while it is fast again.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct BulkheadConfig {
     pub max_concurrent: usize,
@@ -320,7 +321,7 @@ impl Default for BulkheadConfig {
 }
 
 /// Active health checks: `GET path` on every instance at an interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct HealthConfig {
     pub enabled: bool,
@@ -381,7 +382,7 @@ impl HealthConfig {
 }
 
 /// Passive outlier ejection: an instance failing calls in a row is left out for a while.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct OutlierConfig {
     pub consecutive_failures: u32,
