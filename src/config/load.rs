@@ -395,12 +395,21 @@ mod tests {
                 ("MANIFOLD_UPSTREAMS__ACCOUNTS__TIMEOUT", "soon"),
                 ("MANIFOLD_SERVER__DRAIN_DELAY", "1h"),
                 ("MANIFOLD_SERVER____LISTEN", "x"),
+                ("MANIFOLD_UPSTREAMS__NEW__TIMEOUT", "1s"),
             ]),
             &[],
         )
         .unwrap_err();
         let shown: Vec<String> = err.errors.iter().map(|e| e.located().to_string()).collect();
-        assert_eq!(shown.len(), 3, "{err}");
+        assert_eq!(shown.len(), 4, "{err}");
+        // A table the file does not have, made by a variable: named by that variable.
+        assert!(
+            shown.contains(
+                &"$MANIFOLD_UPSTREAMS__NEW__TIMEOUT: upstreams.new: needs `url` or `instances`"
+                    .to_owned()
+            ),
+            "{err}"
+        );
         assert!(
             shown.contains(
                 &"$MANIFOLD_SERVER____LISTEN: empty path segment (use `__` between keys)"

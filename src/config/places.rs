@@ -4,7 +4,7 @@
 //! problems it places: environment overrides, reading every mistake, the validation pass.
 
 use super::env::apply_override;
-use super::keypath::{KeyPath, Spans, line_column, locate};
+use super::keypath::{KeyPath, line_column, locate};
 use super::load::{ENV_PREFIX, Origin};
 use super::recover::{self, MistakeKind};
 use super::{Config, ConfigError};
@@ -83,8 +83,7 @@ impl<'t> Places<'t> {
         (read.value, errors)
     }
 
-    /// A problem about `path`: at the key itself for an unknown key, else at its value (a
-    /// table's header), or where the environment set it.
+    /// A problem about `path`.
     fn error(
         &self,
         path: &KeyPath,
@@ -92,31 +91,43 @@ impl<'t> Places<'t> {
         message: String,
         kind: MistakeKind,
     ) -> ConfigError {
-        let env = |under: bool| {
-            self.set_by_env.iter().find(|(set, _)| match under {
-                false => path.starts_with(set),
-                true => set.starts_with(path),
-            })
-        };
-        let spans = locate(self.file, path);
-        let origin = match (env(false), &spans, env(true)) {
-            (Some((_, var)), _, _) => Origin::Env(var.clone()),
-            (None, Some(Spans { exact: false, .. }) | None, Some((_, var))) => {
-                Origin::Env(var.clone())
-            }
-            (None, Some(spans), _) => {
-                let offset = match kind {
-                    MistakeKind::Unknown => spans.key.start,
-                    MistakeKind::Invalid | MistakeKind::Missing => spans.value.start,
-                };
-                return self.in_file(key, &message, Some(line_column(self.text, offset)));
-            }
-            (None, None, None) => return self.in_file(key, &message, None),
-        };
         ConfigError {
             key,
             message,
-            origin: Some(origin),
+            origin: Some(self.origin(path, kind)),
+        }
+    }
+
+    /// Where `path` is: the variable that set it (or set something in it that the file does
+    /// not have); else its place in the file, at the key itself for an unknown key, at its
+    /// value otherwise (a table's header, the nearest one for a key the file lacks); else
+    /// the file as a whole.
+    fn origin(&self, path: &KeyPath, kind: MistakeKind) -> Origin {
+        let set_by = |found: &dyn Fn(&KeyPath) -> bool| {
+            self.set_by_env
+                .iter()
+                .find(|(set, _)| found(set))
+                .map(|(_, var)| Origin::Env(var.clone()))
+        };
+        if let Some(env) = set_by(&|set| path.starts_with(set)) {
+            return env;
+        }
+        let spans = locate(self.file, path);
+        if spans.as_ref().is_none_or(|s| !s.exact)
+            && let Some(env) = set_by(&|set| set.starts_with(path))
+        {
+            return env;
+        }
+        let at = spans.map(|s| {
+            let offset = match kind {
+                MistakeKind::Unknown => s.key.start,
+                MistakeKind::Invalid | MistakeKind::Missing => s.value.start,
+            };
+            line_column(self.text, offset)
+        });
+        Origin::File {
+            file: self.source.to_owned(),
+            at,
         }
     }
 
