@@ -34,6 +34,7 @@ BENCH = os.path.join(ROOT, "bench")
 RELEASE = os.path.join(ROOT, "target", "release")
 HEADING = "## Span export"
 PORT = 8286
+ADMIN_PORT = 9286
 CONNECTIONS = 32
 SECONDS = 15
 
@@ -70,14 +71,16 @@ def counters(admin_port):
     return out
 
 
-def admin_port(log_path):
-    """The admin listener's port, from the gateway's "listening" line."""
-    with open(log_path) as f:
-        for line in f:
-            m = re.search(r"admin=Some\(127\.0\.0\.1:(\d+)\)", line)
-            if m:
-                return int(m.group(1))
-    raise RuntimeError("no admin address in the gateway's log")
+def drained(admin, deadline_s=30):
+    """The counters once every finished span is accounted for (or after `deadline_s`)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        now = counters(admin)
+        if now["exported"] + now["dropped"] + now["failed"] == now["finished"]:
+            return now
+        if time.monotonic() > deadline:
+            return now
+        time.sleep(0.2)
 
 
 def measure(run, procs, workdir, collector_port):
@@ -85,25 +88,20 @@ def measure(run, procs, workdir, collector_port):
     cold = configs.load_toml(os.path.join(BENCH, "cache-cold.toml"))
     doc = configs.gateway(shipped, PORT, False, overlay=cold)
     doc["tracing"] = {"otlp_endpoint": f"http://127.0.0.1:{collector_port}", "sample_ratio": 1.0}
+    doc["admin"]["listen"] = f"127.0.0.1:{ADMIN_PORT}"
     gateway = run.start_gateway(procs, workdir, "bff-mobile", "mobile-spans", doc)
     wait_until("mobile-spans ready", status_is(PORT, "/readyz"), 30, gateway)
-    admin = admin_port(gateway.log_path)
+    admin = ADMIN_PORT
     tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
     graphql = {"path": "/graphql", "body": json.dumps({"query": run.HOME}),
                "headers": {"content-type": "application/json"}, "tokens": tokens,
                "bad": '"errors"'}
     run.set_latency(0)
     overload.loadgen(PORT, graphql, 4, 2, workdir)  # warm-up
-    before = counters(admin)
+    before = drained(admin)
     result = overload.loadgen(PORT, graphql, CONNECTIONS, SECONDS, workdir)
     settle([gateway.pid])
-    deadline = time.monotonic() + 30
-    while True:
-        after = counters(admin)
-        done = after["exported"] + after["dropped"] + after["failed"]
-        if done == after["finished"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    after = drained(admin)
     ok = result["by_status"].get("200", {}).get("count", 0)
     delta = {k: after[k] - before[k] for k in after}
     return {"rps": ok / result["seconds"], "queries": ok, "spans": delta,

@@ -23,6 +23,9 @@ use crate::server::{self, RunningServer};
 /// sysexits' EX_USAGE: the command line or the config is wrong.
 pub const EXIT_CONFIG: u8 = 64;
 
+/// The commit the core was built from (`build.rs`): `--version` prints it.
+pub const COMMIT: &str = env!("MANIFOLD_COMMIT");
+
 /// A BFF as the core sees it: a name, a default config, the backends its code calls, and its
 /// own routes.
 pub struct BffSpec {
@@ -233,7 +236,7 @@ pub fn main(spec: &BffSpec) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("{} {}", spec.name, spec.version);
+            println!("{} {} (commit {})", spec.name, spec.version, COMMIT);
             return ExitCode::SUCCESS;
         }
         Ok(Command::PrintConfigSchema) => {
@@ -384,7 +387,7 @@ fn usage(spec: &BffSpec) -> String {
          --config PATH            config file (default: {path}, else the built-in default)\n  \
          --check                  validate the config, print every problem (file:line:column: key:\n                           \
          message) or \"ok\", exit 64 or 0\n  \
-         --version                print the name and version\n  \
+         --version                print the name, version and commit\n  \
          --print-config-schema    print the JSON Schema of the config file (for editors)\n\n\
          Any config key can be overridden from the environment: MANIFOLD_SERVER__LISTEN=0.0.0.0:8080\n\
          sets server.listen. RUST_LOG sets the log filter.",

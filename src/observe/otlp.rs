@@ -231,7 +231,9 @@ fn exporter(
     builder.build()
 }
 
-/// Sends batches from the queue until every sender is gone.
+/// Sends batches from the queue until every sender is gone: a full batch at once, a partial
+/// one after waiting `interval` for more (so a busy gateway exports as fast as the collector
+/// takes spans, and a quiet one sends a few requests, not one per span).
 async fn drain(
     exporter: opentelemetry_otlp::SpanExporter,
     mut spans: mpsc::Receiver<SpanData>,
@@ -240,6 +242,17 @@ async fn drain(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while spans.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() < MAX_BATCH {
+            let more = async {
+                while batch.len() < MAX_BATCH {
+                    let room = MAX_BATCH - batch.len();
+                    if spans.recv_many(&mut batch, room).await == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(interval, more).await;
+        }
         let count = batch.len();
         match exporter.export(std::mem::take(&mut batch)).await {
             Ok(()) => stats.exported.add(count as u64),
@@ -249,7 +262,7 @@ async fn drain(
                 tracing::debug!(error = %e, "OTLP export failed");
             }
         }
-        tokio::time::sleep(interval).await;
+        batch.reserve(MAX_BATCH);
     }
 }
 

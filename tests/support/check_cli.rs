@@ -99,8 +99,9 @@ pub fn check_lists_every_mistake_with_its_place(bin: &str, name: &str, upstreams
     assert_eq!(stderr.lines().collect::<Vec<_>>(), expected, "{stderr}");
 }
 
-/// `bin --version` prints the binary's name and version (`version`, its package's) and
-/// exits 0, whatever else the command line says.
+/// `bin --version` prints the binary's name, version (`version`, its package's) and the
+/// commit it was built from (this checkout's, as `git` says), and exits 0, whatever else the
+/// command line says.
 pub fn version_names_the_binary(bin: &str, name: &str, version: &str) {
     for args in [
         vec!["--version"],
@@ -108,9 +109,18 @@ pub fn version_names_the_binary(bin: &str, name: &str, version: &str) {
     ] {
         let out = Command::new(bin).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            format!("{name} {version}\n"),
+            format!("{name} {version} (commit {commit})\n"),
             "{args:?}"
         );
     }
