@@ -128,3 +128,14 @@ pub struct Config {
     #[serde(default)]
     pub cache: CacheConfig,
 }
+
+/// Test support: the problems `--check` would report for a config of `[server]` plus `extra`
+/// (empty when it is valid), each as `key: message`.
+#[cfg(test)]
+pub(crate) fn problems_with(extra: &str) -> Vec<String> {
+    let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}");
+    match Config::parse(&text, "test", Vec::new(), &[]) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}

@@ -87,11 +87,7 @@ mod tests {
     use crate::config::{Config, CostKind, Period};
 
     fn problems(extra: &str) -> Vec<String> {
-        let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}");
-        match Config::parse(&text, "test", Vec::new(), &[]) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-        }
+        crate::config::problems_with(extra)
     }
 
     #[test]

@@ -368,11 +368,7 @@ mod tests {
     }
 
     fn problems(extra: &str) -> Vec<String> {
-        let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}");
-        match crate::config::Config::parse(&text, "test", Vec::new(), &[]) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-        }
+        crate::config::problems_with(extra)
     }
 
     #[test]

@@ -105,14 +105,8 @@ pub(super) fn validate(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-
     fn problems(extra: &str) -> Vec<String> {
-        let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}");
-        match Config::parse(&text, "test", Vec::new(), &[]) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-        }
+        crate::config::problems_with(extra)
     }
 
     #[test]

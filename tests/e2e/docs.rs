@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::Stack;
-use crate::observe::webdriver::{Browser, find_browser};
+use crate::observe::webdriver::{Browser, browser_or_skip};
 
 const DEMO_KEY: &str = "demo-partner-key";
 
@@ -38,13 +38,8 @@ return {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_renders_offline_and_tries_an_operation_with_a_key() {
-    let (chromium, driver) = match find_browser() {
-        Ok(found) => found,
-        Err(reason) if std::env::var_os("CI").is_none() => {
-            println!("SKIPPED: {reason}");
-            return;
-        }
-        Err(reason) => panic!("CI must run the browser test: {reason}"),
+    let Some((chromium, driver)) = browser_or_skip() else {
+        return;
     };
     let stack = Stack::start(&bff_partner::SPEC).await;
     let origin = stack.url("");
@@ -136,11 +131,6 @@ async fn the_reference_renders_offline_and_tries_an_operation_with_a_key() {
     for url in &loaded {
         assert!(url.starts_with(&origin), "{url} is not on {origin}");
     }
-    let png = browser.screenshot().await;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(target.join("docs.png"), png).unwrap();
+    browser.save_screenshot("docs.png").await;
     browser.quit().await;
 }

@@ -11,7 +11,7 @@ use manifold::config::GraphqlMode;
 use serde_json::{Value, json};
 
 use crate::harness::Stack;
-use crate::observe::webdriver::{Browser, find_browser};
+use crate::observe::webdriver::{Browser, browser_or_skip};
 
 /// Exactly what graphql-js 16.11's `getIntrospectionQuery()` returns.
 const INTROSPECTION_QUERY: &str =
@@ -146,13 +146,8 @@ return {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_renders_offline_in_chromium_and_runs_a_query_with_the_token() {
-    let (chromium, driver) = match find_browser() {
-        Ok(found) => found,
-        Err(reason) if std::env::var_os("CI").is_none() => {
-            println!("SKIPPED: {reason}");
-            return;
-        }
-        Err(reason) => panic!("CI must run the browser test: {reason}"),
+    let Some((chromium, driver)) = browser_or_skip() else {
+        return;
     };
     let stack = development(&bff_mobile::SPEC).await;
     let token = stack.token("42", "mobile", &[]).await;
@@ -219,11 +214,6 @@ async fn graphiql_renders_offline_in_chromium_and_runs_a_query_with_the_token() 
     for url in &loaded {
         assert!(url.starts_with(&origin), "{url} is not on {origin}");
     }
-    let png = browser.screenshot().await;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(target.join("ide.png"), png).unwrap();
+    browser.save_screenshot("ide.png").await;
     browser.quit().await;
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use demo_services::Service;
 use serde_json::{Value, json};
 
-use super::webdriver::{Browser, find_browser};
+use super::webdriver::{Browser, browser_or_skip};
 use crate::harness::Stack;
 use crate::mobile::HOME;
 
@@ -46,13 +46,8 @@ fn row<'a>(page: &'a Value, table: &str, first: &str) -> Option<&'a Vec<Value>> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_live_upstream_states_rates_and_errors_in_chromium() {
-    let (chromium, driver) = match find_browser() {
-        Ok(found) => found,
-        Err(reason) if std::env::var_os("CI").is_none() => {
-            println!("SKIPPED: {reason}");
-            return;
-        }
-        Err(reason) => panic!("CI must run the browser test: {reason}"),
+    let Some((chromium, driver)) = browser_or_skip() else {
+        return;
     };
     let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
         // 40 requests, whatever they cost.

@@ -199,7 +199,31 @@ fn fastrand_suffix() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Chromium and chromedriver for a browser test, or `None` after printing why the test is
+/// skipped; under CI a missing browser fails the test instead.
+pub fn browser_or_skip() -> Option<(String, String)> {
+    match find_browser() {
+        Ok(found) => Some(found),
+        Err(reason) if std::env::var_os("CI").is_none() => {
+            println!("SKIPPED: {reason}");
+            None
+        }
+        Err(reason) => panic!("CI must run the browser test: {reason}"),
+    }
+}
+
 impl Browser {
+    /// Saves a PNG of the viewport as `target/<name>` (or under `CARGO_TARGET_DIR`), for a
+    /// person to look at what the test saw.
+    pub async fn save_screenshot(&self, name: &str) {
+        let png = self.screenshot().await;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(target.join(name), png).unwrap();
+    }
+
     /// Closes the browser; the driver stops on drop.
     pub async fn quit(mut self) {
         let path = format!("/session/{}", self.session);
