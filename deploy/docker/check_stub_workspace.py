@@ -13,7 +13,8 @@ engine: deploy/docker/stub-workspace.sh must give
 and the Dockerfile must build the same packages, with the same flags, in both stages.
 
 Usage: python3 deploy/docker/check_stub_workspace.py   (from anywhere; exit 0 or 1)
-Set CARGO_TARGET_DIR to reuse a target dir for step 3 (CI shares its own).
+Step 3 builds in `skeleton/` under the target dir (CARGO_TARGET_DIR or target/), apart from
+the real build: the stubs' artifacts would otherwise replace the real crates'.
 """
 
 import os
@@ -125,13 +126,15 @@ def main() -> int:
                 failures.append(f"the skeleton resolves other dependencies: "
                                 f"real only {only_real}, skeleton only {only_stub}")
             # Every target, as `cargo clippy --workspace --all-targets` checks the real
-            # workspace: the same features, so in the repo's own target dir (the default) the
-            # dependencies are checked already and only the stubs are compiled (their paths
-            # differ from the real crates', so their artifacts are their own).
+            # workspace. In a target dir of its own: cargo names a workspace member's
+            # artifacts by its path relative to the workspace root, so the stubs would take
+            # the real crates' places (a stub build script's output replaced the core's, and
+            # the next real build lacked what its build script sets).
             check = ["cargo", "check", "--locked", "--offline", "--quiet", "--workspace",
                      "--all-targets"]
             env = dict(os.environ)
-            env.setdefault("CARGO_TARGET_DIR", str(ROOT / "target"))
+            base = Path(env.get("CARGO_TARGET_DIR", str(ROOT / "target")))
+            env["CARGO_TARGET_DIR"] = str(base / "skeleton")
             if subprocess.run(check, cwd=tmp / "a", env=env).returncode != 0:
                 failures.append("cargo check of the skeleton failed")
         print(f"skeleton: {len(first)} files; {edited} .rs files edited in a copy; "
