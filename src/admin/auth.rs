@@ -44,13 +44,7 @@ pub async fn guard(
 /// Whether `Authorization` is `Bearer <token>`, compared digest to digest in constant time
 /// (neither the token's bytes nor its length show in the time taken).
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(sent) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, sent)| sent.trim())
-    else {
+    let Some(sent) = crate::auth::bearer(headers) else {
         return false;
     };
     let sent: [u8; 32] = Sha256::digest(sent.as_bytes()).into();

@@ -177,7 +177,7 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
 }
 
 /// `Authorization: Bearer <credential>`; the only place a token is read from.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme
@@ -218,10 +218,11 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
             if let Some(missing) = guard.scopes.iter().find(|s| !identity.has_scope(s)) {
                 return AuthError::Forbidden(missing.clone()).into_response();
             }
+            let identity = Arc::new(identity);
             if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
-                record.set_caller(identity.principal());
+                record.set_caller(identity.clone());
             }
-            request.extensions_mut().insert(Arc::new(identity));
+            request.extensions_mut().insert(identity);
             next.run(request).await
         }
         Ok(None) => next.run(request).await,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::request::BackendCall;
+use crate::request::{BackendCall, Principal};
 
 /// The fields of one access-log line.
 pub struct AccessLine<'a> {
@@ -21,7 +21,7 @@ pub struct AccessLine<'a> {
     /// The client's address (`edge::client_ip`: the peer, or what trusted proxies said).
     pub client_ip: Option<IpAddr>,
     /// The user or API client the request proved to be (`user:42`, `client:acme`).
-    pub caller: Option<&'a str>,
+    pub caller: Option<&'a Principal>,
     pub user_agent: Option<&'a str>,
     /// The request body's declared length (0 without a body; unknown when chunked).
     pub bytes_in: Option<u64>,
@@ -63,7 +63,7 @@ impl AccessLine<'_> {
             method = self.method,
             route = self.route,
             client_ip = self.client_ip.map(tracing::field::display),
-            caller = self.caller,
+            caller = self.caller.map(tracing::field::display),
             user_agent = self.user_agent,
             bytes_in = self.bytes_in,
             bytes_out = self.bytes_out,

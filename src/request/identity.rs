@@ -16,6 +16,16 @@ pub enum Principal {
     ApiClient(String),
 }
 
+/// `user:42` or `client:acme`: who, never how (the access log's `caller`).
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::User(id) => write!(f, "user:{id}"),
+            Principal::ApiClient(id) => write!(f, "client:{id}"),
+        }
+    }
+}
+
 /// A verified caller. Built by `auth` after a token or key checked out.
 #[derive(Clone, Debug)]
 pub struct Identity {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::identity::Principal;
+use super::identity::{Identity, Principal};
 use super::trace::SpanRecord;
 
 /// One backend call a request made (all its tries together).
@@ -56,8 +56,8 @@ pub struct RequestRecord {
     cache: Mutex<Option<&'static str>>,
     /// What admission control did with the request (`Admitted as u8`).
     admitted: AtomicU8,
-    /// Who the request proved to be (`user:42`, `client:acme`), once authenticated.
-    caller: OnceLock<Arc<str>>,
+    /// Who the request proved to be, once authenticated (the identity `auth` built).
+    caller: OnceLock<Arc<Identity>>,
     /// Spans are kept only when an exporter will send them.
     keep_spans: bool,
     spans: Mutex<Vec<SpanRecord>>,
@@ -76,18 +76,15 @@ impl RequestRecord {
         *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(label);
     }
 
-    /// Who the request proved to be: the identity's principal, never its credential.
-    pub fn set_caller(&self, principal: &Principal) {
-        let caller = match principal {
-            Principal::User(id) => format!("user:{id}"),
-            Principal::ApiClient(id) => format!("client:{id}"),
-        };
-        let _ = self.caller.set(caller.into());
+    /// Who the request proved to be (shared, not copied: the access line formats it only
+    /// when it is written).
+    pub fn set_caller(&self, identity: Arc<Identity>) {
+        let _ = self.caller.set(identity);
     }
 
-    /// The caller `set_caller` recorded, if any.
-    pub fn caller(&self) -> Option<&str> {
-        self.caller.get().map(|c| &**c)
+    /// The caller `set_caller` recorded, if any: its principal, never its credential.
+    pub fn caller(&self) -> Option<&Principal> {
+        self.caller.get().map(|identity| identity.principal())
     }
 
     /// The GraphQL operation's estimated cost (`graphql::cost`).
