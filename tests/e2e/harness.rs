@@ -68,6 +68,19 @@ impl Stack {
         self.backends.url(service)
     }
 
+    /// `GET path` on a sample backend directly (what the gateway would have been told), as
+    /// JSON.
+    pub async fn backend_json(&self, service: Service, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.service_url(service)))
+            .send()
+            .await
+            .expect("backend reachable")
+            .json()
+            .await
+            .expect("backend JSON")
+    }
+
     /// A fresh RS256 token from the demo IdP.
     pub async fn token(&self, sub: &str, aud: &str, scopes: &[&str]) -> String {
         self.token_with(json!({ "sub": sub, "aud": aud, "scopes": scopes, "ttl_s": 900 }))

@@ -89,18 +89,9 @@ async fn clear_chaos(stack: &Stack, service: Service) {
 #[tokio::test]
 async fn an_order_merges_orders_catalog_and_shipping_one_call_each_with_either_key_style() {
     let stack = Stack::start(&bff_partner::SPEC).await;
-    let backend_order: Value = stack
-        .http
-        .get(format!(
-            "{}/orders/{ORDER}",
-            stack.service_url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("orders reachable")
-        .json()
-        .await
-        .expect("order JSON");
+    let backend_order = stack
+        .backend_json(Service::Orders, &format!("/orders/{ORDER}"))
+        .await;
     let backend_items = backend_order["items"].as_array().expect("items");
 
     // The first round finds the cache cold; the second finds the products it stored.

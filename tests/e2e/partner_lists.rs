@@ -108,22 +108,11 @@ async fn catalog_search(stack: &Stack, query: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!(
-            "{}/products?{query}&limit=100",
-            stack.service_url(Service::Catalog)
-        );
+        let mut path = format!("/products?{query}&limit=100");
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = stack
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = stack.backend_json(Service::Catalog, &path).await;
         found.extend(ids(&page["items"]));
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -205,18 +194,12 @@ async fn a_cursor_the_api_did_not_give_is_a_400_never_a_5xx() {
     let next = first.body["next"].as_str().expect("next").to_owned();
     let (_, cursor) = next.split_once("cursor=").expect("a cursor");
     // The catalog's own cursor for the same page is not the client's.
-    let catalog: Value = stack
-        .http
-        .get(format!(
-            "{}/products?q=oak%20lamp&category=home&limit=3",
-            stack.service_url(Service::Catalog)
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let catalog = stack
+        .backend_json(
+            Service::Catalog,
+            "/products?q=oak%20lamp&category=home&limit=3",
+        )
+        .await;
     let raw = catalog["nextCursor"]
         .as_str()
         .expect("the catalog's cursor");
@@ -260,18 +243,9 @@ async fn a_cursor_the_api_did_not_give_is_a_400_never_a_5xx() {
 #[tokio::test]
 async fn a_customers_orders_page_newest_first_to_the_end() {
     let stack = Stack::start(&bff_partner::SPEC).await;
-    let backend: Value = stack
-        .http
-        .get(format!(
-            "{}/orders?userId=42&limit=50",
-            stack.service_url(Service::Orders)
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let backend = stack
+        .backend_json(Service::Orders, "/orders?userId=42&limit=50")
+        .await;
     let expected = ids(&backend["items"]);
     assert!(expected.len() >= 3, "{expected:?}");
 
