@@ -81,6 +81,9 @@ def merge(base, overlay):
     return out
 
 
+NO_SHEDDING = {"initial_limit": 1024, "min_limit": 1024}
+
+
 def gateway(shipped, port, production, proxy_auth_none=False, overlay=None):
     """A bench config from a shipped one: listening on `port`, limits raised (production) or
     dropped (plain)."""
@@ -90,6 +93,10 @@ def gateway(shipped, port, production, proxy_auth_none=False, overlay=None):
     # log, as nginx and HAProxy run without one.
     doc.setdefault("admin", {})["listen"] = "127.0.0.1:0"
     doc.setdefault("log", {})["access_log"] = False
+    # The throughput scenarios measure what serving costs, so nothing they send is shed (a
+    # refusal costs less than an answer and would flatter the numbers): admission control
+    # runs with a floor above any of their connection counts. The overload scenario drops it.
+    doc.setdefault("admission", {}).update(NO_SHEDDING)
     if production:
         limits = doc.get("rate_limit", {})
         for limit in limits.get("rules", []) + limits.get("quotas", []):

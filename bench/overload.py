@@ -6,9 +6,15 @@ mobile gateway and the Apollo Server peer) and replaces the "## Overload" sectio
 BENCHMARKS.md. The load generator is `bench/loadgen` (closed loop, like wrk, but with
 latencies per status, so refusals and admitted answers are measured apart).
 
-For each contender: the unloaded p99 (4 connections), then 800 connections (the benchmark
-measures capacity at 64, where throughput is already saturated on 2 cores) for 15 s, with
-the resident memory sampled throughout. Targets (the edge-hardening issue): excess answered
+For each contender: the unloaded p99 (4 connections), its capacity (answers per second at 64
+connections, where throughput is already saturated on 2 cores), then ten times that capacity
+offered for 15 s in an open loop over up to 800 connections, with the resident memory sampled
+throughout. Open, because "ten times the capacity" is an arrival rate: requests come whether
+or not earlier ones were answered, and each one's latency counts from when it was due (time
+spent waiting for a free connection included). A closed loop cannot offer a fixed multiple:
+each refusal sends the next request at once, so the offered rate is whatever the gateway can
+refuse, and by Little's law 800 connections answered within 5 ms would take 160,000 answers
+a second. Targets (the edge-hardening issue): excess answered
 503 within 5 ms at p99, admitted answers' p99 at most 2x the unloaded p99, RSS at most 2x
 idle plus 50 MB, no errors inside admitted answers.
 
@@ -38,20 +44,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 RELEASE = os.path.join(ROOT, "target", "release")
 UNLOADED_CONNECTIONS = 4
+CAPACITY_CONNECTIONS = 64
+OVERLOAD_FACTOR = 10
 OVERLOAD_CONNECTIONS = 800
 OVERLOAD_SECONDS = 15
 HEADING = "## Overload"
 PORT = 8285
+CAPACITY_PORT = 8286
 
 
-def start_manifold(run, procs, workdir):
-    """The Manifold instance the scenario loads: plain mobile config, JSON access log on."""
+def start_manifold(run, procs, workdir, shedding=True, port=PORT):
+    """The Manifold instance the scenario loads: plain mobile config, JSON access log on,
+    admission control as shipped (or never shedding, to measure the capacity)."""
     shipped = configs.load_toml(os.path.join(ROOT, "config", "mobile.toml"))
     cold = configs.load_toml(os.path.join(BENCH, "cache-cold.toml"))
-    doc = configs.gateway(shipped, PORT, False, overlay=cold)
+    doc = configs.gateway(shipped, port, False, overlay=cold)
     doc["log"].update({"access_log": True, "format": "json"})
-    gateway = run.start_gateway(procs, workdir, "bff-mobile", "mobile-overload", doc)
-    wait_until("mobile-overload ready", status_is(PORT, "/readyz"), 30, gateway)
+    if shedding:
+        for key in configs.NO_SHEDDING:
+            doc["admission"].pop(key)
+    name = "mobile-overload" if shedding else "mobile-capacity"
+    gateway = run.start_gateway(procs, workdir, "bff-mobile", name, doc)
+    wait_until(f"{name} ready", status_is(port, "/readyz"), 30, gateway)
     return gateway
 
 
@@ -67,7 +81,7 @@ def access_latencies(path, start):
             entry = json.loads(line)
             if entry.get("status") == 200:
                 ok.append(entry["latency_ms"])
-            elif entry.get("admission") == "shed":
+            elif entry.get("admission") == "shed" and "latency_ms" in entry:
                 shed.append(entry["latency_ms"])
     return sorted(ok), sorted(shed)
 
@@ -76,8 +90,8 @@ def p99(values):
     return values[min(len(values) - 1, int(len(values) * 0.99))] if values else None
 
 
-def loadgen(port, graphql, connections, seconds, workdir):
-    """One closed-loop run of `bench/loadgen`; its JSON report."""
+def loadgen(port, graphql, connections, seconds, workdir, rate=None):
+    """One run of `bench/loadgen` (closed loop, or open at `rate` per second); its report."""
     body_path = os.path.join(workdir, "overload-body.json")
     with open(body_path, "w") as f:
         f.write(graphql["body"])
@@ -87,7 +101,7 @@ def loadgen(port, graphql, connections, seconds, workdir):
     argv = [os.path.join(RELEASE, "loadgen"), f"http://127.0.0.1:{port}{graphql['path']}",
             "--connections", str(connections), "--duration", str(seconds), "--method", "POST",
             "--body-file", body_path, "--tokens-file", tokens_path, "--bad", graphql["bad"],
-            "--timeout", "10"]
+            "--timeout", "10"] + (["--rate", f"{rate:.0f}"] if rate else [])
     for name, value in graphql["headers"].items():
         argv += ["--header", f"{name}: {value}"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -117,21 +131,35 @@ class RssSampler:
         self._thread.join()
 
 
-def measure(name, proc, port, workdir, graphql, quiet):
-    """One contender: unloaded, then overloaded. Returns the row of the report."""
-    def run(connections, seconds):
-        result = loadgen(port, graphql, connections, seconds, workdir)
-        settle([proc.pid, *(q.pid for q in quiet)])
+def measure(name, proc, port, workdir, graphql, quiet, capacity_on=None):
+    """One contender: unloaded, its capacity, then overloaded. Returns the row of the report.
+    `capacity_on`: a function starting the instance to measure the capacity on and
+    stopping it: (start, stop) (Manifold's without shedding, so that shedding cannot make
+    the capacity smaller); else the contender itself."""
+    def run(connections, seconds, rate=None, on=(proc, port)):
+        result = loadgen(on[1], graphql, connections, seconds, workdir, rate)
+        settle([on[0].pid, *(q.pid for q in quiet)])
         return result
+
+    if capacity_on:
+        start, stop = capacity_on
+        instance = start()
+        run(UNLOADED_CONNECTIONS, 2, on=instance)  # warm-up
+        saturated = run(CAPACITY_CONNECTIONS, 5, on=instance)
+        stop(instance[0])
+    else:
+        saturated = None
 
     run(UNLOADED_CONNECTIONS, 2)  # warm-up
     at = os.path.getsize(proc.log_path)
     unloaded = run(UNLOADED_CONNECTIONS, 5)
     unloaded_ok, _ = access_latencies(proc.log_path, at)
     idle = rss_mib(proc.pid)
+    saturated = saturated or run(CAPACITY_CONNECTIONS, 5)
+    capacity = saturated["by_status"].get("200", {}).get("count", 0) / saturated["seconds"]
     at = os.path.getsize(proc.log_path)
     with RssSampler(proc.pid) as rss:
-        loaded = run(OVERLOAD_CONNECTIONS, OVERLOAD_SECONDS)
+        loaded = run(OVERLOAD_CONNECTIONS, OVERLOAD_SECONDS, OVERLOAD_FACTOR * capacity)
     loaded_ok, loaded_shed = access_latencies(proc.log_path, at)
     ok = loaded["by_status"].get("200", {})
     shed = loaded["by_status"].get("503", {})
@@ -140,6 +168,8 @@ def measure(name, proc, port, workdir, graphql, quiet):
         "name": name,
         "unloaded_p99": unloaded["by_status"].get("200", {}).get("p99_ms"),
         "unloaded_rps": unloaded["requests"] / unloaded["seconds"],
+        "capacity": capacity,
+        "offered": loaded["rate"],
         "requests": loaded["requests"],
         "seconds": loaded["seconds"],
         "ok": ok.get("count", 0),
@@ -168,17 +198,22 @@ def _f(x, digits=1):
 
 def render(rows, when, commit):
     out = [HEADING, "",
-           f"Run {when}, commit {commit}: {OVERLOAD_CONNECTIONS} connections on the mobile home "
-           f"query for {OVERLOAD_SECONDS} s (backends at 0 ms, rate limits off; capacity is "
-           f"measured at 64 connections), after {UNLOADED_CONNECTIONS} connections for the "
-           "unloaded p99 (`python3 bench/overload.py`, load generator `bench/loadgen`).", "",
-           "| contender | unloaded p99 ms | answered 200 /s | 200 p50 ms | 200 p99 ms | 503 | "
-           "503 p99 ms | other statuses | errors (timeouts) | 200 with errors | RSS idle -> peak MiB |",
-           "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
+           f"Run {when}, commit {commit}: the mobile home query offered at {OVERLOAD_FACTOR}x "
+           f"each contender's capacity (its answers per second at {CAPACITY_CONNECTIONS} "
+           f"connections) for {OVERLOAD_SECONDS} s, open loop over up to "
+           f"{OVERLOAD_CONNECTIONS} connections, latency counted from when each request was "
+           f"due (backends at 0 ms, rate limits off), after {UNLOADED_CONNECTIONS} connections "
+           "for the unloaded p99 (`python3 bench/overload.py`, load generator `bench/loadgen`).",
+           "",
+           "| contender | unloaded p99 ms | capacity /s | offered /s | answered 200 /s | 200 p50 ms | "
+           "200 p99 ms | 503 | 503 p99 ms | other statuses | errors (timeouts) | 200 with errors "
+           "| RSS idle -> peak MiB |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
     for r in rows:
         other = ", ".join(f"{s}: {n}" for s, n in r["other"].items()) or "-"
         out.append(
-            f"| {r['name']} | {_f(r['unloaded_p99'], 2)} | {r['ok_rps']:.0f} | {_f(r['ok_p50'])} | "
+            f"| {r['name']} | {_f(r['unloaded_p99'], 2)} | {r['capacity']:.0f} | "
+            f"{r['offered']:.0f} | {r['ok_rps']:.0f} | {_f(r['ok_p50'])} | "
             f"{_f(r['ok_p99'])} | {r['shed']} | {_f(r['shed_p99'], 2)} | {other} | "
             f"{r['errors']} ({r['timeouts']}) | {r['bad']} | {r['idle_mib']:.0f} -> {r['peak_mib']:.0f} |")
     out += ["", "The gateway's own view (its access lines: from the request's arrival in the app to "
@@ -232,6 +267,8 @@ def main():
     parser.add_argument("--no-install", action="store_true")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--manifold-only", action="store_true",
+                        help="skip the Apollo Server peer and print the section only")
     args = parser.parse_args()
     run.install(args.no_install)
     run.build(args.no_build)
@@ -246,13 +283,17 @@ def main():
         for port in (run.IDP_PORT, *run.BACKEND_PORTS):
             wait_until(f"backend {port}", status_is(port, "/healthz"), 30, backends)
         gateway = start_manifold(run, procs, workdir)
+        contenders = [("Manifold plain", gateway, PORT, manifold_capacity(run, procs, workdir))]
+        if args.manifold_only:
+            rows = scenario(run, workdir, contenders, [backends])
+            print(render(rows, time.strftime("%Y-%m-%d"), "-"))
+            return
         apollo = procs.start("apollo", ["node", "server.mjs"], os.path.join(workdir, "apollo.log"),
                              env={"NODE_ENV": "production", "WORKERS": str(os.cpu_count() or 1),
                                   "PORT": "8403", "APOLLO_HTTP_CACHE": "off"},
                              cwd=os.path.join(BENCH, "apollo"))
         wait_until("apollo", lambda: run.http_request(8403, "GET", "/")[0] > 0, 30, apollo)
-        rows = scenario(run, workdir, [("Manifold plain", gateway, PORT),
-                                       ("Apollo Server", apollo, 8403)], [backends])
+        rows = scenario(run, workdir, contenders + [("Apollo Server", apollo, 8403, None)], [backends])
     finally:
         procs.stop_all()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -262,17 +303,26 @@ def main():
     replace_section(args.output, section)
 
 
+def manifold_capacity(run, procs, workdir):
+    """`capacity_on` for Manifold: an instance like the loaded one that never sheds."""
+    def start():
+        proc = start_manifold(run, procs, workdir, shedding=False, port=CAPACITY_PORT)
+        return proc, CAPACITY_PORT
+    return start, procs.stop
+
+
 def scenario(run, workdir, contenders, quiet):
-    """The overload rows for `contenders` [(name, proc, port)], backends at 0 ms."""
+    """The overload rows for `contenders` [(name, proc, port, capacity_on)], backends at
+    0 ms (`capacity_on`: see `measure`)."""
     tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
     graphql = {"path": "/graphql", "body": json.dumps({"query": run.HOME}),
                "headers": {"content-type": "application/json"}, "tokens": tokens,
                "bad": '"errors"'}
     run.set_latency(0)
     rows = []
-    for name, proc, port in contenders:
+    for name, proc, port, capacity_on in contenders:
         run.log(f"overload: {name}")
-        rows.append(measure(name, proc, port, workdir, graphql, quiet))
+        rows.append(measure(name, proc, port, workdir, graphql, quiet, capacity_on))
     return rows
 
 

@@ -331,6 +331,7 @@ def main():
         gateways["mobile-plain-warm"] = ("bff-mobile", configs.gateway(shipped["mobile"], 8283, False, overlay=cache_warm))
         gateways["mobile-production-warm"] = ("bff-mobile", configs.gateway(shipped["mobile"], 8284, True, overlay=cache_warm))
     ports = [IDP_PORT, *BACKEND_PORTS, READY_PROBE_PORT, 8401, 8402, 8403, 8404, overload.PORT,
+             overload.CAPACITY_PORT,
              *(listen_port(doc) for _, doc in gateways.values())]
     busy = [p for p in ports if not port_free(p)]
     if busy:
@@ -488,8 +489,9 @@ def main():
         this = sys.modules[__name__]
         overloaded = overload.start_manifold(this, procs, workdir)
         overload_rows = overload.scenario(this, workdir,
-                                          [("Manifold plain", overloaded, overload.PORT),
-                                           ("Apollo Server", apollo, 8403)], [backends])
+                                          [("Manifold plain", overloaded, overload.PORT,
+                                            overload.manifold_capacity(this, procs, workdir)),
+                                           ("Apollo Server", apollo, 8403, None)], [backends])
         procs.stop(overloaded)
 
         log("memory at 1,000 open connections")

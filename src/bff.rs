@@ -197,7 +197,8 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     gateway.observer().set_name(spec.name);
     let connections = gateway.connection_stats().clone();
     let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
-    let server = RunningServer::spawn(listener, live.router(), tls, &limits, connections)
+    let gate = Some(live.gate());
+    let server = RunningServer::spawn(listener, live.router(), tls, &limits, connections, gate)
         .map_err(|source| StartError::Bind { addr, source })?;
     let admin = match admin_listener {
         Some(listener) => {
@@ -209,12 +210,12 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
             // out, and `/metrics` counts the public listener only.
             let stats = Arc::default();
             Some(
-                RunningServer::spawn(listener, app, None, &limits, stats).map_err(|source| {
-                    StartError::Bind {
+                RunningServer::spawn(listener, app, None, &limits, stats, None).map_err(
+                    |source| StartError::Bind {
                         addr: admin_addr,
                         source,
-                    }
-                })?,
+                    },
+                )?,
             )
         }
         None => None,

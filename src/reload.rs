@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use crate::config::{Config, ConfigErrors};
 use crate::gateway::{BuildError, Gateway};
 use crate::lifecycle::ReloadSnapshot;
-use crate::server::HangupSignal;
+use crate::server::{Gate, HangupSignal};
 
 /// How often `watch` looks at the config file.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -128,6 +128,13 @@ impl LiveApp {
                 Ok::<_, Infallible>(response)
             }
         }))
+    }
+
+    /// What the listener asks before the app: the serving generation's admission control
+    /// refuses a request it would shed anyway (`edge::admission`).
+    pub fn gate(self: &Arc<Self>) -> Gate {
+        let live = self.clone();
+        Arc::new(move |request| live.current().gateway.refuse_at_once(request))
     }
 
     /// Validates `config`, builds its generation, waits for its keys and swaps it in. The

@@ -1,7 +1,8 @@
 //! `[admission]`: how many requests one BFF instance works on at once. The limit adapts to
-//! what the instance can do (see `edge::admission`): it grows while answers stay as fast as
-//! the best recently seen, and shrinks when they slow down. Over it, a request waits in a
-//! short queue for a place, or is answered 503 with `Retry-After` at once.
+//! what the instance can do (see `edge::admission`): it shrinks while woken work waits longer
+//! than `max_delay` for a worker (the instance is short of CPU), and grows back while it is
+//! used and work is picked up in time. Over it, a request waits in a short queue for a place,
+//! or is answered 503 with `Retry-After` at once.
 
 use std::time::Duration;
 
@@ -24,20 +25,22 @@ pub struct AdmissionConfig {
     /// How long a queued request waits for a place before it is refused.
     #[serde(with = "units::duration")]
     pub queue_timeout: Duration,
-    /// Answers slower than this many times the best recent latency shrink the limit.
-    pub tolerance: f64,
+    /// How long woken work may wait for a worker thread (sampled every few milliseconds)
+    /// before the limit shrinks.
+    #[serde(with = "units::duration")]
+    pub max_delay: Duration,
 }
 
 impl Default for AdmissionConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            initial_limit: 256,
-            min_limit: 64,
+            initial_limit: 32,
+            min_limit: 4,
             max_limit: 4096,
             queue: 64,
-            queue_timeout: Duration::from_millis(50),
-            tolerance: 2.5,
+            queue_timeout: Duration::from_millis(10),
+            max_delay: Duration::from_micros(150),
         }
     }
 }
@@ -60,9 +63,9 @@ impl AdmissionConfig {
             "must be greater than 0",
         );
         p.check(
-            self.tolerance >= 1.0,
-            "admission.tolerance",
-            "must be at least 1",
+            positive(self.max_delay),
+            "admission.max_delay",
+            "must be greater than 0",
         );
     }
 }

@@ -168,10 +168,11 @@ impl Gateway {
         // The adaptive limit keeps what it learnt across a reload that does not change it.
         let admission = match previous {
             Some(p) if p.0.config.admission == config.admission => p.0.admission.clone(),
-            _ => config
-                .admission
-                .enabled
-                .then(|| Arc::new(Admission::new(&config.admission))),
+            _ => config.admission.enabled.then(|| {
+                let admission = Arc::new(Admission::new(&config.admission));
+                admission.watch();
+                admission
+            }),
         };
         let rate_limiter = match previous {
             Some(p) if p.0.config.rate_limit == config.rate_limit => p.0.rate_limiter.clone(),
@@ -259,6 +260,12 @@ impl Gateway {
     /// Request metrics, recent errors, the span exporter.
     pub fn observer(&self) -> &Arc<observe::Observer> {
         &self.0.observer
+    }
+
+    /// The 503 for `request` when admission control would shed it anyway, answered before
+    /// the app (see `edge::admission`).
+    pub fn refuse_at_once<B>(&self, request: &http::Request<B>) -> Option<Response> {
+        self.0.admission.as_ref()?.refuse_at_once(request)
     }
 
     /// Ready for traffic: keys loaded and not shutting down.

@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use super::Gate;
 use super::activity::{Activity, Timeouts, WatchedIo, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
@@ -59,11 +60,17 @@ pub(super) struct ConnectionPolicy {
     caps: Arc<ConnectionCaps>,
     timeouts: Timeouts,
     body_read_timeout: Duration,
+    gate: Option<Gate>,
 }
 
 impl ConnectionPolicy {
-    pub fn new(limits: &LimitsConfig, stats: Arc<ConnectionStats>) -> Arc<Self> {
+    pub fn new(
+        limits: &LimitsConfig,
+        stats: Arc<ConnectionStats>,
+        gate: Option<Gate>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            gate,
             builder: http_builder(limits),
             caps: ConnectionCaps::new(limits, stats),
             timeouts: Timeouts::new(limits),
@@ -100,6 +107,7 @@ impl ConnectionPolicy {
             activity: activity.clone(),
             body_read_timeout: self.body_read_timeout,
             stats: self.caps.stats().clone(),
+            gate: self.gate.clone(),
         }
     }
 
@@ -122,7 +130,7 @@ impl ConnectionPolicy {
     }
 }
 
-/// Accepts connections until `signal` resolves to the grace period, then asks every open
+/// Accepts connections (asking `gate` about each request first) until `signal` resolves to the grace period, then asks every open
 /// connection to finish (HTTP/1.1: close after the current response; HTTP/2: GOAWAY), waits
 /// for them for at most that grace, and closes the rest.
 pub async fn serve(
@@ -131,8 +139,9 @@ pub async fn serve(
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
     stats: Arc<ConnectionStats>,
+    gate: Option<Gate>,
 ) -> io::Result<()> {
-    let policy = ConnectionPolicy::new(limits, stats);
+    let policy = ConnectionPolicy::new(limits, stats, gate);
     let connections = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     let grace = loop {

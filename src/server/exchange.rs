@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use super::Gate;
 use super::activity::{Activity, InFlight};
 use super::caps::ConnectionStats;
 use crate::error::{Code, Problem};
@@ -39,6 +40,8 @@ pub struct Exchange {
     pub activity: Arc<Activity>,
     pub body_read_timeout: Duration,
     pub stats: Arc<ConnectionStats>,
+    /// Asked before the app (see `Gate`).
+    pub gate: Option<Gate>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Exchange {
@@ -61,6 +64,8 @@ impl Exchange {
             tracing::debug!(peer = %self.peer, "request head with a bare LF refused");
             let detail = "a header line ends in a bare LF (without CR)";
             closing(Problem::new(Code::BadRequest, detail).into_response())
+        } else if let Some(refused) = self.gate.as_ref().and_then(|gate| gate(&request)) {
+            keep_alive_after(request, refused).await
         } else if request.body().is_end_stream() {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(self.peer));
@@ -114,6 +119,39 @@ impl Exchange {
                 body_timed_out(self.body_read_timeout, http1)
             }
         }
+    }
+}
+
+/// The most of a refused request's body read before the gate's answer, so the connection
+/// stays usable for the client's next request; and the most time that may take (a refusal is
+/// meant to be quick: a body that has not arrived by then costs the connection instead).
+const GATE_DRAIN_BYTES: u64 = 64 * 1024;
+const GATE_DRAIN_TIME: Duration = Duration::from_millis(50);
+
+/// `refused`, after reading `request`'s body if it is small and arrives at once (hyper can
+/// take the connection's next request only once the body is read); else with
+/// `Connection: close`, so the client knows.
+async fn keep_alive_after(request: Request<Incoming>, refused: Response) -> Response {
+    let mut body = request.into_body();
+    if body.is_end_stream() {
+        return refused;
+    }
+    if body
+        .size_hint()
+        .upper()
+        .is_none_or(|len| len > GATE_DRAIN_BYTES)
+    {
+        return closing(refused);
+    }
+    let drained = tokio::time::timeout(GATE_DRAIN_TIME, async {
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            frame.ok()?;
+        }
+        Some(())
+    });
+    match drained.await {
+        Ok(Some(())) => refused,
+        _ => closing(refused),
     }
 }
 

@@ -36,9 +36,10 @@ pub async fn serve_tls(
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
     stats: Arc<ConnectionStats>,
+    gate: Option<super::Gate>,
 ) -> io::Result<()> {
     let reload = AbortOnDrop(tokio::spawn(tls.reload_task()));
-    let policy = ConnectionPolicy::new(limits, stats);
+    let policy = ConnectionPolicy::new(limits, stats, gate);
     let graceful = GracefulShutdown::new();
     // Tells handshakes still in progress to give up once the listener stops.
     let (stopping, stopping_rx) = watch::channel(false);

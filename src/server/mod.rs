@@ -16,6 +16,13 @@ pub mod tls;
 
 pub use caps::ConnectionStats;
 
+/// Asked about each request on a listener before the app sees it: an answer to send at once
+/// (admission control's 503 under overload: a refusal that costs no routing), or `None` to
+/// serve it.
+pub type Gate = Arc<
+    dyn Fn(&http::Request<hyper::body::Incoming>) -> Option<axum::response::Response> + Send + Sync,
+>;
+
 /// Serves plain HTTP until its signal resolves, then drains.
 pub use conn::{http_builder, serve};
 
@@ -44,7 +51,7 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Starts serving `app` on `listener`, over TLS when `tls` is given, counting its
-    /// connections in `stats`. It stops when
+    /// connections in `stats`, asking `gate` about each request first. It stops when
     /// `shutdown(grace)` is called, finishing in-flight requests for at most `grace`, or
     /// when the handle is dropped, finishing them for at most `DROP_GRACE`.
     pub fn spawn(
@@ -53,6 +60,7 @@ impl RunningServer {
         tls: Option<Tls>,
         limits: &LimitsConfig,
         stats: Arc<ConnectionStats>,
+        gate: Option<Gate>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<Duration>();
@@ -60,12 +68,14 @@ impl RunningServer {
         let is_tls = tls.is_some();
         let limits = limits.clone();
         let task = match tls {
-            Some(tls) => {
+            Some(tls) => tokio::spawn(async move {
+                serve_tls(listener, app, tls, signal, &limits, stats, gate).await
+            }),
+            None => {
                 tokio::spawn(
-                    async move { serve_tls(listener, app, tls, signal, &limits, stats).await },
+                    async move { serve(listener, app, signal, &limits, stats, gate).await },
                 )
             }
-            None => tokio::spawn(async move { serve(listener, app, signal, &limits, stats).await }),
         };
         Ok(Self {
             addr,

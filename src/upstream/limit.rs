@@ -17,6 +17,18 @@ use tokio::time::Instant;
 /// A recent latency this close to the best is never a slowdown, whatever the ratio.
 const NOISE: Duration = Duration::from_millis(2);
 
+/// How pressed the limited resource is, for `AdaptiveLimit::learn_pressure`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pressure {
+    /// Past its target, by this many times it (at least 1): shrink by a tenth, or by more
+    /// the further past (at most by half, at 5 times the target).
+    Over(f64),
+    /// Below the target, but not by far: grow slowly.
+    Near,
+    /// Far below the target: grow quickly.
+    Clear,
+}
+
 /// The bounds and the tolerance of one limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LimitBounds {
@@ -93,6 +105,33 @@ impl AdaptiveLimit {
         } else if f64::from(in_flight) * 2.0 >= state.value {
             // An idle limit keeps what it knows.
             state.value = (state.value + 1.0 / state.value).min(max);
+        }
+        self.current.store(state.value as u32, Ordering::Relaxed);
+    }
+
+    /// Learns from a measure of pressure rather than from an answer (the edge's admission
+    /// control samples the workers' scheduling delay). `Over` shrinks the limit by a tenth or
+    /// more (a sudden overload is met in a few steps), at most once per `spacing`; while at least half of it is in use, `Near` grows it by one per
+    /// limit's worth of samples (it settles where pressure is rare, not where it is half the
+    /// time) and `Clear` by one each sample (plenty of room: grow back quickly).
+    pub fn learn_pressure(&self, pressure: Pressure, in_flight: u32, spacing: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (min, max) = (f64::from(self.bounds.min), f64::from(self.bounds.max));
+        let in_use = f64::from(in_flight) * 2.0 >= state.value;
+        match pressure {
+            Pressure::Over(times) => {
+                let now = Instant::now();
+                if state.last_decrease.is_none_or(|at| now >= at + spacing) {
+                    let factor = (1.0 - 0.1 * times).clamp(0.5, 0.9);
+                    state.value = (state.value * factor).max(min);
+                    state.last_decrease = Some(now);
+                }
+            }
+            Pressure::Near if in_use => {
+                state.value = (state.value + 1.0 / state.value).min(max);
+            }
+            Pressure::Clear if in_use => state.value = (state.value + 1.0).min(max),
+            Pressure::Near | Pressure::Clear => {}
         }
         self.current.store(state.value as u32, Ordering::Relaxed);
     }

@@ -183,6 +183,11 @@ async fn start_bff(
 ) -> RunningBff {
     let mut config = spec.default_config().expect("the shipped config is valid");
     point_at(&mut config, backends);
+    // Tests run side by side on a debug build, so the workers are always short of CPU:
+    // admission control would shed what the tests send. It keeps its place in the stack but
+    // never sheds, except where a test configures it.
+    config.admission.initial_limit = 1024;
+    config.admission.min_limit = 1024;
     adjust(&mut config);
     let bff = manifold::bff::start(spec, config).await.expect("start BFF");
     assert!(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use demo_services::Service;
 use manifold::config::{CostKind, KeyKind, RuleConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,4 +130,65 @@ async fn a_refusal_that_closes_lingers_so_the_client_reads_it_whole() {
             .unwrap_or_else(|e| panic!("write {i} after the answer failed: {e}"));
         tokio::task::yield_now().await;
     }
+}
+
+/// Under overload a request is refused before the app (`edge::admission`): its body is read
+/// there too, so the 503 keeps the connection as the app's refusals do.
+#[tokio::test]
+async fn a_request_shed_before_the_app_keeps_the_connection() {
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.rate_limit.rules.clear();
+        config.admission.initial_limit = 1;
+        config.admission.min_limit = 1;
+        config.admission.max_limit = 1;
+        config.admission.queue = 0;
+    })
+    .await;
+    let token = stack.token("7", "mobile", &[]).await;
+    // A slow answer holds the one place while the connection below is refused.
+    stack
+        .chaos(Service::Users, json!({ "latency_ms": 1500 }))
+        .await;
+    let held = {
+        let (http, url, token) = (stack.http.clone(), stack.url("/graphql"), token.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": "{ home { me { id } } }" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let metrics = stack.admin_url("/metrics");
+    let in_flight = async {
+        loop {
+            let text = stack
+                .http
+                .get(&metrics)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text.contains("manifold_admission_in_flight 1") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the slow query holds the place within 5 s");
+    let addr = stack.bff.addr();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let host = addr.to_string();
+    for i in 0..3 {
+        let (status, head) = exchange(&mut stream, &host, Some(&token)).await;
+        assert_eq!(status, 503, "request {i}: {head}");
+        assert!(head.contains("retry-after: 1"), "request {i}: {head}");
+        assert!(!head.contains("connection: close"), "request {i}: {head}");
+    }
+    assert_eq!(held.await.expect("task").expect("answered"), 200);
 }

@@ -105,10 +105,13 @@ impl Instance {
             admin_port,
             config,
             log: dir.join(format!("{name}.log")),
-            // Load tests run far above the per-user limit the shipped config sets.
+            // Load tests run far above the per-user limit the shipped config sets, and on a
+            // debug build short of CPU, which admission control would shed.
             // Several instances on one machine: each admin listener on a port of its own.
             env: [
                 ("MANIFOLD_RATE_LIMIT__RULES__0__LIMIT", "10000000"),
+                ("MANIFOLD_ADMISSION__INITIAL_LIMIT", "1024"),
+                ("MANIFOLD_ADMISSION__MIN_LIMIT", "1024"),
                 ("MANIFOLD_ADMIN__LISTEN", admin_listen.as_str()),
             ]
             .iter()

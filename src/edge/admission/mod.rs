@@ -1,7 +1,11 @@
 //! Admission control: how many requests this instance works on at once, adapted to what it
-//! can do (`upstream::limit`, the same AIMD limit each upstream's bulkhead keeps): it grows
-//! while answers stay as fast as the best recently seen, and shrinks when they slow down or
-//! when the gateway could not answer (a 503 or 504 of its own). Over the limit a request
+//! can do. The signal is the instance's own: how long work that was woken (a backend's answer
+//! arrived, a timer fired) waits for a worker thread, sampled every `SAMPLE_EVERY`. Past
+//! `max_delay` the instance is short of CPU and every request in it slows down, so the limit
+//! shrinks by a tenth; while work is picked up in time and the limit is used, it grows by one
+//! each sample (`upstream::limit`'s AIMD). End-to-end latency is not the signal: a slow
+//! backend lengthens it without costing this instance anything, and each upstream's bulkhead
+//! already limits what waits on that backend. Over the limit a request
 //! waits in a short bounded queue, or is refused at once: 503 with `Retry-After`, so excess
 //! load costs a refusal, not a stall, and what is admitted stays fast. The queue absorbs
 //! bursts and saturation, not sustained overload: once most of the requests that waited in it
@@ -9,30 +13,42 @@
 //! `QUEUE_REST`: then waiting only delays the 503, and its timers fire late on busy workers
 //! (32 ms at p99 inside the gateway at 800 connections, 0.04 ms without). Health and readiness
 //! checks are never shed.
+//!
+//! Under sustained overload most requests are refused, so a refusal must cost little: the
+//! listener asks `refuse_at_once` before the app, and a request that would be shed anyway is
+//! answered there with a prepared 503 (no routing, no request record, no JSON encoding).
+//! Such refusals write at most `SHED_LINES_PER_SECOND` access lines a second, and one line
+//! each second counting the rest: at ten times the capacity, a line per refusal would cost
+//! more than the refusal.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::AdmissionConfig;
+#[cfg(test)]
+use http::{StatusCode, header};
 
-/// How long the queue is skipped once waiting in it has been in vain.
-const QUEUE_REST: Duration = Duration::from_secs(1);
-/// Waits in vain, within one window, before the queue rests (when they are most waits).
-const IN_VAIN_EVIDENCE: u32 = 8;
-/// The window over which waits are counted.
-const QUEUE_WINDOW: Duration = Duration::from_secs(1);
-use crate::error::{Code, Problem};
+/// How often the workers' scheduling delay is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// The limit shrinks at most this often (a shrink needs time to show).
+const SHRINK_SPACING: Duration = Duration::from_millis(10);
 use crate::observe::exposition::{Exposition, MetricFamilies};
 use crate::request::{Admitted, RequestRecord};
-use crate::upstream::limit::{AdaptiveLimit, LimitBounds};
+use crate::upstream::limit::{AdaptiveLimit, LimitBounds, Pressure};
+
+mod queue;
+mod shed;
+
+use queue::QueueHealth;
+use shed::{ShedLog, overloaded};
 
 /// The adaptive limit of one BFF instance. Shared by every request; cheap to check.
 pub struct Admission {
@@ -41,15 +57,17 @@ pub struct Admission {
     in_flight: AtomicU32,
     queued: AtomicU32,
     freed: Notify,
+    /// Wakes the requests waiting in the queue when it starts resting: they are shed now.
+    rest_began: Notify,
     queue_health: QueueHealth,
     shed: AtomicU64,
     waited: AtomicU64,
+    shed_log: ShedLog,
 }
 
 /// A place in the limit, given back on drop.
 pub struct Ticket<'a> {
     admission: &'a Admission,
-    started: Instant,
     /// Admitted after a wait in the queue.
     queued: bool,
 }
@@ -62,15 +80,47 @@ impl Admission {
                 initial: config.initial_limit,
                 min: config.min_limit,
                 max: config.max_limit,
-                tolerance: config.tolerance,
+                // Not learnt from latencies (see the module's note).
+                tolerance: f64::INFINITY,
             }),
             in_flight: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             freed: Notify::new(),
+            rest_began: Notify::new(),
             queue_health: QueueHealth::new(),
             shed: AtomicU64::new(0),
             waited: AtomicU64::new(0),
+            shed_log: ShedLog::new(),
         }
+    }
+
+    /// Whether a request arriving now would be shed: no place, and the queue full, resting
+    /// or absent.
+    fn saturated(&self) -> bool {
+        if self.in_flight.load(Ordering::Acquire) < self.limit.current() {
+            return false;
+        }
+        if self.queue_health.resting() {
+            return true;
+        }
+        let overflows = self.queued.load(Ordering::Acquire) >= self.config.queue;
+        if overflows {
+            // No place and no room to wait: evidence of sustained overload, like a wait in vain.
+            self.waited(true);
+        }
+        overflows
+    }
+
+    /// The answer to `request` when it would be shed anyway (never to a health or readiness
+    /// check): a prepared 503, counted, logged within `SHED_LINES_PER_SECOND`. `None`: serve
+    /// it (it may still wait in the queue, or be shed there).
+    pub fn refuse_at_once<B>(&self, request: &http::Request<B>) -> Option<Response> {
+        if is_probe(request.uri().path()) || !self.saturated() {
+            return None;
+        }
+        self.shed.fetch_add(1, Ordering::Relaxed);
+        self.shed_log.note(request);
+        Some(overloaded())
     }
 
     /// A place, at once or after a short wait in the queue; `None`: refuse the request.
@@ -82,16 +132,21 @@ impl Admission {
         let ticket = if queued < self.config.queue && !self.queue_health.resting() {
             self.waited.fetch_add(1, Ordering::Relaxed);
             let deadline = Instant::now() + self.config.queue_timeout;
+            let resting = self.rest_began.notified();
+            let mut resting = std::pin::pin!(resting);
             loop {
                 let freed = self.freed.notified();
                 if let Some(ticket) = self.try_admit() {
-                    self.queue_health.waited(false);
+                    self.waited(false);
                     break Some(ticket.queued());
                 }
-                if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                    let ticket = self.try_admit().map(Ticket::queued);
-                    self.queue_health.waited(ticket.is_none());
-                    break ticket;
+                tokio::select! {
+                    freed = tokio::time::timeout_at(deadline, freed) => if freed.is_err() {
+                        let ticket = self.try_admit().map(Ticket::queued);
+                        self.waited(ticket.is_none());
+                        break ticket;
+                    },
+                    () = &mut resting => break None,
                 }
             }
         } else {
@@ -114,9 +169,16 @@ impl Admission {
             .is_ok();
         admitted.then(|| Ticket {
             admission: self,
-            started: Instant::now(),
             queued: false,
         })
+    }
+
+    /// A wait in the queue ended (`in_vain`: without a place); when that starts the queue's
+    /// rest, the requests still waiting are shed at once.
+    fn waited(&self, in_vain: bool) {
+        if self.queue_health.waited(in_vain) {
+            self.rest_began.notify_waiters();
+        }
     }
 
     /// The limit now (whole requests).
@@ -124,70 +186,40 @@ impl Admission {
         self.limit.current()
     }
 
-    /// Learns from one finished request: how long it took, and whether the gateway was
-    /// overloaded answering it.
-    fn learn(&self, took: Duration, overloaded: bool) {
+    /// Starts sampling the workers' scheduling delay for the limit, until `self` is dropped.
+    /// Must run inside a tokio runtime.
+    pub fn watch(self: &Arc<Self>) {
+        tokio::spawn(sample_delay(Arc::downgrade(self)));
+    }
+
+    /// Learns from one sample of the scheduling delay.
+    fn learn(&self, delay: Duration) {
         let in_flight = self.in_flight.load(Ordering::Relaxed);
-        self.limit.learn(took, overloaded, in_flight);
+        let target = self.config.max_delay;
+        let pressure = if delay > target {
+            Pressure::Over(delay.as_secs_f64() / target.as_secs_f64())
+        } else if delay > target / 8 {
+            Pressure::Near
+        } else {
+            Pressure::Clear
+        };
+        self.limit
+            .learn_pressure(pressure, in_flight, SHRINK_SPACING);
     }
 }
 
-/// Whether the queue is worth waiting in, from how the latest waits in it ended.
-struct QueueHealth {
-    created: Instant,
-    /// Milliseconds after `created`.
-    window_start: AtomicU64,
-    resting_until: AtomicU64,
-    waits: AtomicU32,
-    in_vain: AtomicU32,
-}
-
-impl QueueHealth {
-    fn new() -> Self {
-        Self {
-            created: Instant::now(),
-            window_start: AtomicU64::new(0),
-            resting_until: AtomicU64::new(0),
-            waits: AtomicU32::new(0),
-            in_vain: AtomicU32::new(0),
-        }
-    }
-
-    fn millis(&self) -> u64 {
-        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
-    }
-
-    fn resting(&self) -> bool {
-        self.millis() < self.resting_until.load(Ordering::Relaxed)
-    }
-
-    /// A wait in the queue ended, with a place or `in_vain`.
-    fn waited(&self, in_vain: bool) {
-        let now = self.millis();
-        let start = self.window_start.load(Ordering::Relaxed);
-        let window = QUEUE_WINDOW.as_millis() as u64;
-        if now >= start + window
-            && self
-                .window_start
-                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.waits.store(0, Ordering::Relaxed);
-            self.in_vain.store(0, Ordering::Relaxed);
-        }
-        let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
-        let in_vain = self
-            .in_vain
-            .fetch_add(u32::from(in_vain), Ordering::Relaxed)
-            + u32::from(in_vain);
-        if in_vain >= IN_VAIN_EVIDENCE && in_vain * 2 >= waits {
-            let rest = QUEUE_REST.as_millis() as u64;
-            self.resting_until.store(now + rest, Ordering::Relaxed);
-            // The next window starts after the rest, with nothing counted.
-            self.window_start.store(now + rest, Ordering::Relaxed);
-            self.waits.store(0, Ordering::Relaxed);
-            self.in_vain.store(0, Ordering::Relaxed);
-        }
+/// Every `SAMPLE_EVERY`: how long this task, after yielding, waits to be polled again (it
+/// goes behind the work already woken, as a backend's answer does).
+async fn sample_delay(admission: Weak<Admission>) {
+    loop {
+        tokio::time::sleep(SAMPLE_EVERY).await;
+        let started = Instant::now();
+        tokio::task::yield_now().await;
+        let delay = started.elapsed();
+        let Some(admission) = admission.upgrade() else {
+            return;
+        };
+        admission.learn(delay);
     }
 }
 
@@ -195,13 +227,6 @@ impl Ticket<'_> {
     fn queued(mut self) -> Self {
         self.queued = true;
         self
-    }
-
-    /// The request is answered with `status`: what the limit learns from it.
-    pub fn finish(self, status: StatusCode) {
-        let overloaded =
-            status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT;
-        self.admission.learn(self.started.elapsed(), overloaded);
     }
 }
 
@@ -212,10 +237,14 @@ impl Drop for Ticket<'_> {
     }
 }
 
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
 /// Runs `next` for `request` once it has a place (with no `admission`, at once). Health and
 /// readiness checks never wait and are never shed.
 pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) -> Response {
-    let admission = admission.filter(|_| !matches!(request.uri().path(), "/healthz" | "/readyz"));
+    let admission = admission.filter(|_| !is_probe(request.uri().path()));
     let Some(admission) = admission else {
         return next.run(request).await;
     };
@@ -227,15 +256,7 @@ pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) 
     };
     let Some(ticket) = admission.admit().await else {
         note(Admitted::Shed);
-        let mut response = Problem::new(
-            Code::Overloaded,
-            "this instance is at its limit of requests in progress; retry shortly",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return overloaded();
     };
     note(if ticket.queued {
         Admitted::Queued
@@ -243,7 +264,7 @@ pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) 
         Admitted::Now
     });
     let response = next.run(request).await;
-    ticket.finish(response.status());
+    drop(ticket);
     response
 }
 
@@ -290,6 +311,7 @@ impl MetricFamilies for Admission {
 
 #[cfg(test)]
 mod tests {
+    use super::queue::{IN_VAIN_EVIDENCE, QUEUE_REST, QUEUE_WINDOW};
     use super::*;
 
     fn config(limit: u32, queue: u32) -> AdmissionConfig {
@@ -321,6 +343,77 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         assert_eq!(admission.shed.load(Ordering::Relaxed), 2);
         drop(third);
+    }
+
+    /// Polls `check` every millisecond until it holds, for at most `within`.
+    async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        check()
+    }
+
+    /// On a worker kept busy (a task that computes for 2 ms between yields), woken work waits
+    /// far longer than `max_delay`: the limit falls to its floor. Once the worker is free and
+    /// the places are in use, it grows back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_worker_shrinks_the_limit_and_a_free_one_lets_it_grow_back() {
+        let admission = Arc::new(Admission::new(&AdmissionConfig {
+            initial_limit: 32,
+            min_limit: 2,
+            max_limit: 64,
+            ..AdmissionConfig::default()
+        }));
+        admission.watch();
+        let busy = tokio::spawn(async {
+            loop {
+                let until = Instant::now() + Duration::from_millis(2);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        let floor = eventually(Duration::from_secs(5), || admission.limit() == 2).await;
+        busy.abort();
+        assert!(floor, "the limit stayed at {}", admission.limit());
+        // Every place taken, as under load; the worker free: the limit grows with use.
+        let mut held = Vec::new();
+        let grew = eventually(Duration::from_secs(5), || {
+            held.extend(std::iter::from_fn(|| admission.try_admit()));
+            admission.limit() >= 16
+        })
+        .await;
+        assert!(grew, "the limit stayed at {}", admission.limit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_request_that_would_be_shed_is_refused_before_the_app() {
+        let admission = Admission::new(&config(1, 1));
+        let request = |path: &str| http::Request::get(path).body(()).unwrap();
+        assert!(admission.refuse_at_once(&request("/graphql")).is_none());
+        let held = admission.try_admit().expect("the only place");
+        // No place, but room in the queue: the app's admission lets it wait there.
+        assert!(admission.refuse_at_once(&request("/graphql")).is_none());
+        admission.queued.store(1, Ordering::Relaxed);
+        let refused = admission
+            .refuse_at_once(&request("/graphql"))
+            .expect("no place, no room to wait");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            refused.headers()[header::CONTENT_TYPE],
+            crate::error::PROBLEM_JSON
+        );
+        assert!(admission.refuse_at_once(&request("/readyz")).is_none());
+        assert!(admission.refuse_at_once(&request("/healthz")).is_none());
+        assert_eq!(admission.shed.load(Ordering::Relaxed), 1);
+        drop(held);
+        assert!(admission.refuse_at_once(&request("/graphql")).is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -390,8 +483,15 @@ mod tests {
         let admission = Admission::new(&config(3, 0));
         for _ in 0..100 {
             tokio::time::advance(Duration::from_secs(1)).await;
-            admission.learn(Duration::from_secs(1), true);
+            admission.learn(Duration::from_secs(1));
         }
         assert_eq!(admission.limit(), 1);
+        // Work picked up in time: the limit grows back while at least half of it is used.
+        let held = admission.try_admit().expect("the one place");
+        for _ in 0..200 {
+            admission.learn(Duration::from_micros(10));
+        }
+        assert_eq!(admission.limit(), 3);
+        drop(held);
     }
 }
