@@ -181,6 +181,7 @@ def measure(name, proc, port, workdir, graphql, quiet, capacity_on=None):
         "other": other,
         "errors": loaded["connect_errors"] + loaded["io_errors"] + loaded["timeouts"],
         "timeouts": loaded["timeouts"],
+        "unsent": loaded.get("unsent", 0),
         "bad": loaded["bad"],
         "bad_sample": loaded["bad_sample"],
         "idle_mib": idle,
@@ -203,19 +204,20 @@ def render(rows, when, commit):
            f"connections) for {OVERLOAD_SECONDS} s, open loop over up to "
            f"{OVERLOAD_CONNECTIONS} connections, latency counted from when each request was "
            f"due (backends at 0 ms, rate limits off), after {UNLOADED_CONNECTIONS} connections "
-           "for the unloaded p99 (`python3 bench/overload.py`, load generator `bench/loadgen`).",
+           "for the unloaded p99 (`python3 bench/overload.py`, load generator `bench/loadgen`). "
+           "\"Never sent\": due within the run, but no connection was free before its end.",
            "",
            "| contender | unloaded p99 ms | capacity /s | offered /s | answered 200 /s | 200 p50 ms | "
-           "200 p99 ms | 503 | 503 p99 ms | other statuses | errors (timeouts) | 200 with errors "
-           "| RSS idle -> peak MiB |",
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|"]
+           "200 p99 ms | 503 | 503 p99 ms | other statuses | errors (timeouts) | never sent | "
+           "200 with errors | RSS idle -> peak MiB |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|"]
     for r in rows:
         other = ", ".join(f"{s}: {n}" for s, n in r["other"].items()) or "-"
         out.append(
             f"| {r['name']} | {_f(r['unloaded_p99'], 2)} | {r['capacity']:.0f} | "
             f"{r['offered']:.0f} | {r['ok_rps']:.0f} | {_f(r['ok_p50'])} | "
             f"{_f(r['ok_p99'])} | {r['shed']} | {_f(r['shed_p99'], 2)} | {other} | "
-            f"{r['errors']} ({r['timeouts']}) | {r['bad']} | {r['idle_mib']:.0f} -> {r['peak_mib']:.0f} |")
+            f"{r['errors']} ({r['timeouts']}) | {r['unsent']} | {r['bad']} | {r['idle_mib']:.0f} -> {r['peak_mib']:.0f} |")
     out += ["", "The gateway's own view (its access lines: from the request's arrival in the app to "
             "its answer, without the time it waited for a core):", "",
             "| contender | unloaded 200 p99 ms | 200 p99 ms | 503 p99 ms |", "|---|--:|--:|--:|"]

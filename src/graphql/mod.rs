@@ -7,10 +7,11 @@
 //! introspection and suggestions in development only, `introspection`), GraphiQL at `/ide` in
 //! development (`ide`), the scope guard for fields and mutations (`RequireScope`), and the one
 //! mapping from a failed backend call to a GraphQL error (`extensions.code`,
-//! `extensions.service`). What a resolver calls backends with is the BFF's own request data
+//! `extensions.service`), and per-request batching of calls by id (`batch`). What a resolver calls backends with is the BFF's own request data
 //! (`routes`' `data`): the core knows no client.
 
 mod answer;
+pub mod batch;
 mod bounds;
 mod completion;
 mod cost;

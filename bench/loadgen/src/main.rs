@@ -321,7 +321,13 @@ async fn connection(plan: Arc<Plan>) -> Tally {
             // Latency counts from when the request was due, or, when the connection was
             // free before that, from when the timer woke it (the timer's 1 ms grain is the
             // generator's, not the server's).
-            let started = if due > Instant::now() {
+            let now = Instant::now();
+            if now >= plan.until {
+                // Due within the run, but no connection was free before its end: never sent
+                // (counted from the schedule at the end).
+                break 'connect;
+            }
+            let started = if due > now {
                 tokio::time::sleep_until(due).await;
                 Instant::now()
             } else {
@@ -430,7 +436,15 @@ fn main() {
             }),
         );
     }
+    // Open loop: requests that were due within the run but found no free connection by its
+    // end (a server that answers slower than the rate lets them pile up).
+    let unsent = plan.interval.map_or(0, |interval| {
+        let due = (plan.until - plan.started).as_secs_f64() / interval.as_secs_f64();
+        let tried = requests as u64 + total.connect_errors + total.io_errors + total.timeouts;
+        (due.ceil() as u64).saturating_sub(tried)
+    });
     let report = serde_json::json!({
+        "unsent": unsent,
         "requests": requests,
         "seconds": seconds,
         "rate": rate,
