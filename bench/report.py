@@ -83,14 +83,20 @@ def _targets(results, idle, at_1000, ready_ms):
             return "invalid (errors)"
         return "**met**" if ok else "**not met**"
 
-    for config in (PLAIN, PRODUCTION):
+    # The performance issue's targets: plain at nginx's CPU and throughput, production at
+    # most 1.3x nginx's CPU.
+    for config, cpu_factor in ((PLAIN, 1.0), (PRODUCTION, 1.3)):
         m, nginx = get(0, "proxy route", config), get(0, "proxy route", "nginx")
         if m and nginx:
-            rows.append((f"proxy route, 0 ms: throughput >= nginx ({config})",
-                         f"{m['rps'] / nginx['rps']:.2f}x nginx", verdict(m["rps"] >= nginx["rps"], m, nginx)))
-            rows.append((f"proxy route, 0 ms: CPU per request <= nginx ({config})",
-                         f"{m['cpu_us']:.1f} vs {nginx['cpu_us']:.1f} us",
-                         verdict(m["cpu_us"] <= nginx["cpu_us"], m, nginx)))
+            if config == PLAIN:
+                rows.append((f"proxy route, 0 ms: throughput >= nginx ({config})",
+                             f"{m['rps'] / nginx['rps']:.2f}x nginx",
+                             verdict(m["rps"] >= nginx["rps"], m, nginx)))
+            bound = "nginx" if cpu_factor == 1.0 else f"{cpu_factor}x nginx"
+            rows.append((f"proxy route, 0 ms: CPU per request <= {bound} ({config})",
+                         f"{m['cpu_us']:.1f} vs {nginx['cpu_us']:.1f} us "
+                         f"({m['cpu_us'] / nginx['cpu_us']:.2f}x)",
+                         verdict(m["cpu_us"] <= cpu_factor * nginx["cpu_us"], m, nginx)))
         m, floor = get(20, "proxy route", config), get(20, "proxy route", "backend direct (floor)")
         if m and floor:
             added = m["p50_ms"] - floor["p50_ms"]
@@ -104,18 +110,20 @@ def _targets(results, idle, at_1000, ready_ms):
             rows.append((f"mobile home, 0 ms: p99 <= 1/10 of Apollo's ({config})",
                          f"{m['p99_ms']:.2f} vs {apollo['p99_ms']:.2f} ms",
                          verdict(m["p99_ms"] * 10 <= apollo["p99_ms"], m, apollo)))
-            rows.append((f"mobile home, 0 ms: CPU per query <= 1/10 of Apollo's ({config})",
-                         f"{m['cpu_us']:.0f} vs {apollo['cpu_us']:.0f} us",
-                         verdict(m["cpu_us"] * 10 <= apollo["cpu_us"], m, apollo)))
+            rows.append((f"mobile home, 0 ms: CPU per query <= 1/20 of Apollo's ({config})",
+                         f"{m['cpu_us']:.0f} vs {apollo['cpu_us']:.0f} us "
+                         f"(1/{apollo['cpu_us'] / m['cpu_us']:.1f})",
+                         verdict(m["cpu_us"] * 20 <= apollo["cpu_us"], m, apollo)))
         m = get(20, "mobile home, cold cache", config)
-        if m:
-            # For reading the verdict (which stays against 40 ms): what one "20 ms" backend
-            # call takes when called directly under load, and so what two waves take.
-            floor = get(20, "proxy route", "backend direct (floor)")
-            context = (f" (one backend call direct: p50 {floor['p50_ms']:.2f} ms, two waves "
-                       f"{2 * floor['p50_ms']:.2f} ms)") if floor else ""
-            rows.append((f"mobile home, 20 ms: p50 within 2 ms of 40 ms ({config})",
-                         f"{m['p50_ms']:.2f} ms{context}", verdict(m["p50_ms"] <= 42.0, m)))
+        floor = get(20, "proxy route", "backend direct (floor)")
+        if m and floor:
+            # The floor: two waves of what one "20 ms" backend call takes when called
+            # directly under load.
+            waves = 2 * floor["p50_ms"]
+            rows.append((f"mobile home, 20 ms: p50 within 3 ms of the two-wave floor ({config})",
+                         f"{m['p50_ms']:.2f} ms against {waves:.2f} ms "
+                         f"(one backend call direct: p50 {floor['p50_ms']:.2f} ms)",
+                         verdict(m["p50_ms"] <= waves + 3.0, m, floor)))
     for name, mib in idle.items():
         if name.startswith(("web-", "mobile-", "partner-")) and not name.endswith("-warm"):
             rows.append((f"RSS idle < 30 MiB ({name})", f"{mib:.1f} MiB",
@@ -212,13 +220,24 @@ def render(meta, results, scenarios, idle, at_1000, ready_ms, peaks, findings):
 LOG_HEADING = "## Optimisation log"
 
 
+# Sections other scripts write (`bench/spans.py`), carried over as they are.
+KEPT_SECTIONS = ("## Span export",)
+
+
 def kept_log(path):
-    """The hand-written optimisation log (before/after numbers) of an existing report, carried
-    over when the tables are regenerated."""
+    """The sections `run.py` does not measure (`KEPT_SECTIONS`) and the hand-written
+    optimisation log (before/after numbers) of an existing report, carried over when the
+    tables are regenerated."""
     try:
         with open(path) as f:
             old = f.read()
     except OSError:
         return ""
+    kept = ""
+    for heading in KEPT_SECTIONS:
+        at = old.find(heading + "\n")
+        if at >= 0:
+            end = old.find("\n## ", at + len(heading))
+            kept += "\n" + (old[at:end + 1] if end >= 0 else old[at:])
     at = old.find(LOG_HEADING)
-    return "\n" + old[at:] if at >= 0 else ""
+    return kept + ("\n" + old[at:] if at >= 0 else "")

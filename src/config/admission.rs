@@ -36,7 +36,7 @@ impl Default for AdmissionConfig {
         Self {
             enabled: true,
             initial_limit: 32,
-            min_limit: 4,
+            min_limit: 2,
             max_limit: 4096,
             queue: 64,
             queue_timeout: Duration::from_millis(10),

@@ -61,6 +61,8 @@ pub struct Admission {
     rest_began: Notify,
     queue_health: QueueHealth,
     shed: AtomicU64,
+    /// Of `shed`: refused by the listener, before routing (not in the request metrics).
+    shed_early: AtomicU64,
     waited: AtomicU64,
     shed_log: ShedLog,
 }
@@ -89,6 +91,7 @@ impl Admission {
             rest_began: Notify::new(),
             queue_health: QueueHealth::new(),
             shed: AtomicU64::new(0),
+            shed_early: AtomicU64::new(0),
             waited: AtomicU64::new(0),
             shed_log: ShedLog::new(),
         }
@@ -119,6 +122,7 @@ impl Admission {
             return None;
         }
         self.shed.fetch_add(1, Ordering::Relaxed);
+        self.shed_early.fetch_add(1, Ordering::Relaxed);
         self.shed_log.note(request);
         Some(overloaded())
     }
@@ -306,6 +310,17 @@ impl MetricFamilies for Admission {
             &[],
             self.shed.load(Ordering::Relaxed),
         );
+        o.header(
+            "manifold_admission_shed_early_total",
+            "counter",
+            "Of the requests shed, those refused by the listener before routing (these are not \
+             in manifold_http_requests_total).",
+        );
+        o.line(
+            "manifold_admission_shed_early_total",
+            &[],
+            self.shed_early.load(Ordering::Relaxed),
+        );
     }
 }
 
@@ -412,6 +427,7 @@ mod tests {
         assert!(admission.refuse_at_once(&request("/readyz")).is_none());
         assert!(admission.refuse_at_once(&request("/healthz")).is_none());
         assert_eq!(admission.shed.load(Ordering::Relaxed), 1);
+        assert_eq!(admission.shed_early.load(Ordering::Relaxed), 1);
         drop(held);
         assert!(admission.refuse_at_once(&request("/graphql")).is_none());
     }
