@@ -107,9 +107,9 @@ impl Admission {
             return true;
         }
         let overflows = self.queued.load(Ordering::Acquire) >= self.config.queue;
-        if overflows {
-            // No place and no room to wait: evidence of sustained overload, like a wait in vain.
-            self.waited(true);
+        if overflows && self.queue_health.overflowed() {
+            // No place and no room to wait: sustained overload. The waiters are shed now.
+            self.rest_began.notify_waiters();
         }
         overflows
     }
@@ -450,6 +450,31 @@ mod tests {
         assert!(!health.resting());
         health.waited(true);
         assert!(!health.resting(), "a new window needs new evidence");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_keeps_overflowing_rests_though_its_waits_succeed() {
+        let health = QueueHealth::new();
+        for _ in 0..100 {
+            health.waited(false);
+        }
+        for _ in 1..IN_VAIN_EVIDENCE {
+            assert!(!health.overflowed());
+        }
+        assert!(
+            health.overflowed(),
+            "the eighth overflow in a window starts a rest"
+        );
+        assert!(health.resting());
+        // Overflows spread over windows are bursts, not overload.
+        tokio::time::advance(QUEUE_REST).await;
+        for _ in 0..3 {
+            tokio::time::advance(QUEUE_WINDOW).await;
+            for _ in 1..IN_VAIN_EVIDENCE {
+                assert!(!health.overflowed());
+            }
+        }
+        assert!(!health.resting());
     }
 
     #[tokio::test(start_paused = true)]

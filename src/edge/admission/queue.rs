@@ -1,6 +1,8 @@
 //! Whether admission control's queue is worth waiting in: under saturation most waits end
-//! with a place; under sustained overload most end in vain (or find the queue full), and
-//! then the queue rests for `QUEUE_REST` (see the module above).
+//! with a place; under sustained overload most end in vain, or arrivals find the queue full
+//! (more wait than places free up: waiting then only delays the 503, and a queue that admits
+//! in turn keeps its waits mostly successful), and then the queue rests for `QUEUE_REST`
+//! (see the module above).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +24,8 @@ pub(super) struct QueueHealth {
     resting_until: AtomicU64,
     waits: AtomicU32,
     in_vain: AtomicU32,
+    /// Arrivals that found the queue full.
+    overflows: AtomicU32,
 }
 
 impl QueueHealth {
@@ -32,6 +36,7 @@ impl QueueHealth {
             resting_until: AtomicU64::new(0),
             waits: AtomicU32::new(0),
             in_vain: AtomicU32::new(0),
+            overflows: AtomicU32::new(0),
         }
     }
 
@@ -45,7 +50,31 @@ impl QueueHealth {
 
     /// A wait in the queue ended, with a place or `in_vain`. True when this starts a rest.
     pub(super) fn waited(&self, in_vain: bool) -> bool {
-        let now = self.millis();
+        let now = self.window(self.millis());
+        let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
+        let in_vain = self
+            .in_vain
+            .fetch_add(u32::from(in_vain), Ordering::Relaxed)
+            + u32::from(in_vain);
+        if in_vain >= IN_VAIN_EVIDENCE && in_vain * 2 >= waits {
+            self.rest(now);
+            return true;
+        }
+        false
+    }
+
+    /// An arrival found the queue full. True when this starts a rest.
+    pub(super) fn overflowed(&self) -> bool {
+        let now = self.window(self.millis());
+        if self.overflows.fetch_add(1, Ordering::Relaxed) + 1 >= IN_VAIN_EVIDENCE {
+            self.rest(now);
+            return true;
+        }
+        false
+    }
+
+    /// Starts a new window of counts when the current one is over; `now` again.
+    fn window(&self, now: u64) -> u64 {
         let start = self.window_start.load(Ordering::Relaxed);
         let window = QUEUE_WINDOW.as_millis() as u64;
         if now >= start + window
@@ -54,23 +83,22 @@ impl QueueHealth {
                 .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.waits.store(0, Ordering::Relaxed);
-            self.in_vain.store(0, Ordering::Relaxed);
+            self.clear();
         }
-        let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
-        let in_vain = self
-            .in_vain
-            .fetch_add(u32::from(in_vain), Ordering::Relaxed)
-            + u32::from(in_vain);
-        if in_vain >= IN_VAIN_EVIDENCE && in_vain * 2 >= waits {
-            let rest = QUEUE_REST.as_millis() as u64;
-            self.resting_until.store(now + rest, Ordering::Relaxed);
-            // The next window starts after the rest, with nothing counted.
-            self.window_start.store(now + rest, Ordering::Relaxed);
-            self.waits.store(0, Ordering::Relaxed);
-            self.in_vain.store(0, Ordering::Relaxed);
-            return true;
-        }
-        false
+        now
+    }
+
+    fn rest(&self, now: u64) {
+        let rest = QUEUE_REST.as_millis() as u64;
+        self.resting_until.store(now + rest, Ordering::Relaxed);
+        // The next window starts after the rest, with nothing counted.
+        self.window_start.store(now + rest, Ordering::Relaxed);
+        self.clear();
+    }
+
+    fn clear(&self) {
+        self.waits.store(0, Ordering::Relaxed);
+        self.in_vain.store(0, Ordering::Relaxed);
+        self.overflows.store(0, Ordering::Relaxed);
     }
 }
