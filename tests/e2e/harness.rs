@@ -58,6 +58,18 @@ impl Stack {
             .expect("BFF reachable")
     }
 
+    /// The BFF's `/metrics` text, from its admin listener.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("the admin listener answers")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
     /// A path on the BFF's admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         let base = self.bff.admin_url().expect("admin listener enabled");

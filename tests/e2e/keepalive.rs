@@ -160,19 +160,13 @@ async fn a_request_shed_before_the_app_keeps_the_connection() {
                 .map(|r| r.status().as_u16())
         })
     };
-    let metrics = stack.admin_url("/metrics");
     let in_flight = async {
         loop {
-            let text = stack
-                .http
-                .get(&metrics)
-                .send()
+            if stack
+                .metrics()
                 .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if text.contains("manifold_admission_in_flight 1") {
+                .contains("manifold_admission_in_flight 1")
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -600,15 +600,7 @@ async fn over_the_admission_limit_requests_are_shed_at_once_and_health_checks_st
         }
     }
     assert!(shed >= 3, "{shed} of 6 shed with 2 places");
-    let metrics = stack
-        .http
-        .get(stack.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = stack.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("manifold_admission_shed_total "))

@@ -191,15 +191,7 @@ async fn a_key_over_its_daily_quota_gets_a_429_naming_the_next_utc_midnight() {
         .quota_exhausted();
     assert_eq!(by_quota[0], ("daily".into(), 1));
     assert_eq!(by_quota[1], ("monthly".into(), 0));
-    let page = stack
-        .http
-        .get(stack.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("admin")
-        .text()
-        .await
-        .expect("metrics");
+    let page = stack.metrics().await;
     assert!(
         page.contains("manifold_ratelimit_quota_exhausted_total{quota=\"daily\"} 1"),
         "{page}"

@@ -195,15 +195,7 @@ async fn the_per_ip_cap_closes_the_next_connection_at_accept() {
     }
     assert!(again, "no place came free after a connection closed");
 
-    let metrics = stack
-        .http
-        .get(stack.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     let refused = metrics
         .lines()
         .find(|l| l.starts_with("manifold_connections_refused_total{reason=\"per_ip\"}"))
