@@ -130,9 +130,10 @@ impl ConnectionPolicy {
     }
 }
 
-/// Accepts connections (asking `gate` about each request first) until `signal` resolves to the grace period, then asks every open
-/// connection to finish (HTTP/1.1: close after the current response; HTTP/2: GOAWAY), waits
-/// for them for at most that grace, and closes the rest.
+/// Accepts connections (asking `gate` about each request before the app) until `signal`
+/// resolves to the grace period, then asks every open connection to finish (HTTP/1.1: close
+/// after the current response; HTTP/2: GOAWAY), waits for them for at most that grace, and
+/// closes the rest.
 pub async fn serve(
     listener: TcpListener,
     app: Router,

@@ -1,9 +1,11 @@
-//! One request on an accepted connection, around the app: the peer address as
-//! `ConnectInfo` (and the client certificate's names, over TLS), the request marked in flight until its response is sent (the watchdog
-//! leaves busy connections alone), and `limits.body_read_timeout` on the request body. A body
-//! that has not fully arrived by then is answered 408 (`REQUEST_TIMEOUT`) whatever the
-//! handler was doing with it, and over HTTP/1.1 the connection is closed after the answer
-//! (over HTTP/2 the stream is reset; the connection's other streams go on).
+//! One request on an accepted connection, around the app: the listener's `Gate` asked first
+//! (a request it refuses never reaches the app; its small body is read so the connection
+//! stays usable), the peer address as `ConnectInfo` (and the client certificate's names, over
+//! TLS), the request marked in flight until its response is sent (the watchdog leaves busy
+//! connections alone), and `limits.body_read_timeout` on the request body. A body that has
+//! not fully arrived by then is answered 408 (`REQUEST_TIMEOUT`) whatever the handler was
+//! doing with it, and over HTTP/1.1 the connection is closed after the answer (over HTTP/2
+//! the stream is reset; the connection's other streams go on).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
