@@ -228,3 +228,12 @@ pub fn point_at(config: &mut Config, backends: &Backends) {
         jwt.issuer = idp;
     }
 }
+
+/// The value of `response`'s header `name`, when it is there and visible ASCII.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

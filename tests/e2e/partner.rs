@@ -47,13 +47,7 @@ async fn get(stack: &Stack, path: &str, key: Key<'_>) -> Answer {
         Key::Absent => request,
     };
     let response = request.send().await.expect("BFF reachable");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| crate::harness::header(&response, name);
     let content_type = header("content-type").unwrap_or_default();
     let www_authenticate = header("www-authenticate");
     let status = response.status().as_u16();

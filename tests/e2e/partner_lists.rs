@@ -27,13 +27,7 @@ async fn get_with(stack: &Stack, path: &str, if_none_match: Option<&str>) -> Ans
         request = request.header("if-none-match", tag);
     }
     let response = request.send().await.expect("BFF reachable");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| crate::harness::header(&response, name);
     let (link, etag) = (header("link"), header("etag"));
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use demo_services::Service;
 use manifold::RunningBff;
-use manifold::config::{Cidr, Config, CostKind, KeyKind, RuleConfig, TierConfig};
-use manifold::ratelimit::MetricsSnapshot;
+use manifold::config::{Cidr, Config, CostKind, KeyKind, RedisEndpoint, RuleConfig, TierConfig};
+use manifold::ratelimit::{MetricsSnapshot, RedisStore};
 use serde_json::{Value, json};
 
 use crate::harness::Stack;
+use crate::redis_server::RedisServer;
 
 const ME: &str = "{ home { me { id } } }";
 
@@ -56,12 +57,18 @@ async fn post(
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    crate::harness::header(response, name).unwrap_or_default()
+}
+
+/// The Redis store of rate limits and quotas on `redis` (one node, no TLS), with
+/// `timeout` per call.
+fn store_on(redis: &RedisServer, timeout: Duration) -> RedisStore {
+    let endpoint = RedisEndpoint {
+        url: redis.url().into(),
+        ca_file: None,
+        cluster: false,
+    };
+    RedisStore::new(&endpoint, timeout, Duration::from_secs(1)).expect("store")
 }
 
 fn metrics(bff: &RunningBff) -> MetricsSnapshot {

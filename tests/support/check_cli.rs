@@ -4,6 +4,21 @@
 
 use std::process::Command;
 
+/// `bin --check` on a config file holding `text` (named after `name`, removed after): the
+/// exit status, what it wrote to stderr, and the file's path (problems are placed by it).
+fn check(bin: &str, name: &str, text: &str) -> (Option<i32>, String, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("manifold-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(bin)
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, path)
+}
+
 /// `bin --check` accepts the shipped config `shipped` and refuses a broken copy of it with
 /// every problem named and exit status 64.
 pub fn check_accepts_shipped_and_names_every_problem(bin: &str, shipped: &str, name: &str) {
@@ -22,16 +37,8 @@ pub fn check_accepts_shipped_and_names_every_problem(bin: &str, shipped: &str, n
         .unwrap()
         .replace("[server]\n", "[server]\nworkers = 4\n")
         .replace("request_timeout = \"3s\"", "request_timeout = \"0s\"");
-    let path = std::env::temp_dir().join(format!("manifold-{name}-{}.toml", std::process::id()));
-    std::fs::write(&path, bad).unwrap();
-    let out = Command::new(bin)
-        .args(["--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    let (code, stderr, _) = check(bin, &format!("{name}-broken"), &bad);
+    assert_eq!(code, Some(64), "{stderr}");
     assert!(stderr.contains("server.workers: unknown key"), "{stderr}");
     assert!(
         stderr.contains("server.request_timeout: must be greater than 0"),
@@ -66,19 +73,8 @@ pub fn check_lists_every_mistake_with_its_place(bin: &str, name: &str, upstreams
             "[upstreams.{upstream}]\nurl = \"http://127.0.0.1:1\"\n"
         ));
     }
-    let path = std::env::temp_dir().join(format!(
-        "manifold-{name}-mistakes-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(bin)
-        .args(["--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    let (code, stderr, path) = check(bin, &format!("{name}-mistakes"), &text);
+    assert_eq!(code, Some(64), "{stderr}");
     let file = path.display();
     let expected = [
         format!("{file}:3:1: server.colour: unknown key"),

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use demo_services::Service;
 use manifold::RunningBff;
 use manifold::auth::{Identity, Principal};
-use manifold::config::{Config, KeyKind, OnRedisError, Period, RedisEndpoint, StoreKind};
-use manifold::ratelimit::{QuotaCheck, RedisStore, Usage, Window};
+use manifold::config::{Config, KeyKind, OnRedisError, Period, StoreKind};
+use manifold::ratelimit::{QuotaCheck, Usage, Window};
 use serde_json::Value;
 
-use super::{HOUR, header, metrics, rule};
+use super::{HOUR, header, metrics, rule, store_on};
 use crate::harness::Stack;
 use crate::redis_server::{RedisCluster, RedisServer};
 
@@ -47,6 +47,15 @@ async fn get(stack: &Stack, base: &str, path: &str) -> reqwest::Response {
         .send()
         .await
         .expect("BFF reachable")
+}
+
+/// The statuses of `n` GETs of the product, one after the other.
+async fn statuses(stack: &Stack, base: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        statuses.push(get(stack, base, PRODUCT).await.status().as_u16());
+    }
+    statuses
 }
 
 async fn usage(stack: &Stack, base: &str) -> Value {
@@ -221,11 +230,7 @@ async fn refusals_spend_nothing_of_the_other_limits(store: impl Fn(&mut Config) 
     })
     .await;
     let base = stack.bff.url();
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        statuses.push(get(&stack, &base, PRODUCT).await.status().as_u16());
-    }
-    assert_eq!(statuses, [200, 200, 429, 429, 429]);
+    assert_eq!(statuses(&stack, &base, 5).await, [200, 200, 429, 429, 429]);
     let r = get(&stack, &base, PRODUCT).await;
     let body: Value = r.json().await.expect("problem");
     assert_eq!(body["code"], "RATE_LIMITED", "{body}");
@@ -245,11 +250,7 @@ async fn refusals_spend_nothing_of_the_other_limits(store: impl Fn(&mut Config) 
     })
     .await;
     let base = stack.bff.url();
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        statuses.push(get(&stack, &base, PRODUCT).await.status().as_u16());
-    }
-    assert_eq!(statuses, [200, 200, 429, 429, 429]);
+    assert_eq!(statuses(&stack, &base, 5).await, [200, 200, 429, 429, 429]);
     // Five units, two spent by the allowed requests and one by this read: two left. Had the
     // refused requests been charged, the rule would refuse this read.
     let view = usage(&stack, &base).await;
@@ -402,13 +403,7 @@ async fn redis_time_picks_the_window_whatever_the_instance_clock_says() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let endpoint = RedisEndpoint {
-        url: redis.url().into(),
-        ca_file: None,
-        cluster: false,
-    };
-    let store =
-        RedisStore::new(&endpoint, Duration::from_secs(2), Duration::from_secs(1)).expect("store");
+    let store = store_on(&redis, Duration::from_secs(2));
     let now = unix_now();
     let today = Window::containing(Period::Day, now);
     // Three instances: one a day behind, one on time, one a day ahead. Each sends the windows

@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use manifold::RunningBff;
-use manifold::config::{Config, KeyKind, OnRedisError, RedisEndpoint, StoreKind};
-use manifold::ratelimit::{Limit, RedisStore, SharedCheck};
+use manifold::config::{Config, KeyKind, OnRedisError, StoreKind};
+use manifold::ratelimit::{Limit, SharedCheck};
 
-use super::{HOUR, ME, header, metrics, only, post, rule};
+use super::{HOUR, ME, header, metrics, only, post, rule, store_on};
 use crate::harness::Stack;
 use crate::redis_server::RedisServer;
 
@@ -164,13 +164,7 @@ async fn redis_check_latency_is_measured() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let endpoint = RedisEndpoint {
-        url: redis.url().into(),
-        ca_file: None,
-        cluster: false,
-    };
-    let store =
-        RedisStore::new(&endpoint, Duration::from_secs(1), Duration::from_secs(1)).expect("store");
+    let store = store_on(&redis, Duration::from_secs(1));
     let limit = Limit {
         limit: 1_000_000,
         per: Duration::from_secs(60),
