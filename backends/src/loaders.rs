@@ -25,11 +25,17 @@ pub struct Loaders {
     reviews: Batcher<String, Arc<ReviewSummary>, UpstreamError>,
 }
 
+/// What every batch of one request calls with: shared by its loaders, so a batch clones
+/// one `Arc` rather than every client and the call context.
+struct Calls {
+    backends: Backends,
+    ctx: CallContext,
+}
+
 /// A batcher that calls `call` with the request's backends and context, keying each item
 /// it returns by `key`.
 fn batcher<T, F>(
-    backends: &Backends,
-    ctx: &CallContext,
+    calls: &Arc<Calls>,
     call: F,
     key: fn(&T) -> &str,
 ) -> Batcher<String, Arc<T>, UpstreamError>
@@ -45,12 +51,12 @@ where
         + Copy
         + 'static,
 {
-    let (backends, ctx) = (backends.clone(), ctx.clone());
+    let calls = calls.clone();
     Batcher::new(MAX_BATCH, move |ids: Vec<String>| {
-        let (backends, ctx) = (backends.clone(), ctx.clone());
+        let calls = calls.clone();
         async move {
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let items = call(&backends, &ctx, &ids).await?;
+            let items = call(&calls.backends, &calls.ctx, &ids).await?;
             Ok(items
                 .into_iter()
                 .map(|item| (key(&item).to_owned(), Arc::new(item)))
@@ -62,28 +68,25 @@ where
 
 impl Loaders {
     pub fn new(backends: Backends, ctx: CallContext) -> Self {
+        let calls = Arc::new(Calls { backends, ctx });
         Loaders {
             products: batcher(
-                &backends,
-                &ctx,
+                &calls,
                 |b, ctx, ids| b.catalog.batch(ctx, ids).boxed(),
                 |p: &Product| &p.id,
             ),
             summaries: batcher(
-                &backends,
-                &ctx,
+                &calls,
                 |b, ctx, ids| b.catalog.batch_summaries(ctx, ids).boxed(),
                 |p: &ProductSummary| &p.id,
             ),
             shipments: batcher(
-                &backends,
-                &ctx,
+                &calls,
                 |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
                 |s: &Shipment| &s.order_id,
             ),
             reviews: batcher(
-                &backends,
-                &ctx,
+                &calls,
                 |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
                 |s: &ReviewSummary| &s.product_id,
             ),
