@@ -178,9 +178,12 @@ mod tests {
     async fn a_full_batch_leaves_at_once_and_the_rest_waits_for_the_poll() {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let batcher = counting(calls.clone());
-        let found = batcher.load_many([1, 2, 3, 4]).await.unwrap();
-        assert_eq!(found.len(), 4);
-        assert_eq!(*calls.lock().unwrap(), vec![vec![1, 2, 3, 4]]);
+        // Asked in one poll: the first ask fills a batch (of at most 3), which leaves then;
+        // the second starts the next batch, which leaves after the poll.
+        let (full, rest) = tokio::join!(batcher.load_many([1, 2, 3, 4]), batcher.load_one(5));
+        assert_eq!(full.unwrap().len(), 4);
+        assert_eq!(rest.unwrap(), Some("v5".to_owned()));
+        assert_eq!(*calls.lock().unwrap(), vec![vec![1, 2, 3, 4], vec![5]]);
     }
 
     #[tokio::test]
