@@ -24,9 +24,9 @@ pub struct Product {
     pub images: ImageSet,
 }
 
-/// What a list of products shows: id, title, price and thumbnail. Decoded from the same
-/// answer as `Product`, without the rest: the description and five more image sizes are most
-/// of a product's bytes, and a list decodes many.
+/// What a list of products shows: id, title, price and thumbnail. Asked of the catalog as a
+/// projection (`SUMMARY_FIELDS`): the description is most of a product's bytes, and a list
+/// would receive and scan it for every product it shows.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ProductSummary {
     pub id: String,
@@ -34,6 +34,9 @@ pub struct ProductSummary {
     pub price: Money,
     pub images: Thumbnail,
 }
+
+/// The members of a product a `ProductSummary` asks the catalog for.
+const SUMMARY_FIELDS: &str = "id,title,price,images";
 
 /// The one image size a `ProductSummary` keeps.
 #[derive(Clone, Debug, Deserialize)]
@@ -88,28 +91,39 @@ impl Catalog {
         ctx: &CallContext,
         ids: &[S],
     ) -> Result<Vec<Product>, UpstreamError> {
-        self.batch_as(ctx, ids).await
+        self.batch_as(ctx, ids, None).await
     }
 
-    /// `batch`, decoded as summaries (same call, same cache entries).
+    /// `batch` as summaries: the catalog is asked for only their fields, and they are cached
+    /// apart from whole products (a purge of `product:{id}` drops both).
     pub async fn batch_summaries<S: AsRef<str>>(
         &self,
         ctx: &CallContext,
         ids: &[S],
     ) -> Result<Vec<ProductSummary>, UpstreamError> {
-        self.batch_as(ctx, ids).await
+        self.batch_as(ctx, ids, Some(SUMMARY_FIELDS)).await
     }
 
+    /// A batch of products, only the `fields` of each when that is `Some`.
     async fn batch_as<S: AsRef<str>, T: serde::de::DeserializeOwned>(
         &self,
         ctx: &CallContext,
         ids: &[S],
+        fields: Option<&str>,
     ) -> Result<Vec<T>, UpstreamError> {
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        let path = |ids: &[&str]| {
+            let ids = join_ids(ids);
+            match fields {
+                Some(fields) => format!("/products{}", query(&[("ids", &ids), ("fields", fields)])),
+                None => format!("/products{}", query(&[("ids", &ids)])),
+            }
+        };
         let endpoint = BatchEndpoint {
             kind: "product",
             id_field: "id",
-            path: &|ids| format!("/products{}", query(&[("ids", &join_ids(ids))])),
+            path: &path,
+            view: fields,
         };
         self.0.get_batch_json(ctx, &endpoint, &ids).await
     }

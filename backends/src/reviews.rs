@@ -65,6 +65,7 @@ impl Reviews {
                     query(&[("productIds", &join_ids(ids))])
                 )
             },
+            view: None,
         };
         self.0.get_batch_json(ctx, &endpoint, &ids).await
     }

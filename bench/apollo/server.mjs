@@ -6,7 +6,8 @@
 //           notifications /notifications?userId=, orders /orders?userId=&limit=N,
 //           recommendations /recommendations?userId=&limit=N, promotions
 //           /promotions?userId=&placement=home
-//   wave 2: catalog /products?ids=... (one batch for all recommended products) and shipping
+//   wave 2: catalog /products?ids=...&fields=id,title,price,images (one batch for all
+//           recommended products, only the members a card shows) and shipping
 //           /shipments?orderIds=... (one batch for every order's `eta`)
 //
 // The caller is identified by an RS256 bearer JWT checked against the demo IdP's JWKS (issuer,
@@ -82,7 +83,8 @@ class Orders extends Backend {
 }
 class Catalog extends Backend {
   constructor(o) { super(9103, o); }
-  batch(ids) { return this.getJson("products", { ids: ids.join(",") }); }
+  // Only what a product card shows, as bff-mobile asks (backends' `ProductSummary`).
+  batch(ids) { return this.getJson("products", { ids: ids.join(","), fields: "id,title,price,images" }); }
 }
 class Recommendations extends Backend {
   constructor(o) { super(9104, o); }

@@ -2,12 +2,16 @@
 //! and only the misses go to the backend, in ONE call; each item of the answer is stored as
 //! its own entity (so a later batch, or a single GET of the same entity, finds it).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::policy::{self, BatchEndpoint};
@@ -16,9 +20,42 @@ use super::{CacheMetrics, UpstreamCache};
 use crate::request::{CallContext, Deadline};
 use crate::upstream::{Upstream, UpstreamError, UpstreamErrorKind};
 
+/// A batch answer's items, as the bytes they are in the answer.
 #[derive(Deserialize)]
-struct Items {
-    items: Vec<serde_json::Value>,
+struct Items<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+}
+
+/// The string member named `.0` of a JSON object, every other member skipped unread.
+struct IdOf<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for IdOf<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdOf<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if id.is_none() && key == self.0 {
+                id = map.next_value::<Option<String>>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(id)
+    }
 }
 
 impl UpstreamCache {
@@ -37,7 +74,7 @@ impl UpstreamCache {
         let mut stale: HashMap<usize, Arc<Entry>> = HashMap::new();
         let mut refresh: Vec<&str> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let base = policy::entity_key(name, &format!("{}:{id}", batch.kind));
+            let (_, base) = batch.entity(name, id);
             let Some(entry) = self.lookup(&base, ctx).await else {
                 missing.push(i);
                 continue;
@@ -108,16 +145,17 @@ impl UpstreamCache {
         let path = (batch.path)(ids);
         let flight_key = policy::identity_key(&policy::request_key(upstream.name(), &path), ctx);
         let (this, upstream, ctx) = (self.clone(), upstream.clone(), ctx.clone());
-        let (kind, id_field) = (batch.kind.to_owned(), batch.id_field.to_owned());
         let service = upstream.name().to_owned();
+        let (kind, view) = (batch.kind.to_owned(), batch.view.map(str::to_owned));
+        let id_field = batch.id_field.to_owned();
         self.store().flight(&flight_key, &service, move || {
             async move {
                 let fetched = upstream.get(&ctx, &path).await?;
                 let items = split(upstream.name(), &fetched.body, &id_field)?;
                 for (id, body) in items {
-                    let tag = format!("{kind}:{id}");
-                    let base = policy::entity_key(upstream.name(), &tag);
-                    this.put(&base, &ctx, Some(&tag), &fetched.headers, body)
+                    let (tag, key) =
+                        policy::view_entity(upstream.name(), &kind, view.as_deref(), &id);
+                    this.put(&key, &ctx, Some(&tag), &fetched.headers, body)
                         .await;
                 }
                 Ok(fetched.body)
@@ -146,10 +184,11 @@ impl UpstreamCache {
     }
 }
 
-/// The items of a batch answer by id, each as its own JSON body.
+/// The items of a batch answer by id, each as its own JSON body: a slice of `body`, nothing
+/// copied or re-encoded.
 fn split(
     service: &str,
-    body: &[u8],
+    body: &Bytes,
     id_field: &str,
 ) -> Result<HashMap<String, Bytes>, UpstreamError> {
     let bad = |detail: String| UpstreamError::new(service, UpstreamErrorKind::BadResponse, detail);
@@ -157,15 +196,12 @@ fn split(
         serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let mut out = HashMap::with_capacity(page.items.len());
     for item in page.items {
-        let Some(id) = item
-            .get(id_field)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-        else {
+        let mut reader = serde_json::Deserializer::from_str(item.get());
+        let id = IdOf(id_field).deserialize(&mut reader);
+        let Ok(Some(id)) = id else {
             return Err(bad(format!("a batch item has no string {id_field}")));
         };
-        let bytes = serde_json::to_vec(&item).map_err(|e| bad(e.to_string()))?;
-        out.insert(id, Bytes::from(bytes));
+        out.insert(id, body.slice_ref(item.get().as_bytes()));
     }
     Ok(out)
 }

@@ -144,6 +144,28 @@ pub struct BatchEndpoint<'a> {
     pub id_field: &'a str,
     /// Path and query of the call for these ids.
     pub path: &'a (dyn Fn(&[&str]) -> String + Send + Sync),
+    /// The projection `path` asks for, when it asks the backend for only some fields
+    /// (`fields=id,title`): its items are kept apart from the whole entity's, under the same
+    /// tag, so a purge of `item:i1` drops every view of it. `None`: the whole entity.
+    pub view: Option<&'a str>,
+}
+
+impl BatchEndpoint<'_> {
+    /// The tag and the cache key of the entity `id` as this endpoint answers it.
+    pub fn entity(&self, upstream: &str, id: &str) -> (String, String) {
+        view_entity(upstream, self.kind, self.view, id)
+    }
+}
+
+/// The tag and the cache key of the entity `{kind}:{id}` in `view` (see `BatchEndpoint`).
+pub fn view_entity(upstream: &str, kind: &str, view: Option<&str>, id: &str) -> (String, String) {
+    let tag = format!("{kind}:{id}");
+    let mut key = entity_key(upstream, &tag);
+    if let Some(view) = view {
+        key.push_str(" |view=");
+        key.push_str(view);
+    }
+    (tag, key)
 }
 
 /// The key of a request: `{upstream} GET {path}?{sorted query}`. Query pairs are sorted so
@@ -372,5 +394,26 @@ mod tests {
         assert_eq!(forwarded_key("k", &HeaderMap::new()), "k");
         let vary = [HeaderName::from_static("x-user-id")];
         assert_ne!(varied_key("k", &vary, &ada), varied_key("k", &vary, &bob));
+    }
+
+    #[test]
+    fn a_view_of_an_entity_has_its_own_key_and_the_entity_tag() {
+        let path = |_: &[&str]| String::new();
+        let whole = BatchEndpoint {
+            kind: "product",
+            id_field: "id",
+            path: &path,
+            view: None,
+        };
+        let cards = BatchEndpoint {
+            view: Some("id,title"),
+            ..whole
+        };
+        let (tag, key) = whole.entity("catalog", "p1");
+        assert_eq!((tag.as_str(), key.as_str()), ("product:p1", "catalog product:p1"));
+        let (view_tag, view_key) = cards.entity("catalog", "p1");
+        assert_eq!(view_tag, tag);
+        assert_ne!(view_key, key);
+        assert!(view_key.starts_with(&key), "a purge by the entity's prefix drops its views");
     }
 }

@@ -35,34 +35,101 @@ pub(crate) fn routes() -> Router {
         .with_state(Arc::new(Products::default()))
 }
 
-/// Serialised products, by product number.
-struct Products(Memo<u32>);
+/// A product's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: [&str; 12] = [
+    "id",
+    "sku",
+    "title",
+    "brand",
+    "category",
+    "description",
+    "price",
+    "listPrice",
+    "images",
+    "attributes",
+    "stock",
+    "audit",
+];
+
+/// Which of [`FIELDS`] an answer holds, one bit each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FieldSet(u16);
+
+impl FieldSet {
+    const ALL: FieldSet = FieldSet((1 << FIELDS.len()) - 1);
+
+    /// `?fields=id,title,price`: the members named, and `id` always (a client matches a
+    /// batch's items to its ids by it); `None` is every member.
+    fn parse(fields: Option<&str>) -> Result<FieldSet, ApiError> {
+        let Some(fields) = fields else {
+            return Ok(FieldSet::ALL);
+        };
+        let mut bits = 1;
+        for name in fields.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let i = FIELDS.iter().position(|f| *f == name).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "fields: unknown field `{name}`; expected some of {}",
+                    FIELDS.join(", ")
+                ))
+            })?;
+            bits |= 1 << i;
+        }
+        Ok(FieldSet(bits))
+    }
+
+    fn has(self, name: &str) -> bool {
+        FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+}
+
+/// Serialised products, by product number: whole, and in the views `?fields=` asked for.
+struct Products {
+    whole: Memo<u32>,
+    views: Memo<(u32, FieldSet)>,
+}
 
 impl Default for Products {
     fn default() -> Self {
-        Products(Memo::new(MEMO_BUDGET))
+        Products {
+            whole: Memo::new(MEMO_BUDGET),
+            views: Memo::new(MEMO_BUDGET / 4),
+        }
     }
 }
 
 impl Products {
-    fn json(&self, n: u32) -> Bytes {
-        self.0.json(n, || product(n))
+    fn json(&self, n: u32, fields: FieldSet) -> Bytes {
+        if fields == FieldSet::ALL {
+            return self.whole.json(n, || product(n));
+        }
+        self.views.json((n, fields), || {
+            let mut members = match serde_json::to_value(product(n)) {
+                Ok(serde_json::Value::Object(members)) => members,
+                _ => serde_json::Map::new(),
+            };
+            members.retain(|name, _| fields.has(name));
+            members
+        })
     }
 
-    fn fragments(&self, numbers: impl Iterator<Item = u32>) -> Vec<Bytes> {
-        numbers.map(|n| self.json(n)).collect()
+    fn fragments(&self, numbers: impl Iterator<Item = u32>, fields: FieldSet) -> Vec<Bytes> {
+        numbers.map(|n| self.json(n, fields)).collect()
     }
 
     /// `{"items": [...]}` of the known products among `ids`, in the order asked.
-    fn batch(&self, ids: &str) -> Bytes {
-        memo::items(&self.fragments(data::split_ids(ids).filter_map(product_number)))
+    fn batch(&self, ids: &str, fields: FieldSet) -> Bytes {
+        let numbers = data::split_ids(ids).filter_map(product_number);
+        memo::items(&self.fragments(numbers, fields))
     }
 
     /// `{"items": [...], "nextCursor": ...}` of a search.
-    fn search(&self, query: &ProductQuery) -> Result<Bytes, ApiError> {
+    fn search(&self, query: &ProductQuery, fields: FieldSet) -> Result<Bytes, ApiError> {
         let found = search(query)?;
         let next_cursor = found.next.map(|n| format!("p{n}"));
-        let fragments = self.fragments(found.numbers.into_iter());
+        let fragments = self.fragments(found.numbers.into_iter(), fields);
         Ok(memo::page(&fragments, next_cursor.as_deref()))
     }
 }
@@ -188,16 +255,26 @@ fn product(n: u32) -> Product {
     }
 }
 
+#[derive(Deserialize)]
+struct Projection {
+    fields: Option<String>,
+}
+
 async fn one(
     State(products): State<Arc<Products>>,
     Path(id): Path<String>,
+    query: Result<Query<Projection>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
+    let Query(projection) = query?;
+    let fields = FieldSet::parse(projection.fields.as_deref())?;
     let n = product_number(&id).ok_or_else(|| ApiError::not_found("product", &id))?;
-    Ok(JsonBytes(products.json(n)))
+    Ok(JsonBytes(products.json(n, fields)))
 }
 
 #[derive(Deserialize)]
 struct ProductQuery {
+    /// `id,title,price`: only these members of each product (and `id`); see [`FIELDS`].
+    fields: Option<String>,
     ids: Option<String>,
     category: Option<String>,
     q: Option<String>,
@@ -206,14 +283,16 @@ struct ProductQuery {
 }
 
 /// `?ids=` is a batch lookup; anything else is a search (all products when unfiltered).
+/// `?fields=` narrows either to some members of each product.
 async fn list(
     State(products): State<Arc<Products>>,
     query: Result<Query<ProductQuery>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
+    let fields = FieldSet::parse(query.fields.as_deref())?;
     match &query.ids {
-        Some(ids) => Ok(JsonBytes(products.batch(ids))),
-        None => products.search(&query).map(JsonBytes),
+        Some(ids) => Ok(JsonBytes(products.batch(ids, fields))),
+        None => products.search(&query, fields).map(JsonBytes),
     }
 }
 

@@ -118,6 +118,33 @@ async fn catalog_batches_in_order_searches_and_sends_cache_hints() {
         .unwrap();
     assert!(one.bytes().await.unwrap().len() > 2000);
 
+    // A projection: only the members asked for, and `id` always; an unknown one is a 400.
+    let (status, narrow) = get_json(
+        &client,
+        &format!("{catalog}/products?ids=p3,p1&fields=title,price"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&narrow), ["p3", "p1"]);
+    let mut members: Vec<&str> = narrow["items"][1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["id", "price", "title"]);
+    assert_eq!(narrow["items"][1]["title"], p1["title"]);
+    let (_, one_narrow) = get_json(&client, &format!("{catalog}/products/p1?fields=images")).await;
+    assert_eq!(one_narrow["images"], p1["images"]);
+    assert!(one_narrow.get("description").is_none());
+    let (status, _) = get_json(
+        &client,
+        &format!("{catalog}/products?ids=p1&fields=title,secret"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // Errors carry no caching hint.
     let missing = client
         .get(format!("{catalog}/products/p0"))

@@ -196,18 +196,13 @@ async fn a_repeated_home_query_skips_catalog_and_never_shares_personal_data() {
     // Products Ada's query cached were not asked again: only the misses went in the batch.
     let catalog = stack.stats(Service::Catalog).await;
     if catalog["requests"] != 0 {
-        let asked = catalog["last_request"]["query"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let asked = asked_ids(&catalog);
         for product in first["data"]["home"]["recommendations"].as_array().unwrap() {
             let id = product["id"].as_str().unwrap();
-            let listed = asked
-                .trim_start_matches("ids=")
-                .replace("%2C", ",")
-                .split(',')
-                .any(|asked_id| asked_id == id);
-            assert!(!listed, "cached {id} fetched again: {asked}");
+            assert!(
+                !asked.contains(&id.to_owned()),
+                "cached {id} fetched again: {asked:?}"
+            );
         }
     }
     // Bob's cart and notifications are his, as the backends tell them.
@@ -231,6 +226,63 @@ async fn a_repeated_home_query_skips_catalog_and_never_shares_personal_data() {
         other["data"]["home"]["recentOrders"],
         first["data"]["home"]["recentOrders"]
     );
+}
+
+/// The `ids=` of the last request a backend's stats show.
+fn asked_ids(stats: &Value) -> Vec<String> {
+    let query = stats["last_request"]["query"].as_str().unwrap_or_default();
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ids="))
+        .unwrap_or_default()
+        .replace("%2C", ",")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_home_asks_for_product_cards_only_and_a_purge_of_the_product_drops_them() {
+    let stack = Stack::start_with(&bff_mobile::SPEC, with_keys).await;
+    let ada = stack.token("42", "mobile", &[]).await;
+    stack.reset_stats().await;
+    let (_, first) = stack.graphql(Some(&ada), HOME, json!({})).await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let catalog = stack.stats(Service::Catalog).await;
+    let query = catalog["last_request"]["query"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        query.contains("fields=id%2Ctitle%2Cprice%2Cimages"),
+        "{query}"
+    );
+    let cards = first["data"]["home"]["recommendations"].as_array().unwrap();
+    assert!(
+        cards
+            .iter()
+            .all(|c| c["thumbnailUrl"].as_str().is_some_and(|u| !u.is_empty()))
+    );
+
+    // The cards' view is cached under each product's tag: purging one product drops it.
+    let purged = cards[0]["id"].as_str().unwrap().to_owned();
+    let status = stack
+        .http
+        .post(stack.admin_url(&format!("/admin/cache/purge?tag=product:{purged}")))
+        .header("x-admin-token", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    stack.reset_stats().await;
+    let (_, again) = stack.graphql(Some(&ada), HOME, json!({})).await;
+    assert_eq!(
+        again["data"]["home"]["recommendations"],
+        first["data"]["home"]["recommendations"]
+    );
+    let catalog = stack.stats(Service::Catalog).await;
+    assert_eq!(catalog["requests"], 1, "{catalog}");
+    assert_eq!(asked_ids(&catalog), [purged]);
 }
 
 #[tokio::test]
