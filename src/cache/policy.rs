@@ -410,10 +410,16 @@ mod tests {
             ..whole
         };
         let (tag, key) = whole.entity("catalog", "p1");
-        assert_eq!((tag.as_str(), key.as_str()), ("product:p1", "catalog product:p1"));
+        assert_eq!(
+            (tag.as_str(), key.as_str()),
+            ("product:p1", "catalog product:p1")
+        );
         let (view_tag, view_key) = cards.entity("catalog", "p1");
         assert_eq!(view_tag, tag);
         assert_ne!(view_key, key);
-        assert!(view_key.starts_with(&key), "a purge by the entity's prefix drops its views");
+        assert!(
+            view_key.starts_with(&key),
+            "a purge by the entity's prefix drops its views"
+        );
     }
 }

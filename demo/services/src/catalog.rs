@@ -388,6 +388,7 @@ mod tests {
     #[test]
     fn search_pages_by_cursor() {
         let query = |cursor: Option<&str>| ProductQuery {
+            fields: None,
             ids: None,
             category: Some("books".into()),
             q: None,
@@ -418,13 +419,17 @@ mod tests {
                 .chain([1, 2, PRODUCT_COUNT])
             {
                 let expected = serde_json::to_vec(&product(n)).unwrap();
-                assert_eq!(products.json(n), expected, "product {n}, round {round}");
+                assert_eq!(
+                    products.json(n, FieldSet::ALL),
+                    expected,
+                    "product {n}, round {round}"
+                );
             }
         }
         let expected = data::Items {
             items: [3, 1, 3, 50_000].map(product).into(),
         };
-        let batch = products.batch("p3,p1,nope,p0,p50001,p3, p50000");
+        let batch = products.batch("p3,p1,nope,p0,p50001,p3, p50000", FieldSet::ALL);
         assert_eq!(batch, serde_json::to_vec(&expected).unwrap());
 
         for (category, q, limit, cursor) in [
@@ -434,6 +439,7 @@ mod tests {
             (None, Some("no-such-word"), None, None),
         ] {
             let query = ProductQuery {
+                fields: None,
                 ids: None,
                 category: category.map(str::to_owned),
                 q: q.map(str::to_owned),
@@ -445,7 +451,7 @@ mod tests {
                 items: found.numbers.iter().map(|&n| product(n)).collect(),
                 next_cursor: found.next.map(|n| format!("p{n}")),
             };
-            let body = products.search(&query).unwrap();
+            let body = products.search(&query, FieldSet::ALL).unwrap();
             assert_eq!(body, serde_json::to_vec(&expected).unwrap());
         }
     }
