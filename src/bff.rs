@@ -15,9 +15,10 @@ use tokio::time::Instant;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, LoadSource, LogFormat};
+use crate::config::{Config, LoadSource, LogFormat, Runtime};
 use crate::gateway::{BuildError, Gateway};
 use crate::reload::{self, LiveApp, ReloadError};
+use crate::server::workers::Workers;
 use crate::server::{self, RunningServer};
 
 /// sysexits' EX_USAGE: the command line or the config is wrong.
@@ -169,6 +170,16 @@ impl RunningBff {
 /// Builds the gateway for `config` and serves it on `config.server.listen` (over TLS when
 /// `[tls]` is configured).
 pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartError> {
+    start_on(spec, config, &[]).await
+}
+
+/// `start`, the public listener served on each of `workers` (one listener each, see
+/// `RunningServer::spawn_per_worker`) when there are any, else on the current runtime.
+pub async fn start_on(
+    spec: &BffSpec,
+    config: Config,
+    workers: &[tokio::runtime::Handle],
+) -> Result<RunningBff, StartError> {
     let addr = config.server.listen;
     let tls = match &config.tls {
         Some(tls) => {
@@ -176,9 +187,15 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
         }
         None => None,
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = if workers.is_empty() {
+        Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?,
+        )
+    } else {
+        None
+    };
     let admin_listener = if config.admin.enabled {
         let admin_addr = config.admin.listen;
         Some(
@@ -198,8 +215,25 @@ pub async fn start(spec: &BffSpec, config: Config) -> Result<RunningBff, StartEr
     let connections = gateway.connection_stats().clone();
     let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
     let gate = Some(live.gate());
-    let server = RunningServer::spawn(listener, live.router(), tls, &limits, connections, gate)
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let serving = server::Serving {
+        app: live.router(),
+        tls,
+        limits: limits.clone(),
+        stats: connections,
+        gate,
+    };
+    let server = match listener {
+        Some(listener) => RunningServer::spawn(
+            listener,
+            serving.app,
+            serving.tls,
+            &limits,
+            serving.stats,
+            serving.gate,
+        ),
+        None => RunningServer::spawn_per_worker(addr, serving, workers),
+    }
+    .map_err(|source| StartError::Bind { addr, source })?;
     let admin = match admin_listener {
         Some(listener) => {
             let admin_addr = listener.local_addr().unwrap_or(addr);
@@ -274,10 +308,30 @@ pub fn main(spec: &BffSpec) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging_as(config.log.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let workers = match config.server.runtime {
+        Runtime::ThreadPerCore => match Workers::start(config.server.worker_count()) {
+            Ok(workers) => {
+                workers.register();
+                Some(workers)
+            }
+            Err(e) => {
+                eprintln!("cannot start the worker threads: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Runtime::WorkStealing => None,
+    };
+    // Under thread-per-core the main thread runs everything but the public listener.
+    let built = match workers {
+        Some(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.server.worker_count())
+            .enable_all()
+            .build(),
+    };
+    let runtime = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -286,7 +340,8 @@ pub fn main(spec: &BffSpec) -> ExitCode {
     };
     runtime.block_on(async {
         let terminated = server::TerminationSignal::new();
-        let mut bff = match start(spec, config).await {
+        let handles = workers.as_ref().map_or(&[][..], Workers::handles);
+        let mut bff = match start_on(spec, config, handles).await {
             Ok(bff) => bff,
             Err(e) => {
                 tracing::error!("{e}");

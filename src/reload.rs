@@ -240,6 +240,12 @@ fn needs_restart(old: &Config, new: &Config) -> Result<(), ReloadError> {
             old.server.listen, new.server.listen
         ));
     }
+    if (old.server.runtime, old.server.workers) != (new.server.runtime, new.server.workers) {
+        changed.push(
+            "server.runtime, server.workers: the threads serving requests change only at a restart"
+                .into(),
+        );
+    }
     if format!("{:?}", old.tls) != format!("{:?}", new.tls) {
         changed.push("tls: changing TLS settings needs a restart (certificate files are reloaded by themselves)".into());
     }

@@ -135,11 +135,11 @@ fn healthz(port: u16) -> Option<String> {
 /// Starts the binary with `env`, waits for `/healthz` (a probe), stops it with SIGTERM and
 /// returns what it logged to stderr (a file: not a terminal).
 fn run_until_sigterm(env: &[(&str, &str)]) -> String {
-    run_until_sigterm_after(env, |_| {})
+    run_until_sigterm_after(env, |_, _| {})
 }
 
-/// Same, calling `traffic` with the port once the server is up.
-fn run_until_sigterm_after(env: &[(&str, &str)], traffic: impl FnOnce(u16)) -> String {
+/// Same, calling `traffic` with the port and the process id once the server is up.
+fn run_until_sigterm_after(env: &[(&str, &str)], traffic: impl FnOnce(u16, u32)) -> String {
     let port = free_port();
     let log_path = std::env::temp_dir().join(format!("bff-mobile-{port}.log"));
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -170,7 +170,7 @@ fn run_until_sigterm_after(env: &[(&str, &str)], traffic: impl FnOnce(u16)) -> S
         let _ = child.kill();
         panic!("bff-mobile did not answer /healthz within 20 s");
     }
-    traffic(port);
+    traffic(port, child.id());
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -201,6 +201,42 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(text.contains("shutting down"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a file: {text}");
     assert!(!text.contains("/healthz"), "a probe was logged: {text}");
+}
+
+/// The names of a process's threads (`/proc/PID/task/*/comm`, at most 15 bytes each).
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+/// `server.runtime`: thread-per-core (the default) serves on `server.workers` threads of
+/// its own, each with a listener on the port (every connection here is answered);
+/// work-stealing on tokio's multi-thread runtime instead.
+#[test]
+fn the_runtime_and_its_workers_come_from_the_config() {
+    let count =
+        |names: &[String], prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
+    run_until_sigterm_after(&[("MANIFOLD_SERVER__WORKERS", "3")], |port, pid| {
+        let names = thread_names(pid);
+        assert_eq!(count(&names, "manifold-worker"), 3, "{names:?}");
+        for _ in 0..12 {
+            let answer = healthz(port).unwrap_or_default();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+    });
+    let stealing = [
+        ("MANIFOLD_SERVER__RUNTIME", "work-stealing"),
+        ("MANIFOLD_SERVER__WORKERS", "2"),
+    ];
+    run_until_sigterm_after(&stealing, |_, pid| {
+        let names = thread_names(pid);
+        assert_eq!(count(&names, "manifold-worker"), 0, "{names:?}");
+        // Tokio names its blocking threads (name resolution) alike: at least the workers.
+        assert!(count(&names, "tokio-rt-worker") >= 2, "{names:?}");
+    });
 }
 
 /// `[log] format = "json"` (here from the environment): every line is a JSON object.
@@ -243,7 +279,7 @@ fn otel_environment_variables_configure_span_export() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shop-42"),
         ],
-        |port| {
+        |port, _| {
             // Not a probe: a request that is traced.
             let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
             stream

@@ -68,7 +68,7 @@ pub use redis_endpoint::RedisEndpoint;
 pub use route::{AuthPolicy, RouteConfig};
 pub use schema::json_schema;
 pub use secret::{REDACTED, Secret, SecretUrl};
-pub use server::ServerConfig;
+pub use server::{Runtime, ServerConfig};
 pub use tls::{
     ClientAuth, ClientCaFiles, PemError, PemFile, PemPair, TlsConfig, crypto_provider,
     load_certified_key,

@@ -38,7 +38,9 @@ pub async fn serve_tls(
     stats: Arc<ConnectionStats>,
     gate: Option<super::Gate>,
 ) -> io::Result<()> {
-    let reload = AbortOnDrop(tokio::spawn(tls.reload_task()));
+    let reload = tls
+        .reloads
+        .then(|| AbortOnDrop(tokio::spawn(tls.reload_task())));
     let policy = ConnectionPolicy::new(limits, stats, gate);
     let graceful = GracefulShutdown::new();
     // Tells handshakes still in progress to give up once the listener stops.

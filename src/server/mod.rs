@@ -4,6 +4,7 @@
 //! Plain connections are `conn`; TLS termination is `https` (connections), `tls`
 //! (certificates and their reload) and `client_auth` (client certificates); both apply the one `ConnectionPolicy`: the caps at accept
 //! (`caps`), the watchdog (`activity`) and the per-request body timeout (`exchange`).
+//! A server runs on the current runtime, or on each of the `workers` with a listener each.
 
 mod activity;
 mod caps;
@@ -13,6 +14,7 @@ mod exchange;
 mod framing;
 mod https;
 pub mod tls;
+pub mod workers;
 
 pub use caps::ConnectionStats;
 
@@ -41,12 +43,46 @@ use tls::Tls;
 
 use crate::config::LimitsConfig;
 
-/// A server running on the current runtime.
+/// A server running on the current runtime, or one listener per worker runtime.
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
-    stop: Option<oneshot::Sender<Duration>>,
-    task: JoinHandle<io::Result<()>>,
+    stops: Vec<oneshot::Sender<Duration>>,
+    tasks: Vec<JoinHandle<io::Result<()>>>,
+}
+
+/// What every listener of one server serves.
+#[derive(Clone)]
+pub struct Serving {
+    pub app: Router,
+    pub tls: Option<Tls>,
+    pub limits: LimitsConfig,
+    pub stats: Arc<ConnectionStats>,
+    pub gate: Option<Gate>,
+}
+
+impl Serving {
+    /// Serves on `listener` until `stopped` says how long in-flight requests may finish.
+    fn run(
+        self,
+        listener: TcpListener,
+        stopped: oneshot::Receiver<Duration>,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let signal = async move { stopped.await.unwrap_or(DROP_GRACE) };
+        async move {
+            let Serving {
+                app,
+                tls,
+                limits,
+                stats,
+                gate,
+            } = self;
+            match tls {
+                Some(tls) => serve_tls(listener, app, tls, signal, &limits, stats, gate).await,
+                None => serve(listener, app, signal, &limits, stats, gate).await,
+            }
+        }
+    }
 }
 
 impl RunningServer {
@@ -63,25 +99,55 @@ impl RunningServer {
         gate: Option<Gate>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<Duration>();
-        let signal = async move { stopped.await.unwrap_or(DROP_GRACE) };
-        let is_tls = tls.is_some();
-        let limits = limits.clone();
-        let task = match tls {
-            Some(tls) => tokio::spawn(async move {
-                serve_tls(listener, app, tls, signal, &limits, stats, gate).await
-            }),
-            None => {
-                tokio::spawn(
-                    async move { serve(listener, app, signal, &limits, stats, gate).await },
-                )
-            }
+        let serving = Serving {
+            tls,
+            app,
+            limits: limits.clone(),
+            stats,
+            gate,
         };
+        let is_tls = serving.tls.is_some();
+        let (stop, stopped) = oneshot::channel::<Duration>();
+        let task = tokio::spawn(serving.run(listener, stopped));
         Ok(Self {
             addr,
             tls: is_tls,
-            stop: Some(stop),
-            task,
+            stops: vec![stop],
+            tasks: vec![task],
+        })
+    }
+
+    /// `serving` on each of `workers`, each accepting on a listener of its own bound to
+    /// `addr` with `SO_REUSEPORT` (the kernel spreads connections over them): a connection
+    /// lives on one worker thread, from accept to close.
+    pub fn spawn_per_worker(
+        addr: SocketAddr,
+        serving: Serving,
+        workers: &[tokio::runtime::Handle],
+    ) -> io::Result<Self> {
+        let mut bound = addr;
+        let mut stops = Vec::with_capacity(workers.len());
+        let mut tasks = Vec::with_capacity(workers.len());
+        for (i, worker) in workers.iter().enumerate() {
+            let listener = reuse_port_listener(bound)?;
+            bound = listener.local_addr()?;
+            let (stop, stopped) = oneshot::channel::<Duration>();
+            let mut serving = serving.clone();
+            if i > 0 {
+                serving.tls = serving.tls.as_ref().map(Tls::follower);
+            }
+            let task = worker.spawn(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serving.run(listener, stopped).await
+            });
+            stops.push(stop);
+            tasks.push(task);
+        }
+        Ok(Self {
+            addr: bound,
+            tls: serving.tls.is_some(),
+            stops,
+            tasks,
         })
     }
 
@@ -97,13 +163,33 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish for at most `grace` (then cuts them
     /// off), and waits.
     pub async fn shutdown(mut self, grace: Duration) -> io::Result<()> {
-        if let Some(stop) = self.stop.take() {
+        for stop in self.stops.drain(..) {
             let _ = stop.send(grace);
         }
-        (&mut self.task)
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e)))
+        let mut result = Ok(());
+        for task in &mut self.tasks {
+            let done = task.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+            if result.is_ok() {
+                result = done;
+            }
+        }
+        result
     }
+}
+
+/// A listening socket on `addr` that others may bind too (`SO_REUSEPORT`), not yet tied to
+/// a runtime.
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 /// How long in-flight requests may finish when a server is dropped without `shutdown`.
@@ -111,7 +197,7 @@ const DROP_GRACE: Duration = Duration::from_secs(10);
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        for stop in self.stops.drain(..) {
             let _ = stop.send(DROP_GRACE);
         }
     }

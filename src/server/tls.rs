@@ -86,6 +86,7 @@ impl ResolvesServerCert for CurrentCertificate {
 }
 
 /// Everything the listener needs to terminate TLS: built once at start from `[tls]`.
+#[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
     current: Arc<CurrentCertificate>,
@@ -96,6 +97,9 @@ pub struct Tls {
     key_path: PathBuf,
     reload_interval: Duration,
     handshake_timeout: Duration,
+    /// Whether a listener serving this runs the reload task (one of a server's listeners
+    /// does; the others share what it reloads).
+    pub(super) reloads: bool,
 }
 
 impl Tls {
@@ -131,6 +135,7 @@ impl Tls {
             key_path: config.key.clone(),
             reload_interval: config.reload_interval,
             handshake_timeout: config.handshake_timeout,
+            reloads: true,
         })
     }
 
@@ -145,6 +150,15 @@ impl Tls {
     /// The certificate currently handed to new handshakes.
     pub fn current(&self) -> Arc<CertifiedKey> {
         self.current.get()
+    }
+
+    /// The same certificates for another listener of the same server: it sees every reload,
+    /// and does not run one of its own.
+    pub(super) fn follower(&self) -> Tls {
+        Tls {
+            reloads: false,
+            ..self.clone()
+        }
     }
 
     /// Polls the files every `reload_interval` and swaps the certificate (and the client

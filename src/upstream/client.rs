@@ -2,12 +2,15 @@
 //! upstream whose instances are all `http://` (HTTP/1.1, exactly as cheap as before TLS
 //! existed), or over `outbound::https_connector` when any is `https://` (rustls with the
 //! upstream's `tls` block, HTTP/2 where the backend's ALPN offers it, one `ClientConfig` per
-//! upstream so TLS sessions resume across its connections), with nothing on top. Each instance's address is
-//! parsed once (`Origin`), so a call only joins a path; the pipeline in `mod.rs` adds the
+//! upstream so TLS sessions resume across its connections), with nothing on top; a pool per
+//! thread (`HttpClient`). Each instance's address is parsed once (`Origin`), so a call only
+//! joins a path; the pipeline in `mod.rs` adds the
 //! deadline, retries and breakers itself. A general-purpose client (URL parsing and IDNA per
 //! request, redirect and retry layers) was a third of the proxy route's instructions.
 
+use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,50 +24,102 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use thread_local::ThreadLocal;
 use tokio::time::Sleep;
 
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::config::{ClientTlsError, UpstreamConfig};
 use crate::outbound::{Alpn, https_connector};
 
-/// A pooled client for one upstream's instances. Cheap to clone.
-#[derive(Clone, Debug)]
-pub(crate) enum HttpClient {
+/// A pooled client for one upstream's instances. Cheap to clone. Every thread that sends
+/// keeps a pool of its own, made on its first call: under `server.runtime = "thread-per-core"`
+/// a backend connection is driven by the worker whose requests use it and never handed
+/// across threads (Envoy's per-worker pools); under work stealing each worker's pool serves
+/// the requests it happens to poll.
+#[derive(Clone)]
+pub(crate) struct HttpClient(Arc<PerThread>);
+
+struct PerThread {
+    connector: Connector,
+    pool_max_idle: usize,
+    pools: ThreadLocal<Pool>,
+}
+
+/// How a pool connects: made once per upstream (TLS files are read once, and one
+/// `ClientConfig` resumes sessions across every thread's connections).
+#[derive(Clone)]
+enum Connector {
     /// Every instance is `http://`.
-    Plain(Client<HttpConnector, Body>),
+    Plain(HttpConnector),
     /// Some instance is `https://` (an `http://` one still goes over plain TCP).
+    Tls(HttpsConnector<HttpConnector>),
+}
+
+/// One thread's pooled connections.
+#[derive(Clone)]
+enum Pool {
+    Plain(Client<HttpConnector, Body>),
     Tls(Client<HttpsConnector<HttpConnector>, Body>),
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("tls", &matches!(self.0.connector, Connector::Tls(_)))
+            .field("pool_max_idle", &self.0.pool_max_idle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpClient {
     /// The client `config`'s instances need, keeping at most `pool_max_idle` idle
-    /// connections per instance. Fails only when the `tls` block's files do not load.
+    /// connections per instance and thread. Fails only when the `tls` block's files do not
+    /// load.
     pub fn new(config: &UpstreamConfig, pool_max_idle: usize) -> Result<Self, ClientTlsError> {
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_max_idle_per_host(pool_max_idle)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new());
-        if !config.uses_tls() {
+        let connector = if config.uses_tls() {
+            let tls = config.tls.clone().unwrap_or_default();
+            Connector::Tls(https_connector(
+                tls.client_config()?,
+                tls.server_name()?,
+                config.connect_timeout,
+                Alpn::Http2AndHttp1,
+            ))
+        } else {
             let mut connector = HttpConnector::new();
             connector.set_connect_timeout(Some(config.connect_timeout));
             connector.set_nodelay(true);
-            return Ok(Self::Plain(builder.build(connector)));
-        }
-        let tls = config.tls.clone().unwrap_or_default();
-        let connector = https_connector(
-            tls.client_config()?,
-            tls.server_name()?,
-            config.connect_timeout,
-            Alpn::Http2AndHttp1,
-        );
-        Ok(Self::Tls(builder.build(connector)))
+            Connector::Plain(connector)
+        };
+        Ok(Self::with(connector, pool_max_idle))
+    }
+
+    fn with(connector: Connector, pool_max_idle: usize) -> Self {
+        Self(Arc::new(PerThread {
+            connector,
+            pool_max_idle,
+            pools: ThreadLocal::new(),
+        }))
     }
 
     /// A client that cannot be used for anything (an unconfigured service fails fast
     /// before it gets here).
     pub fn unconfigured() -> Self {
-        Self::Plain(Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
+        Self::with(Connector::Plain(HttpConnector::new()), 0)
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> &Pool {
+        self.0.pools.get_or(|| {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_max_idle_per_host(self.0.pool_max_idle)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_timer(TokioTimer::new());
+            match &self.0.connector {
+                Connector::Plain(c) => Pool::Plain(builder.build(c.clone())),
+                Connector::Tls(c) => Pool::Tls(builder.build(c.clone())),
+            }
+        })
     }
 
     /// Sends `request` and waits for the response head; the body is left to the caller, and
@@ -74,9 +129,10 @@ impl HttpClient {
         service: &str,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match self {
-            Self::Plain(client) => client.request(request).await,
-            Self::Tls(client) => client.request(request).await,
+        // Cloned so the future holds no borrow of the thread's slot (it may move threads).
+        match self.pool().clone() {
+            Pool::Plain(client) => client.request(request).await,
+            Pool::Tls(client) => client.request(request).await,
         }
         .map_err(|e| transport_error(service, &e))
     }

@@ -35,11 +35,11 @@ pub fn check_accepts_shipped_and_names_every_problem(bin: &str, shipped: &str, n
 
     let bad = std::fs::read_to_string(shipped)
         .unwrap()
-        .replace("[server]\n", "[server]\nworkers = 4\n")
+        .replace("[server]\n", "[server]\nthreads = 4\n")
         .replace("request_timeout = \"3s\"", "request_timeout = \"0s\"");
     let (code, stderr, _) = check(bin, &format!("{name}-broken"), &bad);
     assert_eq!(code, Some(64), "{stderr}");
-    assert!(stderr.contains("server.workers: unknown key"), "{stderr}");
+    assert!(stderr.contains("server.threads: unknown key"), "{stderr}");
     assert!(
         stderr.contains("server.request_timeout: must be greater than 0"),
         "{stderr}"

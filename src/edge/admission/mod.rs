@@ -188,10 +188,12 @@ impl Admission {
         self.limit.current()
     }
 
-    /// Starts sampling the workers' scheduling delay for the limit, until `self` is dropped.
-    /// Must run inside a tokio runtime.
+    /// Starts sampling the workers' scheduling delay for the limit, until `self` is dropped:
+    /// on each worker thread of `thread-per-core` (each is measured; the most delayed one
+    /// shrinks the limit), else on the current runtime. Must run inside a tokio runtime.
     pub fn watch(self: &Arc<Self>) {
-        tokio::spawn(sample_delay(Arc::downgrade(self)));
+        let admission = Arc::downgrade(self);
+        crate::server::workers::spawn_on_each(move || sample_delay(admission.clone()));
     }
 
     /// Learns from one sample of the scheduling delay.
