@@ -53,13 +53,16 @@ PORT = 8285
 CAPACITY_PORT = 8286
 
 
-def start_manifold(run, procs, workdir, shedding=True, port=PORT):
+def start_manifold(run, procs, workdir, shedding=True, port=PORT, runtime=None):
     """The Manifold instance the scenario loads: plain mobile config, JSON access log on,
-    admission control as shipped (or never shedding, to measure the capacity)."""
+    admission control as shipped (or never shedding, to measure the capacity), the shipped
+    `server.runtime` unless `runtime` names another."""
     shipped = configs.load_toml(os.path.join(ROOT, "config", "mobile.toml"))
     cold = configs.load_toml(os.path.join(BENCH, "cache-cold.toml"))
     doc = configs.gateway(shipped, port, False, overlay=cold)
     doc["log"].update({"access_log": True, "format": "json"})
+    if runtime:
+        doc.setdefault("server", {})["runtime"] = runtime
     if shedding:
         for key in configs.NO_SHEDDING:
             doc["admission"].pop(key)
@@ -271,6 +274,8 @@ def main():
     parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
     parser.add_argument("--manifold-only", action="store_true",
                         help="skip the Apollo Server peer and print the section only")
+    parser.add_argument("--runtime", choices=("work-stealing", "thread-per-core"),
+                        help="Manifold's server.runtime (default: the shipped one)")
     args = parser.parse_args()
     run.install(args.no_install)
     run.build(args.no_build)
@@ -284,8 +289,9 @@ def main():
                                os.path.join(workdir, "backends.log"))
         for port in (run.IDP_PORT, *run.BACKEND_PORTS):
             wait_until(f"backend {port}", status_is(port, "/healthz"), 30, backends)
-        gateway = start_manifold(run, procs, workdir)
-        contenders = [("Manifold plain", gateway, PORT, manifold_capacity(run, procs, workdir))]
+        gateway = start_manifold(run, procs, workdir, runtime=args.runtime)
+        capacity = manifold_capacity(run, procs, workdir, args.runtime)
+        contenders = [("Manifold plain", gateway, PORT, capacity)]
         if args.manifold_only:
             rows = scenario(run, workdir, contenders, [backends])
             print(render(rows, time.strftime("%Y-%m-%d"), "-"))
@@ -305,10 +311,11 @@ def main():
     replace_section(args.output, section)
 
 
-def manifold_capacity(run, procs, workdir):
+def manifold_capacity(run, procs, workdir, runtime=None):
     """`capacity_on` for Manifold: an instance like the loaded one that never sheds."""
     def start():
-        proc = start_manifold(run, procs, workdir, shedding=False, port=CAPACITY_PORT)
+        proc = start_manifold(run, procs, workdir, shedding=False, port=CAPACITY_PORT,
+                              runtime=runtime)
         return proc, CAPACITY_PORT
     return start, procs.stop
 

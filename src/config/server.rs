@@ -41,16 +41,18 @@ pub struct ServerConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
-    /// Each worker owns a listener of its own on the same port (`SO_REUSEPORT`: the kernel
-    /// spreads connections over them) and serves its connections from accept to close,
-    /// with backend connection pools of its own: no request or backend answer crosses
-    /// threads (nginx's and Envoy's shape). The default: on the benchmark's two cores it
-    /// costs a fifth less CPU per proxied request than work stealing.
+    /// One tokio multi-thread runtime: idle workers steal queued work from busy ones, so a
+    /// burst on a few connections spreads over every core. The default: under overload it
+    /// keeps refusals fast (admission's targets are measured with it).
     #[default]
-    ThreadPerCore,
-    /// One tokio multi-thread runtime: idle workers steal queued work from busy ones, which
-    /// evens out connections of very unequal cost, at the price of cross-thread wake-ups.
     WorkStealing,
+    /// Each worker owns a listener of its own on the same port (`SO_REUSEPORT`: the kernel
+    /// spreads connections over them) and serves its connections from accept to close, with
+    /// backend connection pools of its own: no request or backend answer crosses threads
+    /// (nginx's and Envoy's shape). On the benchmark's two cores it costs about a quarter
+    /// less CPU per proxied request, but a busy worker's connections cannot move: at 10x
+    /// overload refusals wait behind its work (BENCHMARKS.md).
+    ThreadPerCore,
 }
 
 impl ServerConfig {

@@ -70,20 +70,21 @@ impl Drop for Workers {
     }
 }
 
-/// Spawns `task()` on each registered worker, or once on the current runtime when this
-/// process registered none (work stealing, tests). Must run inside a tokio runtime.
+/// Spawns `task(i)` on each registered worker `i`, or `task(0)` once on the current runtime
+/// when this process registered none (work stealing, tests). Must run inside a tokio
+/// runtime.
 pub fn spawn_on_each<F, Fut>(task: F)
 where
-    F: Fn() -> Fut,
+    F: Fn(usize) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     match REGISTERED.get() {
         Some(handles) if !handles.is_empty() => {
-            for handle in handles {
-                drop(handle.spawn(task()));
+            for (i, handle) in handles.iter().enumerate() {
+                drop(handle.spawn(task(i)));
             }
         }
-        _ => drop(tokio::spawn(task())),
+        _ => drop(tokio::spawn(task(0))),
     }
 }
 

@@ -16,6 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpStream;
 
+use manifold::config::Config;
+use manifold::server::workers::Workers;
+
 use crate::harness::Stack;
 
 fn get(addr: SocketAddr, path: &str, token: &str) -> Request<Empty<Bytes>> {
@@ -26,13 +29,27 @@ fn get(addr: SocketAddr, path: &str, token: &str) -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
+fn drain_settings(config: &mut Config) {
+    config.server.drain_delay = Duration::from_millis(300);
+    config.server.shutdown_timeout = Duration::from_secs(5);
+}
+
 #[tokio::test]
 async fn sigterm_fails_readiness_then_closes_connections_gracefully() {
-    let stack = Stack::start_with(&bff_web::SPEC, |config| {
-        config.server.drain_delay = Duration::from_millis(300);
-        config.server.shutdown_timeout = Duration::from_secs(5);
-    })
-    .await;
+    drains_gracefully(Stack::start_with(&bff_web::SPEC, drain_settings).await).await;
+}
+
+/// The same drain with the public listener on two worker threads (`thread-per-core`, each
+/// with its own listener): every one stops accepting, and what is in flight on any finishes.
+#[tokio::test]
+async fn on_worker_threads_the_drain_is_the_same() {
+    let workers = Workers::start(2).expect("worker threads");
+    let stack = Stack::start_on(&bff_web::SPEC, workers.handles(), drain_settings).await;
+    drains_gracefully(stack).await;
+    drop(workers);
+}
+
+async fn drains_gracefully(stack: Stack) {
     let addr = stack.bff.addr();
     let token = stack.token("42", "web", &[]).await;
 

@@ -23,10 +23,20 @@ impl Stack {
 
     /// Same, letting the test adjust the config first.
     pub async fn start_with(spec: &BffSpec, adjust: impl FnOnce(&mut Config)) -> Stack {
+        Self::start_on(spec, &[], adjust).await
+    }
+
+    /// Same, the public listener served on each of `workers` (`thread-per-core`), or on the
+    /// test's runtime when there are none.
+    pub async fn start_on(
+        spec: &BffSpec,
+        workers: &[tokio::runtime::Handle],
+        adjust: impl FnOnce(&mut Config),
+    ) -> Stack {
         let backends = Backends::start("127.0.0.1".parse().unwrap(), None)
             .await
             .expect("start backends");
-        let bff = start_bff(spec, &backends, adjust).await;
+        let bff = start_bff_on(spec, &backends, workers, adjust).await;
         Stack {
             backends,
             bff,
@@ -193,6 +203,15 @@ async fn start_bff(
     backends: &Backends,
     adjust: impl FnOnce(&mut Config),
 ) -> RunningBff {
+    start_bff_on(spec, backends, &[], adjust).await
+}
+
+async fn start_bff_on(
+    spec: &BffSpec,
+    backends: &Backends,
+    workers: &[tokio::runtime::Handle],
+    adjust: impl FnOnce(&mut Config),
+) -> RunningBff {
     let mut config = spec.default_config().expect("the shipped config is valid");
     point_at(&mut config, backends);
     // Tests run side by side on a debug build, so the workers are always short of CPU:
@@ -201,7 +220,9 @@ async fn start_bff(
     config.admission.initial_limit = 1024;
     config.admission.min_limit = 1024;
     adjust(&mut config);
-    let bff = manifold::bff::start(spec, config).await.expect("start BFF");
+    let bff = manifold::bff::start_on(spec, config, workers)
+        .await
+        .expect("start BFF");
     assert!(
         bff.ready(Duration::from_secs(10)).await,
         "{} not ready within 10 s",

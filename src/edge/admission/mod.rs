@@ -63,6 +63,10 @@ pub struct Admission {
     shed_early: AtomicU64,
     waited: AtomicU64,
     shed_log: ShedLog,
+    /// The longest scheduling delay a worker's sampler saw since the limit last learnt
+    /// (nanoseconds): under thread-per-core every worker samples and one learns from the
+    /// worst, so a free worker's samples cannot undo what a busy one's taught.
+    worst_delay_ns: AtomicU64,
 }
 
 /// A place in the limit, given back on drop.
@@ -92,6 +96,7 @@ impl Admission {
             shed_early: AtomicU64::new(0),
             waited: AtomicU64::new(0),
             shed_log: ShedLog::new(),
+            worst_delay_ns: AtomicU64::new(0),
         }
     }
 
@@ -193,7 +198,20 @@ impl Admission {
     /// shrinks the limit), else on the current runtime. Must run inside a tokio runtime.
     pub fn watch(self: &Arc<Self>) {
         let admission = Arc::downgrade(self);
-        crate::server::workers::spawn_on_each(move || sample_delay(admission.clone()));
+        crate::server::workers::spawn_on_each(move |worker| {
+            sample_delay(admission.clone(), worker == 0)
+        });
+    }
+
+    /// Notes one worker's sample; the learning one (`learns`) then learns from the worst
+    /// noted since it last did.
+    fn sampled(&self, delay: Duration, learns: bool) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.worst_delay_ns.fetch_max(nanos, Ordering::AcqRel);
+        if learns {
+            let worst = self.worst_delay_ns.swap(0, Ordering::AcqRel);
+            self.learn(Duration::from_nanos(worst));
+        }
     }
 
     /// Learns from one sample of the scheduling delay.
@@ -214,7 +232,7 @@ impl Admission {
 
 /// Every `SAMPLE_EVERY`: how long this task, after yielding, waits to be polled again (it
 /// goes behind the work already woken, as a backend's answer does).
-async fn sample_delay(admission: Weak<Admission>) {
+async fn sample_delay(admission: Weak<Admission>, learns: bool) {
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
         let started = Instant::now();
@@ -223,7 +241,7 @@ async fn sample_delay(admission: Weak<Admission>) {
         let Some(admission) = admission.upgrade() else {
             return;
         };
-        admission.learn(delay);
+        admission.sampled(delay, learns);
     }
 }
 

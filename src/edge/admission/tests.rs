@@ -210,3 +210,28 @@ async fn the_limit_stays_within_its_bounds() {
     assert_eq!(admission.limit(), 3);
     drop(held);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_worst_worker_teaches_the_limit_and_a_free_one_cannot_undo_it() {
+    let admission = Admission::new(&config(3, 0));
+    let held = admission.try_admit().expect("a place");
+    let held_too = admission.try_admit().expect("a place");
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // A busy worker's sample, then the learning worker's, which is free.
+        admission.sampled(Duration::from_secs(1), false);
+        admission.sampled(Duration::from_micros(10), true);
+    }
+    assert_eq!(
+        admission.limit(),
+        1,
+        "the busy worker's delay shrinks the limit"
+    );
+    // Every worker free: it grows back (while in use).
+    for _ in 0..200 {
+        admission.sampled(Duration::from_micros(10), false);
+        admission.sampled(Duration::from_micros(10), true);
+    }
+    assert!(admission.limit() >= 3, "{}", admission.limit());
+    drop((held, held_too));
+}
