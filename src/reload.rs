@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn other_worker_threads_need_a_restart() {
+        let live = live(BASE);
+        for change in ["workers = 3", "runtime = \"thread-per-core\""] {
+            let next = config(&BASE.replace("[server]\n", &format!("[server]\n{change}\n")));
+            let err = live.apply(next, "api").await.expect_err("refused");
+            assert!(
+                err.to_string().contains("server.runtime, server.workers"),
+                "{err}"
+            );
+        }
+        assert_eq!(live.status().generation, 1);
+    }
+
+    #[tokio::test]
     async fn no_reload_while_draining() {
         let live = live(BASE);
         live.gateway().start_draining();

@@ -8,7 +8,7 @@ use demo_services::Service;
 use manifold::RunningBff;
 use manifold::config::Config;
 
-use super::{ADMIN_TOKEN, DEMO_KEY, until, with_keys};
+use super::{DEMO_KEY, until, with_keys};
 use crate::harness::Stack;
 use crate::redis_server::{RedisServer, RedisTlsServer};
 
@@ -27,11 +27,7 @@ async fn get(stack: &Stack, base: String) -> reqwest::Response {
 
 /// A purge of p51 on the first instance; its status.
 async fn purge(stack: &Stack) -> u16 {
-    let request = stack
-        .http
-        .post(stack.admin_url("/admin/cache/purge?tag=product:p51"))
-        .header("x-admin-token", ADMIN_TOKEN);
-    request.send().await.unwrap().status().as_u16()
+    super::purge(stack, "tag=product:p51").await
 }
 
 /// Both local tiers hold p51, the first instance purges it, and the second asks the catalog

@@ -7,7 +7,7 @@ use std::time::Duration;
 use demo_services::Service;
 use manifold::config::Config;
 
-use super::{ADMIN_TOKEN, DEMO_KEY, partner_get, until, with_keys};
+use super::{DEMO_KEY, partner_get, until, with_keys};
 use crate::harness::Stack;
 use crate::redis_server::RedisCluster;
 
@@ -81,13 +81,7 @@ async fn instances_share_entries_through_a_cluster_and_purge_them_everywhere() {
         "{stats:?}"
     );
 
-    let purge = |query: &'static str| {
-        let request = stack
-            .http
-            .post(stack.admin_url(&format!("/admin/cache/purge?{query}")))
-            .header("x-admin-token", ADMIN_TOKEN);
-        async move { request.send().await.unwrap().status().as_u16() }
-    };
+    let purge = |query: &'static str| super::purge(&stack, query);
     // By tag, on the first instance: the second (told through the cluster) refetches.
     assert_eq!(purge("tag=product:p40").await, 200);
     let refetched = until(Duration::from_secs(5), || async {

@@ -228,6 +228,21 @@ async fn a_repeated_home_query_skips_catalog_and_never_shares_personal_data() {
     );
 }
 
+/// `POST /admin/cache/purge?{query}` on the stack's admin listener with the right token;
+/// its status.
+pub async fn purge(stack: &Stack, query: &str) -> u16 {
+    let request = stack
+        .http
+        .post(stack.admin_url(&format!("/admin/cache/purge?{query}")))
+        .header("x-admin-token", ADMIN_TOKEN);
+    request
+        .send()
+        .await
+        .expect("BFF reachable")
+        .status()
+        .as_u16()
+}
+
 /// The `ids=` of the last request a backend's stats show.
 fn asked_ids(stats: &Value) -> Vec<String> {
     let query = stats["last_request"]["query"].as_str().unwrap_or_default();
@@ -265,15 +280,7 @@ async fn the_home_asks_for_product_cards_only_and_a_purge_of_the_product_drops_t
 
     // The cards' view is cached under each product's tag: purging one product drops it.
     let purged = cards[0]["id"].as_str().unwrap().to_owned();
-    let status = stack
-        .http
-        .post(stack.admin_url(&format!("/admin/cache/purge?tag=product:{purged}")))
-        .header("x-admin-token", ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_eq!(purge(&stack, &format!("tag=product:{purged}")).await, 200);
     stack.reset_stats().await;
     let (_, again) = stack.graphql(Some(&ada), HOME, json!({})).await;
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use demo_services::Service;
 
-use super::{ADMIN_TOKEN, DEMO_KEY, partner_get, with_keys};
+use super::{DEMO_KEY, partner_get, with_keys};
 use crate::harness::Stack;
 use crate::redis_server::RedisServer;
 
@@ -51,15 +51,7 @@ async fn instances_share_entries_through_redis_and_survive_without_it() {
     assert!(stats.shared_hits >= 1, "{stats:?}");
 
     // A purge on one instance reaches Redis: the other refetches.
-    let status = stack
-        .http
-        .post(stack.admin_url("/admin/cache/purge?tag=product:p31"))
-        .header("x-admin-token", ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_eq!(super::purge(&stack, "tag=product:p31").await, 200);
     let third = stack.start_instance(&bff_partner::SPEC, shared).await;
     let r = stack
         .http
