@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -45,12 +46,23 @@ impl Drop for Scratch {
     }
 }
 
-/// A port free right now on loopback (a restarted instance must come back on the same one).
+/// A port free right now on loopback, below the kernel's ephemeral range (32768 and up on
+/// Linux): a port the kernel handed out could be taken by a parallel test's outgoing
+/// connection before the instance binds it, or between a restart's stop and start (a
+/// restarted instance must come back on the same one). Walks 20000-31999 from a start of
+/// this process's own, so parallel test processes rarely probe the same ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..12_000 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        // 613 is prime to 12,000: the walk visits every port of the range once.
+        let port = 20_000 + (start.wrapping_add(step.wrapping_mul(613)) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 /// The shipped mobile config pointed at `backends`, listening on `port`.
