@@ -223,14 +223,7 @@ pub async fn start_on(
         gate,
     };
     let server = match listener {
-        Some(listener) => RunningServer::spawn(
-            listener,
-            serving.app,
-            serving.tls,
-            &limits,
-            serving.stats,
-            serving.gate,
-        ),
+        Some(listener) => RunningServer::start(listener, serving),
         None => RunningServer::spawn_per_worker(addr, serving, workers),
     }
     .map_err(|source| StartError::Bind { addr, source })?;

@@ -98,7 +98,6 @@ impl RunningServer {
         stats: Arc<ConnectionStats>,
         gate: Option<Gate>,
     ) -> io::Result<Self> {
-        let addr = listener.local_addr()?;
         let serving = Serving {
             tls,
             app,
@@ -106,6 +105,12 @@ impl RunningServer {
             stats,
             gate,
         };
+        Self::start(listener, serving)
+    }
+
+    /// `serving` on `listener`, on the current runtime.
+    pub fn start(listener: TcpListener, serving: Serving) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
         let is_tls = serving.tls.is_some();
         let (stop, stopped) = oneshot::channel::<Duration>();
         let task = tokio::spawn(serving.run(listener, stopped));

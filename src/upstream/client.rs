@@ -129,12 +129,13 @@ impl HttpClient {
         service: &str,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        // Cloned so the future holds no borrow of the thread's slot (it may move threads).
-        match self.pool().clone() {
-            Pool::Plain(client) => client.request(request).await,
-            Pool::Tls(client) => client.request(request).await,
-        }
-        .map_err(|e| transport_error(service, &e))
+        // The response future owns what it needs: nothing of this thread's pool is borrowed
+        // across the await (the task may move threads).
+        let response = match self.pool() {
+            Pool::Plain(client) => client.request(request),
+            Pool::Tls(client) => client.request(request),
+        };
+        response.await.map_err(|e| transport_error(service, &e))
     }
 }
 

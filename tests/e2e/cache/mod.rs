@@ -231,10 +231,17 @@ async fn a_repeated_home_query_skips_catalog_and_never_shares_personal_data() {
 /// `POST /admin/cache/purge?{query}` on the stack's admin listener with the right token;
 /// its status.
 pub async fn purge(stack: &Stack, query: &str) -> u16 {
-    let request = stack
+    purge_as(stack, query, Some(ADMIN_TOKEN)).await
+}
+
+/// The same purge with `token` as the admin token (`None`: without one).
+async fn purge_as(stack: &Stack, query: &str, token: Option<&str>) -> u16 {
+    let mut request = stack
         .http
-        .post(stack.admin_url(&format!("/admin/cache/purge?{query}")))
-        .header("x-admin-token", ADMIN_TOKEN);
+        .post(stack.admin_url(&format!("/admin/cache/purge?{query}")));
+    if let Some(t) = token {
+        request = request.header("x-admin-token", t);
+    }
     request
         .send()
         .await
@@ -306,22 +313,7 @@ async fn purge_by_tag_or_prefix_needs_the_token_and_drops_entries() {
     }
     assert_eq!(stack.requests(Service::Catalog).await, 2);
 
-    let purge = |query: &'static str, token: Option<&'static str>| {
-        let mut request = stack
-            .http
-            .post(stack.admin_url(&format!("/admin/cache/purge?{query}")));
-        if let Some(t) = token {
-            request = request.header("x-admin-token", t);
-        }
-        async move {
-            request
-                .send()
-                .await
-                .expect("BFF reachable")
-                .status()
-                .as_u16()
-        }
-    };
+    let purge = |query: &'static str, token: Option<&'static str>| purge_as(&stack, query, token);
     // Operator endpoints: on the admin listener only, never on the public one.
     for (method, path) in [
         (reqwest::Method::POST, "/admin/cache/purge?tag=product:p13"),
