@@ -1,12 +1,12 @@
-//! The HTTP client under every backend call: hyper's pooled client, over plain TCP for an
-//! upstream whose instances are all `http://` (HTTP/1.1, exactly as cheap as before TLS
-//! existed), or over `outbound::https_connector` when any is `https://` (rustls with the
-//! upstream's `tls` block, HTTP/2 where the backend's ALPN offers it, one `ClientConfig` per
-//! upstream so TLS sessions resume across its connections), with nothing on top; a pool per
-//! thread (`HttpClient`). Each instance's address is parsed once (`Origin`), so a call only
-//! joins a path; the pipeline in `mod.rs` adds the
-//! deadline, retries and breakers itself. A general-purpose client (URL parsing and IDNA per
-//! request, redirect and retry layers) was a third of the proxy route's instructions.
+//! The HTTP client under every backend call. For an upstream whose instances are all
+//! `http://`: HTTP/1.1 connections owned by the requests that use them (`owned`), nothing
+//! spawned per connection. When any is `https://`: hyper-util's pooled client over
+//! `outbound::https_connector` (rustls with the upstream's `tls` block, HTTP/2 where the
+//! backend's ALPN offers it, one `ClientConfig` per upstream so TLS sessions resume across
+//! its connections). Each instance's address is parsed once (`Origin`), so a call only joins
+//! a path; the pipeline in `mod.rs` adds the deadline, retries and breakers itself. A
+//! general-purpose client (URL parsing and IDNA per request, redirect and retry layers) was
+//! a third of the proxy route's instructions.
 
 use std::fmt;
 use std::pin::Pin;
@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,46 +26,40 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::time::Sleep;
 
+use super::owned::{Failure, Leased, Pools};
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::config::{ClientTlsError, UpstreamConfig};
 use crate::outbound::{Alpn, https_connector};
 
-/// A pooled client for one upstream's instances. Cheap to clone. Every thread that sends
-/// keeps a pool of its own, made on its first call: under `server.runtime = "thread-per-core"`
-/// a backend connection is driven by the worker whose requests use it and never handed
-/// across threads (Envoy's per-worker pools); under work stealing each worker's pool serves
-/// the requests it happens to poll.
+/// The client of one upstream's instances. Cheap to clone. When every instance is
+/// `http://`, connections are owned by the requests that use them ([`owned`]); otherwise
+/// hyper-util's pooled client over rustls. Either way every thread keeps idle connections
+/// of its own: under `server.runtime = "thread-per-core"` a backend connection is driven by
+/// the worker whose requests use it and never handed across threads (Envoy's per-worker
+/// pools); under work stealing each worker's pool serves the requests it happens to poll.
 #[derive(Clone)]
-pub(crate) struct HttpClient(Arc<PerThread>);
+pub(crate) struct HttpClient(Kind);
 
-struct PerThread {
-    connector: Connector,
-    pool_max_idle: usize,
-    pools: ThreadLocal<Pool>,
-}
-
-/// How a pool connects: made once per upstream (TLS files are read once, and one
-/// `ClientConfig` resumes sessions across every thread's connections).
 #[derive(Clone)]
-enum Connector {
+enum Kind {
     /// Every instance is `http://`.
-    Plain(HttpConnector),
+    Plain(Arc<Pools>),
     /// Some instance is `https://` (an `http://` one still goes over plain TCP).
-    Tls(HttpsConnector<HttpConnector>),
+    Tls(Arc<TlsPools>),
 }
 
-/// One thread's pooled connections.
-#[derive(Clone)]
-enum Pool {
-    Plain(Client<HttpConnector, Body>),
-    Tls(Client<HttpsConnector<HttpConnector>, Body>),
+/// hyper-util's pooled client, one per thread, made from one connector (TLS files are read
+/// once, and one `ClientConfig` resumes sessions across every thread's connections).
+struct TlsPools {
+    connector: HttpsConnector<HttpConnector>,
+    pool_max_idle: usize,
+    pools: ThreadLocal<Client<HttpsConnector<HttpConnector>, Body>>,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
-            .field("tls", &matches!(self.0.connector, Connector::Tls(_)))
-            .field("pool_max_idle", &self.0.pool_max_idle)
+            .field("tls", &matches!(self.0, Kind::Tls(_)))
             .finish_non_exhaustive()
     }
 }
@@ -76,66 +69,65 @@ impl HttpClient {
     /// connections per instance and thread. Fails only when the `tls` block's files do not
     /// load.
     pub fn new(config: &UpstreamConfig, pool_max_idle: usize) -> Result<Self, ClientTlsError> {
-        let connector = if config.uses_tls() {
-            let tls = config.tls.clone().unwrap_or_default();
-            Connector::Tls(https_connector(
-                tls.client_config()?,
-                tls.server_name()?,
-                config.connect_timeout,
-                Alpn::Http2AndHttp1,
-            ))
-        } else {
-            let mut connector = HttpConnector::new();
-            connector.set_connect_timeout(Some(config.connect_timeout));
-            connector.set_nodelay(true);
-            Connector::Plain(connector)
-        };
-        Ok(Self::with(connector, pool_max_idle))
-    }
-
-    fn with(connector: Connector, pool_max_idle: usize) -> Self {
-        Self(Arc::new(PerThread {
+        if !config.uses_tls() {
+            let pools = Pools::new(config.connect_timeout, pool_max_idle);
+            return Ok(Self(Kind::Plain(Arc::new(pools))));
+        }
+        let tls = config.tls.clone().unwrap_or_default();
+        let connector = https_connector(
+            tls.client_config()?,
+            tls.server_name()?,
+            config.connect_timeout,
+            Alpn::Http2AndHttp1,
+        );
+        Ok(Self(Kind::Tls(Arc::new(TlsPools {
             connector,
             pool_max_idle,
             pools: ThreadLocal::new(),
-        }))
+        }))))
     }
 
     /// A client that cannot be used for anything (an unconfigured service fails fast
     /// before it gets here).
     pub fn unconfigured() -> Self {
-        Self::with(Connector::Plain(HttpConnector::new()), 0)
+        Self(Kind::Plain(Arc::new(Pools::new(Duration::ZERO, 0))))
     }
 
-    /// This thread's pool.
-    fn pool(&self) -> &Pool {
-        self.0.pools.get_or(|| {
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder
-                .pool_max_idle_per_host(self.0.pool_max_idle)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_timer(TokioTimer::new());
-            match &self.0.connector {
-                Connector::Plain(c) => Pool::Plain(builder.build(c.clone())),
-                Connector::Tls(c) => Pool::Tls(builder.build(c.clone())),
-            }
-        })
-    }
-
-    /// Sends `request` and waits for the response head; the body is left to the caller, and
-    /// so is the deadline.
+    /// Sends `request` (its URI absolute) and waits for the response head; the body is left
+    /// to the caller, and so is the deadline.
     pub async fn send(
         &self,
         service: &str,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        // The response future owns what it needs: nothing of this thread's pool is borrowed
-        // across the await (the task may move threads).
-        let response = match self.pool() {
-            Pool::Plain(client) => client.request(request),
-            Pool::Tls(client) => client.request(request),
-        };
-        response.await.map_err(|e| transport_error(service, &e))
+    ) -> Result<Response<Leased>, UpstreamError> {
+        match &self.0 {
+            Kind::Plain(pools) => pools.send(request).await.map_err(|e| match e {
+                Failure::Connect(detail) => {
+                    UpstreamError::new(service, UpstreamErrorKind::Connect, detail)
+                }
+                Failure::Exchange(e) => body_error(service, &e),
+            }),
+            Kind::Tls(tls) => {
+                // The response future owns what it needs: nothing of this thread's pool is
+                // borrowed across the await (the task may move threads).
+                let response = tls.pool().request(request);
+                let response = response.await.map_err(|e| transport_error(service, &e))?;
+                Ok(response.map(Leased::pooled))
+            }
+        }
+    }
+}
+
+impl TlsPools {
+    /// This thread's pool.
+    fn pool(&self) -> &Client<HttpsConnector<HttpConnector>, Body> {
+        self.pools.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(self.pool_max_idle)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
     }
 }
 
@@ -182,12 +174,12 @@ impl Origin {
 /// A response body that fails once the exchange's deadline fires: a backend that sends
 /// its head in time and then stalls the body still ends within the budget.
 pub(crate) struct DeadlineBody {
-    inner: Incoming,
+    inner: Leased,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl DeadlineBody {
-    pub fn new(inner: Incoming, deadline: Pin<Box<Sleep>>) -> Self {
+    pub fn new(inner: Leased, deadline: Pin<Box<Sleep>>) -> Self {
         Self { inner, deadline }
     }
 }
@@ -232,7 +224,8 @@ fn transport_error(service: &str, e: &hyper_util::client::legacy::Error) -> Upst
     UpstreamError::new(service, kind, error_chain(e))
 }
 
-/// Classifies a body that could not be read: a malformed message or a broken connection.
+/// Classifies an exchange or a body that broke after the connection was made: a malformed
+/// message or a broken connection.
 pub(crate) fn body_error(service: &str, e: &hyper::Error) -> UpstreamError {
     let kind = if e.is_parse() || e.is_parse_status() {
         UpstreamErrorKind::BadResponse

@@ -11,6 +11,7 @@ mod error;
 mod instances;
 pub mod limit;
 mod metrics;
+mod owned;
 mod pipeline;
 mod retry;
 mod span;

@@ -82,7 +82,7 @@ impl Upstream {
     pub(super) async fn read_capped(
         &self,
         headers: &HeaderMap,
-        mut body: hyper::body::Incoming,
+        mut body: super::owned::Leased,
     ) -> Result<Bytes, UpstreamError> {
         let max = self.0.max_body;
         let too_large = |seen: u64| {

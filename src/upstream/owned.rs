@@ -1,0 +1,493 @@
+//! Plain HTTP/1.1 backend connections owned by the request that uses them (Pingora's shape).
+//!
+//! hyper-util's pooled client runs every connection in a task of its own and hands each
+//! request to it over a channel, and each response back: two task wake-ups per exchange,
+//! on another worker thread as often as not. Here a connection is a pair of hyper's
+//! `SendRequest` and `Connection` kept together: the request's task takes it from its
+//! thread's idle list, drives it while it sends the request and reads the head, and the
+//! response body ([`Leased`]) keeps driving it until the body ends, when it goes back to the
+//! idle list of the thread the task is on. Nothing is spawned and nothing crosses tasks.
+//!
+//! An idle connection is not watched: one the backend closed is found when it is next
+//! taken (driving it ends it, or it is not ready) and the request, not yet written, goes to
+//! the next idle connection or a new one. A connection whose body was not read to its end
+//! (a dropped or failed exchange) is closed, never reused.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, Uri, header};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use thread_local::ThreadLocal;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How long a connection may sit idle before it is closed instead of reused (the backend's
+/// own keep-alive timeout is usually shorter; one it closed is found on reuse anyway).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One upstream's plain connections: an idle list per thread and instance.
+pub(super) struct Pools {
+    connect_timeout: Duration,
+    max_idle: usize,
+    threads: ThreadLocal<RefCell<Vec<Idle>>>,
+}
+
+/// One instance's idle connections on one thread, most recently used last.
+struct Idle {
+    authority: Authority,
+    host: HeaderValue,
+    conns: VecDeque<Conn>,
+}
+
+impl Idle {
+    /// This thread's entry for `authority`, made on first use (with its `Host` header).
+    fn of<'a>(idle: &'a mut Vec<Idle>, authority: &Authority) -> &'a mut Idle {
+        match idle.iter().position(|i| i.authority == *authority) {
+            Some(at) => &mut idle[at],
+            None => {
+                let host = HeaderValue::from_str(authority.as_str())
+                    .unwrap_or(HeaderValue::from_static("localhost"));
+                idle.push(Idle {
+                    authority: authority.clone(),
+                    host,
+                    conns: VecDeque::new(),
+                });
+                idle.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// The most recently used connection; older ones past the idle timeout are closed on
+    /// the way.
+    fn pop(&mut self) -> Option<Conn> {
+        let now = Instant::now();
+        while let Some(conn) = self.conns.pop_back() {
+            if now.duration_since(conn.idle_since) < IDLE_TIMEOUT && conn.driver.is_some() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+}
+
+/// One HTTP/1.1 connection: the half that sends requests and the half that does the I/O.
+struct Conn {
+    sender: SendRequest<Body>,
+    /// `None` once the connection has ended (closed or broken): dropping it fails whatever
+    /// was still waiting on it, and the sender then reports itself closed.
+    driver: Option<Connection<TokioIo<TcpStream>, Body>>,
+    idle_since: Instant,
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// No connection could be made; nothing was sent.
+    Connect(String),
+    /// The connection broke or the answer was not HTTP.
+    Exchange(hyper::Error),
+}
+
+/// The outcome of one try on one connection.
+enum Try {
+    Answered(Response<Incoming>),
+    /// The request was never written (the connection was closed or not ready): it can go on
+    /// another connection.
+    Unsent(Request<Body>, hyper::Error),
+    Failed(hyper::Error),
+}
+
+impl Pools {
+    pub fn new(connect_timeout: Duration, max_idle: usize) -> Self {
+        Self {
+            connect_timeout,
+            max_idle,
+            threads: ThreadLocal::new(),
+        }
+    }
+
+    /// Sends `request` (its URI absolute) and waits for the response head. The body it
+    /// returns drives the connection and gives it back when it ends.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<Body>,
+    ) -> Result<Response<Leased>, Failure> {
+        let authority = request
+            .uri()
+            .authority()
+            .cloned()
+            .ok_or_else(|| Failure::Connect("the URI has no host".to_owned()))?;
+        let (host, mut idle) = self.checkout(&authority);
+        request.headers_mut().entry(header::HOST).or_insert(host);
+        origin_form(request.uri_mut());
+        loop {
+            let (mut conn, reused) = match idle.take().or_else(|| self.take(&authority)) {
+                Some(conn) => (conn, true),
+                None => (self.connect(&authority).await?, false),
+            };
+            match conn.exchange(request).await {
+                Try::Answered(response) => {
+                    let (parts, body) = response.into_parts();
+                    let leased = Leased::new(body, conn, Arc::clone(self), authority);
+                    return Ok(Response::from_parts(parts, leased));
+                }
+                // A stale idle connection: the request goes on the next one.
+                Try::Unsent(unsent, _) if reused => request = unsent,
+                Try::Unsent(_, e) | Try::Failed(e) => return Err(Failure::Exchange(e)),
+            }
+        }
+    }
+
+    /// The `Host` header for `authority` and the most recently used idle connection to it
+    /// on this thread.
+    fn checkout(&self, authority: &Authority) -> (HeaderValue, Option<Conn>) {
+        let mut idle = self.threads.get_or_default().borrow_mut();
+        let entry = Idle::of(&mut idle, authority);
+        (entry.host.clone(), entry.pop())
+    }
+
+    /// The next idle connection to `authority` on this thread (after a stale one).
+    fn take(&self, authority: &Authority) -> Option<Conn> {
+        let mut idle = self.threads.get_or_default().borrow_mut();
+        Idle::of(&mut idle, authority).pop()
+    }
+
+    /// Puts a connection whose exchange ended back on the idle list of the thread the task
+    /// is on now, or closes it when the list is full.
+    fn give_back(&self, authority: &Authority, mut conn: Conn) {
+        if conn.driver.is_none() || conn.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.threads.get_or_default().borrow_mut();
+        let entry = Idle::of(&mut idle, authority);
+        if entry.conns.len() >= self.max_idle {
+            return;
+        }
+        conn.idle_since = Instant::now();
+        // The oldest goes when it has idled too long: a quiet spell after a burst does not
+        // keep the burst's connections open.
+        if entry
+            .conns
+            .front()
+            .is_some_and(|c| c.idle_since + IDLE_TIMEOUT < conn.idle_since)
+        {
+            entry.conns.pop_front();
+        }
+        entry.conns.push_back(conn);
+    }
+
+    async fn connect(&self, authority: &Authority) -> Result<Conn, Failure> {
+        let port = authority.port_u16().unwrap_or(80);
+        // An IPv6 literal comes bracketed (`[::1]`); the socket address wants it bare.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| Failure::Connect(format!("connect to {authority} timed out")))?
+            .map_err(|e| Failure::Connect(format!("connect to {authority}: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Failure::Connect(format!("connect to {authority}: {e}")))?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::Connect(format!("handshake with {authority}: {e}")))?;
+        Ok(Conn {
+            sender,
+            driver: Some(driver),
+            idle_since: Instant::now(),
+        })
+    }
+}
+
+impl Conn {
+    /// Drives the connection's I/O; drops it when it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(driver) = &mut self.driver
+            && Pin::new(driver).poll(cx).is_ready()
+        {
+            self.driver = None;
+        }
+    }
+
+    /// Sends `request` on this connection and waits for the response head, driving the
+    /// connection meanwhile.
+    async fn exchange(&mut self, request: Request<Body>) -> Try {
+        let ready = poll_fn(|cx| {
+            self.drive(cx);
+            self.sender.poll_ready(cx)
+        })
+        .await;
+        if let Err(e) = ready {
+            return Try::Unsent(request, e);
+        }
+        let mut response = pin!(self.sender.try_send_request(request));
+        poll_fn(|cx| {
+            self.drive(cx);
+            match response.as_mut().poll(cx) {
+                Poll::Ready(Ok(answer)) => Poll::Ready(Try::Answered(answer)),
+                Poll::Ready(Err(mut e)) => Poll::Ready(match e.take_message() {
+                    Some(unsent) => Try::Unsent(unsent, e.into_error()),
+                    None => Try::Failed(e.into_error()),
+                }),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// `http://host/path?query` -> `/path?query`: on an HTTP/1.1 connection of its own the
+/// request names the host in `Host`.
+fn origin_form(uri: &mut Uri) {
+    let path = uri.path_and_query().cloned();
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = path;
+    if let Ok(origin) = Uri::from_parts(parts) {
+        *uri = origin;
+    }
+}
+
+/// A response body that drives its connection and gives it back to its thread's idle list
+/// when the body has been read to its end (dropped before that, the connection closes).
+pub(crate) struct Leased {
+    body: Incoming,
+    lease: Option<(Conn, Arc<Pools>, Authority)>,
+}
+
+impl Leased {
+    fn new(body: Incoming, conn: Conn, pools: Arc<Pools>, authority: Authority) -> Self {
+        let mut leased = Self {
+            body,
+            lease: Some((conn, pools, authority)),
+        };
+        // A body that is already complete (no content, a HEAD) may never be polled.
+        if leased.body.is_end_stream() {
+            leased.give_back();
+        }
+        leased
+    }
+
+    /// A body of a connection nobody owns (hyper-util's pooled client, for TLS).
+    pub(super) fn pooled(body: Incoming) -> Self {
+        Self { body, lease: None }
+    }
+
+    fn give_back(&mut self) {
+        if let Some((conn, pools, authority)) = self.lease.take() {
+            pools.give_back(&authority, conn);
+        }
+    }
+}
+
+impl http_body::Body for Leased {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some((conn, _, _)) = &mut this.lease {
+            conn.drive(cx);
+        }
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        match &frame {
+            Some(Err(_)) => this.lease = None,
+            None => this.give_back(),
+            Some(Ok(_)) if this.body.is_end_stream() => this.give_back(),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An HTTP/1.1 backend on its own thread and runtime (so that the client's runtime holds
+    /// only the client's tasks), counting the connections it accepts. `/close` answers and
+    /// then closes the connection without saying so (as a backend's idle timeout does);
+    /// `/stream` answers a chunked body.
+    struct Backend {
+        authority: String,
+        accepted: Arc<AtomicUsize>,
+        closed: tokio::sync::mpsc::UnboundedReceiver<()>,
+    }
+
+    fn backend() -> Backend {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let authority = std_listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let closed_tx = closed_tx.clone();
+                    tokio::spawn(serve(stream, closed_tx));
+                }
+            });
+        });
+        Backend {
+            authority,
+            accepted,
+            closed,
+        }
+    }
+
+    /// Answers requests (heads only: the tests send no bodies) until the client closes; after
+    /// `/close` it closes its side, says so, and reads until the client closes too.
+    async fn serve(mut stream: TcpStream, closed: tokio::sync::mpsc::UnboundedSender<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut read = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") else {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => read.extend_from_slice(&buf[..n]),
+                }
+                continue;
+            };
+            let head = String::from_utf8_lossy(&read[..end]).into_owned();
+            read.drain(..end + 4);
+            let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+            let answer: &[u8] = if path == "/stream" {
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                  7\r\nchunk0 \r\n7\r\nchunk1 \r\n7\r\nchunk2 \r\n0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+            };
+            if stream.write_all(answer).await.is_err() {
+                return;
+            }
+            if path == "/close" {
+                let _ = stream.shutdown().await;
+                let _ = closed.send(());
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                return;
+            }
+        }
+    }
+
+    async fn get(pools: &Arc<Pools>, authority: &str, path: &str) -> Result<String, Failure> {
+        let request = Request::get(format!("http://{authority}{path}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = pools.send(request).await?;
+        let body = response.into_body().collect().await;
+        Ok(String::from_utf8(body.map_err(Failure::Exchange)?.to_bytes().to_vec()).unwrap())
+    }
+
+    fn pools() -> Arc<Pools> {
+        Arc::new(Pools::new(Duration::from_secs(2), 8))
+    }
+
+    #[tokio::test]
+    async fn calls_in_turn_share_one_connection_and_spawn_no_task() {
+        let backend = backend();
+        let pools = pools();
+        for path in ["/a", "/stream", "/b", "/stream", "/c"] {
+            let body = get(&pools, &backend.authority, path).await.unwrap();
+            let expected = if path == "/stream" {
+                "chunk0 chunk1 chunk2 "
+            } else {
+                "hello"
+            };
+            assert_eq!(body, expected);
+        }
+        assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
+        // hyper-util's pool would keep a task per connection; here the connection waits on
+        // the idle list and nothing runs.
+        let metrics = tokio::runtime::Handle::current().metrics();
+        assert_eq!(metrics.num_alive_tasks(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_while_idle_is_replaced() {
+        let mut backend = backend();
+        let pools = pools();
+        assert_eq!(
+            get(&pools, &backend.authority, "/close").await.unwrap(),
+            "hello"
+        );
+        backend.closed.recv().await.unwrap();
+        // Let the runtime's I/O driver see the close, as any idle period would.
+        tokio::task::yield_now().await;
+        assert_eq!(
+            get(&pools, &backend.authority, "/again").await.unwrap(),
+            "hello"
+        );
+        assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            get(&pools, &backend.authority, "/reused").await.unwrap(),
+            "hello"
+        );
+        assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_closes_its_connection() {
+        let backend = backend();
+        let pools = pools();
+        let request = Request::get(format!("http://{}/stream", backend.authority))
+            .body(Body::empty())
+            .unwrap();
+        let mut body = pools.send(request).await.unwrap().into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "chunk0 ");
+        drop(body);
+        assert_eq!(
+            get(&pools, &backend.authority, "/a").await.unwrap(),
+            "hello"
+        );
+        assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn no_listener_is_a_connect_failure() {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let failure = get(&pools(), &format!("127.0.0.1:{port}"), "/").await;
+        assert!(matches!(failure, Err(Failure::Connect(_))), "{failure:?}");
+    }
+}
