@@ -3,8 +3,8 @@
 //! schema found valid with no inputs runs on the fast schema after (`Schemas`, `run`). In
 //! development mode, introspection operations run on a schema of their own (`introspection`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
@@ -78,11 +78,27 @@ pub(super) struct Remembered {
     valid_alone: AtomicBool,
     /// Whether the document is within the bounds, found once.
     bounded: Result<(), OutOfBounds>,
+    /// Its cost when sent alone (which depends on nothing else), found once.
+    cost_alone: OnceLock<u64>,
 }
 
 impl Remembered {
     pub(super) fn document(&self) -> &ExecutableDocument {
         &self.document
+    }
+
+    /// The cost of `request`'s operation: found once for a request that sends the document
+    /// alone, else by `cost` every time.
+    pub(super) fn cost(
+        &self,
+        request: &async_graphql::Request,
+        cost: impl FnOnce(&ExecutableDocument) -> u64,
+    ) -> u64 {
+        if self.alone(request) {
+            *self.cost_alone.get_or_init(|| cost(&self.document))
+        } else {
+            cost(&self.document)
+        }
     }
 
     /// May `request` skip the rules the strict schema already passed it on?
@@ -136,6 +152,7 @@ impl Documents {
             bounded: bounds::check(document, self.bounds),
             document: document.clone(),
             valid_alone: AtomicBool::new(false),
+            cost_alone: OnceLock::new(),
         });
         self.cache.insert(request.query.clone(), remembered.clone());
         Some(remembered)
@@ -240,6 +257,7 @@ mod tests {
                 document: async_graphql::parser::parse_query("{ other }").unwrap(),
                 valid_alone: AtomicBool::new(false),
                 bounded: Ok(()),
+                cost_alone: OnceLock::new(),
             }),
         );
         let (mut again, _) = parse_request(&body(query), &documents).unwrap();
@@ -250,6 +268,30 @@ mod tests {
             format!("{doc:?}").contains("other"),
             "not the remembered one"
         );
+    }
+
+    #[test]
+    fn a_document_sent_alone_is_costed_once_and_one_with_variables_every_time() {
+        let documents = Documents::default();
+        let query = "query Home($n: Int) { home(first: $n) { greeting } }";
+        let (mut request, remembered) = parse_request(&body(query), &documents).unwrap();
+        let remembered = remembered.expect("remembered");
+        let costed = std::cell::Cell::new(0);
+        let cost = |_: &ExecutableDocument| {
+            costed.set(costed.get() + 1);
+            7
+        };
+        assert_eq!(remembered.cost(&request, cost), 7);
+        assert_eq!(remembered.cost(&request, cost), 7);
+        assert_eq!(
+            costed.get(),
+            1,
+            "a document alone costs the same every time"
+        );
+        request.variables = async_graphql::Variables::from_json(serde_json::json!({ "n": 50 }));
+        remembered.cost(&request, cost);
+        remembered.cost(&request, cost);
+        assert_eq!(costed.get(), 3, "variables can change the cost");
     }
 
     struct Greeter;

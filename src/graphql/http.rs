@@ -400,11 +400,19 @@ impl<Q, M, S> Endpoint<Q, M, S> {
             .bounded(request, remembered)
             .map_err(|out| async_graphql::ServerError::new(out.message, out.pos))?;
         let operation = request.operation_name.clone();
-        let variables = request.variables.clone();
-        let Ok(document) = request.parsed_query() else {
-            return Ok(1);
+        let cost = match remembered {
+            Some(remembered) => remembered.cost(request, |document| {
+                self.cost
+                    .cost(document, operation.as_deref(), &request.variables)
+            }),
+            None => {
+                let variables = request.variables.clone();
+                let Ok(document) = request.parsed_query() else {
+                    return Ok(1);
+                };
+                self.cost.cost(document, operation.as_deref(), &variables)
+            }
         };
-        let cost = self.cost.cost(document, operation.as_deref(), &variables);
         if cost > self.max_cost {
             return Err(async_graphql::ServerError::new(
                 format!(

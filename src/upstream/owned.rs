@@ -48,7 +48,7 @@ pub(super) struct Pools {
 struct Idle {
     authority: Authority,
     host: HeaderValue,
-    conns: VecDeque<Conn>,
+    conns: VecDeque<Box<Conn>>,
 }
 
 impl Idle {
@@ -71,7 +71,7 @@ impl Idle {
 
     /// The most recently used connection; older ones past the idle timeout are closed on
     /// the way.
-    fn pop(&mut self) -> Option<Conn> {
+    fn pop(&mut self) -> Option<Box<Conn>> {
         let now = Instant::now();
         while let Some(conn) = self.conns.pop_back() {
             if now.duration_since(conn.idle_since) < IDLE_TIMEOUT && conn.driver.is_some() {
@@ -83,6 +83,7 @@ impl Idle {
 }
 
 /// One HTTP/1.1 connection: the half that sends requests and the half that does the I/O.
+/// Boxed wherever it goes (hyper's dispatcher is large, and a lease moves several times).
 struct Conn {
     sender: SendRequest<Body>,
     /// `None` once the connection has ended (closed or broken): dropping it fails whatever
@@ -152,21 +153,21 @@ impl Pools {
 
     /// The `Host` header for `authority` and the most recently used idle connection to it
     /// on this thread.
-    fn checkout(&self, authority: &Authority) -> (HeaderValue, Option<Conn>) {
+    fn checkout(&self, authority: &Authority) -> (HeaderValue, Option<Box<Conn>>) {
         let mut idle = self.threads.get_or_default().borrow_mut();
         let entry = Idle::of(&mut idle, authority);
         (entry.host.clone(), entry.pop())
     }
 
     /// The next idle connection to `authority` on this thread (after a stale one).
-    fn take(&self, authority: &Authority) -> Option<Conn> {
+    fn take(&self, authority: &Authority) -> Option<Box<Conn>> {
         let mut idle = self.threads.get_or_default().borrow_mut();
         Idle::of(&mut idle, authority).pop()
     }
 
     /// Puts a connection whose exchange ended back on the idle list of the thread the task
     /// is on now, or closes it when the list is full.
-    fn give_back(&self, authority: &Authority, mut conn: Conn) {
+    fn give_back(&self, authority: &Authority, mut conn: Box<Conn>) {
         if conn.driver.is_none() || conn.sender.is_closed() {
             return;
         }
@@ -188,7 +189,7 @@ impl Pools {
         entry.conns.push_back(conn);
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Conn, Failure> {
+    async fn connect(&self, authority: &Authority) -> Result<Box<Conn>, Failure> {
         let port = authority.port_u16().unwrap_or(80);
         // An IPv6 literal comes bracketed (`[::1]`); the socket address wants it bare.
         let host = authority
@@ -205,11 +206,11 @@ impl Pools {
         let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Failure::Connect(format!("handshake with {authority}: {e}")))?;
-        Ok(Conn {
+        Ok(Box::new(Conn {
             sender,
             driver: Some(driver),
             idle_since: Instant::now(),
-        })
+        }))
     }
 }
 
@@ -265,11 +266,11 @@ fn origin_form(uri: &mut Uri) {
 /// when the body has been read to its end (dropped before that, the connection closes).
 pub(crate) struct Leased {
     body: Incoming,
-    lease: Option<(Conn, Arc<Pools>, Authority)>,
+    lease: Option<(Box<Conn>, Arc<Pools>, Authority)>,
 }
 
 impl Leased {
-    fn new(body: Incoming, conn: Conn, pools: Arc<Pools>, authority: Authority) -> Self {
+    fn new(body: Incoming, conn: Box<Conn>, pools: Arc<Pools>, authority: Authority) -> Self {
         let mut leased = Self {
             body,
             lease: Some((conn, pools, authority)),
