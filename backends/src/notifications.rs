@@ -16,6 +16,7 @@ pub struct NotificationSummary {
 }
 
 impl Notifications {
+    /// The unread count alone (`limit=0`: none of the notifications themselves).
     pub async fn summary(
         &self,
         ctx: &CallContext,
@@ -24,7 +25,10 @@ impl Notifications {
         self.0
             .get_json(
                 ctx,
-                &format!("/notifications{}", query(&[("userId", user_id)])),
+                &format!(
+                    "/notifications{}",
+                    query(&[("userId", user_id), ("limit", "0")])
+                ),
             )
             .await
     }

@@ -10,6 +10,9 @@ use manifold::upstream::{UpstreamError, query};
 #[derive(Clone, Debug)]
 pub struct Promotions(pub(super) CachedUpstream);
 
+/// The members of a [`Promotion`]: the promotions service sends only these.
+const PROMOTION_FIELDS: &str = "id,title,subtitle,images,link";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
@@ -33,7 +36,11 @@ impl Promotions {
                 ctx,
                 &format!(
                     "/promotions{}",
-                    query(&[("userId", user_id), ("placement", placement)])
+                    query(&[
+                        ("userId", user_id),
+                        ("placement", placement),
+                        ("fields", PROMOTION_FIELDS)
+                    ])
                 ),
             )
             .await?;

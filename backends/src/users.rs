@@ -10,6 +10,9 @@ use manifold::upstream::{UpstreamError, path_segment, query};
 #[derive(Clone, Debug)]
 pub struct Users(pub(super) CachedUpstream);
 
+/// The members of a profile [`User`] reads: the users service sends only these.
+const USER_FIELDS: &str = "id,name,email,avatar,locale";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -23,7 +26,14 @@ pub struct User {
 impl Users {
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<User, UpstreamError> {
         self.0
-            .get_json(ctx, &format!("/users/{}", path_segment(id)))
+            .get_json(
+                ctx,
+                &format!(
+                    "/users/{}{}",
+                    path_segment(id),
+                    query(&[("fields", USER_FIELDS)])
+                ),
+            )
             .await
     }
 
@@ -34,7 +44,13 @@ impl Users {
     ) -> Result<Vec<User>, UpstreamError> {
         let page: Items<User> = self
             .0
-            .get_json(ctx, &format!("/users{}", query(&[("ids", &join_ids(ids))])))
+            .get_json(
+                ctx,
+                &format!(
+                    "/users{}",
+                    query(&[("ids", &join_ids(ids)), ("fields", USER_FIELDS)])
+                ),
+            )
             .await?;
         Ok(page.items)
     }

@@ -2,10 +2,10 @@
 // @apollo/datasource-rest serving the SAME mobile home query (schemas/mobile.graphql, `home`)
 // against the same sample backends, with the same backend calls in the same two waves:
 //
-//   wave 1: users /users/{id} (once, shared by `greeting` and `me`), cart /carts/{id},
-//           notifications /notifications?userId=, orders /orders?userId=&limit=N,
-//           recommendations /recommendations?userId=&limit=N, promotions
-//           /promotions?userId=&placement=home
+//   wave 1: users /users/{id}?fields= (once, shared by `greeting` and `me`), cart
+//           /carts/{id}, notifications /notifications?userId=&limit=0, orders
+//           /orders?userId=&limit=N, recommendations /recommendations?userId=&limit=N,
+//           promotions /promotions?userId=&placement=home&fields=
 //   wave 2: catalog /products?ids=...&fields=id,title,price,images (one batch for all
 //           recommended products, only the members a card shows) and shipping
 //           /shipments?orderIds=... (one batch for every order's `eta`)
@@ -75,7 +75,8 @@ class Backend extends RESTDataSource {
 
 class Users extends Backend {
   constructor(o) { super(9101, o); }
-  user(id) { return this.getJson(`users/${encodeURIComponent(id)}`); }
+  // Only the members bff-mobile reads (backends' `User`), as it asks.
+  user(id) { return this.getJson(`users/${encodeURIComponent(id)}`, { fields: "id,name,email,avatar,locale" }); }
 }
 class Orders extends Backend {
   constructor(o) { super(9102, o); }
@@ -92,7 +93,8 @@ class Recommendations extends Backend {
 }
 class Notifications extends Backend {
   constructor(o) { super(9105, o); }
-  forUser(userId) { return this.getJson("notifications", { userId }); }
+  // The unread count alone, as bff-mobile asks.
+  forUser(userId) { return this.getJson("notifications", { userId, limit: "0" }); }
 }
 class Carts extends Backend {
   constructor(o) { super(9106, o); }
@@ -104,7 +106,10 @@ class Shipping extends Backend {
 }
 class Promotions extends Backend {
   constructor(o) { super(9109, o); }
-  forUser(userId) { return this.getJson("promotions", { userId, placement: "home" }); }
+  // Only a banner's members (backends' `Promotion`), as bff-mobile asks.
+  forUser(userId) {
+    return this.getJson("promotions", { userId, placement: "home", fields: "id,title,subtitle,images,link" });
+  }
 }
 
 // A minimal per-request batch loader (what DataLoader does): every load made while one wave

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Money, Seeded};
 use crate::error::ApiError;
+use crate::fields::FieldSet;
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -51,40 +52,6 @@ const FIELDS: [&str; 12] = [
     "audit",
 ];
 
-/// Which of [`FIELDS`] an answer holds, one bit each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FieldSet(u16);
-
-impl FieldSet {
-    const ALL: FieldSet = FieldSet((1 << FIELDS.len()) - 1);
-
-    /// `?fields=id,title,price`: the members named, and `id` always (a client matches a
-    /// batch's items to its ids by it); `None` is every member.
-    fn parse(fields: Option<&str>) -> Result<FieldSet, ApiError> {
-        let Some(fields) = fields else {
-            return Ok(FieldSet::ALL);
-        };
-        let mut bits = 1;
-        for name in fields.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let i = FIELDS.iter().position(|f| *f == name).ok_or_else(|| {
-                ApiError::bad(format!(
-                    "fields: unknown field `{name}`; expected some of {}",
-                    FIELDS.join(", ")
-                ))
-            })?;
-            bits |= 1 << i;
-        }
-        Ok(FieldSet(bits))
-    }
-
-    fn has(self, name: &str) -> bool {
-        FIELDS
-            .iter()
-            .position(|f| *f == name)
-            .is_some_and(|i| self.0 & (1 << i) != 0)
-    }
-}
-
 /// Serialised products, by product number: whole, and in the views `?fields=` asked for.
 struct Products {
     whole: Memo<u32>,
@@ -105,14 +72,8 @@ impl Products {
         if fields == FieldSet::ALL {
             return self.whole.json(n, || product(n));
         }
-        self.views.json((n, fields), || {
-            let mut members = match serde_json::to_value(product(n)) {
-                Ok(serde_json::Value::Object(members)) => members,
-                _ => serde_json::Map::new(),
-            };
-            members.retain(|name, _| fields.has(name));
-            members
-        })
+        self.views
+            .json((n, fields), || fields.project(&FIELDS, &product(n)))
     }
 
     fn fragments(&self, numbers: impl Iterator<Item = u32>, fields: FieldSet) -> Vec<Bytes> {
@@ -266,7 +227,7 @@ async fn one(
     query: Result<Query<Projection>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
     let Query(projection) = query?;
-    let fields = FieldSet::parse(projection.fields.as_deref())?;
+    let fields = FieldSet::parse(projection.fields.as_deref(), &FIELDS)?;
     let n = product_number(&id).ok_or_else(|| ApiError::not_found("product", &id))?;
     Ok(JsonBytes(products.json(n, fields)))
 }
@@ -289,7 +250,7 @@ async fn list(
     query: Result<Query<ProductQuery>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
-    let fields = FieldSet::parse(query.fields.as_deref())?;
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
     match &query.ids {
         Some(ids) => Ok(JsonBytes(products.batch(ids, fields))),
         None => products.search(&query, fields).map(JsonBytes),

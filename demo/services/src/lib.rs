@@ -16,6 +16,7 @@ mod catalog;
 mod chaos;
 mod data;
 mod error;
+mod fields;
 mod idp;
 mod memo;
 mod notifications;

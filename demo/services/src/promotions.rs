@@ -8,10 +8,12 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::get;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, ImageSet, Items, Seeded};
 use crate::error::ApiError;
+use crate::fields::FieldSet;
 use crate::memo::{JsonBytes, Memo};
 use crate::texts;
 use crate::users;
@@ -20,8 +22,22 @@ const DAY: i64 = 86_400;
 /// Memory for answers' JSON, by (user, placement): ~1,100 of them (~3.6 KB each).
 const MEMO_BUDGET: usize = 4 << 20;
 
-/// Serialised answers by (user number, 0 for anonymous; placement).
-type Answers = Memo<(u32, String)>;
+/// Serialised answers by (user number, 0 for anonymous; placement; the members asked for).
+type Answers = Memo<(u32, String, FieldSet)>;
+
+/// A promotion's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: [&str; 10] = [
+    "id",
+    "title",
+    "subtitle",
+    "placement",
+    "priority",
+    "images",
+    "link",
+    "startsAt",
+    "endsAt",
+    "terms",
+];
 
 pub(crate) fn routes() -> Router {
     Router::new()
@@ -49,6 +65,8 @@ struct PromotionQuery {
     #[serde(rename = "userId")]
     user_id: Option<String>,
     placement: Option<String>,
+    /// `title,images`: only these members of each promotion (and `id`); see [`FIELDS`].
+    fields: Option<String>,
 }
 
 /// A placement name is a short slug; it ends up in ids and URLs.
@@ -93,8 +111,22 @@ async fn list(
             "placement: expected a short lowercase slug like home",
         ));
     }
-    let key = (user, placement.to_owned());
-    Ok(JsonBytes(answers.json(key, || selection(user, placement))))
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(answer(&answers, user, placement, fields)))
+}
+
+/// The serialised selection, whole or narrowed to `fields`.
+fn answer(answers: &Answers, user: u32, placement: &str, fields: FieldSet) -> Bytes {
+    let key = (user, placement.to_owned(), fields);
+    if fields == FieldSet::ALL {
+        return answers.json(key, || selection(user, placement));
+    }
+    answers.json(key, || {
+        let items = selection(user, placement).items;
+        Items {
+            items: items.iter().map(|p| fields.project(&FIELDS, p)).collect(),
+        }
+    })
 }
 
 /// The banners `user` (0: anonymous) sees in `placement`, highest priority first.
@@ -129,11 +161,31 @@ mod tests {
             for user in (0..=users::USER_COUNT).step_by(401).chain([1, 10_000]) {
                 for placement in ["home", "cart", "checkout_top-2"] {
                     let old = serde_json::to_vec(&selection(user, placement)).unwrap();
-                    let key = (user, placement.to_owned());
-                    let json = answers.json(key, || selection(user, placement));
+                    let json = answer(&answers, user, placement, FieldSet::ALL);
                     assert_eq!(json, old, "{user} {placement} {round}");
                 }
             }
         }
+    }
+
+    /// `?fields=` keeps the members asked for (and `id`) of every banner, in order.
+    #[test]
+    fn a_narrowed_answer_holds_the_members_asked_for() {
+        let answers = Answers::new(1 << 20);
+        let fields = FieldSet::parse(Some("title,images,link"), &FIELDS).unwrap();
+        let whole: serde_json::Value = serde_json::to_value(selection(42, "home")).unwrap();
+        let narrow: serde_json::Value =
+            serde_json::from_slice(&answer(&answers, 42, "home", fields)).unwrap();
+        let expected: Vec<serde_json::Value> = whole["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p["id"], "title": p["title"], "images": p["images"], "link": p["link"],
+                })
+            })
+            .collect();
+        assert_eq!(narrow, serde_json::json!({ "items": expected }));
     }
 }

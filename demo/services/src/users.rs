@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Seeded};
 use crate::error::ApiError;
+use crate::fields::FieldSet;
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -37,25 +38,49 @@ pub(crate) fn routes() -> Router {
         .with_state(Arc::new(Profiles::default()))
 }
 
-/// Serialised profiles, by user number.
-struct Profiles(Memo<u32>);
+/// A profile's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: [&str; 10] = [
+    "id",
+    "name",
+    "email",
+    "avatar",
+    "bio",
+    "locale",
+    "timezone",
+    "address",
+    "preferences",
+    "audit",
+];
+
+/// Serialised profiles, by user number: whole, and in the views `?fields=` asked for.
+struct Profiles {
+    whole: Memo<u32>,
+    views: Memo<(u32, FieldSet)>,
+}
 
 impl Default for Profiles {
     fn default() -> Self {
-        Profiles(Memo::new(MEMO_BUDGET))
+        Profiles {
+            whole: Memo::new(MEMO_BUDGET),
+            views: Memo::new(MEMO_BUDGET / 4),
+        }
     }
 }
 
 impl Profiles {
-    fn json(&self, n: u32) -> Bytes {
-        self.0.json(n, || user(n))
+    fn json(&self, n: u32, fields: FieldSet) -> Bytes {
+        if fields == FieldSet::ALL {
+            return self.whole.json(n, || user(n));
+        }
+        self.views
+            .json((n, fields), || fields.project(&FIELDS, &user(n)))
     }
 
     /// `{"items": [...]}` of the known users among `ids`, in the order asked.
-    fn batch(&self, ids: &str) -> Bytes {
+    fn batch(&self, ids: &str, fields: FieldSet) -> Bytes {
         let fragments: Vec<_> = data::split_ids(ids)
             .filter_map(user_number)
-            .map(|n| self.json(n))
+            .map(|n| self.json(n, fields))
             .collect();
         memo::items(&fragments)
     }
@@ -192,16 +217,26 @@ fn user(n: u32) -> User {
     }
 }
 
+#[derive(Deserialize)]
+struct Projection {
+    /// `name,avatar`: only these members (and `id`); see [`FIELDS`].
+    fields: Option<String>,
+}
+
 async fn one(
     State(profiles): State<Arc<Profiles>>,
     Path(id): Path<String>,
+    query: Result<Query<Projection>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
-    Ok(JsonBytes(profiles.json(known_user(&id)?)))
+    let Query(projection) = query?;
+    let fields = FieldSet::parse(projection.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(profiles.json(known_user(&id)?, fields)))
 }
 
 #[derive(Deserialize)]
 struct BatchQuery {
     ids: Option<String>,
+    fields: Option<String>,
 }
 
 async fn batch(
@@ -210,7 +245,8 @@ async fn batch(
 ) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let ids = data::required(&query.ids, "ids")?;
-    Ok(JsonBytes(profiles.batch(ids)))
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(profiles.batch(ids, fields)))
 }
 
 #[cfg(test)]
@@ -237,14 +273,40 @@ mod tests {
         for round in 0..2 {
             for n in (1..=USER_COUNT).step_by(97).chain([1, 2, 10_000]) {
                 let expected = serde_json::to_vec(&user(n)).unwrap();
-                assert_eq!(profiles.json(n), expected, "user {n}, round {round}");
+                assert_eq!(
+                    profiles.json(n, FieldSet::ALL),
+                    expected,
+                    "user {n}, round {round}"
+                );
             }
         }
         let ids = "3, 1,x,10001,,042,3,9999";
         let expected = data::Items {
             items: [3, 1, 3, 9999].map(user).into(),
         };
-        assert_eq!(profiles.batch(ids), serde_json::to_vec(&expected).unwrap());
-        assert_eq!(profiles.batch(""), br#"{"items":[]}"#.as_slice());
+        let all = FieldSet::ALL;
+        assert_eq!(
+            profiles.batch(ids, all),
+            serde_json::to_vec(&expected).unwrap()
+        );
+        assert_eq!(profiles.batch("", all), br#"{"items":[]}"#.as_slice());
+    }
+
+    /// A view holds the members asked for and `id`, as serde writes them, memoised apart
+    /// from the whole profile.
+    #[test]
+    fn a_view_is_the_members_asked_for() {
+        let profiles = Profiles::default();
+        let fields = FieldSet::parse(Some("name,avatar"), &FIELDS).unwrap();
+        let whole: serde_json::Value = serde_json::to_value(user(42)).unwrap();
+        for _ in 0..2 {
+            let view: serde_json::Value =
+                serde_json::from_slice(&profiles.json(42, fields)).unwrap();
+            let expected = serde_json::json!({
+                "id": whole["id"], "name": whole["name"], "avatar": whole["avatar"],
+            });
+            assert_eq!(view, expected);
+        }
+        assert!(profiles.json(42, fields).len() < profiles.json(42, FieldSet::ALL).len() / 2);
     }
 }
