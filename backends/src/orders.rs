@@ -11,6 +11,9 @@ use manifold::upstream::{Idempotency, UpstreamError, path_segment, query};
 #[derive(Clone, Debug)]
 pub struct Orders(pub(super) CachedUpstream);
 
+/// The members of an [`Order`]: the orders service sends only these.
+const ORDER_FIELDS: &str = "id,userId,status,total,items,placedAt";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
@@ -62,7 +65,11 @@ impl Orders {
         cursor: Option<&str>,
     ) -> Result<OrderPage, UpstreamError> {
         let limit = limit.to_string();
-        let mut params = vec![("userId", user_id), ("limit", limit.as_str())];
+        let mut params = vec![
+            ("userId", user_id),
+            ("limit", limit.as_str()),
+            ("fields", ORDER_FIELDS),
+        ];
         if let Some(c) = cursor {
             params.push(("cursor", c));
         }
@@ -73,7 +80,14 @@ impl Orders {
 
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<Order, UpstreamError> {
         self.0
-            .get_json(ctx, &format!("/orders/{}", path_segment(id)))
+            .get_json(
+                ctx,
+                &format!(
+                    "/orders/{}{}",
+                    path_segment(id),
+                    query(&[("fields", ORDER_FIELDS)])
+                ),
+            )
             .await
     }
 

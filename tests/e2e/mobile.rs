@@ -98,6 +98,10 @@ async fn the_home_asks_each_backend_for_only_what_it_reads() {
         (Service::Users, "fields=id%2Cname%2Cemail%2Cavatar%2Clocale"),
         (Service::Notifications, "limit=0"),
         (
+            Service::Orders,
+            "fields=id%2CuserId%2Cstatus%2Ctotal%2Citems%2CplacedAt",
+        ),
+        (
             Service::Promotions,
             "fields=id%2Ctitle%2Csubtitle%2Cimages%2Clink",
         ),

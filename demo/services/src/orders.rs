@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{self, ProductHead};
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
+use crate::fields::FieldSet;
 use crate::memo::{self, JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users::{self, Address};
@@ -147,11 +148,27 @@ fn total_cents(items: &[OrderItem]) -> u64 {
         .sum()
 }
 
+/// An order's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: [&str; 11] = [
+    "id",
+    "userId",
+    "status",
+    "total",
+    "items",
+    "placedAt",
+    "shippingAddress",
+    "billingAddress",
+    "paymentMethod",
+    "notes",
+    "audit",
+];
+
 /// Orders created by `POST /orders` and the idempotency keys that created them, and the
-/// seeded orders' JSON (which never changes: created orders are separate entries).
+/// seeded orders' JSON, whole and in the views `?fields=` asked for (which never changes:
+/// created orders are separate entries).
 struct OrderBook {
     state: Mutex<Created>,
-    seeded: Memo<(u32, u32)>,
+    seeded: Memo<(u32, u32, FieldSet)>,
 }
 
 impl Default for OrderBook {
@@ -164,12 +181,25 @@ impl Default for OrderBook {
 }
 
 impl OrderBook {
-    fn seeded_json(&self, user: u32, n: u32) -> Bytes {
-        self.seeded.json((user, n), || seeded_order(user, n))
+    fn seeded_json(&self, user: u32, n: u32, fields: FieldSet) -> Bytes {
+        if fields == FieldSet::ALL {
+            return self
+                .seeded
+                .json((user, n, fields), || seeded_order(user, n));
+        }
+        self.seeded.json((user, n, fields), || {
+            fields.project(&FIELDS, &seeded_order(user, n))
+        })
     }
 
     /// One page of the user's orders, newest first, as `{"items": [...], "nextCursor": ...}`.
-    fn page(&self, user: u32, limit: usize, cursor: Option<&str>) -> Result<Bytes, ApiError> {
+    fn page(
+        &self,
+        user: u32,
+        limit: usize,
+        cursor: Option<&str>,
+        fields: FieldSet,
+    ) -> Result<Bytes, ApiError> {
         let created = lock(&self.state).of_user(user);
         let mut entries: Vec<Entry> = created
             .into_iter()
@@ -188,18 +218,26 @@ impl OrderBook {
         let fragments: Vec<Bytes> = rest
             .by_ref()
             .take(limit)
-            .map(|entry| self.json(entry))
+            .map(|entry| self.json(entry, fields))
             .collect();
         let next_cursor = rest.next().map(|entry| entry.id());
         Ok(memo::page(&fragments, next_cursor.as_deref()))
     }
 
-    fn json(&self, entry: Entry) -> Bytes {
+    fn json(&self, entry: Entry, fields: FieldSet) -> Bytes {
         match entry {
-            Entry::Created(order) => memo::to_json(&order),
-            Entry::Seeded(user, n) => self.seeded_json(user, n),
+            Entry::Created(order) => created_json(&order, fields),
+            Entry::Seeded(user, n) => self.seeded_json(user, n, fields),
         }
     }
+}
+
+/// A created order's JSON, whole or narrowed to `fields`.
+fn created_json(order: &Order, fields: FieldSet) -> Bytes {
+    if fields == FieldSet::ALL {
+        return memo::to_json(order);
+    }
+    memo::to_json(&fields.project(&FIELDS, order))
 }
 
 #[derive(Default)]
@@ -230,6 +268,13 @@ struct ListQuery {
     user_id: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    /// `status,total`: only these members of each order (and `id`); see [`FIELDS`].
+    fields: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Projection {
+    fields: Option<String>,
 }
 
 /// One entry of a user's list: created orders are held in full, seeded ones by number.
@@ -256,20 +301,27 @@ async fn list(
     let Query(query) = query?;
     let user = users::known_user(data::required(&query.user_id, "userId")?)?;
     let limit = data::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
-    book.page(user, limit, query.cursor.as_deref())
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
+    book.page(user, limit, query.cursor.as_deref(), fields)
         .map(JsonBytes)
 }
 
 async fn one(
     State(book): State<Arc<OrderBook>>,
     Path(id): Path<String>,
+    query: Result<Query<Projection>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
+    let Query(projection) = query?;
+    let fields = FieldSet::parse(projection.fields.as_deref(), &FIELDS)?;
     if let Some((user, n)) = parse_order_id(&id)
         && n <= seeded_count(user)
     {
-        return Ok(JsonBytes(book.seeded_json(user, n)));
+        return Ok(JsonBytes(book.seeded_json(user, n, fields)));
     }
-    let created = lock(&book.state).by_id.get(&id).map(memo::to_json);
+    let created = lock(&book.state)
+        .by_id
+        .get(&id)
+        .map(|order| created_json(order, fields));
     created
         .map(JsonBytes)
         .ok_or_else(|| ApiError::not_found("order", &id))
@@ -443,7 +495,7 @@ mod tests {
             for user in (1..=users::USER_COUNT).step_by(211).chain([1, 42, 10_000]) {
                 let count = seeded_count(user);
                 let all: Vec<Order> = (1..=count).map(|n| seeded_order(user, n)).collect();
-                let first = book.page(user, 3, None).unwrap();
+                let first = book.page(user, 3, None, FieldSet::ALL).unwrap();
                 let next = format!("o-{user}-4");
                 let next = (count > 3).then_some(next.as_str());
                 assert_eq!(
@@ -451,9 +503,11 @@ mod tests {
                     expected(all[..3].to_vec(), next),
                     "user {user} {round}"
                 );
-                let second = book.page(user, 50, Some(&format!("o-{user}-2"))).unwrap();
+                let second = book
+                    .page(user, 50, Some(&format!("o-{user}-2")), FieldSet::ALL)
+                    .unwrap();
                 assert_eq!(second, expected(all[1..].to_vec(), None));
-                let one = book.seeded_json(user, count);
+                let one = book.seeded_json(user, count, FieldSet::ALL);
                 assert_eq!(one, serde_json::to_vec(&all[count as usize - 1]).unwrap());
             }
         }
@@ -470,13 +524,31 @@ mod tests {
                 .or_default()
                 .push(created.id.clone());
         }
-        let page = book.page(42, 2, None).unwrap();
+        let page = book.page(42, 2, None, FieldSet::ALL).unwrap();
         let next = "o-42-2";
         assert_eq!(
             page,
             expected(vec![created, seeded_order(42, 1)], Some(next))
         );
-        assert!(book.page(42, 2, Some("o-42-0")).is_err());
+        assert!(book.page(42, 2, Some("o-42-0"), FieldSet::ALL).is_err());
+
+        // Narrowed, created and seeded orders alike hold the members asked for and `id`.
+        let fields = FieldSet::parse(Some("status,total"), &FIELDS).unwrap();
+        let narrow: serde_json::Value =
+            serde_json::from_slice(&book.page(42, 2, None, fields).unwrap()).unwrap();
+        let whole: serde_json::Value = serde_json::from_slice(&page).unwrap();
+        for (narrow, whole) in narrow["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(whole["items"].as_array().unwrap())
+        {
+            let expected = serde_json::json!({
+                "id": whole["id"], "status": whole["status"], "total": whole["total"],
+            });
+            assert_eq!(*narrow, expected);
+        }
+        assert_eq!(narrow["nextCursor"], next);
     }
 
     #[test]
