@@ -108,12 +108,16 @@ def main():
                         help="run the gateway under callgrind for N requests (4 connections)")
     parser.add_argument("--top", type=int, default=45, help="symbols to print")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, profiles)")
+    parser.add_argument("--runtime", choices=("work-stealing", "thread-per-core"),
+                        help="the gateway's server.runtime (default: the shipped one)")
     args = parser.parse_args()
 
     binary, shipped_name, production, port = SCENARIOS[args.scenario]
     shipped = configs.load_toml(os.path.join(run.ROOT, "config", f"{shipped_name}.toml"))
     overlay = configs.load_toml(os.path.join(run.BENCH, "cache-cold.toml")) if shipped_name == "mobile" else None
     doc = configs.gateway(shipped, port, production, proxy_auth_none=not production, overlay=overlay)
+    if args.runtime:
+        doc.setdefault("server", {})["runtime"] = args.runtime
     workdir = tempfile.mkdtemp(prefix="manifold-profile-")
     procs = Processes()
     try:

@@ -33,7 +33,7 @@ pub struct JwtVerifier {
     /// `VERIFIED_TTL`): a client sends the same token many times, and an RSA check costs far
     /// more than the rest of a request. (Keyed by a SHA-256 of the token it spent 2% of the
     /// mobile home query hashing.) Bounded by bytes: tokens are up to `MAX_TOKEN_BYTES`.
-    verified: moka::sync::Cache<Box<str>, Arc<Verified>>,
+    verified: moka::sync::Cache<Box<str>, Arc<Verified>, foldhash::fast::RandomState>,
     /// Full signature checks done (cache misses), for tests and metrics.
     signature_checks: AtomicU64,
 }
@@ -125,7 +125,7 @@ impl JwtVerifier {
                         .saturating_add(VERIFIED_ENTRY_OVERHEAD)
                 })
                 .time_to_live(VERIFIED_TTL)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             signature_checks: AtomicU64::new(0),
         })
     }

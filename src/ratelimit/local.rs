@@ -8,10 +8,11 @@
 //! number of recently active clients, not the number ever seen.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::{Limit, Outcome, RateLimitKey};
@@ -22,7 +23,7 @@ const SHARDS: usize = 32;
 /// Nanoseconds since the store's origin, on tokio's clock.
 type Nanos = u64;
 
-type Shard = Mutex<HashMap<RateLimitKey, Nanos>>;
+type Shard = Mutex<HashMap<RateLimitKey, Nanos, RandomState>>;
 
 pub struct LocalStore {
     /// Per slot: its limit, and the TAT of each key in the shard the key's hash picks.
@@ -39,7 +40,7 @@ impl LocalStore {
                 .iter()
                 .map(|limit| (*limit, (0..SHARDS).map(|_| Shard::default()).collect()))
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             origin: Instant::now(),
         }
     }
@@ -123,7 +124,7 @@ impl LocalStore {
         &self,
         shards: &'a [Shard],
         key: &RateLimitKey,
-    ) -> MutexGuard<'a, HashMap<RateLimitKey, Nanos>> {
+    ) -> MutexGuard<'a, HashMap<RateLimitKey, Nanos, RandomState>> {
         let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
         // A panic while holding a shard cannot leave a TAT half written: keep using it.
         shards[i].lock().unwrap_or_else(|e| e.into_inner())
