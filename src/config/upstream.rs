@@ -25,7 +25,8 @@ pub struct UpstreamConfig {
     /// Largest response body accepted from this service.
     #[serde(default = "defaults::max_response_body")]
     pub max_response_body: ByteSize,
-    /// Idle keep-alive connections kept per instance.
+    /// Idle keep-alive connections kept per instance and worker thread (one idle for 60 s is
+    /// closed).
     #[serde(default = "defaults::pool_max_idle")]
     pub pool_max_idle: usize,
     #[serde(default)]
