@@ -247,6 +247,8 @@ mod tests {
         assert_eq!(path_segment("../admin"), "..%2Fadmin");
         assert_eq!(path_segment(".."), "%2E%2E");
         assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
+        assert_eq!(path_segment("."), "%2E");
+        assert_eq!(path_segment("Zoë/~"), "Zo%C3%AB%2F~");
         assert_eq!(
             query(&[("ids", "p1,p2"), ("q", "x&y")]),
             "?ids=p1%2Cp2&q=x%26y"

@@ -141,30 +141,40 @@ pub fn decode_json<T: DeserializeOwned>(service: &str, body: &[u8]) -> Result<T,
 
 /// Percent-encodes one path segment (an id from a client can hold `/`, `..` or `?`).
 pub fn path_segment(raw: &str) -> String {
+    // `.` and `..` are still path navigation even when every byte is unreserved.
+    match raw {
+        "." => return "%2E".to_owned(),
+        ".." => return "%2E%2E".to_owned(),
+        _ => {}
+    }
     let mut out = String::with_capacity(raw.len());
+    push_encoded(&mut out, raw);
+    out
+}
+
+/// Appends `raw` with every byte but the unreserved ones (RFC 3986) percent-encoded.
+fn push_encoded(out: &mut String, raw: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in raw.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
+            out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
         }
-    }
-    // `.` and `..` are still path navigation even when every byte is unreserved.
-    match out.as_str() {
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        _ => out,
     }
 }
 
 /// Encodes a query string from pairs (values from clients included).
 pub fn query(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
+    let length: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(length + length / 4);
     for (i, (k, v)) in pairs.iter().enumerate() {
         out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(&path_segment(k));
+        push_encoded(&mut out, k);
         out.push('=');
-        out.push_str(&path_segment(v));
+        push_encoded(&mut out, v);
     }
     out
 }
