@@ -3,6 +3,8 @@
 //! `Access-Control-*` headers for listed origins only. No layer at all when no origin is
 //! listed.
 
+use std::sync::Arc;
+
 use http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -14,7 +16,9 @@ pub fn layer(config: &CorsConfig) -> Option<CorsLayer> {
     if !config.enabled() {
         return None;
     }
-    let origins: Vec<HeaderValue> = config
+    // Shared, not a list the layer owns: the service is cloned for every request, and a
+    // cloned list is an allocation each time.
+    let origins: Arc<[HeaderValue]> = config
         .allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -31,7 +35,9 @@ pub fn layer(config: &CorsConfig) -> Option<CorsLayer> {
     };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(AllowOrigin::predicate(move |origin, _| {
+                origins.contains(origin)
+            }))
             .allow_methods(methods)
             .allow_headers(names(&config.allowed_headers))
             .expose_headers(names(&config.expose_headers))
