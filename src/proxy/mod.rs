@@ -189,6 +189,10 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         header::TRANSFER_ENCODING,
         header::UPGRADE,
     ];
+    // Most messages carry none: one pass over the names instead of a lookup for each.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -226,5 +230,15 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+
+        // Any one of them alone is found too (the pass that skips clean messages).
+        for name in ["keep-alive", "proxy-connection", "te", "trailer"] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            h.insert("accept", HeaderValue::from_static("application/json"));
+            remove_hop_by_hop(&mut h);
+            assert!(!h.contains_key(name), "{name}");
+            assert_eq!(h.len(), 1);
+        }
     }
 }
