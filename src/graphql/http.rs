@@ -399,13 +399,14 @@ impl<Q, M, S> Endpoint<Q, M, S> {
         self.documents
             .bounded(request, remembered)
             .map_err(|out| async_graphql::ServerError::new(out.message, out.pos))?;
-        let operation = request.operation_name.clone();
         let cost = match remembered {
+            // The remembered document: nothing of the request is copied.
             Some(remembered) => remembered.cost(request, |document| {
-                self.cost
-                    .cost(document, operation.as_deref(), &request.variables)
+                let operation = request.operation_name.as_deref();
+                self.cost.cost(document, operation, &request.variables)
             }),
             None => {
+                let operation = request.operation_name.clone();
                 let variables = request.variables.clone();
                 let Ok(document) = request.parsed_query() else {
                     return Ok(1);

@@ -417,6 +417,11 @@ mod tests {
         Ok(String::from_utf8(body.map_err(Failure::Exchange)?.to_bytes().to_vec()).unwrap())
     }
 
+    /// A call that must succeed with the backend's plain answer.
+    async fn assert_hello(pools: &Arc<Pools>, backend: &Backend, path: &str) {
+        assert_eq!(get(pools, &backend.authority, path).await.unwrap(), "hello");
+    }
+
     fn pools() -> Arc<Pools> {
         Arc::new(Pools::new(Duration::from_secs(2), 8))
     }
@@ -445,22 +450,13 @@ mod tests {
     async fn a_connection_the_backend_closed_while_idle_is_replaced() {
         let mut backend = backend();
         let pools = pools();
-        assert_eq!(
-            get(&pools, &backend.authority, "/close").await.unwrap(),
-            "hello"
-        );
+        assert_hello(&pools, &backend, "/close").await;
         backend.closed.recv().await.unwrap();
         // Let the runtime's I/O driver see the close, as any idle period would.
         tokio::task::yield_now().await;
-        assert_eq!(
-            get(&pools, &backend.authority, "/again").await.unwrap(),
-            "hello"
-        );
+        assert_hello(&pools, &backend, "/again").await;
         assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            get(&pools, &backend.authority, "/reused").await.unwrap(),
-            "hello"
-        );
+        assert_hello(&pools, &backend, "/reused").await;
         assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -475,10 +471,7 @@ mod tests {
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "chunk0 ");
         drop(body);
-        assert_eq!(
-            get(&pools, &backend.authority, "/a").await.unwrap(),
-            "hello"
-        );
+        assert_hello(&pools, &backend, "/a").await;
         assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
     }
 
