@@ -36,9 +36,9 @@ pub struct ProductSummary {
 }
 
 /// The members of a product a `ProductSummary` asks the catalog for.
-const SUMMARY_FIELDS: &str = "id,title,price,images";
+const SUMMARY_FIELDS: &str = "id,title,price,images.thumb";
 
-/// The one image size a `ProductSummary` keeps.
+/// The one image size a `ProductSummary` keeps (and asks the catalog for: `images.thumb`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct Thumbnail {
     pub thumb: Image,

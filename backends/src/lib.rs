@@ -36,7 +36,7 @@ pub use promotions::{Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
 pub use shipping::{Shipment, Shipping};
-pub use users::{User, Users};
+pub use users::{SmallAvatar, User, UserCard, Users};
 
 /// The backend names the typed clients use, as they appear under `[upstreams]`.
 pub const SERVICES: [&str; 9] = [

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ImageSet, Items};
+use super::{Image, Items};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, query};
@@ -11,16 +11,21 @@ use manifold::upstream::{UpstreamError, query};
 pub struct Promotions(pub(super) CachedUpstream);
 
 /// The members of a [`Promotion`]: the promotions service sends only these.
-const PROMOTION_FIELDS: &str = "id,title,subtitle,images,link";
+const PROMOTION_FIELDS: &str = "id,title,images.medium,link";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
     pub id: String,
     pub title: String,
-    pub subtitle: String,
-    pub images: ImageSet,
+    pub images: Banner,
     pub link: String,
+}
+
+/// The one image size a [`Promotion`] keeps: a banner across a phone's width.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Banner {
+    pub medium: Image,
 }
 
 impl Promotions {

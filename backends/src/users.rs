@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{ImageSet, Items, join_ids};
+use super::{Image, ImageSet, Items, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
 use manifold::upstream::{UpstreamError, path_segment, query};
@@ -23,7 +23,39 @@ pub struct User {
     pub locale: String,
 }
 
+/// What a user's own card shows (name and a small avatar): `Users::card` asks for these alone.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserCard {
+    pub id: String,
+    pub name: String,
+    pub avatar: SmallAvatar,
+}
+
+/// The one avatar size a [`UserCard`] keeps.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SmallAvatar {
+    pub small: Image,
+}
+
+/// The members of a [`UserCard`], its avatar narrowed to one size.
+const CARD_FIELDS: &str = "id,name,avatar.small";
+
 impl Users {
+    /// User `id`'s card: a greeting and a "signed in as" need no email, locale or five more
+    /// avatar sizes.
+    pub async fn card(&self, ctx: &CallContext, id: &str) -> Result<UserCard, UpstreamError> {
+        self.0
+            .get_json(
+                ctx,
+                &format!(
+                    "/users/{}{}",
+                    path_segment(id),
+                    query(&[("fields", CARD_FIELDS)])
+                ),
+            )
+            .await
+    }
+
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<User, UpstreamError> {
         self.0
             .get_json(

@@ -6,7 +6,7 @@
 //           /carts/{id}, notifications /notifications?userId=&limit=0, orders
 //           /orders?userId=&limit=N&fields=, recommendations /recommendations?userId=&limit=N,
 //           promotions /promotions?userId=&placement=home&fields=
-//   wave 2: catalog /products?ids=...&fields=id,title,price,images (one batch for all
+//   wave 2: catalog /products?ids=...&fields=id,title,price,images.thumb (one batch for all
 //           recommended products, only the members a card shows) and shipping
 //           /shipments?orderIds=... (one batch for every order's `eta`)
 //
@@ -76,7 +76,7 @@ class Backend extends RESTDataSource {
 class Users extends Backend {
   constructor(o) { super(9101, o); }
   // Only the members bff-mobile reads (backends' `User`), as it asks.
-  user(id) { return this.getJson(`users/${encodeURIComponent(id)}`, { fields: "id,name,email,avatar,locale" }); }
+  user(id) { return this.getJson(`users/${encodeURIComponent(id)}`, { fields: "id,name,avatar.small" }); }
 }
 class Orders extends Backend {
   constructor(o) { super(9102, o); }
@@ -88,7 +88,7 @@ class Orders extends Backend {
 class Catalog extends Backend {
   constructor(o) { super(9103, o); }
   // Only what a product card shows, as bff-mobile asks (backends' `ProductSummary`).
-  batch(ids) { return this.getJson("products", { ids: ids.join(","), fields: "id,title,price,images" }); }
+  batch(ids) { return this.getJson("products", { ids: ids.join(","), fields: "id,title,price,images.thumb" }); }
 }
 class Recommendations extends Backend {
   constructor(o) { super(9104, o); }
@@ -111,7 +111,7 @@ class Promotions extends Backend {
   constructor(o) { super(9109, o); }
   // Only a banner's members (backends' `Promotion`), as bff-mobile asks.
   forUser(userId) {
-    return this.getJson("promotions", { userId, placement: "home", fields: "id,title,subtitle,images,link" });
+    return this.getJson("promotions", { userId, placement: "home", fields: "id,title,images.medium,link" });
   }
 }
 

@@ -6,7 +6,7 @@ use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SchemaBuilder, SimpleObject,
 };
 use backends::Scope;
-use backends::{Money as BackendMoney, User};
+use backends::{Money as BackendMoney, UserCard};
 use manifold::config::GraphqlConfig;
 use manifold::error::Code;
 use manifold::graphql::{self, UpstreamResultExt};
@@ -45,18 +45,18 @@ impl Query {
 pub struct Home {
     user_id: String,
     /// `me` and `greeting` both need the profile: one call serves both.
-    user: OnceCell<Result<Arc<User>, UpstreamError>>,
+    user: OnceCell<Result<Arc<UserCard>, UpstreamError>>,
 }
 
 impl Home {
-    async fn user(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
+    async fn user(&self, ctx: &Context<'_>) -> Result<Arc<UserCard>> {
         let scope = Scope::of(ctx)?;
         self.user
             .get_or_init(|| async {
                 scope
                     .backends
                     .users
-                    .get(&scope.call, &self.user_id)
+                    .card(&scope.call, &self.user_id)
                     .await
                     .map(Arc::new)
             })

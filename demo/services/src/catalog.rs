@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Money, Seeded};
 use crate::error::ApiError;
-use crate::fields::FieldSet;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -37,20 +37,23 @@ pub(crate) fn routes() -> Router {
 }
 
 /// A product's members, in the order it is written; `?fields=` names some of them.
-const FIELDS: [&str; 12] = [
-    "id",
-    "sku",
-    "title",
-    "brand",
-    "category",
-    "description",
-    "price",
-    "listPrice",
-    "images",
-    "attributes",
-    "stock",
-    "audit",
-];
+const FIELDS: Members = Members {
+    names: &[
+        "id",
+        "sku",
+        "title",
+        "brand",
+        "category",
+        "description",
+        "price",
+        "listPrice",
+        "images",
+        "attributes",
+        "stock",
+        "audit",
+    ],
+    narrowable: &[("images", data::IMAGE_SIZES)],
+};
 
 /// Serialised products, by product number: whole, and in the views `?fields=` asked for.
 struct Products {

@@ -125,6 +125,10 @@ pub(crate) struct Image {
     height: u32,
 }
 
+/// The six sizes every image comes in, by their keys in an `ImageSet`.
+pub(crate) const IMAGE_SIZES: &[&str] =
+    &["thumb", "small", "medium", "large", "xlarge", "original"];
+
 /// The six sizes every image comes in.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ImageSet {

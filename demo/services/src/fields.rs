@@ -1,88 +1,196 @@
 //! `?fields=a,b`: sparse fieldsets, as many real APIs offer them (JSON:API's sparse
 //! fieldsets, Google's partial responses). A service lists its entity's members in the order
 //! it writes them; a client names the ones it reads, and `id` (the first member) always
-//! comes, since a client matches a batch's items to its ids by it.
+//! comes, since a client matches a batch's items to its ids by it. An object member a
+//! service declares narrowable can be asked for by its keys: `images.thumb` is the `images`
+//! member with its `thumb` key alone (a list of thumbnails need not receive five more sizes).
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-/// Which of a service's members an answer holds, one bit each (at most 16 members).
+/// An entity's members, in the order it writes them (`names[0]` is its id), and the object
+/// members a client may narrow to some of their keys (at most 4, of at most 16 keys each).
+pub(crate) struct Members {
+    pub(crate) names: &'static [&'static str],
+    pub(crate) narrowable: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// Which of a service's members an answer holds, one bit each (at most 16 members), and of
+/// each narrowable member the keys it keeps (16 bits each; none set is the whole member).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct FieldSet(u16);
+pub(crate) struct FieldSet {
+    members: u16,
+    keys: u64,
+}
 
 impl FieldSet {
-    /// Every member (no `?fields=`).
-    pub(crate) const ALL: FieldSet = FieldSet(u16::MAX);
+    /// Every member, whole (no `?fields=`).
+    pub(crate) const ALL: FieldSet = FieldSet {
+        members: u16::MAX,
+        keys: 0,
+    };
 
-    /// `?fields=id,title,price` of an entity whose members are `names` (`names[0]` is its
-    /// id); `None` is every member; an unknown name is a 400 naming the known ones.
-    pub(crate) fn parse(fields: Option<&str>, names: &[&str]) -> Result<FieldSet, ApiError> {
-        debug_assert!(names.len() <= 16, "at most 16 members");
+    /// `?fields=id,title,images.thumb` of an entity with `members`; `None` is every member;
+    /// an unknown name is a 400 naming the known ones. A member named whole and by a key is
+    /// whole.
+    pub(crate) fn parse(fields: Option<&str>, members: &Members) -> Result<FieldSet, ApiError> {
+        debug_assert!(members.names.len() <= 16 && members.narrowable.len() <= 4);
         let Some(fields) = fields else {
             return Ok(FieldSet::ALL);
         };
-        let mut bits = 1;
+        let mut set = FieldSet {
+            members: 1,
+            keys: 0,
+        };
+        let mut whole = 1u16;
         for name in fields.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let i = names.iter().position(|f| *f == name).ok_or_else(|| {
-                ApiError::bad(format!(
-                    "fields: unknown field `{name}`; expected some of {}",
-                    names.join(", ")
-                ))
-            })?;
-            bits |= 1 << i;
+            let (member, key) = match name.split_once('.') {
+                Some((member, key)) => (member, Some(key)),
+                None => (name, None),
+            };
+            let i = position(members.names, member, "fields", || members.names.join(", "))?;
+            set.members |= 1 << i;
+            let Some(key) = key else {
+                whole |= 1 << i;
+                continue;
+            };
+            let Some(j) = members.narrowable.iter().position(|(n, _)| *n == member) else {
+                return Err(ApiError::bad(format!(
+                    "fields: `{member}` cannot be narrowed to `{key}`"
+                )));
+            };
+            let keys = members.narrowable[j].1;
+            let k = position(keys, key, &format!("fields: {member}"), || keys.join(", "))?;
+            set.keys |= 1 << (16 * j + k);
         }
-        Ok(FieldSet(bits))
+        // A member asked for whole keeps every key.
+        for (j, (member, _)) in members.narrowable.iter().enumerate() {
+            let i = members.names.iter().position(|n| n == member);
+            if i.is_some_and(|i| whole & (1 << i) != 0) {
+                set.keys &= !(0xFFFF << (16 * j));
+            }
+        }
+        Ok(set)
     }
 
-    /// `entity`'s members in this set, in its own order (`names` as given to `parse`).
-    pub(crate) fn project<T: Serialize>(
-        self,
-        names: &[&str],
-        entity: &T,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        let mut members = match serde_json::to_value(entity) {
-            Ok(serde_json::Value::Object(members)) => members,
-            _ => serde_json::Map::new(),
+    /// `entity`'s members in this set, in its own order, narrowed ones with their keys asked
+    /// for alone (`members` as given to `parse`).
+    pub(crate) fn project<T: Serialize>(self, members: &Members, entity: &T) -> Map<String, Value> {
+        let mut out = match serde_json::to_value(entity) {
+            Ok(Value::Object(out)) => out,
+            _ => Map::new(),
         };
-        members.retain(|name, _| {
-            names
+        out.retain(|name, _| {
+            members
+                .names
                 .iter()
                 .position(|f| f == name)
-                .is_some_and(|i| self.0 & (1 << i) != 0)
+                .is_some_and(|i| self.members & (1 << i) != 0)
         });
-        members
+        for (j, (member, keys)) in members.narrowable.iter().enumerate() {
+            let bits = (self.keys >> (16 * j)) & 0xFFFF;
+            if let (true, Some(Value::Object(object))) = (bits != 0, out.get_mut(*member)) {
+                object.retain(|key, _| {
+                    keys.iter()
+                        .position(|k| k == key)
+                        .is_some_and(|k| bits & (1 << k) != 0)
+                });
+            }
+        }
+        out
     }
+}
+
+/// The index of `name` in `names`, or a 400 (`what`: unknown `name`; expected `known()`).
+fn position(
+    names: &[&str],
+    name: &str,
+    what: &str,
+    known: impl FnOnce() -> String,
+) -> Result<usize, ApiError> {
+    names.iter().position(|n| *n == name).ok_or_else(|| {
+        ApiError::bad(format!(
+            "{what}: unknown field `{name}`; expected some of {}",
+            known()
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[derive(Serialize)]
     struct Thing {
         id: u32,
         name: &'static str,
         long: &'static str,
+        sizes: Sizes,
     }
 
-    const NAMES: [&str; 3] = ["id", "name", "long"];
+    #[derive(Serialize)]
+    struct Sizes {
+        small: u32,
+        large: u32,
+    }
 
-    #[test]
-    fn a_set_keeps_the_members_named_and_the_id() {
-        let thing = Thing {
+    const MEMBERS: Members = Members {
+        names: &["id", "name", "long", "sizes"],
+        narrowable: &[("sizes", &["small", "large"])],
+    };
+
+    fn thing() -> Thing {
+        Thing {
             id: 7,
             name: "seven",
             long: "a long text",
-        };
-        let narrow = FieldSet::parse(Some("name"), &NAMES).unwrap();
-        assert_eq!(
-            serde_json::Value::Object(narrow.project(&NAMES, &thing)),
-            serde_json::json!({"id": 7, "name": "seven"})
-        );
-        let all = FieldSet::parse(None, &NAMES).unwrap();
-        assert_eq!(all.project(&NAMES, &thing).len(), 3);
-        let unknown = FieldSet::parse(Some("name,colour"), &NAMES).unwrap_err();
+            sizes: Sizes { small: 1, large: 9 },
+        }
+    }
+
+    fn projected(fields: Option<&str>) -> Value {
+        let set = FieldSet::parse(fields, &MEMBERS).unwrap();
+        Value::Object(set.project(&MEMBERS, &thing()))
+    }
+
+    #[test]
+    fn a_set_keeps_the_members_named_and_the_id() {
+        assert_eq!(projected(Some("name")), json!({"id": 7, "name": "seven"}));
+        assert_eq!(projected(None).as_object().unwrap().len(), 4);
+        let unknown = FieldSet::parse(Some("name,colour"), &MEMBERS).unwrap_err();
         assert!(format!("{unknown:?}").contains("colour"), "{unknown:?}");
+    }
+
+    #[test]
+    fn a_narrowable_member_keeps_the_keys_named_unless_it_is_also_named_whole() {
+        assert_eq!(
+            projected(Some("sizes.small")),
+            json!({"id": 7, "sizes": {"small": 1}})
+        );
+        assert_eq!(
+            projected(Some("sizes.large,sizes.small")),
+            json!({"id": 7, "sizes": {"small": 1, "large": 9}})
+        );
+        assert_eq!(
+            projected(Some("sizes.small,sizes")),
+            json!({"id": 7, "sizes": {"small": 1, "large": 9}})
+        );
+        // Narrowed views are distinct sets (the services key their memos by them).
+        let small = FieldSet::parse(Some("sizes.small"), &MEMBERS).unwrap();
+        let whole = FieldSet::parse(Some("sizes"), &MEMBERS).unwrap();
+        assert_ne!(small, whole);
+        for bad in ["sizes.huge", "name.first", "colour.red"] {
+            let error = FieldSet::parse(Some(bad), &MEMBERS).unwrap_err();
+            let (_, key) = bad.split_once('.').unwrap();
+            let (member, _) = bad.split_once('.').unwrap();
+            let message = format!("{error:?}");
+            assert!(
+                message.contains(key) || message.contains(member),
+                "{bad}: {message}"
+            );
+        }
     }
 }

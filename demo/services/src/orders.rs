@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{self, ProductHead};
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
-use crate::fields::FieldSet;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users::{self, Address};
@@ -149,19 +149,22 @@ fn total_cents(items: &[OrderItem]) -> u64 {
 }
 
 /// An order's members, in the order it is written; `?fields=` names some of them.
-const FIELDS: [&str; 11] = [
-    "id",
-    "userId",
-    "status",
-    "total",
-    "items",
-    "placedAt",
-    "shippingAddress",
-    "billingAddress",
-    "paymentMethod",
-    "notes",
-    "audit",
-];
+const FIELDS: Members = Members {
+    names: &[
+        "id",
+        "userId",
+        "status",
+        "total",
+        "items",
+        "placedAt",
+        "shippingAddress",
+        "billingAddress",
+        "paymentMethod",
+        "notes",
+        "audit",
+    ],
+    narrowable: &[],
+};
 
 /// Orders created by `POST /orders` and the idempotency keys that created them, and the
 /// seeded orders' JSON, whole and in the views `?fields=` asked for (which never changes:

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, ImageSet, Items, Seeded};
 use crate::error::ApiError;
-use crate::fields::FieldSet;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{JsonBytes, Memo};
 use crate::texts;
 use crate::users;
@@ -26,18 +26,21 @@ const MEMO_BUDGET: usize = 4 << 20;
 type Answers = Memo<(u32, String, FieldSet)>;
 
 /// A promotion's members, in the order it is written; `?fields=` names some of them.
-const FIELDS: [&str; 10] = [
-    "id",
-    "title",
-    "subtitle",
-    "placement",
-    "priority",
-    "images",
-    "link",
-    "startsAt",
-    "endsAt",
-    "terms",
-];
+const FIELDS: Members = Members {
+    names: &[
+        "id",
+        "title",
+        "subtitle",
+        "placement",
+        "priority",
+        "images",
+        "link",
+        "startsAt",
+        "endsAt",
+        "terms",
+    ],
+    narrowable: &[("images", data::IMAGE_SIZES)],
+};
 
 pub(crate) fn routes() -> Router {
     Router::new()

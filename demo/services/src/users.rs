@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Seeded};
 use crate::error::ApiError;
-use crate::fields::FieldSet;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -39,18 +39,21 @@ pub(crate) fn routes() -> Router {
 }
 
 /// A profile's members, in the order it is written; `?fields=` names some of them.
-const FIELDS: [&str; 10] = [
-    "id",
-    "name",
-    "email",
-    "avatar",
-    "bio",
-    "locale",
-    "timezone",
-    "address",
-    "preferences",
-    "audit",
-];
+const FIELDS: Members = Members {
+    names: &[
+        "id",
+        "name",
+        "email",
+        "avatar",
+        "bio",
+        "locale",
+        "timezone",
+        "address",
+        "preferences",
+        "audit",
+    ],
+    narrowable: &[("avatar", data::IMAGE_SIZES)],
+};
 
 /// Serialised profiles, by user number: whole, and in the views `?fields=` asked for.
 struct Profiles {

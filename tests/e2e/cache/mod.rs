@@ -275,7 +275,7 @@ async fn the_home_asks_for_product_cards_only_and_a_purge_of_the_product_drops_t
         .as_str()
         .unwrap_or_default();
     assert!(
-        query.contains("fields=id%2Ctitle%2Cprice%2Cimages"),
+        query.contains("fields=id%2Ctitle%2Cprice%2Cimages.thumb"),
         "{query}"
     );
     let cards = first["data"]["home"]["recommendations"].as_array().unwrap();
