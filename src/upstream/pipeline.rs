@@ -133,7 +133,10 @@ impl Upstream {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
         let span = ClientSpan::start(&call.method);
         let result = async {
-            let mut extra = HeaderMap::with_capacity(call.headers.len() + 2);
+            // Room for what every call adds (accept, content type, request id, traceparent,
+            // timeout, the caller's forwarded identity): growing the map twice per call was
+            // 1.5% of the home query.
+            let mut extra = HeaderMap::with_capacity(call.headers.len() + 8);
             extra.insert(header::ACCEPT, APPLICATION_JSON);
             for (name, value) in call.headers {
                 let value = HeaderValue::from_str(value).map_err(|_| {
