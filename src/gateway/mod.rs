@@ -345,7 +345,6 @@ impl Gateway {
             sample_ratio: config.tracing.sample_ratio,
         };
         let hygiene_policy = HygienePolicy::new(config);
-        let cors = edge::cors::layer(&config.cors);
         let front = Front {
             edge: edge_policy,
             compression: Compression::new(&config.compression).map(Arc::new),
@@ -373,8 +372,7 @@ impl Gateway {
         // preflight answers need no token.
         let before_routing = ServiceBuilder::new()
             .layer(from_fn_with_state(hygiene_policy, hygiene::hygiene))
-            .option_layer(cors)
-            .service(routed);
+            .service(edge::cors::Gate::wrap(&config.cors, routed));
         Router::new().fallback_service(before_routing)
     }
 }
