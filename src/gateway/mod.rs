@@ -12,7 +12,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use tower::ServiceBuilder;
 
 use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::cache::{CachedUpstream, EntityCache};
@@ -20,7 +19,7 @@ use crate::config::{AuthPolicy, Config};
 use crate::edge::admission::{self, Admission};
 use crate::edge::client_ip::{self, TrustedProxies};
 use crate::edge::compress::Compression;
-use crate::edge::hygiene::{self, HygienePolicy};
+use crate::edge::hygiene::{BeforeRouting, HygienePolicy};
 use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::observe::exposition::Registry;
@@ -367,12 +366,10 @@ impl Gateway {
             routed = routed.layer(from_fn_with_state(deprecations, rest::deprecation_headers));
         }
         let routed = routed.layer(from_fn_with_state(front, front_layer));
-        // Layers that must run BEFORE routing wrap the whole router (a `Router::layer` runs
-        // after it): hygiene first (limits, the one path normalisation), then CORS, whose
-        // preflight answers need no token.
-        let before_routing = ServiceBuilder::new()
-            .layer(from_fn_with_state(hygiene_policy, hygiene::hygiene))
-            .service(edge::cors::Gate::wrap(&config.cors, routed));
+        // What must run BEFORE routing wraps the whole router (a `Router::layer` runs after
+        // it): hygiene first (limits, the one path normalisation), then CORS, whose preflight
+        // answers need no token.
+        let before_routing = BeforeRouting::new(hygiene_policy, &config.cors, routed);
         Router::new().fallback_service(before_routing)
     }
 }

@@ -14,15 +14,21 @@ mod path;
 pub use path::normalise_path;
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::Router;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, header};
+use tower::Service;
+use tower::util::Either;
 
-use crate::config::{Config, PathSemicolons};
+use super::cors;
+use crate::config::{Config, CorsConfig, PathSemicolons};
 use crate::error::{Code, Problem};
 
 /// What the hygiene layer enforces.
@@ -126,17 +132,44 @@ impl IntoResponse for HygieneError {
     }
 }
 
-/// Middleware: refuse or normalise, then pass on.
-pub async fn hygiene(
-    State(policy): State<HygienePolicy>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match check(&policy, request) {
-        Ok(request) => next.run(request).await,
-        Err(e) => {
-            tracing::debug!(reason = %e, "request refused by hygiene checks");
-            e.into_response()
+/// What runs before routing, as one service rather than a middleware each: hygiene (refuse
+/// or normalise), then CORS ([`cors::Gate`]: its preflight answers need no token), then the
+/// router. A middleware layer clones the service behind it and boxes a `Next` per request.
+#[derive(Clone)]
+pub struct BeforeRouting {
+    policy: HygienePolicy,
+    routed: Either<cors::Gate, Router>,
+}
+
+impl BeforeRouting {
+    pub fn new(policy: HygienePolicy, cors: &CorsConfig, router: Router) -> Self {
+        BeforeRouting {
+            policy,
+            routed: cors::Gate::wrap(cors, router),
+        }
+    }
+}
+
+impl Service<Request> for BeforeRouting {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready: a `Router` (axum's docs) and a `Gate` of routers.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match check(&self.policy, request) {
+            Ok(request) => match &mut self.routed {
+                Either::Left(gate) => gate.call(request),
+                Either::Right(router) => Box::pin(router.call(request)),
+            },
+            Err(e) => {
+                tracing::debug!(reason = %e, "request refused by hygiene checks");
+                Box::pin(std::future::ready(Ok(e.into_response())))
+            }
         }
     }
 }
