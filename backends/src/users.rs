@@ -1,6 +1,7 @@
 //! users service: profiles.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{Image, ImageSet, Items, join_ids};
 use manifold::cache::CachedUpstream;
@@ -44,29 +45,26 @@ impl Users {
     /// User `id`'s card: a greeting and a "signed in as" need no email, locale or five more
     /// avatar sizes.
     pub async fn card(&self, ctx: &CallContext, id: &str) -> Result<UserCard, UpstreamError> {
-        self.0
-            .get_json(
-                ctx,
-                &format!(
-                    "/users/{}{}",
-                    path_segment(id),
-                    query(&[("fields", CARD_FIELDS)])
-                ),
-            )
-            .await
+        self.one(ctx, id, CARD_FIELDS).await
     }
 
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<User, UpstreamError> {
-        self.0
-            .get_json(
-                ctx,
-                &format!(
-                    "/users/{}{}",
-                    path_segment(id),
-                    query(&[("fields", USER_FIELDS)])
-                ),
-            )
-            .await
+        self.one(ctx, id, USER_FIELDS).await
+    }
+
+    /// User `id`'s profile, only its `fields`.
+    async fn one<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+        fields: &str,
+    ) -> Result<T, UpstreamError> {
+        let path = format!(
+            "/users/{}{}",
+            path_segment(id),
+            query(&[("fields", fields)])
+        );
+        self.0.get_json(ctx, &path).await
     }
 
     pub async fn batch(
