@@ -32,7 +32,7 @@ pub use catalog::{
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
 pub use orders::{NewOrder, NewOrderLine, Order, OrderLine, OrderPage, Orders};
-pub use promotions::{Promotion, Promotions};
+pub use promotions::{BannerImage, Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
 pub use shipping::{Shipment, Shipping};

@@ -18,13 +18,13 @@ const PROMOTION_FIELDS: &str = "id,title,images.medium,link";
 pub struct Promotion {
     pub id: String,
     pub title: String,
-    pub images: Banner,
+    pub images: BannerImage,
     pub link: String,
 }
 
 /// The one image size a [`Promotion`] keeps: a banner across a phone's width.
 #[derive(Clone, Debug, Deserialize)]
-pub struct Banner {
+pub struct BannerImage {
     pub medium: Image,
 }
 
