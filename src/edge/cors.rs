@@ -40,7 +40,12 @@ impl Gate {
         let Some(layer) = layer(config) else {
             return Either::Right(router);
         };
-        let expose = names(&config.expose_headers);
+        // As the layer writes them: the names joined by commas (none: no header).
+        let expose = names(&config.expose_headers)
+            .iter()
+            .map(HeaderName::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
         Either::Left(Gate {
             cors: Arc::new(layer.layer(router.clone())),
             plain: router,
@@ -48,19 +53,11 @@ impl Gate {
             vary: HeaderValue::from_static(
                 "origin, access-control-request-method, access-control-request-headers",
             ),
-            expose: (!expose.is_empty())
-                .then(|| HeaderValue::from_str(&join(&expose)).ok())
-                .flatten(),
+            expose: HeaderValue::from_str(&expose)
+                .ok()
+                .filter(|v| !v.is_empty()),
         })
     }
-}
-
-fn join(names: &[HeaderName]) -> String {
-    names
-        .iter()
-        .map(HeaderName::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 impl Service<Request<Body>> for Gate {
