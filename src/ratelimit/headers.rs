@@ -71,20 +71,8 @@ pub fn apply(headers: &mut HeaderMap, decisions: &Decisions) {
 }
 
 /// Appends `n` in decimal.
-fn push_number(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+fn push_number(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `Retry-After` for a refusal: the longest wait among the refusing rules, in whole seconds,
