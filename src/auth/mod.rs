@@ -9,12 +9,13 @@ mod jwks;
 mod jwt;
 mod strip;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
+use tower::Service;
 
 pub use apikey::{ApiKeys, hash_api_key};
 pub use client_cert::ClientCertificates;
@@ -27,6 +28,7 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
 use crate::request::RequestRecord;
+use crate::server::around::{Around, Next};
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -205,9 +207,22 @@ impl AuthGuard {
     }
 }
 
-/// Middleware: authenticate under the guard's policy, check its scopes and put
+/// The layer: authenticate under the guard's policy, check its scopes and put
 /// `Arc<Identity>` into the request's extensions, or answer 401/403 without calling anything.
-pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next: Next) -> Response {
+impl Around for AuthGuard {
+    async fn around<S>(&self, request: Request, next: Next<S>) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send,
+    {
+        require(self, request, next).await
+    }
+}
+
+async fn require<S>(guard: &AuthGuard, mut request: Request, next: Next<S>) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let client_cert = request.extensions().get::<Arc<PeerCertificate>>();
     match guard
         .authenticator
@@ -238,7 +253,7 @@ pub async fn require(State(guard): State<AuthGuard>, mut request: Request, next:
 pub async fn require_route_scope(
     State(scope): State<&'static str>,
     request: Request,
-    next: Next,
+    next: axum::middleware::Next,
 ) -> Response {
     let checked = match request.extensions().get::<Arc<Identity>>() {
         Some(identity) => require_scope(identity, scope),

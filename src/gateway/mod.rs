@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use std::convert::Infallible;
 
-use crate::auth::{self, AuthGuard, Authenticator, ClientHeaderStrip};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::from_fn_with_state;
+use axum::response::Response;
+use tower::Service;
+
+use crate::auth::{AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::cache::{CachedUpstream, EntityCache};
 use crate::config::{AuthPolicy, Config};
 use crate::edge::admission::{self, Admission};
@@ -24,8 +27,9 @@ use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::observe::exposition::Registry;
 use crate::ratelimit::LimitFamilies;
-use crate::ratelimit::{self, Enforcement, QuotaUse, RateLimiter};
+use crate::ratelimit::{Enforcement, QuotaUse, RateLimiter};
 use crate::server::ConnectionStats;
+use crate::server::around::{Around, AroundLayer, Next};
 use crate::upstream::{Upstream, UpstreamFamilies};
 use crate::{compose, observe, proxy, rest};
 
@@ -44,28 +48,34 @@ struct Front {
 /// client address (known before auth and the limits run), then `observe::track` around
 /// admission, auth, limits and the handler, so their refusals are counted and logged too, with the
 /// request body guarded so that a refusal does not cost the client its connection.
-async fn front_layer(State(front): State<Front>, mut request: Request, next: Next) -> Response {
-    let id = edge::admit(&front.edge, &mut request);
-    let encoding = front
-        .compression
-        .as_ref()
-        .and_then(|c| Some((c, c.negotiate(request.headers(), request.method())?)));
-    client_ip::attach(&front.proxies, &mut request);
-    // A body left unread by a refusal is read in the background: the connection stays
-    // usable for the client's next request (or the answer says it closes).
-    let (request, body) = drain::guard(request);
-    // Admission inside `track`: a shed request is counted and logged too.
-    let admission = front.gateway.0.admission.as_deref();
-    let mut response = observe::track(front.gateway.observer(), request, |request| {
-        admission::serve(admission, request, next)
-    })
-    .await;
-    if let Some((compression, encoding)) = encoding {
-        response = compression.apply(encoding, response);
+impl Around for Front {
+    async fn around<S>(&self, mut request: Request, next: Next<S>) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send,
+    {
+        let id = edge::admit(&self.edge, &mut request);
+        let encoding = self
+            .compression
+            .as_ref()
+            .and_then(|c| Some((c, c.negotiate(request.headers(), request.method())?)));
+        client_ip::attach(&self.proxies, &mut request);
+        // A body left unread by a refusal is read in the background: the connection stays
+        // usable for the client's next request (or the answer says it closes).
+        let (request, body) = drain::guard(request);
+        // Admission inside `track`: a shed request is counted and logged too.
+        let admission = self.gateway.0.admission.as_deref();
+        let mut response = observe::track(self.gateway.observer(), request, |request| {
+            admission::serve(admission, request, |request| next.run(request))
+        })
+        .await;
+        if let Some((compression, encoding)) = encoding {
+            response = compression.apply(encoding, response);
+        }
+        drain::close_if_unread(&mut response, body);
+        edge::echo_id(&mut response, &id);
+        response
     }
-    drain::close_if_unread(&mut response, body);
-    edge::echo_id(&mut response, &id);
-    response
 }
 
 /// Shared state of one BFF instance. Cheap to clone.
@@ -322,14 +332,14 @@ impl Gateway {
                     limiter: limiter.clone(),
                     quotas,
                 };
-                router.route_layer(from_fn_with_state(enforcement, ratelimit::enforce))
+                router.route_layer(AroundLayer(enforcement))
             }
             None => router,
         };
         if policy == AuthPolicy::None && scopes.is_empty() {
             return router; // nothing to check: no layer to pass through
         }
-        router.route_layer(from_fn_with_state(auth_guard, auth::require))
+        router.route_layer(AroundLayer(auth_guard))
     }
 
     /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
@@ -365,7 +375,7 @@ impl Gateway {
         if let Some(deprecations) = rest::Deprecations::new(&config.deprecations) {
             routed = routed.layer(from_fn_with_state(deprecations, rest::deprecation_headers));
         }
-        let routed = routed.layer(from_fn_with_state(front, front_layer));
+        let routed = routed.layer(AroundLayer(front));
         // What must run BEFORE routing wraps the whole router (a `Router::layer` runs after
         // it): hygiene first (limits, the one path normalisation), then CORS, whose preflight
         // answers need no token.

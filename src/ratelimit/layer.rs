@@ -3,12 +3,13 @@
 //! rule (`RATE_LIMITED`) or a quota (`QUOTA_EXCEEDED`, naming it and when it resets), 503
 //! when the shared store is down and the policy is to refuse.
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use tower::Service;
 
 use super::usage::Usage;
 use super::{Cost, Decisions, QuotaDecision, QuotaState, RateLimiter, Targets, Verdict, headers};
@@ -16,6 +17,7 @@ use crate::auth::Identity;
 use crate::config::CostKind;
 use crate::edge::client_ip::ClientIp;
 use crate::error::{Code, Problem};
+use crate::server::around::{Around, Next};
 
 /// What the requests of a route do to the caller's quotas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,13 +37,24 @@ pub struct Enforcement {
     pub quotas: QuotaUse,
 }
 
-/// Middleware (inside authentication): charges the request to every rule and quota that
+/// The layer (inside authentication): charges the request to every rule and quota that
 /// applies and answers 429 without running the handler when one refuses.
-pub async fn enforce(
-    State(Enforcement { limiter, quotas }): State<Enforcement>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+impl Around for Enforcement {
+    async fn around<S>(&self, request: Request, next: Next<S>) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send,
+    {
+        enforce(self, request, next).await
+    }
+}
+
+async fn enforce<S>(enforcement: &Enforcement, mut request: Request, next: Next<S>) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let Enforcement { limiter, quotas } = enforcement;
+    let quotas = *quotas;
     let identity = request.extensions().get::<Arc<Identity>>().cloned();
     let client = request.extensions().get::<ClientIp>().copied();
     let targets = limiter.targets(identity.as_deref(), client);
@@ -79,7 +92,7 @@ pub async fn enforce(
         return response;
     }
     let charge = Arc::new(OperationCharge {
-        limiter,
+        limiter: limiter.clone(),
         targets: by_operation,
         decisions: Mutex::new(decisions),
     });

@@ -5,8 +5,10 @@
 //! (certificates and their reload) and `client_auth` (client certificates); both apply the one `ConnectionPolicy`: the caps at accept
 //! (`caps`), the watchdog (`activity`) and the per-request body timeout (`exchange`).
 //! A server runs on the current runtime, or on each of the `workers` with a listener each.
+//! Layers of the app that are one async function around the rest of it are `around`.
 
 mod activity;
+pub mod around;
 mod caps;
 mod client_auth;
 mod conn;

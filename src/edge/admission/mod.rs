@@ -21,12 +21,12 @@
 //! each second counting the rest: at ten times the capacity, a line per refusal would cost
 //! more than the refusal.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use tokio::sync::Notify;
@@ -263,12 +263,19 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
 
-/// Runs `next` for `request` once it has a place (with no `admission`, at once). Health and
+/// Runs `run(request)` once it has a place (with no `admission`, at once). Health and
 /// readiness checks never wait and are never shed.
-pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) -> Response {
+pub async fn serve<F>(
+    admission: Option<&Admission>,
+    request: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let admission = admission.filter(|_| !is_probe(request.uri().path()));
     let Some(admission) = admission else {
-        return next.run(request).await;
+        return run(request).await;
     };
     let record = request.extensions().get::<Arc<RequestRecord>>().cloned();
     let note = |admitted| {
@@ -285,7 +292,7 @@ pub async fn serve(admission: Option<&Admission>, request: Request, next: Next) 
     } else {
         Admitted::Now
     });
-    let response = next.run(request).await;
+    let response = run(request).await;
     drop(ticket);
     response
 }

@@ -173,9 +173,9 @@ async fn the_request_record_says_whether_it_was_admitted_or_shed() {
         .route("/", axum::routing::get(|| async { "ok" }))
         .layer(axum::middleware::from_fn({
             let admission = admission.clone();
-            move |request, next| {
+            move |request, next: axum::middleware::Next| {
                 let admission = admission.clone();
-                async move { serve(Some(&admission), request, next).await }
+                async move { serve(Some(&admission), request, |r| next.run(r)).await }
             }
         }));
     let call = |app: axum::Router| async move {
