@@ -216,7 +216,7 @@ pub async fn start_on(
     let live = LiveApp::new(gateway, spec.name, spec.upstreams, spec.routes);
     let gate = Some(live.gate());
     let serving = server::Serving {
-        app: live.router(),
+        app: live.app(),
         tls,
         limits: limits.clone(),
         stats: connections,
@@ -237,7 +237,7 @@ pub async fn start_on(
             // out, and `/metrics` counts the public listener only.
             let stats = Arc::default();
             Some(
-                RunningServer::spawn(listener, app, None, &limits, stats, None).map_err(
+                RunningServer::spawn(listener, app.into(), None, &limits, stats, None).map_err(
                     |source| StartError::Bind {
                         addr: admin_addr,
                         source,

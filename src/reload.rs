@@ -9,22 +9,21 @@
 //! What a reload cannot change without a restart: the listen address and TLS (the bound
 //! socket), and the connection-level head limits hyper was built with.
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
 use http::Version;
 use http::header::{CONNECTION, HeaderValue};
 use tower::ServiceExt;
 
 use crate::config::{Config, ConfigErrors};
+use crate::edge::hygiene::BeforeRouting;
 use crate::gateway::{BuildError, Gateway};
 use crate::lifecycle::ReloadSnapshot;
-use crate::server::{Gate, HangupSignal};
+use crate::server::{App, Gate, HangupSignal};
 
 /// How often `watch` looks at the config file.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -44,7 +43,7 @@ pub struct LiveApp {
 /// One config generation: what a request runs on from start to finish.
 struct Generation {
     gateway: Gateway,
-    router: Router,
+    app: BeforeRouting,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +86,9 @@ impl LiveApp {
         upstreams: &'static [&'static str],
         routes: fn(&Gateway) -> Router<Gateway>,
     ) -> Arc<Self> {
-        let router = gateway.clone().into_router(routes(&gateway));
+        let app = gateway.clone().into_app(routes(&gateway));
         Arc::new(LiveApp {
-            current: RwLock::new(Arc::new(Generation { gateway, router })),
+            current: RwLock::new(Arc::new(Generation { gateway, app })),
             reloading: tokio::sync::Mutex::new(()),
             name,
             upstreams,
@@ -112,22 +111,22 @@ impl LiveApp {
     /// What the listener serves: each request runs on the generation current when it
     /// arrives. While draining, HTTP/1 responses carry `Connection: close`, so keep-alive
     /// connections end after their current response.
-    pub fn router(self: &Arc<Self>) -> Router {
+    pub fn app(self: &Arc<Self>) -> App {
         let live = self.clone();
-        Router::new().fallback_service(tower::service_fn(move |request: Request| {
+        App::new(move |request| {
             // The lock is held only to clone the Arc, never across the request.
             let generation = live.current();
-            async move {
+            Box::pin(async move {
                 let http1 = request.version() < Version::HTTP_2;
-                let mut response = generation.router.clone().oneshot(request).await?;
+                let Ok(mut response) = generation.app.clone().oneshot(request).await;
                 if http1 && generation.gateway.is_draining() {
                     response
                         .headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
-                Ok::<_, Infallible>(response)
-            }
-        }))
+                response
+            })
+        })
     }
 
     /// What the listener asks before the app: the serving generation's admission control
@@ -197,8 +196,8 @@ impl LiveApp {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        let router = gateway.clone().into_router((self.routes)(&gateway));
-        let next = Arc::new(Generation { gateway, router });
+        let app = gateway.clone().into_app((self.routes)(&gateway));
+        let next = Arc::new(Generation { gateway, app });
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
         Ok(old.gateway.lifecycle().reloads().generation() + 1)
     }

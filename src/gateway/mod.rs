@@ -342,9 +342,15 @@ impl Gateway {
         router.route_layer(AroundLayer(auth_guard))
     }
 
-    /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
-    /// the edge layers around all of them.
+    /// `into_app` as a `Router`.
     pub fn into_router(self, bff: Router<Gateway>) -> Router {
+        Router::new().fallback_service(self.into_app(bff))
+    }
+
+    /// The complete app: the BFF's routes, the configured proxy routes, health endpoints, and
+    /// the edge layers around all of them. A service of its own, not a `Router`: one router
+    /// more around it would cost every request a routing step and a boxed future.
+    pub fn into_app(self, bff: Router<Gateway>) -> BeforeRouting {
         let config = &self.0.config;
         let body_limit =
             usize::try_from(config.server.max_request_body.bytes()).unwrap_or(usize::MAX);
@@ -379,8 +385,7 @@ impl Gateway {
         // What must run BEFORE routing wraps the whole router (a `Router::layer` runs after
         // it): hygiene first (limits, the one path normalisation), then CORS, whose preflight
         // answers need no token.
-        let before_routing = BeforeRouting::new(hygiene_policy, &config.cors, routed);
-        Router::new().fallback_service(before_routing)
+        BeforeRouting::new(hygiene_policy, &config.cors, routed)
     }
 }
 

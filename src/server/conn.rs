@@ -9,13 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::Gate;
+use super::{App, Gate};
 use super::activity::{Activity, Timeouts, WatchedIo, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
@@ -101,7 +100,7 @@ impl ConnectionPolicy {
     /// certificate, over TLS).
     pub fn service(
         &self,
-        app: Router,
+        app: App,
         peer: SocketAddr,
         activity: &Arc<Activity>,
         client_cert: Option<Arc<PeerCertificate>>,
@@ -142,7 +141,7 @@ impl ConnectionPolicy {
 /// closes the rest.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
     stats: Arc<ConnectionStats>,

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
@@ -24,9 +23,8 @@ use http::{HeaderValue, Request, Version, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
-use tower::ServiceExt;
 
-use super::Gate;
+use super::{App, Gate};
 use super::activity::{Activity, InFlight};
 use super::caps::ConnectionStats;
 use crate::error::{Code, Problem};
@@ -35,7 +33,7 @@ use crate::request::PeerCertificate;
 /// What every request on one connection shares.
 #[derive(Clone)]
 pub struct Exchange {
-    pub app: Router,
+    pub app: App,
     pub peer: SocketAddr,
     /// The names of the connection's verified client certificate, if it presented one.
     pub client_cert: Option<Arc<PeerCertificate>>,
@@ -74,7 +72,7 @@ impl Exchange {
             if let Some(cert) = &self.client_cert {
                 request.extensions_mut().insert(cert.clone());
             }
-            call(self.app, request).await
+            self.app.call(request).await
         } else {
             self.with_body(request).await
         };
@@ -109,7 +107,7 @@ impl Exchange {
             }
         };
         let answered = tokio::select! {
-            response = call(self.app, request) => Some(response),
+            response = self.app.call(request) => Some(response),
             () = expired => None,
         };
         match answered {
@@ -157,12 +155,6 @@ async fn keep_alive_after(request: Request<Incoming>, refused: Response) -> Resp
     }
 }
 
-async fn call(app: Router, request: Request<Body>) -> Response {
-    match app.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
-}
 
 fn body_timed_out(timeout: Duration, http1: bool) -> Response {
     let detail = format!(

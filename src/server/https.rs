@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::App;
 use super::activity::{Activity, WatchedIo};
 use super::caps::{ConnectionStats, Permit};
 use super::client_auth::peer_certificate;
@@ -31,7 +31,7 @@ use crate::config::LimitsConfig;
 /// most that long.
 pub async fn serve_tls(
     listener: TcpListener,
-    app: Router,
+    app: App,
     tls: Tls,
     signal: impl Future<Output = Duration> + Send + 'static,
     limits: &LimitsConfig,
@@ -98,7 +98,7 @@ struct Connection {
     permit: Permit,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
-    app: Router,
+    app: App,
     policy: Arc<ConnectionPolicy>,
     watcher: Watcher,
     stopping: watch::Receiver<bool>,

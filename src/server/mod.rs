@@ -30,12 +30,49 @@ pub type Gate = Arc<
 /// Serves plain HTTP until its signal resolves, then drains.
 pub use conn::{http_builder, serve};
 
+/// What a listener serves: one function from a request to its answer. A `Router` becomes
+/// one (`App::from`); a service that picks the app per request (a config reload's
+/// generations) is one itself, with no router around it that would cost every request a
+/// routing step and a boxed future.
+#[derive(Clone)]
+pub struct App(Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response> + Send + Sync>);
+
+impl App {
+    pub fn new(
+        serve: impl Fn(Request<Body>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+    ) -> Self {
+        App(Arc::new(serve))
+    }
+
+    pub(crate) fn call(&self, request: Request<Body>) -> BoxFuture<'static, Response> {
+        (self.0)(request)
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        App::new(move |request| {
+            let router = router.clone();
+            Box::pin(async move {
+                match tower::ServiceExt::oneshot(router, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            })
+        })
+    }
+}
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use futures_util::future::BoxFuture;
+use http::Request;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,7 +93,7 @@ pub struct RunningServer {
 /// What every listener of one server serves.
 #[derive(Clone)]
 pub struct Serving {
-    pub app: Router,
+    pub app: App,
     pub tls: Option<Tls>,
     pub limits: LimitsConfig,
     pub stats: Arc<ConnectionStats>,
@@ -94,7 +131,7 @@ impl RunningServer {
     /// when the handle is dropped, finishing them for at most `DROP_GRACE`.
     pub fn spawn(
         listener: TcpListener,
-        app: Router,
+        app: App,
         tls: Option<Tls>,
         limits: &LimitsConfig,
         stats: Arc<ConnectionStats>,

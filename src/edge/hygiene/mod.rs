@@ -137,14 +137,14 @@ impl IntoResponse for HygieneError {
 /// router. A middleware layer clones the service behind it and boxes a `Next` per request.
 #[derive(Clone)]
 pub struct BeforeRouting {
-    policy: HygienePolicy,
+    policy: Arc<HygienePolicy>,
     routed: Either<cors::Gate, Router>,
 }
 
 impl BeforeRouting {
     pub fn new(policy: HygienePolicy, cors: &CorsConfig, router: Router) -> Self {
         BeforeRouting {
-            policy,
+            policy: Arc::new(policy),
             routed: cors::Gate::wrap(cors, router),
         }
     }
