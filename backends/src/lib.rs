@@ -31,7 +31,10 @@ pub use catalog::{
 };
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
-pub use orders::{NewOrder, NewOrderLine, Order, OrderLine, OrderPage, Orders};
+pub use orders::{
+    LineQuantity, NewOrder, NewOrderLine, Order, OrderHead, OrderHeadPage, OrderLine, OrderPage,
+    Orders,
+};
 pub use promotions::{BannerImage, Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};

@@ -13,6 +13,8 @@ pub struct Orders(pub(super) CachedUpstream);
 
 /// The members of an [`Order`]: the orders service sends only these.
 const ORDER_FIELDS: &str = "id,userId,status,total,items,placedAt";
+/// The members of an [`OrderHead`]: of its lines, their quantities alone.
+const HEAD_FIELDS: &str = "id,status,total,items.quantity";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +44,35 @@ pub struct OrderPage {
     pub next_cursor: Option<String>,
 }
 
+/// An order as a list of orders shows it: its status, its total and how many items it has
+/// (a sixth of a whole order's bytes).
+#[derive(Clone, Debug, Deserialize)]
+pub struct OrderHead {
+    pub id: String,
+    pub status: String,
+    pub total: Money,
+    pub items: Vec<LineQuantity>,
+}
+
+impl OrderHead {
+    /// How many items the order has, over all its lines.
+    pub fn item_count(&self) -> u32 {
+        self.items.iter().map(|line| line.quantity).sum()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct LineQuantity {
+    pub quantity: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderHeadPage {
+    pub items: Vec<OrderHead>,
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
@@ -64,17 +95,20 @@ impl Orders {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<OrderPage, UpstreamError> {
-        let limit = limit.to_string();
-        let mut params = vec![
-            ("userId", user_id),
-            ("limit", limit.as_str()),
-            ("fields", ORDER_FIELDS),
-        ];
-        if let Some(c) = cursor {
-            params.push(("cursor", c));
-        }
         self.0
-            .get_json(ctx, &format!("/orders{}", query(&params)))
+            .get_json(ctx, &page_path(user_id, limit, cursor, ORDER_FIELDS))
+            .await
+    }
+
+    /// The user's latest `limit` orders as a list shows them ([`OrderHead`]).
+    pub async fn heads(
+        &self,
+        ctx: &CallContext,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<OrderHeadPage, UpstreamError> {
+        self.0
+            .get_json(ctx, &page_path(user_id, limit, None, HEAD_FIELDS))
             .await
     }
 
@@ -111,4 +145,18 @@ impl Orders {
             )
             .await
     }
+}
+
+/// `/orders?userId=..&limit=..&fields=..[&cursor=..]`.
+fn page_path(user_id: &str, limit: u32, cursor: Option<&str>, fields: &str) -> String {
+    let limit = limit.to_string();
+    let mut params = vec![
+        ("userId", user_id),
+        ("limit", limit.as_str()),
+        ("fields", fields),
+    ];
+    if let Some(c) = cursor {
+        params.push(("cursor", c));
+    }
+    format!("/orders{}", query(&params))
 }

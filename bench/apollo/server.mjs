@@ -80,9 +80,9 @@ class Users extends Backend {
 }
 class Orders extends Backend {
   constructor(o) { super(9102, o); }
-  // Only the members bff-mobile reads (backends' `Order`), as it asks.
+  // Only the members bff-mobile reads (backends' `OrderHead`), as it asks.
   list(userId, limit) {
-    return this.getJson("orders", { userId, limit: String(limit), fields: "id,userId,status,total,items,placedAt" });
+    return this.getJson("orders", { userId, limit: String(limit), fields: "id,status,total,items.quantity" });
   }
 }
 class Catalog extends Backend {

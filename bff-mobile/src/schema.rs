@@ -122,7 +122,7 @@ impl Home {
         let page = scope
             .backends
             .orders
-            .list(&scope.call, &self.user_id, first as u32, None)
+            .heads(&scope.call, &self.user_id, first as u32)
             .await
             .gql()?;
         Ok(Some(
@@ -130,7 +130,7 @@ impl Home {
                 .into_iter()
                 .take(first as usize)
                 .map(|o| OrderSummary {
-                    item_count: o.items.iter().map(|l| l.quantity as i32).sum(),
+                    item_count: o.item_count() as i32,
                     id: o.id,
                     status: o.status,
                     total: o.total.into(),

@@ -1,9 +1,11 @@
 //! `?fields=a,b`: sparse fieldsets, as many real APIs offer them (JSON:API's sparse
 //! fieldsets, Google's partial responses). A service lists its entity's members in the order
 //! it writes them; a client names the ones it reads, and `id` (the first member) always
-//! comes, since a client matches a batch's items to its ids by it. An object member a
-//! service declares narrowable can be asked for by its keys: `images.thumb` is the `images`
-//! member with its `thumb` key alone (a list of thumbnails need not receive five more sizes).
+//! comes, since a client matches a batch's items to its ids by it. An object member, or a
+//! list of objects, a service declares narrowable can be asked for by its keys:
+//! `images.thumb` is the `images` member with its `thumb` key alone (a list of thumbnails
+//! need not receive five more sizes), `items.quantity` an order's lines with their quantity
+//! alone (a count of the items need not receive their titles and prices).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -11,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 /// An entity's members, in the order it writes them (`names[0]` is its id), and the object
-/// members a client may narrow to some of their keys (at most 4, of at most 16 keys each).
+/// (or list of objects) members a client may narrow to some of their keys (at most 4, of at
+/// most 16 keys each).
 pub(crate) struct Members {
     pub(crate) names: &'static [&'static str],
     pub(crate) narrowable: &'static [(&'static str, &'static [&'static str])],
@@ -74,8 +77,8 @@ impl FieldSet {
         Ok(set)
     }
 
-    /// `entity`'s members in this set, in its own order, narrowed ones with their keys asked
-    /// for alone (`members` as given to `parse`).
+    /// `entity`'s members in this set, in its own order, narrowed ones (each object of a
+    /// narrowed list) with their keys asked for alone (`members` as given to `parse`).
     pub(crate) fn project<T: Serialize>(self, members: &Members, entity: &T) -> Map<String, Value> {
         let mut out = match serde_json::to_value(entity) {
             Ok(Value::Object(out)) => out,
@@ -89,8 +92,16 @@ impl FieldSet {
             if bits == 0 {
                 continue; // whole
             }
-            if let Some(Value::Object(object)) = out.get_mut(*member) {
+            let mut narrow = |object: &mut Map<String, Value>| {
                 object.retain(|key, _| position(keys, key).is_some_and(|k| bits & (1 << k) != 0));
+            };
+            match out.get_mut(*member) {
+                Some(Value::Object(object)) => narrow(object),
+                Some(Value::Array(list)) => list
+                    .iter_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(narrow),
+                _ => {}
             }
         }
         out
@@ -120,6 +131,7 @@ mod tests {
         name: &'static str,
         long: &'static str,
         sizes: Sizes,
+        lines: Vec<Sizes>,
     }
 
     #[derive(Serialize)]
@@ -129,8 +141,11 @@ mod tests {
     }
 
     const MEMBERS: Members = Members {
-        names: &["id", "name", "long", "sizes"],
-        narrowable: &[("sizes", &["small", "large"])],
+        names: &["id", "name", "long", "sizes", "lines"],
+        narrowable: &[
+            ("sizes", &["small", "large"]),
+            ("lines", &["small", "large"]),
+        ],
     };
 
     fn thing() -> Thing {
@@ -139,6 +154,7 @@ mod tests {
             name: "seven",
             long: "a long text",
             sizes: Sizes { small: 1, large: 9 },
+            lines: vec![Sizes { small: 2, large: 8 }, Sizes { small: 3, large: 7 }],
         }
     }
 
@@ -150,7 +166,7 @@ mod tests {
     #[test]
     fn a_set_keeps_the_members_named_and_the_id() {
         assert_eq!(projected(Some("name")), json!({"id": 7, "name": "seven"}));
-        assert_eq!(projected(None).as_object().unwrap().len(), 4);
+        assert_eq!(projected(None).as_object().unwrap().len(), 5);
         let unknown = FieldSet::parse(Some("name,colour"), &MEMBERS).unwrap_err();
         assert!(format!("{unknown:?}").contains("colour"), "{unknown:?}");
     }
@@ -168,6 +184,15 @@ mod tests {
         assert_eq!(
             projected(Some("sizes.small,sizes")),
             json!({"id": 7, "sizes": {"small": 1, "large": 9}})
+        );
+        // A list of objects: each keeps the keys named.
+        assert_eq!(
+            projected(Some("lines.large")),
+            json!({"id": 7, "lines": [{"large": 8}, {"large": 7}]})
+        );
+        assert_eq!(
+            projected(Some("lines,lines.large"))["lines"],
+            json!([{"small": 2, "large": 8}, {"small": 3, "large": 7}])
         );
         // Narrowed views are distinct sets (the services key their memos by them).
         let small = FieldSet::parse(Some("sizes.small"), &MEMBERS).unwrap();

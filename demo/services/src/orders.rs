@@ -163,7 +163,11 @@ const FIELDS: Members = Members {
         "notes",
         "audit",
     ],
-    narrowable: &[],
+    // An order's lines by their members (`items.quantity`: how many, not what).
+    narrowable: &[(
+        "items",
+        &["productId", "title", "sku", "quantity", "unitPrice"],
+    )],
 };
 
 /// Orders created by `POST /orders` and the idempotency keys that created them, and the
