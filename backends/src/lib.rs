@@ -25,15 +25,14 @@ use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
 use serde::{Deserialize, Serialize};
 
-pub use cart::{Cart, CartLine, Carts};
+pub use cart::{Cart, CartCount, CartLine, Carts};
 pub use catalog::{
     CATEGORIES, Catalog, Product, ProductFilter, ProductPage, ProductSummary, Thumbnail,
 };
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
 pub use orders::{
-    LineQuantity, NewOrder, NewOrderLine, Order, OrderHead, OrderHeadPage, OrderLine, OrderPage,
-    Orders,
+    NewOrder, NewOrderLine, Order, OrderHead, OrderHeadPage, OrderLine, OrderPage, Orders,
 };
 pub use promotions::{BannerImage, Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
@@ -128,6 +127,20 @@ impl Scope {
 pub struct Money {
     pub amount: String,
     pub currency: String,
+}
+
+/// A line of an order or a cart narrowed to its quantity (`fields=items.quantity`): for
+/// counting the items, not showing them.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct LineQuantity {
+    pub quantity: u32,
+}
+
+impl LineQuantity {
+    /// How many items `lines` hold in all.
+    pub fn count(lines: &[LineQuantity]) -> u32 {
+        lines.iter().map(|line| line.quantity).sum()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

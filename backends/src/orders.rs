@@ -3,7 +3,7 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::Money;
+use super::{LineQuantity, Money};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
 use manifold::upstream::{Idempotency, UpstreamError, path_segment, query};
@@ -57,13 +57,8 @@ pub struct OrderHead {
 impl OrderHead {
     /// How many items the order has, over all its lines.
     pub fn item_count(&self) -> u32 {
-        self.items.iter().map(|line| line.quantity).sum()
+        LineQuantity::count(&self.items)
     }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub struct LineQuantity {
-    pub quantity: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -92,7 +92,7 @@ impl Home {
         let cart = scope
             .backends
             .cart
-            .get(&scope.call, &self.user_id)
+            .count(&scope.call, &self.user_id)
             .await
             .gql()?;
         Ok(Some(CartSummary {

@@ -121,7 +121,7 @@ async fn the_home_asks_each_backend_for_only_what_it_reads() {
 }
 
 #[tokio::test]
-async fn home_payload_is_a_small_fraction_of_what_the_backends_sent() {
+async fn home_payload_is_trimmed_from_small_backend_answers() {
     let stack = Stack::start(&bff_mobile::SPEC).await;
     let token = stack.token("42", "mobile", &[]).await;
     stack.reset_stats().await;
@@ -149,15 +149,17 @@ async fn home_payload_is_a_small_fraction_of_what_the_backends_sent() {
         ratio * 100.0
     );
     assert!(backend_bytes > 0);
-    // The backends send projections (about 7.6 KB instead of 35 KB of whole entities:
-    // members, image sizes and order lines' quantities the home reads), and the client
-    // still gets little more than half of even that (ids to match batches, cart lines and
-    // recommendation reasons it only counts or skips, envelopes, ...).
+    // The backends send projections (about 6.9 KB instead of 35 KB of whole entities:
+    // members, image sizes, and order and cart lines' quantities, as the home reads them):
+    // a lost projection shows here first.
     assert!(
-        backend_bytes <= 9_000,
+        backend_bytes <= 8_000,
         "the backends sent {backend_bytes} bytes: a projection was lost"
     );
-    assert!(ratio <= 0.55, "payload ratio {ratio:.3} is over 55%");
+    // What is left to trim is what the home reads but does not show (ids that match
+    // batches, the quantities it sums, recommendation reasons, envelopes): the client still
+    // gets well under two thirds of it.
+    assert!(ratio <= 0.65, "payload ratio {ratio:.3} is over 65%");
 }
 
 #[tokio::test]

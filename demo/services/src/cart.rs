@@ -1,11 +1,12 @@
-//! cart (9106): each user's cart, seeded with 0 to 6 lines, and `POST /carts/{userId}/items`
-//! to add or increment a line. Changed carts live in this router's memory only.
+//! cart (9106): each user's cart, seeded with 0 to 6 lines (`fields=` narrows it, as the
+//! other services' reads), and `POST /carts/{userId}/items` to add or increment a line.
+//! Changed carts live in this router's memory only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users;
@@ -120,11 +122,29 @@ impl Cart {
     }
 }
 
-/// Carts changed since start; untouched users get their seeded cart, whose JSON is
-/// memoised: a changed cart never goes back to being seeded, so that JSON cannot go stale.
+/// A cart's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: Members = Members {
+    names: &[
+        "userId",
+        "currency",
+        "items",
+        "subtotal",
+        "updatedAt",
+        "audit",
+    ],
+    // The lines by their members (`items.quantity`: how many, not what).
+    narrowable: &[(
+        "items",
+        &["productId", "title", "quantity", "unitPrice", "addedAt"],
+    )],
+};
+
+/// Carts changed since start; untouched users get their seeded cart, whose JSON (whole or
+/// in the views `?fields=` asked for) is memoised: a changed cart never goes back to being
+/// seeded, so that JSON cannot go stale.
 struct Carts {
     changed: Mutex<HashMap<u32, Cart>>,
-    seeded: Memo<u32>,
+    seeded: Memo<(u32, FieldSet)>,
 }
 
 impl Default for Carts {
@@ -137,20 +157,36 @@ impl Default for Carts {
 }
 
 impl Carts {
-    /// The JSON of the user's cart as it is now.
-    fn json(&self, user: u32) -> Bytes {
+    /// The JSON of the user's cart as it is now, narrowed to `fields`.
+    fn json(&self, user: u32, fields: FieldSet) -> Bytes {
+        let view = |cart: &Cart| match fields {
+            FieldSet::ALL => memo::to_json(cart),
+            _ => memo::to_json(&fields.project(&FIELDS, cart)),
+        };
         // Serialised under the lock: no half-applied addition can be seen.
-        let changed = lock(&self.changed).get(&user).map(memo::to_json);
-        changed.unwrap_or_else(|| self.seeded.json(user, || Cart::seeded(user)))
+        let changed = lock(&self.changed).get(&user).map(view);
+        changed.unwrap_or_else(|| match fields {
+            FieldSet::ALL => self.seeded.json((user, fields), || Cart::seeded(user)),
+            _ => self.seeded.json((user, fields), || {
+                fields.project(&FIELDS, &Cart::seeded(user))
+            }),
+        })
     }
+}
+
+#[derive(Deserialize)]
+struct Projection {
+    fields: Option<String>,
 }
 
 async fn show(
     State(carts): State<Arc<Carts>>,
     Path(user_id): Path<String>,
+    Query(projection): Query<Projection>,
 ) -> Result<JsonBytes, ApiError> {
     let user = users::known_user(&user_id)?;
-    Ok(JsonBytes(carts.json(user)))
+    let fields = FieldSet::parse(projection.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(carts.json(user, fields)))
 }
 
 #[derive(Deserialize)]
@@ -216,15 +252,47 @@ mod tests {
         for round in 0..2 {
             for user in (1..=users::USER_COUNT).step_by(157).chain([1, 10_000]) {
                 let old = serde_json::to_vec(&Cart::seeded(user)).unwrap();
-                assert_eq!(carts.json(user), old, "user {user}, round {round}");
+                assert_eq!(
+                    carts.json(user, FieldSet::ALL),
+                    old,
+                    "user {user}, round {round}"
+                );
             }
         }
-        let before = carts.json(7);
+        let before = carts.json(7, FieldSet::ALL);
         let mut cart = Cart::seeded(7);
         cart.add(7, 123, 2);
         lock(&carts.changed).insert(7, cart.clone());
-        let after = carts.json(7);
+        let after = carts.json(7, FieldSet::ALL);
         assert_ne!(after, before);
         assert_eq!(after, serde_json::to_vec(&cart).unwrap());
+    }
+
+    /// `fields=userId,items.quantity`: each line's quantity alone, seeded or changed.
+    #[test]
+    fn a_cart_narrowed_to_its_quantities_holds_nothing_else() {
+        let carts = Carts::default();
+        let fields = FieldSet::parse(Some("items.quantity"), &FIELDS).unwrap();
+        let count = |json: Bytes| -> serde_json::Value { serde_json::from_slice(&json).unwrap() };
+        for user in [7, 8] {
+            let seeded = Cart::seeded(user);
+            let quantities: Vec<_> = seeded
+                .items
+                .iter()
+                .map(|l| serde_json::json!({"quantity": l.quantity}))
+                .collect();
+            assert_eq!(
+                count(carts.json(user, fields)),
+                serde_json::json!({"userId": user.to_string(), "items": quantities})
+            );
+        }
+        let mut cart = Cart::seeded(7);
+        cart.add(7, 123, 2);
+        lock(&carts.changed).insert(7, cart.clone());
+        let lines = count(carts.json(7, fields))["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(lines, cart.items.len(), "the changed cart, narrowed");
     }
 }
