@@ -14,11 +14,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::{App, Gate};
 use super::activity::{Activity, Timeouts, WatchedIo, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
 use super::framing::ScannedIo;
+use super::{App, Gate};
 use crate::config::LimitsConfig;
 use crate::request::PeerCertificate;
 

@@ -24,9 +24,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::{App, Gate};
 use super::activity::{Activity, InFlight};
 use super::caps::ConnectionStats;
+use super::{App, Gate};
 use crate::error::{Code, Problem};
 use crate::request::PeerCertificate;
 
@@ -154,7 +154,6 @@ async fn keep_alive_after(request: Request<Incoming>, refused: Response) -> Resp
         _ => closing(refused),
     }
 }
-
 
 fn body_timed_out(timeout: Duration, http1: bool) -> Response {
     let detail = format!(
