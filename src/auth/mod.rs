@@ -9,13 +9,11 @@ mod jwks;
 mod jwt;
 mod strip;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
-use tower::Service;
 
 pub use apikey::{ApiKeys, hash_api_key};
 pub use client_cert::ClientCertificates;
@@ -28,7 +26,7 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
 use crate::request::RequestRecord;
-use crate::server::around::{Around, Next};
+use crate::server::around::{Around, Next, Rest};
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -210,45 +208,34 @@ impl AuthGuard {
 /// The layer: authenticate under the guard's policy, check its scopes and put
 /// `Arc<Identity>` into the request's extensions, or answer 401/403 without calling anything.
 impl Around for AuthGuard {
-    async fn around<S>(&self, request: Request, next: Next<S>) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-        S::Future: Send,
-    {
-        require(self, request, next).await
-    }
-}
-
-async fn require<S>(guard: &AuthGuard, mut request: Request, next: Next<S>) -> Response
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    let client_cert = request.extensions().get::<Arc<PeerCertificate>>();
-    match guard
-        .authenticator
-        .authenticate(guard.policy, request.headers(), client_cert.map(|c| &**c))
-        .await
-    {
-        Ok(Some(identity)) => {
-            if let Some(missing) = guard.scopes.iter().find(|s| !identity.has_scope(s)) {
-                return AuthError::Forbidden(missing.clone()).into_response();
+    async fn around<S: Rest>(&self, mut request: Request, next: Next<S>) -> Response {
+        let client_cert = request.extensions().get::<Arc<PeerCertificate>>();
+        let authenticated = self
+            .authenticator
+            .authenticate(self.policy, request.headers(), client_cert.map(|c| &**c))
+            .await;
+        match authenticated {
+            Ok(Some(identity)) => {
+                if let Some(missing) = self.scopes.iter().find(|s| !identity.has_scope(s)) {
+                    return AuthError::Forbidden(missing.clone()).into_response();
+                }
+                let identity = Arc::new(identity);
+                if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
+                    record.set_caller(identity.clone());
+                }
+                request.extensions_mut().insert(identity);
+                next.run(request).await
             }
-            let identity = Arc::new(identity);
-            if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
-                record.set_caller(identity.clone());
+            Ok(None) => next.run(request).await,
+            Err(e) => {
+                tracing::debug!(reason = %e, "request refused at the edge");
+                e.into_response()
             }
-            request.extensions_mut().insert(identity);
-            next.run(request).await
-        }
-        Ok(None) => next.run(request).await,
-        Err(e) => {
-            tracing::debug!(reason = %e, "request refused at the edge");
-            e.into_response()
         }
     }
 }
 
-/// Middleware for a route inside `require` (or `Gateway::protect`): 403 unless the caller
+/// Middleware for a route inside the `AuthGuard` (or `Gateway::protect`): 403 unless the caller
 /// holds `scope`. For facades whose scope differs per route of one protected router.
 pub async fn require_route_scope(
     State(scope): State<&'static str>,

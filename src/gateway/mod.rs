@@ -9,12 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use std::convert::Infallible;
-
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use tower::Service;
 
 use crate::auth::{AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::cache::{CachedUpstream, EntityCache};
@@ -29,7 +26,7 @@ use crate::observe::exposition::Registry;
 use crate::ratelimit::LimitFamilies;
 use crate::ratelimit::{Enforcement, QuotaUse, RateLimiter};
 use crate::server::ConnectionStats;
-use crate::server::around::{Around, AroundLayer, Next};
+use crate::server::around::{Around, AroundLayer, Next, Rest};
 use crate::upstream::{Upstream, UpstreamFamilies};
 use crate::{compose, observe, proxy, rest};
 
@@ -49,11 +46,7 @@ struct Front {
 /// admission, auth, limits and the handler, so their refusals are counted and logged too, with the
 /// request body guarded so that a refusal does not cost the client its connection.
 impl Around for Front {
-    async fn around<S>(&self, mut request: Request, next: Next<S>) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-        S::Future: Send,
-    {
+    async fn around<S: Rest>(&self, mut request: Request, next: Next<S>) -> Response {
         let id = edge::admit(&self.edge, &mut request);
         let encoding = self
             .compression

@@ -3,13 +3,11 @@
 //! rule (`RATE_LIMITED`) or a quota (`QUOTA_EXCEEDED`, naming it and when it resets), 503
 //! when the shared store is down and the policy is to refuse.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use tower::Service;
 
 use super::usage::Usage;
 use super::{Cost, Decisions, QuotaDecision, QuotaState, RateLimiter, Targets, Verdict, headers};
@@ -17,7 +15,7 @@ use crate::auth::Identity;
 use crate::config::CostKind;
 use crate::edge::client_ip::ClientIp;
 use crate::error::{Code, Problem};
-use crate::server::around::{Around, Next};
+use crate::server::around::{Around, Next, Rest};
 
 /// What the requests of a route do to the caller's quotas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,21 +38,17 @@ pub struct Enforcement {
 /// The layer (inside authentication): charges the request to every rule and quota that
 /// applies and answers 429 without running the handler when one refuses.
 impl Around for Enforcement {
-    async fn around<S>(&self, request: Request, next: Next<S>) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-        S::Future: Send,
-    {
-        enforce(self, request, next).await
+    async fn around<S: Rest>(&self, request: Request, next: Next<S>) -> Response {
+        enforce(&self.limiter, self.quotas, request, next).await
     }
 }
 
-async fn enforce<S>(enforcement: &Enforcement, mut request: Request, next: Next<S>) -> Response
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    let Enforcement { limiter, quotas } = enforcement;
-    let quotas = *quotas;
+async fn enforce<S: Rest>(
+    limiter: &Arc<RateLimiter>,
+    quotas: QuotaUse,
+    mut request: Request,
+    next: Next<S>,
+) -> Response {
     let identity = request.extensions().get::<Arc<Identity>>().cloned();
     let client = request.extensions().get::<ClientIp>().copied();
     let targets = limiter.targets(identity.as_deref(), client);

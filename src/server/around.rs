@@ -16,10 +16,24 @@ use tower::{Layer, Service, ServiceExt};
 
 /// What a layer does around the rest of the stack, `next`.
 pub trait Around: Clone + Send + Sync + 'static {
-    fn around<S>(&self, request: Request, next: Next<S>) -> impl Future<Output = Response> + Send
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-        S::Future: Send;
+    fn around<S: Rest>(
+        &self,
+        request: Request,
+        next: Next<S>,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+/// The rest of the stack as a layer finds it: a service that answers every request.
+pub trait Rest:
+    Service<Request, Response = Response, Error = Infallible, Future: Send> + Send + 'static
+{
+}
+
+impl<S> Rest for S
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send,
+{
 }
 
 /// The rest of the stack, run at most once.
@@ -58,12 +72,7 @@ pub struct AroundService<A, S> {
     inner: S,
 }
 
-impl<A, S> Service<Request> for AroundService<A, S>
-where
-    A: Around,
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
+impl<A: Around, S: Rest + Clone> Service<Request> for AroundService<A, S> {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -93,11 +102,7 @@ mod tests {
     struct Doorman(&'static str);
 
     impl Around for Doorman {
-        async fn around<S>(&self, request: Request, next: Next<S>) -> Response
-        where
-            S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-            S::Future: Send,
-        {
+        async fn around<S: Rest>(&self, request: Request, next: Next<S>) -> Response {
             if !request.headers().contains_key("x-pass") {
                 return StatusCode::FORBIDDEN.into_response();
             }
