@@ -92,7 +92,7 @@ impl FieldSet {
             if bits == 0 {
                 continue; // whole
             }
-            let mut narrow = |object: &mut Map<String, Value>| {
+            let narrow = |object: &mut Map<String, Value>| {
                 object.retain(|key, _| position(keys, key).is_some_and(|k| bits & (1 << k) != 0));
             };
             match out.get_mut(*member) {
