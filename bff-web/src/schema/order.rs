@@ -86,7 +86,7 @@ impl OrderItem<'_> {
 
 pub struct Shipment(Arc<backends::Shipment>);
 
-#[Object]
+#[Object(serial)]
 impl Shipment {
     async fn carrier(&self) -> &str {
         &self.0.carrier

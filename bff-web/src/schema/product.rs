@@ -128,6 +128,7 @@ impl Product {
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ReviewSummary {
     /// Mean rating, 1 to 5; null while the product has no reviews.
     average: Option<f64>,
@@ -136,7 +137,7 @@ pub struct ReviewSummary {
 
 pub struct Review(backends::Review);
 
-#[Object]
+#[Object(serial)]
 impl Review {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())

@@ -85,7 +85,7 @@ impl Viewer {
 
 pub struct Profile(backends::User);
 
-#[Object]
+#[Object(serial)]
 impl Profile {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
