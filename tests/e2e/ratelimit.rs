@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use demo_services::Service;
 use manifold::RunningBff;
-use manifold::config::{Cidr, Config, CostKind, KeyKind, RedisEndpoint, RuleConfig, TierConfig};
+use manifold::config::{
+    Cidr, Config, CostKind, KeyKind, Period, QuotaConfig, RedisEndpoint, RuleConfig, TierConfig,
+};
 use manifold::ratelimit::{MetricsSnapshot, RedisStore};
 use serde_json::{Value, json};
 
@@ -324,6 +326,58 @@ async fn graphql_operations_are_charged_by_their_cost() {
     // A one-field operation still fits in what is left.
     let r = post(&stack.http, &base, &token, "{ __typename }", &[]).await;
     assert_eq!(r.status(), 200);
+}
+
+/// A quota with `cost = "operation"` on the GraphQL endpoint: each operation spends its
+/// estimated cost from the caller's allowance, and one that would overspend it is refused
+/// before it runs.
+#[tokio::test]
+async fn a_quota_by_operation_spends_each_graphql_operations_cost() {
+    let stack = Stack::start_with(&bff_mobile::SPEC, |c| {
+        only(c, vec![]);
+        c.rate_limit.quotas = vec![QuotaConfig {
+            name: "daily-cost".into(),
+            key: KeyKind::User,
+            limit: 10,
+            period: Period::Day,
+            cost: CostKind::Operation,
+        }];
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let base = stack.bff.url();
+    // home + me + id + name: 4 units.
+    let query = "{ home { me { id name } } }";
+    for left in [6, 2] {
+        let r = post(&stack.http, &base, &token, query, &[]).await;
+        assert_eq!(r.status(), 200);
+        let state = header(&r, "ratelimit");
+        assert!(
+            state.starts_with(&format!("\"daily-cost\";r={left};")),
+            "{state}"
+        );
+    }
+    stack.reset_stats().await;
+    let r = post(&stack.http, &base, &token, query, &[]).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.expect("problem");
+    assert_eq!(body["code"], "QUOTA_EXCEEDED", "{body}");
+    assert_eq!(
+        stack.requests(Service::Users).await,
+        0,
+        "refused before executing"
+    );
+    // The refused operation paid the one unit every request pays on arrival, not the three
+    // more it would have cost: the unit left takes a one-field operation, and then none fits.
+    let r = post(&stack.http, &base, &token, "{ __typename }", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        header(&r, "ratelimit").starts_with("\"daily-cost\";r=0;"),
+        "{}",
+        header(&r, "ratelimit")
+    );
+    let r = post(&stack.http, &base, &token, "{ __typename }", &[]).await;
+    assert_eq!(r.status(), 429);
 }
 
 #[tokio::test]
