@@ -249,10 +249,50 @@ mod tests {
         assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
         assert_eq!(path_segment("."), "%2E");
         assert_eq!(path_segment("Zoë/~"), "Zo%C3%AB%2F~");
+        // Multi-byte characters at either end, alone, and next to each other.
+        assert_eq!(path_segment("ëZ"), "%C3%ABZ");
+        assert_eq!(path_segment("ë"), "%C3%AB");
+        assert_eq!(path_segment("a€ë"), "a%E2%82%AC%C3%AB");
+        assert_eq!(path_segment(""), "");
         assert_eq!(
             query(&[("ids", "p1,p2"), ("q", "x&y")]),
             "?ids=p1%2Cp2&q=x%26y"
         );
+    }
+
+    /// Every string of up to three pieces from a mixed set encodes to unreserved bytes and
+    /// `%HH` escapes only, and decodes back to itself.
+    #[test]
+    fn encoding_round_trips_and_leaves_only_unreserved_bytes() {
+        let pieces = [
+            "", "a", "Z9", "-._~", " ", "/", "%", "ë", "€", "😀", "a b", "?&=",
+        ];
+        let decode = |encoded: &str| {
+            let bytes = encoded.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 3;
+                } else {
+                    assert!(bytes[i].is_ascii_alphanumeric() || b"-._~".contains(&bytes[i]));
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        };
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let raw = format!("{a}{b}{c}");
+                    let encoded = query(&[("k", &raw)]);
+                    assert_eq!(decode(&encoded["?k=".len()..]), raw, "{encoded}");
+                }
+            }
+        }
     }
 
     #[tokio::test]
