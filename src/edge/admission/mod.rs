@@ -1,6 +1,7 @@
 //! Admission control: how many requests this instance works on at once, adapted to what it
 //! can do. The signal is the instance's own: how long work that was woken (a backend's answer
-//! arrived, a timer fired) waits for a worker thread, sampled every `SAMPLE_EVERY`. Past
+//! arrived, a timer fired) waits for a worker thread, sampled every `SAMPLE_EVERY` while
+//! requests are in flight (an idle instance is not woken to sample). Past
 //! `max_delay` the instance is short of CPU and every request in it slows down, so the limit
 //! shrinks by a tenth; while work is picked up in time and the limit is used, it grows by one
 //! each sample (`upstream::limit`'s AIMD). End-to-end latency is not the signal: a slow
@@ -67,6 +68,14 @@ pub struct Admission {
     /// (nanoseconds): under thread-per-core every worker samples and one learns from the
     /// worst, so a free worker's samples cannot undo what a busy one's taught.
     worst_delay_ns: AtomicU64,
+    /// Wakes the samplers, which wait on it while nothing is in flight (an idle instance is
+    /// not woken every `SAMPLE_EVERY`), when a request takes the first place, and when the
+    /// admission is dropped (they end then). Shared with them: a waiting sampler holds no
+    /// `Admission` alive.
+    work_began: Arc<Notify>,
+    /// Samples noted, for the tests.
+    #[cfg(test)]
+    samples: AtomicU64,
 }
 
 /// A place in the limit, given back on drop.
@@ -97,6 +106,9 @@ impl Admission {
             waited: AtomicU64::new(0),
             shed_log: ShedLog::new(),
             worst_delay_ns: AtomicU64::new(0),
+            work_began: Arc::new(Notify::new()),
+            #[cfg(test)]
+            samples: AtomicU64::new(0),
         }
     }
 
@@ -168,13 +180,16 @@ impl Admission {
 
     fn try_admit(&self) -> Option<Ticket<'_>> {
         let limit = self.limit.current();
-        let admitted = self
+        let before = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
             })
-            .is_ok();
-        admitted.then(|| Ticket {
+            .ok()?;
+        if before == 0 {
+            self.work_began.notify_waiters();
+        }
+        Some(Ticket {
             admission: self,
             queued: false,
         })
@@ -198,14 +213,17 @@ impl Admission {
     /// shrinks the limit), else on the current runtime. Must run inside a tokio runtime.
     pub fn watch(self: &Arc<Self>) {
         let admission = Arc::downgrade(self);
+        let work_began = self.work_began.clone();
         crate::server::workers::spawn_on_each(move |worker| {
-            sample_delay(admission.clone(), worker == 0)
+            sample_delay(admission.clone(), work_began.clone(), worker == 0)
         });
     }
 
     /// Notes one worker's sample; the learning one (`learns`) then learns from the worst
     /// noted since it last did.
     fn sampled(&self, delay: Duration, learns: bool) {
+        #[cfg(test)]
+        self.samples.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.worst_delay_ns.fetch_max(nanos, Ordering::AcqRel);
         if learns {
@@ -230,10 +248,23 @@ impl Admission {
     }
 }
 
-/// Every `SAMPLE_EVERY`: how long this task, after yielding, waits to be polled again (it
-/// goes behind the work already woken, as a backend's answer does).
-async fn sample_delay(admission: Weak<Admission>, learns: bool) {
+/// Every `SAMPLE_EVERY` while requests are in flight: how long this task, after yielding,
+/// waits to be polled again (it goes behind the work already woken, as a backend's answer
+/// does). While nothing is in flight there is no delay to learn from: it waits for work.
+async fn sample_delay(admission: Weak<Admission>, work_began: Arc<Notify>, learns: bool) {
     loop {
+        // Registered before the check, so a request admitted in between still wakes it.
+        let began = work_began.notified();
+        let mut began = std::pin::pin!(began);
+        began.as_mut().enable();
+        let idle = match admission.upgrade() {
+            Some(admission) => admission.in_flight.load(Ordering::Acquire) == 0,
+            None => return,
+        };
+        if idle {
+            began.await;
+            continue;
+        }
         tokio::time::sleep(SAMPLE_EVERY).await;
         let started = Instant::now();
         tokio::task::yield_now().await;
@@ -242,6 +273,13 @@ async fn sample_delay(admission: Weak<Admission>, learns: bool) {
             return;
         };
         admission.sampled(delay, learns);
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // Idle samplers wait for work: wake them to find the admission gone.
+        self.work_began.notify_waiters();
     }
 }
 

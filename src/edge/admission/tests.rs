@@ -47,9 +47,9 @@ async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-/// On a worker kept busy (a task that computes for 2 ms between yields), woken work waits
-/// far longer than `max_delay`: the limit falls to its floor. Once the worker is free and
-/// the places are in use, it grows back.
+/// On a worker kept busy (a task that computes for 2 ms between yields) while a request is in
+/// flight, woken work waits far longer than `max_delay`: the limit falls to its floor. Once
+/// the worker is free and the places are in use, it grows back.
 #[tokio::test(flavor = "current_thread")]
 async fn a_busy_worker_shrinks_the_limit_and_a_free_one_lets_it_grow_back() {
     let admission = Arc::new(Admission::new(&AdmissionConfig {
@@ -59,6 +59,7 @@ async fn a_busy_worker_shrinks_the_limit_and_a_free_one_lets_it_grow_back() {
         ..AdmissionConfig::default()
     }));
     admission.watch();
+    let mut held = vec![admission.try_admit().expect("a place")];
     let busy = tokio::spawn(async {
         loop {
             let until = Instant::now() + Duration::from_millis(2);
@@ -72,7 +73,6 @@ async fn a_busy_worker_shrinks_the_limit_and_a_free_one_lets_it_grow_back() {
     busy.abort();
     assert!(floor, "the limit stayed at {}", admission.limit());
     // Every place taken, as under load; the worker free: the limit grows with use.
-    let mut held = Vec::new();
     let grew = eventually(Duration::from_secs(5), || {
         held.extend(std::iter::from_fn(|| admission.try_admit()));
         admission.limit() >= 16
@@ -234,4 +234,44 @@ async fn the_worst_worker_teaches_the_limit_and_a_free_one_cannot_undo_it() {
     }
     assert!(admission.limit() >= 3, "{}", admission.limit());
     drop((held, held_too));
+}
+
+/// While nothing is in flight the samplers wait for work instead of waking every
+/// `SAMPLE_EVERY`; the first admitted request wakes them, and they wait again once it ends.
+#[tokio::test(start_paused = true)]
+async fn an_idle_instance_is_not_sampled_and_work_wakes_the_sampler() {
+    let admission = Arc::new(Admission::new(&config(4, 0)));
+    admission.watch();
+    let samples = || admission.samples.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(samples(), 0, "sampled while idle");
+    let held = admission.try_admit().expect("a place");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let busy = samples();
+    assert!(
+        busy >= 10,
+        "{busy} samples in 100 ms with a request in flight"
+    );
+    drop(held);
+    // At most the sample already under way is noted after the request ends.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let settled = samples();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(samples(), settled, "sampled after the work ended");
+}
+
+/// A waiting sampler holds no admission alive, and ends when its admission is dropped (a
+/// reload that changes `[admission]` drops the old one).
+#[tokio::test(start_paused = true)]
+async fn an_idle_sampler_ends_with_its_admission() {
+    let admission = Arc::new(Admission::new(&config(4, 0)));
+    admission.watch();
+    let work_began = admission.work_began.clone();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(admission);
+    let ended = eventually(Duration::from_secs(1), || {
+        Arc::strong_count(&work_began) == 1
+    })
+    .await;
+    assert!(ended, "the sampler outlived its admission");
 }
