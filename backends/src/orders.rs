@@ -45,7 +45,7 @@ pub struct OrderPage {
 }
 
 /// An order as a list of orders shows it: its status, its total and how many items it has
-/// (a sixth of a whole order's bytes).
+/// (a quarter of an [`Order`]'s bytes).
 #[derive(Clone, Debug, Deserialize)]
 pub struct OrderHead {
     pub id: String,
