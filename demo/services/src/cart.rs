@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -182,8 +182,9 @@ struct Projection {
 async fn show(
     State(carts): State<Arc<Carts>>,
     Path(user_id): Path<String>,
-    Query(projection): Query<Projection>,
+    projection: Result<Query<Projection>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
+    let Query(projection) = projection?;
     let user = users::known_user(&user_id)?;
     let fields = FieldSet::parse(projection.fields.as_deref(), &FIELDS)?;
     Ok(JsonBytes(carts.json(user, fields)))
