@@ -17,7 +17,7 @@ use crate::catalog;
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
 use crate::fields::{FieldSet, Members};
-use crate::memo::{self, JsonBytes, Memo};
+use crate::memo::{JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users;
 
@@ -159,17 +159,13 @@ impl Default for Carts {
 impl Carts {
     /// The JSON of the user's cart as it is now, narrowed to `fields`.
     fn json(&self, user: u32, fields: FieldSet) -> Bytes {
-        let view = |cart: &Cart| match fields {
-            FieldSet::ALL => memo::to_json(cart),
-            _ => memo::to_json(&fields.project(&FIELDS, cart)),
-        };
         // Serialised under the lock: no half-applied addition can be seen.
-        let changed = lock(&self.changed).get(&user).map(view);
-        changed.unwrap_or_else(|| match fields {
-            FieldSet::ALL => self.seeded.json((user, fields), || Cart::seeded(user)),
-            _ => self.seeded.json((user, fields), || {
-                fields.project(&FIELDS, &Cart::seeded(user))
-            }),
+        let changed = lock(&self.changed)
+            .get(&user)
+            .map(|cart| fields.json(&FIELDS, cart));
+        changed.unwrap_or_else(|| {
+            self.seeded
+                .bytes((user, fields), || fields.json(&FIELDS, &Cart::seeded(user)))
         })
     }
 }

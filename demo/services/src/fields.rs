@@ -7,10 +7,12 @@
 //! need not receive five more sizes), `items.quantity` an order's lines with their quantity
 //! alone (a count of the items need not receive their titles and prices).
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::memo;
 
 /// An entity's members, in the order it writes them (`names[0]` is its id), and the object
 /// (or list of objects) members a client may narrow to some of their keys (at most 4, of at
@@ -75,6 +77,15 @@ impl FieldSet {
             }
         }
         Ok(set)
+    }
+
+    /// `entity`'s JSON in this set: serde's own bytes for every member, else the projection.
+    pub(crate) fn json<T: Serialize>(self, members: &Members, entity: &T) -> Bytes {
+        if self == FieldSet::ALL {
+            memo::to_json(entity)
+        } else {
+            memo::to_json(&self.project(members, entity))
+        }
     }
 
     /// `entity`'s members in this set, in its own order, narrowed ones (each object of a

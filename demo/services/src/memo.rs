@@ -57,10 +57,15 @@ impl<K: Eq + Hash + Clone> Memo<K> {
     /// The JSON of `key`, built and serialised by `build` on a miss. `build` runs outside the
     /// lock, so concurrent misses of one key may both build it; they produce the same bytes.
     pub(crate) fn json<T: Serialize>(&self, key: K, build: impl FnOnce() -> T) -> Bytes {
+        self.bytes(key, || to_json(&build()))
+    }
+
+    /// The bytes of `key`, made by `build` on a miss (outside the lock, as `json`).
+    pub(crate) fn bytes(&self, key: K, build: impl FnOnce() -> Bytes) -> Bytes {
         if let Some(hit) = lock(&self.entries).by_key.get(&key) {
             return hit.clone();
         }
-        let made = to_json(&build());
+        let made = build();
         lock(&self.entries).insert(key, made.clone(), self.budget);
         made
     }

@@ -189,13 +189,8 @@ impl Default for OrderBook {
 
 impl OrderBook {
     fn seeded_json(&self, user: u32, n: u32, fields: FieldSet) -> Bytes {
-        if fields == FieldSet::ALL {
-            return self
-                .seeded
-                .json((user, n, fields), || seeded_order(user, n));
-        }
-        self.seeded.json((user, n, fields), || {
-            fields.project(&FIELDS, &seeded_order(user, n))
+        self.seeded.bytes((user, n, fields), || {
+            fields.json(&FIELDS, &seeded_order(user, n))
         })
     }
 
@@ -233,18 +228,10 @@ impl OrderBook {
 
     fn json(&self, entry: Entry, fields: FieldSet) -> Bytes {
         match entry {
-            Entry::Created(order) => created_json(&order, fields),
+            Entry::Created(order) => fields.json(&FIELDS, &order),
             Entry::Seeded(user, n) => self.seeded_json(user, n, fields),
         }
     }
-}
-
-/// A created order's JSON, whole or narrowed to `fields`.
-fn created_json(order: &Order, fields: FieldSet) -> Bytes {
-    if fields == FieldSet::ALL {
-        return memo::to_json(order);
-    }
-    memo::to_json(&fields.project(&FIELDS, order))
 }
 
 #[derive(Default)]
@@ -328,7 +315,7 @@ async fn one(
     let created = lock(&book.state)
         .by_id
         .get(&id)
-        .map(|order| created_json(order, fields));
+        .map(|order| fields.json(&FIELDS, order));
     created
         .map(JsonBytes)
         .ok_or_else(|| ApiError::not_found("order", &id))
