@@ -3,10 +3,10 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{LineQuantity, Money};
+use super::{LineQuantity, Money, entity_path};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{Idempotency, UpstreamError, path_segment, query};
+use manifold::upstream::{Idempotency, UpstreamError, path_segment};
 
 #[derive(Clone, Debug)]
 pub struct Carts(pub(super) CachedUpstream);
@@ -71,12 +71,9 @@ impl Carts {
         ctx: &CallContext,
         user_id: &str,
     ) -> Result<CartCount, UpstreamError> {
-        let path = format!(
-            "/carts/{}{}",
-            path_segment(user_id),
-            query(&[("fields", COUNT_FIELDS)])
-        );
-        self.0.get_json(ctx, &path).await
+        self.0
+            .get_json(ctx, &entity_path("carts", user_id, COUNT_FIELDS))
+            .await
     }
 
     pub async fn add_item(

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::{path_segment, query};
 use serde::{Deserialize, Serialize};
 
 pub use cart::{Cart, CartCount, CartLine, Carts};
@@ -31,9 +32,7 @@ pub use catalog::{
 };
 pub use loaders::Loaders;
 pub use notifications::{NotificationSummary, Notifications};
-pub use orders::{
-    NewOrder, NewOrderLine, Order, OrderHead, OrderHeadPage, OrderLine, OrderPage, Orders,
-};
+pub use orders::{NewOrder, NewOrderLine, Order, OrderHead, OrderLine, OrderPage, Orders};
 pub use promotions::{BannerImage, Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
@@ -165,6 +164,16 @@ pub struct ImageSet {
 #[derive(Debug, Deserialize)]
 struct Items<T> {
     items: Vec<T>,
+}
+
+/// `/{collection}/{id}?fields={fields}`: one entity, only the members named (its id encoded
+/// as a path segment).
+fn entity_path(collection: &str, id: &str, fields: &str) -> String {
+    format!(
+        "/{collection}/{}{}",
+        path_segment(id),
+        query(&[("fields", fields)])
+    )
 }
 
 /// Comma-joins ids for a batch query parameter.

@@ -3,10 +3,10 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{LineQuantity, Money};
+use super::{Items, LineQuantity, Money, entity_path};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{Idempotency, UpstreamError, path_segment, query};
+use manifold::upstream::{Idempotency, UpstreamError, query};
 
 #[derive(Clone, Debug)]
 pub struct Orders(pub(super) CachedUpstream);
@@ -61,13 +61,6 @@ impl OrderHead {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderHeadPage {
-    pub items: Vec<OrderHead>,
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
@@ -101,22 +94,17 @@ impl Orders {
         ctx: &CallContext,
         user_id: &str,
         limit: u32,
-    ) -> Result<OrderHeadPage, UpstreamError> {
-        self.0
+    ) -> Result<Vec<OrderHead>, UpstreamError> {
+        let page: Items<OrderHead> = self
+            .0
             .get_json(ctx, &page_path(user_id, limit, None, HEAD_FIELDS))
-            .await
+            .await?;
+        Ok(page.items)
     }
 
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<Order, UpstreamError> {
         self.0
-            .get_json(
-                ctx,
-                &format!(
-                    "/orders/{}{}",
-                    path_segment(id),
-                    query(&[("fields", ORDER_FIELDS)])
-                ),
-            )
+            .get_json(ctx, &entity_path("orders", id, ORDER_FIELDS))
             .await
     }
 

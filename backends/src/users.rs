@@ -1,12 +1,11 @@
 //! users service: profiles.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use super::{Image, ImageSet, Items, join_ids};
+use super::{Image, ImageSet, Items, entity_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, path_segment, query};
+use manifold::upstream::{UpstreamError, query};
 
 #[derive(Clone, Debug)]
 pub struct Users(pub(super) CachedUpstream);
@@ -45,26 +44,15 @@ impl Users {
     /// User `id`'s card: a greeting and a "signed in as" need no email, locale or five more
     /// avatar sizes.
     pub async fn card(&self, ctx: &CallContext, id: &str) -> Result<UserCard, UpstreamError> {
-        self.one(ctx, id, CARD_FIELDS).await
+        self.0
+            .get_json(ctx, &entity_path("users", id, CARD_FIELDS))
+            .await
     }
 
     pub async fn get(&self, ctx: &CallContext, id: &str) -> Result<User, UpstreamError> {
-        self.one(ctx, id, USER_FIELDS).await
-    }
-
-    /// User `id`'s profile, only its `fields`.
-    async fn one<T: DeserializeOwned>(
-        &self,
-        ctx: &CallContext,
-        id: &str,
-        fields: &str,
-    ) -> Result<T, UpstreamError> {
-        let path = format!(
-            "/users/{}{}",
-            path_segment(id),
-            query(&[("fields", fields)])
-        );
-        self.0.get_json(ctx, &path).await
+        self.0
+            .get_json(ctx, &entity_path("users", id, USER_FIELDS))
+            .await
     }
 
     pub async fn batch(

@@ -119,14 +119,14 @@ impl Home {
         #[graphql(default = 3, validator(minimum = 1, maximum = 20))] first: i32,
     ) -> Result<Option<Vec<OrderSummary>>> {
         let scope = Scope::of(ctx)?;
-        let page = scope
+        let heads = scope
             .backends
             .orders
             .heads(&scope.call, &self.user_id, first as u32)
             .await
             .gql()?;
         Ok(Some(
-            page.items
+            heads
                 .into_iter()
                 .take(first as usize)
                 .map(|o| OrderSummary {
