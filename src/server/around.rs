@@ -39,10 +39,7 @@ where
 /// The rest of the stack, run at most once.
 pub struct Next<S>(S);
 
-impl<S> Next<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
+impl<S: Rest> Next<S> {
     pub async fn run(self, request: Request) -> Response {
         match self.0.oneshot(request).await {
             Ok(response) => response,
