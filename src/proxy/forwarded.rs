@@ -47,19 +47,21 @@ pub struct Hop<'a> {
 
 /// Sets the forwarding headers of `headers` (the request bound for a backend) for `hop`.
 pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    // One pass to find them (a client rarely sends any), then only those removed.
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| NEVER.contains(name) || (!hop.trusted && FROM_PROXIES.contains(name)))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
+    let doomed =
+        |name: &HeaderName| NEVER.contains(name) || (!hop.trusted && FROM_PROXIES.contains(name));
+    // A client rarely sends any: one pass to find out, a list only when it does.
+    if headers.keys().any(doomed) {
+        let doomed: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+        for name in doomed {
+            headers.remove(name);
+        }
     }
+    // Room for the four written here: the map the client's head was parsed into is full.
+    headers.reserve(4);
     let peer = hop.peer.to_canonical();
     let mut node = String::with_capacity(48);
     push_ip(&mut node, peer);
-    append(headers, X_FORWARDED_FOR, &node);
+    append(headers, X_FORWARDED_FOR, &node, hop.trusted);
     // A client's copies were just removed unless it is a trusted proxy: only then look.
     if !(hop.trusted && headers.contains_key(X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
@@ -87,7 +89,7 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
         element.push_str(host);
         element.push('"');
     }
-    append(headers, FORWARDED, &element);
+    append(headers, FORWARDED, &element, hop.trusted);
 }
 
 /// `ip` in its usual text form; IPv4 (most peers) without the formatting machinery.
@@ -114,21 +116,28 @@ fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
-fn append(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    let existing: Vec<&str> = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if existing.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
+/// Adds `value` to the list in `name`: after a trusted proxy's own entries, else alone
+/// (an untrusted client's were removed).
+fn append(headers: &mut HeaderMap, name: HeaderName, value: &str, trusted: bool) {
+    let mut joined = String::new();
+    if trusted {
+        for existing in headers
+            .get_all(&name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            joined.push_str(existing);
+            joined.push_str(", ");
         }
-        return;
     }
-    let joined = format!("{}, {value}", existing.join(", "));
-    if let Ok(joined) = HeaderValue::from_str(&joined) {
-        headers.insert(name, joined);
+    let value = if joined.is_empty() {
+        HeaderValue::from_str(value)
+    } else {
+        joined.push_str(value);
+        HeaderValue::from_str(&joined)
+    };
+    if let Ok(value) = value {
+        headers.insert(name, value);
     }
 }
 

@@ -113,12 +113,11 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
     let trusted = parts.extensions.get::<FromTrustedProxy>().is_some();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    // A handle on the header's bytes, not a copy: the headers move into the exchange.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
     let outgoing = |mut headers: HeaderMap| {
         remove_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
@@ -129,7 +128,7 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
                 peer,
                 trusted,
                 proto: route.proto,
-                host: host.as_deref(),
+                host: host.as_ref().and_then(|h| h.to_str().ok()),
             };
             forwarded::apply(&mut headers, &hop);
         }
