@@ -83,7 +83,7 @@ pub(super) fn refused_with_code(
 pub(super) fn answer(content_type: &'static str, response: &async_graphql::Response) -> Response {
     // Most answers fit the first 4 KiB: one allocation rather than doubling from 128 bytes.
     let mut bytes = Vec::with_capacity(4096);
-    match serde_json::to_writer(&mut bytes, response) {
+    match super::json::write_response(&mut bytes, response) {
         Ok(()) => {
             let mut answer = respond(StatusCode::OK, content_type, bytes);
             if !response.errors.is_empty() {

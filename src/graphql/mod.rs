@@ -19,6 +19,7 @@ mod documents;
 mod http;
 mod ide;
 mod introspection;
+mod json;
 mod params;
 mod persisted;
 mod sdl;
