@@ -221,3 +221,83 @@ async fn a_stalled_backend_body_is_cut_at_the_route_timeout() {
     assert!(took < Duration::from_secs(3), "cut after {took:?}");
     stalling.abort();
 }
+
+#[tokio::test]
+async fn the_bffs_own_routes_win_under_a_prefix_and_the_longest_prefix_wins_among_routes() {
+    use manifold::config::{AuthPolicy, DeprecationConfig, RouteConfig};
+    let route = |prefix: &str, upstream: &str, rewrite: &str| RouteConfig {
+        prefix: prefix.into(),
+        upstream: upstream.into(),
+        rewrite: Some(rewrite.into()),
+        auth: AuthPolicy::None,
+        scopes: vec![],
+        timeout: Duration::from_secs(5),
+        max_body: None,
+        compress: false,
+    };
+    // Both prefixes cover the partner API's own `/v1/orders/{id}`; one covers the other.
+    let stack = Stack::start_with(&bff_partner::SPEC, |config| {
+        config.routes = vec![
+            route("/v1/", "catalog", "/"),
+            route("/v1/raw/users/", "users", "/users/"),
+        ];
+        config.deprecations = vec![DeprecationConfig {
+            path: "/v1/raw/users/".into(),
+            deprecation: "2026-01-01T00:00:00Z".into(),
+            sunset: None,
+            link: None,
+        }];
+    })
+    .await;
+    stack.reset_stats().await;
+
+    // The partner API's own route answers its path, though a prefix covers it.
+    let own = stack
+        .http
+        .get(stack.url("/v1/orders/o-42-1"))
+        .header("x-api-key", "demo-partner-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(own["id"], "o-42-1", "{own}");
+    let catalog = stack.stats(Service::Catalog).await;
+    assert_ne!(
+        catalog["last_request"]["path"], "/orders/o-42-1",
+        "the partner's route, not the proxy's: {catalog}"
+    );
+
+    // The longer of two prefixes wins; the shorter takes the rest.
+    let users = stack
+        .http
+        .get(stack.url("/v1/raw/users/42"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200);
+    assert_eq!(users.headers()["deprecation"], "@1767225600");
+    assert_eq!(
+        stack.stats(Service::Users).await["last_request"]["path"],
+        "/users/42"
+    );
+    let rest = stack
+        .http
+        .get(stack.url("/v1/products-feed?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert!(rest.headers().get("deprecation").is_none());
+    let seen = &stack.stats(Service::Catalog).await["last_request"];
+    assert_eq!(seen["path"], "/products-feed", "{seen}");
+    assert_eq!(seen["query"], "x=1");
+
+    // Each answer is counted under the route that served it.
+    let metrics = stack.metrics().await;
+    for route in ["/v1/orders/{id}", "/v1/raw/users/{*rest}", "/v1/{*rest}"] {
+        assert!(
+            metrics.contains(&format!("route=\"{route}\"")),
+            "{route} missing from\n{metrics}"
+        );
+    }
+}
