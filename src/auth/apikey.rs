@@ -2,18 +2,18 @@
 //! fast hash is enough); a presented key is hashed and compared against every stored hash in
 //! constant time, so timing reveals neither which key nor how much of one matched.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use super::{Identity, Principal};
 use crate::config::ApiKeyConfig;
-use std::collections::BTreeMap;
 
 struct StoredKey {
-    id: String,
     hash: [u8; 32],
-    scopes: Vec<String>,
-    tier: Option<String>,
-    enabled: bool,
+    /// Built once; `None` for a disabled key, or one whose id cannot travel in a header.
+    identity: Option<Arc<Identity>>,
 }
 
 #[derive(Default)]
@@ -27,12 +27,16 @@ impl ApiKeys {
         let keys = config
             .iter()
             .filter_map(|(id, k)| {
+                let identity = k.enabled.then(|| {
+                    Identity::new(
+                        Principal::ApiClient(id.clone()),
+                        k.scopes.clone(),
+                        k.tier.clone(),
+                    )
+                });
                 Some(StoredKey {
-                    id: id.clone(),
                     hash: decode_hex32(k.sha256.expose())?,
-                    scopes: k.scopes.clone(),
-                    tier: k.tier.clone(),
-                    enabled: k.enabled,
+                    identity: identity.and_then(Result::ok).map(Arc::new),
                 })
             })
             .collect();
@@ -44,7 +48,7 @@ impl ApiKeys {
     }
 
     /// The identity of an enabled key matching `presented`, if any.
-    pub fn verify(&self, presented: &str) -> Option<Identity> {
+    pub fn verify(&self, presented: &str) -> Option<Arc<Identity>> {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found: Option<&StoredKey> = None;
         for key in &self.keys {
@@ -53,13 +57,7 @@ impl ApiKeys {
                 found = Some(key);
             }
         }
-        let key = found.filter(|k| k.enabled)?;
-        Identity::new(
-            Principal::ApiClient(key.id.clone()),
-            key.scopes.clone(),
-            key.tier.clone(),
-        )
-        .ok()
+        found?.identity.clone()
     }
 }
 

@@ -5,6 +5,7 @@
 //! (`server::client_auth`); this only says which partner it names.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Identity, Principal};
 use crate::config::ClientCertConfig;
@@ -30,7 +31,7 @@ impl CertName {
 /// The configured certificate-to-client mapping, identities built once.
 #[derive(Default)]
 pub struct ClientCertificates {
-    entries: Vec<(CertName, Identity)>,
+    entries: Vec<(CertName, Arc<Identity>)>,
 }
 
 impl ClientCertificates {
@@ -52,7 +53,7 @@ impl ClientCertificates {
                     c.tier.clone(),
                 )
                 .ok()?;
-                Some((name, identity))
+                Some((name, Arc::new(identity)))
             })
             .collect();
         Self { entries }
@@ -63,7 +64,7 @@ impl ClientCertificates {
     }
 
     /// The partner `cert` names, if any entry matches it.
-    pub fn identify(&self, cert: &PeerCertificate) -> Option<Identity> {
+    pub fn identify(&self, cert: &PeerCertificate) -> Option<Arc<Identity>> {
         self.entries
             .iter()
             .find(|(name, _)| name.matches(cert))

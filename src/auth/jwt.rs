@@ -39,7 +39,7 @@ pub struct JwtVerifier {
 }
 
 struct Verified {
-    identity: Identity,
+    identity: Arc<Identity>,
     /// Unix seconds.
     exp: f64,
 }
@@ -161,7 +161,7 @@ impl JwtVerifier {
     }
 
     /// Verifies a compact JWT and returns the identity it carries.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidToken("token too large"));
         }
@@ -217,6 +217,7 @@ impl JwtVerifier {
         };
         let identity = Identity::new(Principal::User(claims.sub), scopes, claims.tier)
             .map_err(AuthError::InvalidToken)?;
+        let identity = Arc::new(identity);
         self.verified.insert(
             token.into(),
             Arc::new(Verified {

@@ -26,7 +26,6 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
 use crate::request::RequestRecord;
-use crate::server::around::{Around, Next, Rest};
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +118,7 @@ impl Authenticator {
         policy: AuthPolicy,
         headers: &HeaderMap,
         client_cert: Option<&PeerCertificate>,
-    ) -> Result<Option<Identity>, AuthError> {
+    ) -> Result<Option<Arc<Identity>>, AuthError> {
         match policy {
             AuthPolicy::None => Ok(None),
             AuthPolicy::Jwt => {
@@ -178,7 +177,9 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
 
 /// `Authorization: Bearer <credential>`; the only place a token is read from.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    // UTF-8, not `to_str`'s visible ASCII: checked a word at a time, where `to_str` looks at
+    // each of a JWT's ~700 bytes; a token outside ASCII fails verification instead.
+    let value = std::str::from_utf8(headers.get(header::AUTHORIZATION)?.as_bytes()).ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -186,7 +187,8 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|c| !c.is_empty())
 }
 
-/// State of the `require` middleware.
+/// Authentication under a route's policy and the scopes it requires (`admit`), in front of
+/// the route's handler (`gateway`'s guard runs it before the rate limits).
 #[derive(Clone)]
 pub struct AuthGuard {
     pub authenticator: Arc<Authenticator>,
@@ -205,10 +207,10 @@ impl AuthGuard {
     }
 }
 
-/// The layer: authenticate under the guard's policy, check its scopes and put
-/// `Arc<Identity>` into the request's extensions, or answer 401/403 without calling anything.
-impl Around for AuthGuard {
-    async fn around<S: Rest>(&self, mut request: Request, next: Next<S>) -> Response {
+impl AuthGuard {
+    /// Authenticates `request` under the guard's policy and checks its scopes: the caller's
+    /// `Arc<Identity>` goes into its extensions (and its record), or the 401/403 to answer.
+    pub async fn admit(&self, request: &mut Request) -> Result<(), Response> {
         let client_cert = request.extensions().get::<Arc<PeerCertificate>>();
         let authenticated = self
             .authenticator
@@ -217,19 +219,18 @@ impl Around for AuthGuard {
         match authenticated {
             Ok(Some(identity)) => {
                 if let Some(missing) = self.scopes.iter().find(|s| !identity.has_scope(s)) {
-                    return AuthError::Forbidden(missing.clone()).into_response();
+                    return Err(AuthError::Forbidden(missing.clone()).into_response());
                 }
-                let identity = Arc::new(identity);
                 if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
                     record.set_caller(identity.clone());
                 }
                 request.extensions_mut().insert(identity);
-                next.run(request).await
+                Ok(())
             }
-            Ok(None) => next.run(request).await,
+            Ok(None) => Ok(()),
             Err(e) => {
                 tracing::debug!(reason = %e, "request refused at the edge");
-                e.into_response()
+                Err(e.into_response())
             }
         }
     }

@@ -71,6 +71,31 @@ impl Around for Front {
     }
 }
 
+/// What runs between routing and a protected route's handler, as one layer (each layer is a
+/// boxed route, a boxed future and a moved request): authenticate (the limits key on the
+/// identity), then charge the rate limits, then the handler.
+#[derive(Clone)]
+struct Guard {
+    /// `None` for a route open to all, with no scope to hold.
+    auth: Option<AuthGuard>,
+    /// `None` when no rate-limit rule and no quota is configured.
+    limits: Option<Enforcement>,
+}
+
+impl Around for Guard {
+    async fn around<S: Rest>(&self, mut request: Request, next: Next<S>) -> Response {
+        if let Some(auth) = &self.auth
+            && let Err(refusal) = auth.admit(&mut request).await
+        {
+            return refusal;
+        }
+        match &self.limits {
+            Some(limits) => limits.around(request, next).await,
+            None => next.run(request).await,
+        }
+    }
+}
+
 /// Shared state of one BFF instance. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway(Arc<Inner>);
@@ -315,24 +340,19 @@ impl Gateway {
         scopes: &[String],
         quotas: QuotaUse,
     ) -> Router<S> {
-        let mut auth_guard = AuthGuard::new(self.0.authenticator.clone(), policy);
-        auth_guard.scopes = scopes.to_vec().into();
-        // Layers run outermost first: authenticate (the limits key on the identity), then
-        // charge the rate limits, then the handler.
-        let router = match &self.0.rate_limiter {
-            Some(limiter) => {
-                let enforcement = Enforcement {
-                    limiter: limiter.clone(),
-                    quotas,
-                };
-                router.route_layer(AroundLayer(enforcement))
-            }
-            None => router,
-        };
-        if policy == AuthPolicy::None && scopes.is_empty() {
+        let auth = (policy != AuthPolicy::None || !scopes.is_empty()).then(|| {
+            let mut auth = AuthGuard::new(self.0.authenticator.clone(), policy);
+            auth.scopes = scopes.to_vec().into();
+            auth
+        });
+        let limits = self.0.rate_limiter.as_ref().map(|limiter| Enforcement {
+            limiter: limiter.clone(),
+            quotas,
+        });
+        if auth.is_none() && limits.is_none() {
             return router; // nothing to check: no layer to pass through
         }
-        router.route_layer(AroundLayer(auth_guard))
+        router.route_layer(AroundLayer(Guard { auth, limits }))
     }
 
     /// `into_app` as a `Router`.
