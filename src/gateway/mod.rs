@@ -318,7 +318,17 @@ impl Gateway {
     /// limits and quotas: 401 or 429 before any handler runs, and an `Arc<Identity>`
     /// extension for the handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        self.guard(router, policy, &[], QuotaUse::Spend)
+        self.guard(router, policy, &[], QuotaUse::Spend, false)
+    }
+
+    /// `protect` for the GraphQL endpoint, which charges each operation's estimated cost
+    /// (`ratelimit::OperationCharge`) to the rules and quotas priced by operation.
+    pub(crate) fn protect_operations(
+        &self,
+        router: Router<Gateway>,
+        policy: AuthPolicy,
+    ) -> Router<Gateway> {
+        self.guard(router, policy, &[], QuotaUse::Spend, true)
     }
 
     /// `protect` for routes that tell a caller its usage (`ratelimit::usage`): the rules
@@ -328,17 +338,19 @@ impl Gateway {
         router: Router<Gateway>,
         policy: AuthPolicy,
     ) -> Router<Gateway> {
-        self.guard(router, policy, &[], QuotaUse::Read)
+        self.guard(router, policy, &[], QuotaUse::Read, false)
     }
 
     /// `protect` for a router of any state (the proxy routes carry their own), with the
-    /// scopes the identity must hold and what its requests do to quotas.
+    /// scopes the identity must hold, what its requests do to quotas, and whether its
+    /// handler charges operations (else every request costs one, whatever the pricing).
     fn guard<S: Clone + Send + Sync + 'static>(
         &self,
         router: Router<S>,
         policy: AuthPolicy,
         scopes: &[String],
         quotas: QuotaUse,
+        operations: bool,
     ) -> Router<S> {
         let auth = (policy != AuthPolicy::None || !scopes.is_empty()).then(|| {
             let mut auth = AuthGuard::new(self.0.authenticator.clone(), policy);
@@ -348,6 +360,7 @@ impl Gateway {
         let limits = self.0.rate_limiter.as_ref().map(|limiter| Enforcement {
             limiter: limiter.clone(),
             quotas,
+            operations,
         });
         if auth.is_none() && limits.is_none() {
             return router; // nothing to check: no layer to pass through
@@ -380,10 +393,10 @@ impl Gateway {
             gateway: self.clone(),
         };
         let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes, QuotaUse::Spend)
+            self.guard(router, policy, scopes, QuotaUse::Spend, false)
         });
         let declared = compose::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes, QuotaUse::Spend)
+            self.guard(router, policy, scopes, QuotaUse::Spend, false)
         });
         let own = bff
             .merge(health::routes())

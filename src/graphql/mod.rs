@@ -113,7 +113,7 @@ where
         "/graphql",
         endpoint(schemas, &gateway.config().graphql, Arc::new(data)),
     );
-    let api = gateway.protect(api, AuthPolicy::Jwt);
+    let api = gateway.protect_operations(api, AuthPolicy::Jwt);
     if gateway.config().graphql.mode.is_development() {
         api.merge(ide::routes())
     } else {

@@ -28,27 +28,34 @@ pub enum QuotaUse {
     Read,
 }
 
-/// The state of `enforce`: the limiter, and what the route does to quotas.
+/// The state of `enforce`: the limiter, what the route does to quotas, and whether its
+/// handler charges each operation's cost (the GraphQL endpoint, through `OperationCharge`);
+/// on any other route a request costs one, also to rules and quotas priced by operation.
 #[derive(Clone)]
 pub struct Enforcement {
     pub limiter: Arc<RateLimiter>,
     pub quotas: QuotaUse,
+    pub operations: bool,
 }
 
 /// The layer (inside authentication): charges the request to every rule and quota that
 /// applies and answers 429 without running the handler when one refuses.
 impl Around for Enforcement {
     async fn around<S: Rest>(&self, request: Request, next: Next<S>) -> Response {
-        enforce(&self.limiter, self.quotas, request, next).await
+        enforce(self, request, next).await
     }
 }
 
 async fn enforce<S: Rest>(
-    limiter: &Arc<RateLimiter>,
-    quotas: QuotaUse,
+    Enforcement {
+        limiter,
+        quotas,
+        operations,
+    }: &Enforcement,
     mut request: Request,
     next: Next<S>,
 ) -> Response {
+    let quotas = *quotas;
     let identity = request.extensions().get::<Arc<Identity>>().cloned();
     let client = request.extensions().get::<ClientIp>().copied();
     let targets = limiter.targets(identity.as_deref(), client);
@@ -67,18 +74,23 @@ async fn enforce<S: Rest>(
     if quotas == QuotaUse::Read {
         request.extensions_mut().insert(Usage::from(&decisions));
     }
-    let by_operation = Targets {
-        rules: targets
-            .rules
-            .into_iter()
-            .filter(|t| limiter.rules[t.rule].cost == CostKind::Operation)
-            .collect(),
-        quotas: targets
-            .quotas
-            .into_iter()
-            .filter(|_| quotas == QuotaUse::Spend)
-            .filter(|t| limiter.quotas[t.quota].cost == CostKind::Operation)
-            .collect(),
+    // What the handler may still charge: nothing on a route that does not charge operations.
+    let by_operation = if !operations {
+        Targets::default()
+    } else {
+        Targets {
+            rules: targets
+                .rules
+                .into_iter()
+                .filter(|t| limiter.rules[t.rule].cost == CostKind::Operation)
+                .collect(),
+            quotas: targets
+                .quotas
+                .into_iter()
+                .filter(|_| quotas == QuotaUse::Spend)
+                .filter(|t| limiter.quotas[t.quota].cost == CostKind::Operation)
+                .collect(),
+        }
     };
     if by_operation.is_empty() {
         let mut response = next.run(request).await;
