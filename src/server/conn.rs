@@ -14,7 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::activity::{Activity, Timeouts, WatchedIo, watch};
+use super::activity::{Activity, Timeouts, WatchedIo, until_closed, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
 use super::exchange::Exchange;
 use super::framing::ScannedIo;
@@ -124,9 +124,9 @@ impl ConnectionPolicy {
         activity: &Activity,
         connection: F,
     ) -> Option<F::Output> {
-        tokio::select! {
-            done = connection => Some(done),
-            closed = watch(activity, &self.timeouts) => {
+        match until_closed(connection, watch(activity, &self.timeouts)).await {
+            Ok(done) => Some(done),
+            Err(closed) => {
                 closed.count(self.caps.stats());
                 tracing::debug!(%peer, ?closed, "connection closed by its watchdog");
                 None
