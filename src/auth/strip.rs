@@ -45,6 +45,11 @@ impl ClientHeaderStrip {
     /// Removes every header of the set, and every header named in `Connection`, from
     /// `headers`.
     pub fn apply(&self, headers: &mut HeaderMap) {
+        // Most requests carry none: one pass to find out, the lists only when they do.
+        let connection = headers.contains_key(http::header::CONNECTION);
+        if !connection && !headers.keys().any(|name| self.matches(name)) {
+            return;
+        }
         let named: Vec<HeaderName> = headers
             .get_all(http::header::CONNECTION)
             .iter()

@@ -97,8 +97,23 @@ fn check_bytes(path: &str) -> Result<(), &'static str> {
 
 /// Whether the path holds repeated slashes or (possibly encoded) dot segments.
 fn needs_normalising(path: &str) -> bool {
-    path.contains("//")
-        || path
+    // One pass over the bytes: two slashes in a row, or a dot or an escape (a dot segment
+    // holds one); most paths have neither, and the segments are not looked at.
+    let mut after_slash = false;
+    let mut maybe_dots = false;
+    for &b in path.as_bytes() {
+        if b == b'/' {
+            if after_slash {
+                return true;
+            }
+            after_slash = true;
+        } else {
+            after_slash = false;
+            maybe_dots |= b == b'.' || b == b'%';
+        }
+    }
+    maybe_dots
+        && path
             .split('/')
             .skip(1)
             .any(|segment| dot_segment(segment).is_some())
