@@ -25,7 +25,7 @@ pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::{AuthConfig, AuthPolicy, ClientTlsError};
 use crate::error::{Code, Problem};
-use crate::request::RequestRecord;
+use crate::request::Stamp;
 
 /// Why a request was refused at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +221,7 @@ impl AuthGuard {
                 if let Some(missing) = self.scopes.iter().find(|s| !identity.has_scope(s)) {
                     return Err(AuthError::Forbidden(missing.clone()).into_response());
                 }
-                if let Some(record) = request.extensions().get::<Arc<RequestRecord>>() {
+                if let Some(record) = Stamp::record(request.extensions()) {
                     record.set_caller(identity.clone());
                 }
                 request.extensions_mut().insert(identity);

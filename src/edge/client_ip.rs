@@ -11,13 +11,9 @@ use axum::extract::{ConnectInfo, Request};
 use http::HeaderMap;
 
 use crate::config::{Cidr, ClientIpConfig, ForwardedHeader};
+use crate::request::Stamp;
 
 pub use crate::request::ClientIp;
-
-/// Marks a request whose socket peer is a trusted proxy: the forwarding headers it sent
-/// (`X-Forwarded-*`, `Forwarded`) are passed on to backends; anyone else's are dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FromTrustedProxy;
 
 /// The proxies whose forwarding header is believed, and which header that is.
 #[derive(Clone, Debug, Default)]
@@ -59,19 +55,21 @@ impl TrustedProxies {
     }
 }
 
-/// Puts `ClientIp` (and `FromTrustedProxy`, when it applies) into the request's extensions,
-/// before auth, the limits and the proxy routes read them.
+/// Notes the client's address (and whether the peer is a trusted proxy) in the request's
+/// `Stamp` (`edge::admit` put it there), before auth, the limits and the proxy routes read
+/// them.
 pub fn attach(proxies: &TrustedProxies, request: &mut Request) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let Some(peer) = peer {
-        let client = proxies.resolve(peer, request.headers());
-        request.extensions_mut().insert(ClientIp(client));
-        if proxies.trusts(peer.to_canonical()) {
-            request.extensions_mut().insert(FromTrustedProxy);
-        }
+    let Some(peer) = peer else {
+        return;
+    };
+    let client = proxies.resolve(peer, request.headers());
+    if let Some(stamp) = request.extensions_mut().get_mut::<Stamp>() {
+        stamp.client = Some(ClientIp(client));
+        stamp.from_trusted_proxy = proxies.trusts(peer.to_canonical());
     }
 }
 

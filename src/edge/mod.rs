@@ -23,7 +23,7 @@ use http::HeaderValue;
 use crate::auth::ClientHeaderStrip;
 use crate::request::id::{REQUEST_ID_HEADER, RequestId, is_sane_id, new_request_id};
 use crate::request::trace::TRACEPARENT;
-use crate::request::{Deadline, TraceContext};
+use crate::request::{Deadline, Stamp, TraceContext};
 
 /// Per-BFF settings of the edge middleware.
 #[derive(Clone, Debug)]
@@ -60,10 +60,9 @@ pub fn admit(policy: &EdgePolicy, request: &mut Request) -> Arc<str> {
     if trace.parent_id.is_none() {
         trace.sampled = crate::observe::otlp::sampled(policy.sample_ratio, trace.trace_id);
     }
-    let extensions = request.extensions_mut();
-    extensions.insert(trace);
-    extensions.insert(deadline);
-    extensions.insert(RequestId(id.clone()));
+    request
+        .extensions_mut()
+        .insert(Stamp::new(RequestId(id.clone()), trace, deadline));
     id
 }
 

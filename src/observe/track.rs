@@ -17,7 +17,7 @@ use super::access_log::AccessLine;
 use super::metrics::{NO_OPERATION, UNMATCHED};
 use super::otlp::SpanExporter;
 use crate::request::trace::{AttrValue, SpanKind, SpanRecord, TraceContext};
-use crate::request::{BackendCall, ClientIp, RequestId, RequestRecord};
+use crate::request::{BackendCall, RequestRecord, Stamp};
 
 /// The header the rate limits answer with (RFC draft `RateLimit`): its presence says the
 /// request was charged and allowed.
@@ -57,7 +57,7 @@ impl Seen {
             None => Some(0),
         };
         Self {
-            client_ip: request.extensions().get::<ClientIp>().map(|c| c.0),
+            client_ip: Stamp::of(request.extensions()).and_then(|s| Some(s.client?.0)),
             user_agent: headers.get(header::USER_AGENT).cloned(),
             bytes_in,
         }
@@ -99,21 +99,18 @@ where
         .extensions()
         .get::<MatchedPath>()
         .map_or(UNMATCHED.into(), |m| m.as_str().into());
-    let trace = request
-        .extensions()
-        .get::<TraceContext>()
-        .copied()
-        .unwrap_or_else(TraceContext::new_root);
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(|| Arc::from(""), |r| r.0.clone());
+    let stamp = Stamp::of(request.extensions());
+    let trace = stamp.map_or_else(TraceContext::new_root, |s| s.trace);
+    let request_id = stamp.map_or_else(|| Arc::from(""), |s| s.id.0.clone());
     let method = request.method().clone();
     let seen = observer.log.access_log.then(|| Seen::of(&request));
     let record = Arc::new(RequestRecord::new(
         observer.exporter().is_some() && trace.sampled,
     ));
-    request.extensions_mut().insert(record.clone());
+    // Where the layers inside find it (a request the edge did not stamp has no layers).
+    if let Some(stamp) = request.extensions_mut().get_mut::<Stamp>() {
+        stamp.record = Some(record.clone());
+    }
 
     // Log lines inside the request carry its id, route and trace at debug level. At info,
     // the access log line has them, and the span (its fields formatted for every request)

@@ -24,10 +24,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::cache::{CachedUpstream, Exchange};
 use crate::config::{AuthPolicy, Config};
-use crate::edge::client_ip::FromTrustedProxy;
 use crate::edge::compress::AsEncoded;
 use crate::error::{Code, Problem};
-use crate::request::{CallContext, Deadline, REQUEST_ID_HEADER};
+use crate::request::{CallContext, Deadline, REQUEST_ID_HEADER, Stamp};
 use crate::upstream::REQUEST_TIMEOUT_HEADER;
 
 /// One compiled route.
@@ -112,7 +111,8 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
-    let trusted = parts.extensions.get::<FromTrustedProxy>().is_some();
+    // The forwarding headers of a trusted proxy stand (`edge::client_ip`); anyone else's go.
+    let trusted = Stamp::of(&parts.extensions).is_some_and(|s| s.from_trusted_proxy);
     // A handle on the header's bytes, not a copy: the headers move into the exchange.
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         let authority = parts.uri.authority()?;

@@ -13,8 +13,8 @@ use super::usage::Usage;
 use super::{Cost, Decisions, QuotaDecision, QuotaState, RateLimiter, Targets, Verdict, headers};
 use crate::auth::Identity;
 use crate::config::CostKind;
-use crate::edge::client_ip::ClientIp;
 use crate::error::{Code, Problem};
+use crate::request::Stamp;
 use crate::server::around::{Around, Next, Rest};
 
 /// What the requests of a route do to the caller's quotas.
@@ -57,7 +57,7 @@ async fn enforce<S: Rest>(
 ) -> Response {
     let quotas = *quotas;
     let identity = request.extensions().get::<Arc<Identity>>().cloned();
-    let client = request.extensions().get::<ClientIp>().copied();
+    let client = Stamp::of(request.extensions()).and_then(|s| s.client);
     let targets = limiter.targets(identity.as_deref(), client);
     if targets.is_empty() {
         return next.run(request).await;

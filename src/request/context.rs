@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use super::id::{RequestId, new_request_id};
-use super::{CacheNotes, Deadline, Identity, RequestRecord, TraceContext};
+use super::id::new_request_id;
+use super::{CacheNotes, Deadline, Identity, RequestRecord, Stamp, TraceContext};
 
 /// What every backend call made on behalf of one client request carries with it.
 #[derive(Clone, Debug)]
@@ -57,21 +57,13 @@ impl CallContext {
     /// deadline and id by `edge`). Outside that stack it gets a fresh default budget.
     pub fn from_parts(parts: &Parts) -> Self {
         let identity = parts.extensions.get::<Arc<Identity>>().cloned();
-        let deadline = parts
-            .extensions
-            .get::<Deadline>()
-            .copied()
-            .unwrap_or_else(|| Deadline::after(Duration::from_secs(3)));
-        let request_id = parts
-            .extensions
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_else(|| new_request_id().into());
-        let mut ctx = CallContext::new(identity, deadline, request_id);
-        if let Some(trace) = parts.extensions.get::<TraceContext>() {
-            ctx.trace = *trace;
-        }
-        ctx.record = parts.extensions.get::<Arc<RequestRecord>>().cloned();
+        let Some(stamp) = Stamp::of(&parts.extensions) else {
+            let deadline = Deadline::after(Duration::from_secs(3));
+            return CallContext::new(identity, deadline, new_request_id().into());
+        };
+        let mut ctx = CallContext::new(identity, stamp.deadline, stamp.id.0.clone());
+        ctx.trace = stamp.trace;
+        ctx.record = stamp.record.clone();
         // A facade that reports what the cache did (`cache::http`) put its notes here.
         if let Some(notes) = parts.extensions.get::<Arc<CacheNotes>>() {
             ctx.cache_notes = notes.clone();

@@ -40,7 +40,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// The limit shrinks at most this often (a shrink needs time to show).
 const SHRINK_SPACING: Duration = Duration::from_millis(10);
 use crate::observe::exposition::{Exposition, MetricFamilies};
-use crate::request::{Admitted, RequestRecord};
+use crate::request::{Admitted, Stamp};
 use crate::upstream::limit::{AdaptiveLimit, LimitBounds, Pressure};
 
 mod queue;
@@ -315,7 +315,7 @@ where
     let Some(admission) = admission else {
         return run(request).await;
     };
-    let record = request.extensions().get::<Arc<RequestRecord>>().cloned();
+    let record = Stamp::record(request.extensions()).cloned();
     let note = |admitted| {
         if let Some(record) = &record {
             record.set_admitted(admitted);

@@ -166,6 +166,7 @@ async fn a_resting_queue_refuses_at_once() {
 
 #[tokio::test]
 async fn the_request_record_says_whether_it_was_admitted_or_shed() {
+    use crate::request::{Deadline, RequestId, RequestRecord, TraceContext};
     use axum::body::Body;
     use tower::ServiceExt;
     let admission = Arc::new(Admission::new(&config(1, 0)));
@@ -181,7 +182,13 @@ async fn the_request_record_says_whether_it_was_admitted_or_shed() {
     let call = |app: axum::Router| async move {
         let record = Arc::new(RequestRecord::new(false));
         let mut request = Request::get("/").body(Body::empty()).unwrap();
-        request.extensions_mut().insert(record.clone());
+        let mut stamp = Stamp::new(
+            RequestId("r1".into()),
+            TraceContext::new_root(),
+            Deadline::after(Duration::from_secs(1)),
+        );
+        stamp.record = Some(record.clone());
+        request.extensions_mut().insert(stamp);
         let status = app.oneshot(request).await.unwrap().status();
         (status, record.admitted())
     };
