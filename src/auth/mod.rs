@@ -205,9 +205,7 @@ impl AuthGuard {
             scopes: Arc::from([]),
         }
     }
-}
 
-impl AuthGuard {
     /// Authenticates `request` under the guard's policy and checks its scopes: the caller's
     /// `Arc<Identity>` goes into its extensions (and its record), or the 401/403 to answer.
     pub async fn admit(&self, request: &mut Request) -> Result<(), Response> {

@@ -2,7 +2,7 @@
 //! never both) is believed only when the socket peer is a configured trusted proxy, and then only up to the rightmost hop that is not
 //! itself trusted (anything left of it was written by the client and can be forged).
 //! Otherwise the client is the socket peer. Owns nothing else: what the address is used for
-//! (rate limits, logs) is up to the modules that read the `ClientIp` extension.
+//! (rate limits, logs) is up to the modules that read it from the request's `Stamp`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use http::HeaderName;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request id, as an extension.
+/// The request id (in the request's `Stamp`).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
 

@@ -6,8 +6,9 @@ use super::{ClientIp, Deadline, RequestId, RequestRecord, TraceContext};
 
 /// The request's id, trace context and deadline (`edge::admit` inserts it), its client's
 /// address (`edge::client_ip`) and its record (`observe::track`), as ONE request extension:
-/// `http::Extensions` boxes each value into a hash map that grows as they come, and the six
-/// these were, with the map's rehashes, cost ~1,400 instructions of a proxied request.
+/// `http::Extensions` boxes each value into a hash map that grows as they come; one instead
+/// of the five (six from a trusted proxy) these were saves ~900 instructions of a proxied
+/// request.
 #[derive(Clone)]
 pub struct Stamp {
     pub id: RequestId,

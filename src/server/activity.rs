@@ -193,7 +193,7 @@ pub async fn watch(activity: &Activity, timeouts: &Timeouts) -> Closed {
 /// `connection` until it ends, or `Err` with what `watchdog` (`watch`) closed it for. Unlike a
 /// `select!`, which polls both each time the task wakes, the watchdog is polled only when its
 /// own timer or notification woke the task: its `Sleep` and `Notified`, polled on each of the
-/// connection's several wakes per request, were ~1,200 instructions of a proxied request.
+/// connection's several wakes per request, were ~1,000 instructions of a proxied request.
 pub async fn until_closed<F: Future>(
     connection: F,
     watchdog: impl Future<Output = Closed>,
