@@ -24,7 +24,7 @@ use crate::edge::{self, EdgePolicy};
 use crate::lifecycle::Lifecycle;
 use crate::observe::exposition::Registry;
 use crate::ratelimit::LimitFamilies;
-use crate::ratelimit::{Enforcement, QuotaUse, RateLimiter};
+use crate::ratelimit::{Enforcement, Operations, QuotaUse, RateLimiter};
 use crate::server::ConnectionStats;
 use crate::server::around::{Around, AroundLayer, Next, Rest};
 use crate::upstream::{Upstream, UpstreamFamilies};
@@ -318,7 +318,7 @@ impl Gateway {
     /// limits and quotas: 401 or 429 before any handler runs, and an `Arc<Identity>`
     /// extension for the handlers.
     pub fn protect(&self, router: Router<Gateway>, policy: AuthPolicy) -> Router<Gateway> {
-        self.guard(router, policy, &[], QuotaUse::Spend, false)
+        self.guard(router, policy, &[], QuotaUse::Spend, Operations::NotCharged)
     }
 
     /// `protect` for the GraphQL endpoint, which charges each operation's estimated cost
@@ -328,7 +328,7 @@ impl Gateway {
         router: Router<Gateway>,
         policy: AuthPolicy,
     ) -> Router<Gateway> {
-        self.guard(router, policy, &[], QuotaUse::Spend, true)
+        self.guard(router, policy, &[], QuotaUse::Spend, Operations::Charged)
     }
 
     /// `protect` for routes that tell a caller its usage (`ratelimit::usage`): the rules
@@ -338,19 +338,19 @@ impl Gateway {
         router: Router<Gateway>,
         policy: AuthPolicy,
     ) -> Router<Gateway> {
-        self.guard(router, policy, &[], QuotaUse::Read, false)
+        self.guard(router, policy, &[], QuotaUse::Read, Operations::NotCharged)
     }
 
     /// `protect` for a router of any state (the proxy routes carry their own), with the
     /// scopes the identity must hold, what its requests do to quotas, and whether its
-    /// handler charges operations (else every request costs one, whatever the pricing).
+    /// handler charges operations.
     fn guard<S: Clone + Send + Sync + 'static>(
         &self,
         router: Router<S>,
         policy: AuthPolicy,
         scopes: &[String],
         quotas: QuotaUse,
-        operations: bool,
+        operations: Operations,
     ) -> Router<S> {
         let auth = (policy != AuthPolicy::None || !scopes.is_empty()).then(|| {
             let mut auth = AuthGuard::new(self.0.authenticator.clone(), policy);
@@ -393,10 +393,22 @@ impl Gateway {
             gateway: self.clone(),
         };
         let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes, QuotaUse::Spend, false)
+            self.guard(
+                router,
+                policy,
+                scopes,
+                QuotaUse::Spend,
+                Operations::NotCharged,
+            )
         });
         let declared = compose::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(router, policy, scopes, QuotaUse::Spend, false)
+            self.guard(
+                router,
+                policy,
+                scopes,
+                QuotaUse::Spend,
+                Operations::NotCharged,
+            )
         });
         let own = bff
             .merge(health::routes())

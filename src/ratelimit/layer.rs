@@ -28,14 +28,24 @@ pub enum QuotaUse {
     Read,
 }
 
+/// Whether a route's handler charges each operation's estimated cost, beyond the one unit
+/// every request pays on arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operations {
+    /// The GraphQL endpoint: through `OperationCharge`, to the rules and quotas priced by
+    /// operation.
+    Charged,
+    /// Any other route: a request costs one, also to rules and quotas priced by operation.
+    NotCharged,
+}
+
 /// The state of `enforce`: the limiter, what the route does to quotas, and whether its
-/// handler charges each operation's cost (the GraphQL endpoint, through `OperationCharge`);
-/// on any other route a request costs one, also to rules and quotas priced by operation.
+/// handler charges operations.
 #[derive(Clone)]
 pub struct Enforcement {
     pub limiter: Arc<RateLimiter>,
     pub quotas: QuotaUse,
-    pub operations: bool,
+    pub operations: Operations,
 }
 
 /// The layer (inside authentication): charges the request to every rule and quota that
@@ -75,7 +85,7 @@ async fn enforce<S: Rest>(
         request.extensions_mut().insert(Usage::from(&decisions));
     }
     // What the handler may still charge: nothing on a route that does not charge operations.
-    let by_operation = if !operations {
+    let by_operation = if *operations == Operations::NotCharged {
         Targets::default()
     } else {
         Targets {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use headers::{RATELIMIT, RATELIMIT_POLICY};
-pub use layer::{Enforcement, OperationCharge, QuotaUse};
+pub use layer::{Enforcement, OperationCharge, Operations, QuotaUse};
 pub use local::LocalStore;
 pub use metrics::{LimitFamilies, MetricsSnapshot, RateLimitMetrics};
 pub use quota::{QuotaDecision, QuotaOutcome, QuotaState};

@@ -53,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
 }
 
 impl CallContext {
-    /// The context of the request these parts belong to (identity set by `auth::require`,
+    /// The context of the request these parts belong to (identity set by `AuthGuard::admit`,
     /// deadline and id by `edge`). Outside that stack it gets a fresh default budget.
     pub fn from_parts(parts: &Parts) -> Self {
         let identity = parts.extensions.get::<Arc<Identity>>().cloned();
