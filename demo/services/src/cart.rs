@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
-use crate::fields::{FieldSet, Members};
+use crate::fields::{FieldSet, Members, Projection};
 use crate::memo::{JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users;
@@ -170,11 +170,6 @@ impl Carts {
     }
 }
 
-#[derive(Deserialize)]
-struct Projection {
-    fields: Option<String>,
-}
-
 async fn show(
     State(carts): State<Arc<Carts>>,
     Path(user_id): Path<String>,
@@ -270,7 +265,7 @@ mod tests {
     fn a_cart_narrowed_to_its_quantities_holds_nothing_else() {
         let carts = Carts::default();
         let fields = FieldSet::parse(Some("items.quantity"), &FIELDS).unwrap();
-        let count = |json: Bytes| -> serde_json::Value { serde_json::from_slice(&json).unwrap() };
+        let parsed = |json: Bytes| -> serde_json::Value { serde_json::from_slice(&json).unwrap() };
         for user in [7, 8] {
             let seeded = Cart::seeded(user);
             let quantities: Vec<_> = seeded
@@ -279,14 +274,14 @@ mod tests {
                 .map(|l| serde_json::json!({"quantity": l.quantity}))
                 .collect();
             assert_eq!(
-                count(carts.json(user, fields)),
+                parsed(carts.json(user, fields)),
                 serde_json::json!({"userId": user.to_string(), "items": quantities})
             );
         }
         let mut cart = Cart::seeded(7);
         cart.add(7, 123, 2);
         lock(&carts.changed).insert(7, cart.clone());
-        let lines = count(carts.json(7, fields))["items"]
+        let lines = parsed(carts.json(7, fields))["items"]
             .as_array()
             .unwrap()
             .len();

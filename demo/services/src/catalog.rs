@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Money, Seeded};
 use crate::error::ApiError;
-use crate::fields::{FieldSet, Members};
+use crate::fields::{FieldSet, Members, Projection};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -217,11 +217,6 @@ fn product(n: u32) -> Product {
         sku: head.sku,
         title: head.title,
     }
-}
-
-#[derive(Deserialize)]
-struct Projection {
-    fields: Option<String>,
 }
 
 async fn one(

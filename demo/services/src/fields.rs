@@ -8,7 +8,7 @@
 //! alone (a count of the items need not receive their titles and prices).
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -24,6 +24,13 @@ pub(crate) struct Members {
 
 /// Which of a service's members an answer holds, one bit each (at most 16 members), and of
 /// each narrowable member the keys it keeps (16 bits each; none set is the whole member).
+/// The query of a read that takes `?fields=` and nothing else.
+#[derive(Deserialize)]
+pub(crate) struct Projection {
+    /// `name,avatar`: only these members (and the id).
+    pub(crate) fields: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FieldSet {
     members: u16,

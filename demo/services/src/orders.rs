@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{self, ProductHead};
 use crate::data::{self, Audit, Money, Seeded};
 use crate::error::ApiError;
-use crate::fields::{FieldSet, Members};
+use crate::fields::{FieldSet, Members, Projection};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::shell::lock;
 use crate::users::{self, Address};
@@ -263,11 +263,6 @@ struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
     /// `status,total`: only these members of each order (and `id`); see [`FIELDS`].
-    fields: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Projection {
     fields: Option<String>,
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Audit, ImageSet, Seeded};
 use crate::error::ApiError;
-use crate::fields::{FieldSet, Members};
+use crate::fields::{FieldSet, Members, Projection};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::{texts, words};
 
@@ -218,12 +218,6 @@ fn user(n: u32) -> User {
         audit: data::audit(&mut seed, created, "crm-sync"),
         id,
     }
-}
-
-#[derive(Deserialize)]
-struct Projection {
-    /// `name,avatar`: only these members (and `id`); see [`FIELDS`].
-    fields: Option<String>,
 }
 
 async fn one(
