@@ -250,15 +250,17 @@ async fn the_bffs_own_routes_win_under_a_prefix_and_the_longest_prefix_wins_amon
     })
     .await;
     stack.reset_stats().await;
+    // The partner API wants its key; the proxy routes want nothing.
+    let get = |path: &str| {
+        stack
+            .http
+            .get(stack.url(path))
+            .header("x-api-key", "demo-partner-key")
+            .send()
+    };
 
     // The partner API's own route answers its path, though a prefix covers it.
-    let own = stack
-        .http
-        .get(stack.url("/v1/orders/o-42-1"))
-        .header("x-api-key", "demo-partner-key")
-        .send()
-        .await
-        .unwrap();
+    let own = get("/v1/orders/o-42-1").await.unwrap();
     assert_eq!(own.status(), 200);
     let own: Value = own.json().await.unwrap();
     assert_eq!(own["id"], "o-42-1", "{own}");
@@ -269,24 +271,14 @@ async fn the_bffs_own_routes_win_under_a_prefix_and_the_longest_prefix_wins_amon
     );
 
     // The longer of two prefixes wins; the shorter takes the rest.
-    let users = stack
-        .http
-        .get(stack.url("/v1/raw/users/42"))
-        .send()
-        .await
-        .unwrap();
+    let users = get("/v1/raw/users/42").await.unwrap();
     assert_eq!(users.status(), 200);
     assert_eq!(users.headers()["deprecation"], "@1767225600");
     assert_eq!(
         stack.stats(Service::Users).await["last_request"]["path"],
         "/users/42"
     );
-    let rest = stack
-        .http
-        .get(stack.url("/v1/products-feed?x=1"))
-        .send()
-        .await
-        .unwrap();
+    let rest = get("/v1/products-feed?x=1").await.unwrap();
     assert!(rest.headers().get("deprecation").is_none());
     let seen = &stack.stats(Service::Catalog).await["last_request"];
     assert_eq!(seen["path"], "/products-feed", "{seen}");
