@@ -8,7 +8,7 @@
 //! black-hole a service); only open breakers make a call fail fast.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
@@ -33,7 +33,9 @@ pub struct Instance {
     healthy: AtomicBool,
     health_streak: AtomicU32,
     failures_in_a_row: AtomicU32,
-    ejected_until: Mutex<Option<Instant>>,
+    /// Ejected until this many microseconds since `epoch` (0: not ejected). An atomic, as
+    /// every pick reads it.
+    ejected_until_us: AtomicU64,
 }
 
 /// A snapshot for metrics and the admin API.
@@ -62,15 +64,13 @@ impl Instance {
             healthy: AtomicBool::new(true),
             health_streak: AtomicU32::new(0),
             failures_in_a_row: AtomicU32::new(0),
-            ejected_until: Mutex::new(None),
+            ejected_until_us: AtomicU64::new(0),
         }
     }
 
     fn is_ejected(&self, now: Instant) -> bool {
-        self.ejected_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|until| now < until)
+        let until = self.ejected_until_us.load(Ordering::Relaxed);
+        until != 0 && self.micros(now) < until
     }
 
     fn is_available(&self, now: Instant) -> bool {
@@ -162,47 +162,52 @@ impl Instances {
     }
 
     /// An instance to call, avoiding `tried` when another is available; `None` when every
-    /// candidate's breaker refuses.
+    /// candidate's breaker refuses. The candidates are the available untried instances, else
+    /// the untried ones, else all; nothing is allocated (a pick is on every call's path).
     pub fn pick(&self, tried: &[usize]) -> Option<Lease<'_>> {
         let now = Instant::now();
-        let untried = |i: &usize| !tried.contains(i);
-        let mut candidates: Vec<usize> = (0..self.list.len())
-            .filter(untried)
-            .filter(|&i| self.list[i].is_available(now))
-            .collect();
-        if candidates.is_empty() {
-            candidates = (0..self.list.len()).filter(untried).collect();
-        }
-        if candidates.is_empty() {
-            candidates = (0..self.list.len()).collect();
-        }
+        let all = 0..self.list.len();
+        let untried = |i: usize| !tried.contains(&i);
+        let available = |i: usize| untried(i) && self.list[i].is_available(now);
+        let candidate: &dyn Fn(usize) -> bool = if all.clone().any(available) {
+            &available
+        } else if all.clone().any(untried) {
+            &untried
+        } else {
+            &|_| true
+        };
+        let candidates = || all.clone().filter(|&i| candidate(i));
+        let count = candidates().count();
         // Power of two choices: the less loaded of two random candidates goes first.
-        if candidates.len() > 1 {
-            let a = fastrand::usize(..candidates.len());
-            let mut b = fastrand::usize(..candidates.len() - 1);
+        let best = if count > 1 {
+            let a = fastrand::usize(..count);
+            let mut b = fastrand::usize(..count - 1);
             if b >= a {
                 b += 1;
             }
-            let (first, second) = (candidates[a], candidates[b]);
-            let best = if self.list[second].load(now) < self.list[first].load(now) {
+            let nth = |k| candidates().nth(k).unwrap_or_default();
+            let (first, second) = (nth(a), nth(b));
+            if self.list[second].load(now) < self.list[first].load(now) {
                 second
             } else {
                 first
-            };
-            candidates.retain(|&i| i != best);
-            candidates.insert(0, best);
-        }
-        candidates.into_iter().find_map(|index| {
-            let instance = &self.list[index];
-            let permit = instance.breaker.try_acquire()?;
-            instance.in_flight.fetch_add(1, Ordering::Relaxed);
-            Some(Lease {
-                instance,
-                index,
-                permit: Some(permit),
-                started: Instant::now(),
+            }
+        } else {
+            candidates().next()?
+        };
+        std::iter::once(best)
+            .chain(candidates().filter(|&i| i != best))
+            .find_map(|index| {
+                let instance = &self.list[index];
+                let permit = instance.breaker.try_acquire()?;
+                instance.in_flight.fetch_add(1, Ordering::Relaxed);
+                Some(Lease {
+                    instance,
+                    index,
+                    permit: Some(permit),
+                    started: now,
+                })
             })
-        })
     }
 
     /// Feeds a finished call back: breaker, outlier detection, latency.
@@ -236,10 +241,8 @@ impl Instances {
             return;
         }
         let instance = &self.list[index];
-        *instance
-            .ejected_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(now + self.outlier.ejection);
+        let until = instance.micros(now + self.outlier.ejection).max(1);
+        instance.ejected_until_us.store(until, Ordering::Relaxed);
         instance.failures_in_a_row.store(0, Ordering::Relaxed);
         tracing::warn!(instance = %instance.base, ejection = ?self.outlier.ejection, "instance ejected after failures in a row");
     }
@@ -296,10 +299,7 @@ fn update_health(instance: &Instance, ok: bool, config: &HealthConfig) {
         if ok {
             // Back in service: a stale ejection must not keep it out, and its latency from
             // before is old news (unknown, it is tried first).
-            *instance
-                .ejected_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = None;
+            instance.ejected_until_us.store(0, Ordering::Relaxed);
             instance.ewma_us.store(0, Ordering::Relaxed);
             tracing::info!(instance = %instance.base, "instance healthy again");
         } else {
