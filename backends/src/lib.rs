@@ -36,7 +36,7 @@ pub use orders::{NewOrder, NewOrderLine, Order, OrderHead, OrderLine, OrderPage,
 pub use promotions::{BannerImage, Promotion, Promotions};
 pub use recommendations::{Recommendation, RecommendationList, Recommendations};
 pub use reviews::{Review, ReviewList, ReviewSummary, Reviews};
-pub use shipping::{Shipment, Shipping};
+pub use shipping::{Shipment, ShipmentEta, Shipping};
 pub use users::{SmallAvatar, User, UserCard, Users};
 
 /// The backend names the typed clients use, as they appear under `[upstreams]`.

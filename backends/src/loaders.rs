@@ -1,5 +1,5 @@
 //! Per-request batching of the backend calls that take a batch of ids (catalog products,
-//! shipments, review summaries): every `load` made while one wave of GraphQL fields resolves
+//! shipments and their dates, review summaries): every `load` made while one wave of GraphQL fields resolves
 //! becomes ONE backend call (`manifold::graphql::batch`). One `Loaders` per client request, never shared, so nothing one
 //! caller loaded can be served to another.
 
@@ -12,7 +12,7 @@ use manifold::graphql::batch::Batcher;
 use manifold::request::CallContext;
 use manifold::upstream::UpstreamError;
 
-use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment};
+use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment, ShipmentEta};
 
 /// The most ids in one backend call.
 const MAX_BATCH: usize = 100;
@@ -22,6 +22,7 @@ pub struct Loaders {
     products: Batcher<String, Arc<Product>, UpstreamError>,
     summaries: Batcher<String, Arc<ProductSummary>, UpstreamError>,
     shipments: Batcher<String, Arc<Shipment>, UpstreamError>,
+    etas: Batcher<String, Arc<ShipmentEta>, UpstreamError>,
     reviews: Batcher<String, Arc<ReviewSummary>, UpstreamError>,
 }
 
@@ -85,6 +86,11 @@ impl Loaders {
                 |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
                 |s: &Shipment| &s.order_id,
             ),
+            etas: batcher(
+                &calls,
+                |b, ctx, ids| b.shipping.etas(ctx, ids).boxed(),
+                |s: &ShipmentEta| &s.order_id,
+            ),
             reviews: batcher(
                 &calls,
                 |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
@@ -112,6 +118,15 @@ impl Loaders {
 
     pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
         self.shipments.load_one(order_id.to_owned()).await
+    }
+
+    /// When the order arrives, from its shipment: a batch of its own, apart from `shipment`'s
+    /// (a list of orders needs no more of each shipment).
+    pub async fn shipment_eta(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<Arc<ShipmentEta>>, UpstreamError> {
+        self.etas.load_one(order_id.to_owned()).await
     }
 
     pub async fn review_summary(

@@ -21,19 +21,48 @@ pub struct Shipment {
     pub eta: String,
 }
 
+/// When an order arrives, and nothing else of its shipment (what a list of orders shows).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentEta {
+    pub order_id: String,
+    pub eta: String,
+}
+
+/// The members of a shipment a `ShipmentEta` asks shipping for.
+const ETA_FIELDS: &str = "orderId,eta";
+
 impl Shipping {
     pub async fn for_orders<S: AsRef<str>>(
         &self,
         ctx: &CallContext,
         order_ids: &[S],
     ) -> Result<Vec<Shipment>, UpstreamError> {
-        let page: Items<Shipment> = self
-            .0
-            .get_json(
-                ctx,
-                &format!("/shipments{}", query(&[("orderIds", &join_ids(order_ids))])),
-            )
-            .await?;
+        self.batch_as(ctx, order_ids, None).await
+    }
+
+    /// The expected delivery dates of `order_ids`' shipments, the rest of each left out.
+    pub async fn etas<S: AsRef<str>>(
+        &self,
+        ctx: &CallContext,
+        order_ids: &[S],
+    ) -> Result<Vec<ShipmentEta>, UpstreamError> {
+        self.batch_as(ctx, order_ids, Some(ETA_FIELDS)).await
+    }
+
+    /// The shipments of `order_ids`, only the `fields` of each when that is `Some`.
+    async fn batch_as<S: AsRef<str>, T: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        order_ids: &[S],
+        fields: Option<&str>,
+    ) -> Result<Vec<T>, UpstreamError> {
+        let ids = join_ids(order_ids);
+        let query = match fields {
+            Some(fields) => query(&[("orderIds", &ids), ("fields", fields)]),
+            None => query(&[("orderIds", &ids)]),
+        };
+        let page: Items<T> = self.0.get_json(ctx, &format!("/shipments{query}")).await?;
         Ok(page.items)
     }
 }

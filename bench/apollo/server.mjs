@@ -8,7 +8,7 @@
 //           promotions /promotions?userId=&placement=home&fields=
 //   wave 2: catalog /products?ids=...&fields=id,title,price,images.thumb (one batch for all
 //           recommended products, only the members a card shows) and shipping
-//           /shipments?orderIds=... (one batch for every order's `eta`)
+//           /shipments?orderIds=...&fields=orderId,eta (one batch for every order's `eta`)
 //
 // The caller is identified by an RS256 bearer JWT checked against the demo IdP's JWKS (issuer,
 // audience "mobile", exp/nbf with 30 s leeway), as bff-mobile does: node:crypto, no extra
@@ -106,7 +106,8 @@ class Carts extends Backend {
 }
 class Shipping extends Backend {
   constructor(o) { super(9108, o); }
-  forOrders(orderIds) { return this.getJson("shipments", { orderIds: orderIds.join(",") }); }
+  // Only when each order arrives (backends' `ShipmentEta`), as bff-mobile asks.
+  forOrders(orderIds) { return this.getJson("shipments", { orderIds: orderIds.join(","), fields: "orderId,eta" }); }
 }
 class Promotions extends Backend {
   constructor(o) { super(9109, o); }

@@ -258,7 +258,7 @@ impl OrderSummary {
     /// Expected delivery date (RFC 3339), from shipping; batched over all orders shown.
     async fn eta(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let scope = Scope::of(ctx)?;
-        let shipment = scope.loaders.shipment(&self.id).await.gql()?;
+        let shipment = scope.loaders.shipment_eta(&self.id).await.gql()?;
         Ok(shipment.map(|s| s.eta.clone()))
     }
 }

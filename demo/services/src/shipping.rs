@@ -1,6 +1,7 @@
 //! shipping (9108): shipment tracking for any order id of the form `o-{userId}-{n}`. The
 //! shipment follows the order's status for seeded orders; newer (created) orders are still
-//! waiting for pickup.
+//! waiting for pickup. `?fields=` narrows each shipment (`orderId,eta` for a list that
+//! shows only when each order arrives).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Seeded};
 use crate::error::ApiError;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{self, JsonBytes, Memo};
 use crate::orders;
 use crate::words;
@@ -27,9 +29,25 @@ pub(crate) fn routes() -> Router {
         .with_state(Arc::new(Shipments::default()))
 }
 
-/// Serialised shipments by (user, order number). A shipment depends on nothing but those:
-/// created orders get the numbers after the seeded ones and are always `LABEL_CREATED`.
-struct Shipments(Memo<(u32, u32)>);
+/// A shipment's members, in the order it is written; `?fields=` names some of them.
+const FIELDS: Members = Members {
+    names: &[
+        "orderId",
+        "shipmentId",
+        "carrier",
+        "status",
+        "trackingNumber",
+        "trackingUrl",
+        "eta",
+        "events",
+    ],
+    narrowable: &[],
+};
+
+/// Serialised shipments by (user, order number) and the view asked for. A shipment depends
+/// on nothing but those: created orders get the numbers after the seeded ones and are
+/// always `LABEL_CREATED`.
+struct Shipments(Memo<(u32, u32, FieldSet)>);
 
 impl Default for Shipments {
     fn default() -> Self {
@@ -38,13 +56,16 @@ impl Default for Shipments {
 }
 
 impl Shipments {
-    /// `{"items": [...]}` of the well-formed order ids among `ids`, in the order asked.
-    fn batch(&self, ids: &str) -> Bytes {
+    /// `{"items": [...]}` of the well-formed order ids among `ids`, in the order asked, each
+    /// in the view `fields` asks for.
+    fn batch(&self, ids: &str, fields: FieldSet) -> Bytes {
         let fragments: Vec<Bytes> = data::split_ids(ids)
             .filter_map(|id| {
                 let (user, n) = orders::parse_order_id(id)?;
                 // A parsed id is canonical, `o-{user}-{n}`: the key names its bytes.
-                Some(self.0.json((user, n), || shipment(id, user, n)))
+                Some(self.0.bytes((user, n, fields), || {
+                    fields.json(&FIELDS, &shipment(id, user, n))
+                }))
             })
             .collect();
         memo::items(&fragments)
@@ -135,6 +156,8 @@ fn shipment(order_id: &str, user: u32, n: u32) -> Shipment {
 struct BatchQuery {
     #[serde(rename = "orderIds")]
     order_ids: Option<String>,
+    /// `orderId,eta`: only these members (and the order id).
+    fields: Option<String>,
 }
 
 async fn batch(
@@ -143,7 +166,8 @@ async fn batch(
 ) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let ids = data::required(&query.order_ids, "orderIds")?;
-    Ok(JsonBytes(shipments.batch(ids)))
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(shipments.batch(ids, fields)))
 }
 
 #[cfg(test)]
@@ -168,13 +192,41 @@ mod tests {
                 let ids: Vec<String> = (1..=14).map(|n| format!("o-{user}-{n}")).collect();
                 let ids = ids.join(",");
                 assert_eq!(
-                    shipments.batch(&ids),
+                    shipments.batch(&ids, FieldSet::ALL),
                     old(&ids),
                     "user {user}, round {round}"
                 );
             }
         }
         let odd = "o-1-1, bogus,o-01-1,o-1-01,o-1-4000000000,,o-1-1,o-0-1";
-        assert_eq!(shipments.batch(odd), old(odd));
+        assert_eq!(shipments.batch(odd, FieldSet::ALL), old(odd));
+    }
+
+    /// A narrowed batch holds the members asked for and the order id, as the whole one has
+    /// them, and is remembered apart from it.
+    #[test]
+    fn a_narrowed_batch_keeps_the_members_asked_for() {
+        let shipments = Shipments::default();
+        let ids = "o-1-1,o-2-3";
+        let etas = FieldSet::parse(Some("eta"), &FIELDS).unwrap();
+        let whole: serde_json::Value =
+            serde_json::from_slice(&shipments.batch(ids, FieldSet::ALL)).unwrap();
+        let narrow: serde_json::Value =
+            serde_json::from_slice(&shipments.batch(ids, etas)).unwrap();
+        let whole = whole["items"].as_array().unwrap();
+        let narrow = narrow["items"].as_array().unwrap();
+        assert_eq!(narrow.len(), 2);
+        for (whole, narrow) in whole.iter().zip(narrow) {
+            let mut keys: Vec<&String> = narrow.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["eta", "orderId"]);
+            assert_eq!(narrow["orderId"], whole["orderId"]);
+            assert_eq!(narrow["eta"], whole["eta"]);
+        }
+        assert!(
+            whole[0]["events"].is_array(),
+            "the whole batch after the narrow one"
+        );
+        assert!(FieldSet::parse(Some("eta,weight"), &FIELDS).is_err());
     }
 }
