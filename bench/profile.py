@@ -187,7 +187,14 @@ def callgrind(args, procs, workdir, binary, doc, port, backends):
         headers = dict(c.headers)
         if c.tokens:
             headers["authorization"] = f"Bearer {c.tokens[i % len(c.tokens)]}"
-        conn.request(c.method, c.path, body=c.body, headers=headers)
+        # The head wrk sends: no `Accept-Encoding` (http.client would add `identity`).
+        conn.putrequest(c.method, c.path, skip_accept_encoding=True)
+        body = c.body.encode() if isinstance(c.body, str) else c.body
+        if body is not None:
+            headers["content-length"] = str(len(body))
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)
         response = conn.getresponse()
         response.read()
         if response.status != 200:

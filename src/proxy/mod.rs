@@ -134,6 +134,9 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         }
         headers
     };
+    // Only a client that accepts an encoding can have an answer compressed (`edge::compress`
+    // negotiates on the header), so only its answer needs marking as the backend's own.
+    let as_encoded = !route.compress && parts.headers.contains_key(header::ACCEPT_ENCODING);
     // Past the cap the body fails mid-stream, and the flag says why the exchange did.
     let over_cap = Arc::new(AtomicBool::new(false));
     let tripped = over_cap.clone();
@@ -162,7 +165,7 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     match forwarded {
         Ok(mut response) => {
             remove_hop_by_hop(response.headers_mut());
-            if !route.compress {
+            if as_encoded {
                 response.extensions_mut().insert(AsEncoded);
             }
             response
