@@ -17,6 +17,10 @@ use crate::request::identity::{API_CLIENT_HEADER, SCOPES_HEADER, USER_ID_HEADER}
 pub struct ClientHeaderStrip {
     exact: Vec<HeaderName>,
     prefixes: Vec<String>,
+    /// The first bytes (all ASCII) the names and prefixes begin with, one bit each: most
+    /// headers (`host`, `accept`, `authorization`) begin with none of them and are passed
+    /// without comparing them to the lists.
+    initials: u128,
 }
 
 /// Headers hyper has already used to frame the request; naming them in `Connection` must not
@@ -39,7 +43,17 @@ impl ClientHeaderStrip {
                 None => exact.extend(HeaderName::from_bytes(pattern.as_bytes()).ok()),
             }
         }
-        Self { exact, prefixes }
+        let initials = exact
+            .iter()
+            .map(HeaderName::as_str)
+            .chain(prefixes.iter().map(String::as_str))
+            .filter_map(|name| name.bytes().next())
+            .fold(0, |set, first| set | initial(first));
+        Self {
+            exact,
+            prefixes,
+            initials,
+        }
     }
 
     /// Removes every header of the set, and every header named in `Connection`, from
@@ -70,6 +84,13 @@ impl ClientHeaderStrip {
 
     fn matches(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
+        let first = name
+            .bytes()
+            .next()
+            .map_or(b'-', |b| if b == b'_' { b'-' } else { b });
+        if self.initials & initial(first) == 0 {
+            return false;
+        }
         let folded = if name.contains('_') {
             std::borrow::Cow::Owned(name.replace('_', "-"))
         } else {
@@ -78,6 +99,12 @@ impl ClientHeaderStrip {
         self.exact.iter().any(|e| e.as_str() == folded)
             || self.prefixes.iter().any(|p| folded.starts_with(p.as_str()))
     }
+}
+
+/// `byte`'s bit in `ClientHeaderStrip::initials` (none for a byte past ASCII, which no
+/// header name holds).
+fn initial(byte: u8) -> u128 {
+    1u128.checked_shl(u32::from(byte)).unwrap_or(0)
 }
 
 impl Default for ClientHeaderStrip {
@@ -126,6 +153,32 @@ mod tests {
         assert!(headers.contains_key("content-length"));
         // Not in this configured set, but not a header the gateway sets either.
         assert!(headers.contains_key("x-user-role"));
+    }
+
+    /// Names are compared only when they begin as some name or prefix of the set does: every
+    /// initial of the set is one to compare.
+    #[test]
+    fn names_beginning_with_any_initial_of_the_set_are_compared() {
+        let strip = ClientHeaderStrip::new(&["tenant".into(), "A_*".into()]);
+        let mut headers = HeaderMap::new();
+        for name in [
+            "tenant",
+            "a-role",
+            "a_b",
+            "accept",
+            "x-user-id",
+            "host",
+            "_tenant",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        strip.apply(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["_tenant", "accept", "host"]);
     }
 
     #[test]
