@@ -37,10 +37,11 @@ impl MetricFamilies for ConnectionStats {
         o.header(
             name,
             "counter",
-            "Connections closed for a timeout: no first byte, idle, a write the client did not take, a request body that did not arrive (408).",
+            "Connections closed for a timeout: no first byte, a head not sent in time, idle, a write the client did not take, a request body that did not arrive (408).",
         );
         for (reason, n) in [
             ("first_byte", get(&self.closed_first_byte)),
+            ("header_read", get(&self.closed_header_read)),
             ("idle", get(&self.closed_idle)),
             ("write", get(&self.closed_write)),
             ("body_read", get(&self.body_timeouts)),

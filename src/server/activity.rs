@@ -1,7 +1,11 @@
-//! The connection watchdog: what one connection has been doing (bytes read, requests in
-//! flight, a write the client does not take) and the closes that follow from it. hyper
-//! bounds the time to send a request head once it has started; nothing in hyper closes a
-//! connection that never starts one, idles between requests, or does not read its answers.
+//! The connection watchdog: what one connection has been doing (bytes read, a request head
+//! under way, requests in flight, a write the client does not take) and the closes that
+//! follow from it: a connection that never starts a request, takes too long over a head,
+//! idles between requests, or does not read its answers. Heads are timed here rather than
+//! by hyper's `header_read_timeout`, whose timer every request armed and dropped (~900
+//! instructions and a timer-wheel entry of each proxied request): the head's start is noted
+//! by `server::framing` from the bytes, without waking the watchdog, which for that looks
+//! at least every `header_read` and so still closes a slow head at its deadline.
 //! `WatchedIo` wraps the socket (under TLS, so handshake bytes count), `InFlight` marks a
 //! request from its head to the end of its response, and `watch` resolves when a timeout
 //! is over: the caller then drops the connection.
@@ -33,6 +37,7 @@ use crate::config::LimitsConfig;
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     pub first_byte: Duration,
+    pub header_read: Duration,
     pub idle: Duration,
     pub write: Duration,
 }
@@ -41,6 +46,7 @@ impl Timeouts {
     pub fn new(limits: &LimitsConfig) -> Self {
         Self {
             first_byte: limits.first_byte_timeout,
+            header_read: limits.header_read_timeout,
             idle: limits.idle_timeout,
             write: limits.write_timeout,
         }
@@ -52,6 +58,8 @@ impl Timeouts {
 pub enum Closed {
     /// Nothing arrived within `first_byte_timeout` of the accept.
     FirstByte,
+    /// A request head began but was not complete within `header_read_timeout`.
+    HeaderRead,
     /// No request in flight and nothing read for `idle_timeout`.
     Idle,
     /// A write to the client made no progress for `write_timeout`.
@@ -62,6 +70,7 @@ impl Closed {
     pub fn count(self, stats: &ConnectionStats) {
         ConnectionStats::inc(match self {
             Closed::FirstByte => &stats.closed_first_byte,
+            Closed::HeaderRead => &stats.closed_header_read,
             Closed::Idle => &stats.closed_idle,
             Closed::Write => &stats.closed_write,
         });
@@ -83,6 +92,8 @@ pub struct Activity {
     read_any: AtomicBool,
     /// The last byte read, or the end of the last response, whichever is later.
     last_active: AtomicU64,
+    /// When the request head being read began, `NOT_BLOCKED` while none is.
+    head_started: AtomicU64,
     in_flight: AtomicUsize,
     write_blocked_since: AtomicU64,
     /// Requests begun, and the first (counted from 0) whose head held a bare LF
@@ -99,6 +110,7 @@ impl Activity {
             accepted: Instant::now(),
             read_any: AtomicBool::new(false),
             last_active: AtomicU64::new(0),
+            head_started: AtomicU64::new(NOT_BLOCKED),
             in_flight: AtomicUsize::new(0),
             write_blocked_since: AtomicU64::new(NOT_BLOCKED),
             requests: AtomicU64::new(0),
@@ -141,6 +153,21 @@ impl Activity {
         (InFlight(self.clone()), flawed)
     }
 
+    /// Whether the bytes just read leave a request head under way (`server::framing` says,
+    /// after each read). A head that arrives whole in one read is never timed.
+    pub fn reading_head(&self, reading: bool) {
+        let started = self.head_started.load(Ordering::Relaxed);
+        if reading != (started != NOT_BLOCKED) {
+            // `last_active` is this read's time: `WatchedIo`, below the scan, just noted it.
+            let at = if reading {
+                self.last_active.load(Ordering::Relaxed)
+            } else {
+                NOT_BLOCKED
+            };
+            self.head_started.store(at, Ordering::Relaxed);
+        }
+    }
+
     /// The connection's head number `head` (counted from 0) held a bare LF: that request,
     /// and any after it, is refused.
     pub fn flawed_head(&self, head: u64) {
@@ -171,8 +198,18 @@ impl Activity {
                 return Err(closed);
             }
             next = next.min(at);
+            let head = self.head_started.load(Ordering::Relaxed);
+            if head != NOT_BLOCKED {
+                let at = self.at(head) + t.header_read;
+                if now >= at {
+                    return Err(Closed::HeaderRead);
+                }
+                next = next.min(at);
+            }
         }
-        Ok(next)
+        // A head starts without waking the watchdog: looking at least every `header_read`,
+        // it sees a head within that time of its start, and closes it at its deadline.
+        Ok(next.min(now + t.header_read))
     }
 }
 
@@ -243,8 +280,14 @@ pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        // The idle time counts from the end of the last response.
-        self.0.last_active.store(self.0.now(), Ordering::Relaxed);
+        // The idle time counts from the end of the last response, and so does the time of a
+        // head that came in behind it (pipelined): until now the server was busy, not the
+        // client slow.
+        let now = self.0.now();
+        self.0.last_active.store(now, Ordering::Relaxed);
+        if self.0.head_started.load(Ordering::Relaxed) != NOT_BLOCKED {
+            self.0.head_started.store(now, Ordering::Relaxed);
+        }
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -353,6 +396,7 @@ mod tests {
 
     const T: Timeouts = Timeouts {
         first_byte: Duration::from_secs(1),
+        header_read: Duration::from_secs(3),
         idle: Duration::from_secs(5),
         write: Duration::from_secs(2),
     };
@@ -416,6 +460,59 @@ mod tests {
         drop(request);
         assert_eq!(watchdog.await, Closed::Idle);
         assert_eq!(started.elapsed(), Duration::from_secs(8) + T.idle);
+    }
+
+    /// A head that begins while the watchdog sleeps towards the idle deadline (nothing wakes
+    /// it) is closed at the head's own deadline, not at the idle one.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_not_complete_in_time_is_closed_at_its_deadline() {
+        let activity = Activity::new();
+        activity.read();
+        let started = Instant::now();
+        let watchdog = watch(&activity, &T);
+        tokio::pin!(watchdog);
+        let second = Duration::from_secs(1);
+        assert!(tokio::time::timeout(second, &mut watchdog).await.is_err());
+        activity.read();
+        activity.reading_head(true);
+        assert_eq!(watchdog.await, Closed::HeaderRead);
+        assert_eq!(started.elapsed(), second + T.header_read);
+    }
+
+    /// A head that ends is no longer timed: the connection is then idle as any other.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_ends_in_time_is_not_closed() {
+        let activity = Activity::new();
+        activity.read();
+        activity.reading_head(true);
+        let started = Instant::now();
+        let watchdog = watch(&activity, &T);
+        tokio::pin!(watchdog);
+        let second = Duration::from_secs(1);
+        assert!(tokio::time::timeout(second, &mut watchdog).await.is_err());
+        activity.read();
+        activity.reading_head(false);
+        assert_eq!(watchdog.await, Closed::Idle);
+        assert_eq!(started.elapsed(), second + T.idle);
+    }
+
+    /// A head that came in behind a request (pipelined) is timed from the end of that
+    /// request's response: before, the server was busy, not the client slow.
+    #[tokio::test(start_paused = true)]
+    async fn a_pipelined_head_is_timed_from_the_end_of_the_response_before_it() {
+        let activity = Activity::new();
+        activity.read();
+        let (request, _) = activity.begin();
+        activity.reading_head(true);
+        let started = Instant::now();
+        let watchdog = watch(&activity, &T);
+        tokio::pin!(watchdog);
+        // Not a multiple of `header_read`, at which the watchdog looks anyway.
+        let busy = T.header_read * 2 + Duration::from_secs(1);
+        assert!(tokio::time::timeout(busy, &mut watchdog).await.is_err());
+        drop(request);
+        assert_eq!(watchdog.await, Closed::HeaderRead);
+        assert_eq!(started.elapsed(), busy + T.header_read);
     }
 
     #[tokio::test(start_paused = true)]

@@ -26,6 +26,8 @@ pub struct ConnectionStats {
     pub refused_global: AtomicU64,
     /// Closed by the watchdog: nothing sent within `first_byte_timeout`.
     pub closed_first_byte: AtomicU64,
+    /// Closed by the watchdog: a request head not complete within `header_read_timeout`.
+    pub closed_header_read: AtomicU64,
     /// Closed by the watchdog: idle between requests for `idle_timeout`.
     pub closed_idle: AtomicU64,
     /// Closed by the watchdog: a write made no progress for `write_timeout`.

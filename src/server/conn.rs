@@ -31,8 +31,9 @@ const HYPER_MAX_HEADERS: usize = 100;
 
 /// The connection builder every listener uses. hyper answers 431 when a request head does not
 /// fit `max_uri + max_header_bytes` (plus room for the request line) or has more than
-/// `max_headers` fields, and closes connections whose head takes longer than
-/// `header_read_timeout`; the exact per-limit checks (414, 431) are in `edge::hygiene`.
+/// `max_headers` fields; the exact per-limit checks (414, 431) are in `edge::hygiene`. A head
+/// that takes longer than `header_read_timeout` is the watchdog's (`server::activity`), not
+/// hyper's: hyper's timer cost every request a timer of its own.
 pub fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let head = limits
         .max_uri
@@ -45,7 +46,7 @@ pub fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(head);
     if limits.max_headers != HYPER_MAX_HEADERS {
         builder.http1().max_headers(limits.max_headers);

@@ -63,6 +63,8 @@ pub struct HeadScan {
     after_cr: bool,
     /// The first head (by number) with a bare LF.
     flawed: Option<u64>,
+    /// Some byte of the current head (an empty line before it included) has arrived.
+    head_seen: bool,
 }
 
 impl Default for HeadScan {
@@ -76,6 +78,7 @@ impl Default for HeadScan {
             line_cut: false,
             after_cr: false,
             flawed: None,
+            head_seen: false,
         }
     }
 }
@@ -84,6 +87,11 @@ impl HeadScan {
     /// The first head, counted from 0 in arrival order, that held a bare LF.
     pub fn flawed(&self) -> Option<u64> {
         self.flawed
+    }
+
+    /// Whether a head has begun and not ended: what the watchdog times (`Activity`).
+    pub fn reading_head(&self) -> bool {
+        self.head_seen && matches!(self.state, State::Head { .. })
     }
 
     /// Follows `bytes`, the next ones read from the connection.
@@ -119,7 +127,11 @@ impl HeadScan {
                     };
                     1
                 }
-                State::Head { .. } | State::ChunkSize | State::Trailers => self.lines(bytes),
+                State::Head { .. } => {
+                    self.head_seen = true;
+                    self.lines(bytes)
+                }
+                State::ChunkSize | State::Trailers => self.lines(bytes),
             };
             bytes = &bytes[used..];
         }
@@ -205,6 +217,7 @@ impl HeadScan {
 
     fn next_head(&mut self) -> State {
         self.head += 1;
+        self.head_seen = false;
         State::Head { started: false }
     }
 }
@@ -238,8 +251,8 @@ fn chunk_size(line: &[u8], cut: bool) -> Option<u64> {
     u64::from_str_radix(size, 16).ok()
 }
 
-/// A connection's plaintext (above TLS) whose reads feed a `HeadScan`; the first flawed head
-/// is noted in the connection's `Activity`.
+/// A connection's plaintext (above TLS) whose reads feed a `HeadScan`; the first flawed head,
+/// and whether a head is under way, are noted in the connection's `Activity`.
 pub struct ScannedIo<T> {
     inner: T,
     scan: HeadScan,
@@ -265,11 +278,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for ScannedIo<T> {
         let before = buf.filled().len();
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if this.scan.flawed.is_none() {
-            this.scan.feed(&buf.filled()[before..]);
+        let read = &buf.filled()[before..];
+        if this.scan.flawed.is_none() && !read.is_empty() {
+            this.scan.feed(read);
             if let Some(head) = this.scan.flawed() {
                 this.activity.flawed_head(head);
             }
+            this.activity.reading_head(this.scan.reading_head());
         }
         polled
     }
@@ -328,6 +343,27 @@ mod tests {
             );
         }
         whole
+    }
+
+    /// A head is under way from its first byte (a leading empty line included) to its
+    /// end; a body, the time between requests and HTTP/2 are not heads.
+    #[test]
+    fn a_head_is_under_way_from_its_first_byte_to_its_end() {
+        let mut scan = HeadScan::default();
+        let mut after = |bytes: &[u8]| {
+            scan.feed(bytes);
+            scan.reading_head()
+        };
+        assert!(after(b"\r\n"));
+        assert!(after(b"POST /a HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!after(b"Content-Length: 4\r\n\r\nab"));
+        assert!(!after(b"cd"));
+        assert!(after(b"G"));
+        assert!(!after(b"ET /b HTTP/1.1\r\n\r\n"));
+        assert!(!HeadScan::default().reading_head());
+        let mut h2 = HeadScan::default();
+        h2.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert!(!h2.reading_head());
     }
 
     #[test]
