@@ -133,6 +133,13 @@ pub struct Lease<'a> {
     started: Instant,
 }
 
+impl Lease<'_> {
+    /// When the call on this instance began (its pick).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);

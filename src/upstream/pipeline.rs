@@ -86,9 +86,8 @@ impl Upstream {
             tried.push(lease.index);
             // 5. One try, bounded by min(per-try timeout, time left in the request).
             counters.attempts.inc();
-            let try_started = Instant::now();
             let result = self.try_once(&lease, ctx, call).await;
-            self.learn(try_started.elapsed(), result.as_ref().err());
+            self.learn(lease.started().elapsed(), result.as_ref().err());
             // 6. The outcome feeds the breaker and outlier detection (server faults and
             //    timeouts count; a client's bad request does not).
             instances.finish(lease, Outcome::of(result.as_ref().err()));
@@ -131,7 +130,7 @@ impl Upstream {
         call: &Call<'_>,
     ) -> Result<Fetched, UpstreamError> {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
-        let span = ClientSpan::start(&call.method);
+        let span = ClientSpan::start(ctx, &call.method);
         let result = async {
             // Room for what every call adds (accept, content type, request id, traceparent,
             // timeout, the caller's forwarded identity): growing the map twice per call was

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{HeaderMap, Method, Response};
-use tokio::time::Instant;
 
 use super::breaker::Outcome;
 use super::client::{self, DeadlineBody};
@@ -32,8 +31,8 @@ impl Upstream {
         let (timeout, instances, _slot) = self.admit(ctx, timeout)?;
         let lease = self.lease(instances, &[])?;
         counters.attempts.inc();
-        let started = Instant::now();
-        let span = ClientSpan::start(&method);
+        let started = lease.started();
+        let span = ClientSpan::start(ctx, &method);
         let mut deadline = Box::pin(tokio::time::sleep(timeout));
         let outgoing = Outgoing {
             method,
@@ -59,8 +58,9 @@ impl Upstream {
             Err(e) => Some(e.clone()),
         };
         span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
-        self.observe_call(ctx, started.elapsed(), failure.as_ref());
-        self.learn(started.elapsed(), failure.as_ref());
+        let took = started.elapsed();
+        self.observe_call(ctx, took, failure.as_ref());
+        self.learn(took, failure.as_ref());
         instances.finish(lease, Outcome::of(failure.as_ref()));
         if let Err(e) = &result {
             counters.record_failure(e);
