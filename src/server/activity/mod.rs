@@ -176,40 +176,35 @@ impl Activity {
 
     /// The timeout that is over at `now`, or when to look again.
     fn check(&self, now: Instant, t: &Timeouts) -> Result<Instant, Closed> {
-        let mut next = now + t.idle;
-        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
-        if blocked != NOT_BLOCKED {
-            let at = self.at(blocked) + t.write;
-            if now >= at {
-                return Err(Closed::Write);
-            }
-            next = next.min(at);
-        }
-        // A request in flight may take as long as its handler does: the request timeout
-        // and the write timeout bound it, not these.
-        if self.in_flight.load(Ordering::Relaxed) == 0 {
-            let (at, closed) = if self.read_any.load(Ordering::Relaxed) {
-                let last = self.last_active.load(Ordering::Relaxed);
-                (self.at(last) + t.idle, Closed::Idle)
-            } else {
-                (self.accepted + t.first_byte, Closed::FirstByte)
-            };
+        // A head starts without waking the watchdog: looking at least every `header_read`,
+        // it sees a head within that time of its start, and closes it at its deadline.
+        let mut next = (now + t.idle).min(now + t.header_read);
+        let mut due = |at: Instant, closed: Closed| {
             if now >= at {
                 return Err(closed);
             }
             next = next.min(at);
+            Ok(())
+        };
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        if blocked != NOT_BLOCKED {
+            due(self.at(blocked) + t.write, Closed::Write)?;
+        }
+        // A request in flight may take as long as its handler does: the request timeout
+        // and the write timeout bound it, not these.
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            if self.read_any.load(Ordering::Relaxed) {
+                let last = self.last_active.load(Ordering::Relaxed);
+                due(self.at(last) + t.idle, Closed::Idle)?;
+            } else {
+                due(self.accepted + t.first_byte, Closed::FirstByte)?;
+            }
             let head = self.head_started.load(Ordering::Relaxed);
             if head != NOT_BLOCKED {
-                let at = self.at(head) + t.header_read;
-                if now >= at {
-                    return Err(Closed::HeaderRead);
-                }
-                next = next.min(at);
+                due(self.at(head) + t.header_read, Closed::HeaderRead)?;
             }
         }
-        // A head starts without waking the watchdog: looking at least every `header_read`,
-        // it sees a head within that time of its start, and closes it at its deadline.
-        Ok(next.min(now + t.header_read))
+        Ok(next)
     }
 }
 

@@ -69,21 +69,29 @@ async fn idle_counts_from_the_end_of_the_last_response_not_during_one() {
     assert_eq!(started.elapsed(), Duration::from_secs(8) + T.idle);
 }
 
+/// How the watchdog of `activity` closes its connection when `then` happens a second after
+/// it started watching, and how long after that.
+async fn closed_a_second_after(activity: &Activity, then: impl FnOnce()) -> (Closed, Duration) {
+    let watchdog = watch(activity, &T);
+    tokio::pin!(watchdog);
+    let second = Duration::from_secs(1);
+    assert!(tokio::time::timeout(second, &mut watchdog).await.is_err());
+    let at = Instant::now();
+    then();
+    (watchdog.await, at.elapsed())
+}
+
 /// A head that begins while the watchdog sleeps towards the idle deadline (nothing wakes
 /// it) is closed at the head's own deadline, not at the idle one.
 #[tokio::test(start_paused = true)]
 async fn a_head_not_complete_in_time_is_closed_at_its_deadline() {
     let activity = Activity::new();
     activity.read();
-    let started = Instant::now();
-    let watchdog = watch(&activity, &T);
-    tokio::pin!(watchdog);
-    let second = Duration::from_secs(1);
-    assert!(tokio::time::timeout(second, &mut watchdog).await.is_err());
-    activity.read();
-    activity.reading_head(true);
-    assert_eq!(watchdog.await, Closed::HeaderRead);
-    assert_eq!(started.elapsed(), second + T.header_read);
+    let closed = closed_a_second_after(&activity, || {
+        activity.read();
+        activity.reading_head(true);
+    });
+    assert_eq!(closed.await, (Closed::HeaderRead, T.header_read));
 }
 
 /// A head that ends is no longer timed: the connection is then idle as any other.
@@ -92,15 +100,11 @@ async fn a_head_that_ends_in_time_is_not_closed() {
     let activity = Activity::new();
     activity.read();
     activity.reading_head(true);
-    let started = Instant::now();
-    let watchdog = watch(&activity, &T);
-    tokio::pin!(watchdog);
-    let second = Duration::from_secs(1);
-    assert!(tokio::time::timeout(second, &mut watchdog).await.is_err());
-    activity.read();
-    activity.reading_head(false);
-    assert_eq!(watchdog.await, Closed::Idle);
-    assert_eq!(started.elapsed(), second + T.idle);
+    let closed = closed_a_second_after(&activity, || {
+        activity.read();
+        activity.reading_head(false);
+    });
+    assert_eq!(closed.await, (Closed::Idle, T.idle));
 }
 
 /// A head that came in behind a request (pipelined) is timed from the end of that
