@@ -58,13 +58,36 @@ pub(crate) fn hex32(value: u128) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `value`'s lowest `out.len()` hex digits, zero-padded, lowercase.
-pub(crate) fn write_hex(out: &mut [u8], mut value: u128) {
-    for byte in out.iter_mut().rev() {
-        *byte = b"0123456789abcdef"[(value & 0xf) as usize];
-        value >>= 4;
+/// `value`'s lowest `out.len()` (at most 32) hex digits, zero-padded, lowercase: a byte's two
+/// digits at a time from a table, lowest byte first (shifting the `u128` a digit at a time
+/// cost twice as much, on every request's id and every backend call's `traceparent`).
+pub(crate) fn write_hex(out: &mut [u8], value: u128) {
+    let mut end = out.len();
+    for byte in value.to_le_bytes() {
+        let [high, low] = HEX_PAIRS[usize::from(byte)];
+        match end {
+            0 => break,
+            1 => out[0] = low,
+            _ => {
+                out[end - 1] = low;
+                out[end - 2] = high;
+            }
+        }
+        end = end.saturating_sub(2);
     }
 }
+
+/// Each byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 fn parse(value: &str) -> Option<TraceContext> {
     let mut parts = value.trim().split('-');
@@ -148,6 +171,26 @@ pub enum AttrValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_are_the_formatters() {
+        for value in [
+            0,
+            1,
+            0xabc,
+            u128::from(u64::MAX),
+            u128::MAX,
+            0x0123_4567_89ab_cdef << 60,
+        ] {
+            assert_eq!(hex32(value), format!("{value:032x}"));
+            for width in [1, 2, 3, 16] {
+                let mut out = vec![0; width];
+                write_hex(&mut out, value);
+                let full = format!("{value:032x}");
+                assert_eq!(out, full.as_bytes()[32 - width..], "{value:x} in {width}");
+            }
+        }
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued() {
