@@ -165,18 +165,17 @@ impl CircuitBreaker {
         } = &mut *inner;
         let next = match state {
             State::Closed => {
-                match outcome {
+                let (calls, failures) = match outcome {
                     Outcome::Success => {
                         *in_a_row = 0;
-                        window.add(false);
+                        window.add(false)
                     }
                     Outcome::Failure => {
                         *in_a_row += 1;
-                        window.add(true);
+                        window.add(true)
                     }
-                    Outcome::Ignored => {}
-                }
-                let (calls, failures) = window.totals();
+                    Outcome::Ignored => window.totals(),
+                };
                 let ratio_tripped = calls >= u64::from(self.config.min_calls)
                     && failures as f64 >= self.config.failure_ratio * calls as f64;
                 (ratio_tripped || *in_a_row >= self.config.consecutive_failures)
@@ -239,27 +238,31 @@ impl CircuitBreaker {
 }
 
 /// Outcome counts over a rolling window of ten buckets: `(bucket number, calls, failures)`,
-/// where a bucket number is the count of bucket spans since the window was made.
+/// where a bucket number is the count of bucket spans since the window was made. Every call
+/// adds to it and reads its totals: one clock reading and one 64-bit division for both.
 struct Window {
     epoch: Instant,
-    bucket: Duration,
+    bucket_nanos: u64,
     buckets: [(u64, u64, u64); 10],
 }
 
 impl Window {
     fn new(span: Duration) -> Self {
+        let bucket = (span / 10).max(Duration::from_millis(1));
         Self {
             epoch: Instant::now(),
-            bucket: (span / 10).max(Duration::from_millis(1)),
+            bucket_nanos: u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX),
             buckets: [(0, 0, 0); 10],
         }
     }
 
     fn current(&self) -> u64 {
-        (Instant::now().duration_since(self.epoch).as_nanos() / self.bucket.as_nanos()) as u64
+        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos
     }
 
-    fn add(&mut self, failure: bool) {
+    /// Counts a call in the current bucket; the window's totals after it.
+    fn add(&mut self, failure: bool) -> (u64, u64) {
         let n = self.current();
         let b = &mut self.buckets[(n % 10) as usize];
         if b.0 != n {
@@ -267,10 +270,15 @@ impl Window {
         }
         b.1 += 1;
         b.2 += u64::from(failure);
+        self.totals_at(n)
     }
 
     fn totals(&self) -> (u64, u64) {
-        let n = self.current();
+        self.totals_at(self.current())
+    }
+
+    /// Calls and failures in the ten buckets up to bucket `n`.
+    fn totals_at(&self, n: u64) -> (u64, u64) {
         self.buckets
             .iter()
             .filter(|b| n - b.0 < 10 && (b.1 > 0))
