@@ -82,7 +82,7 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// The most it reads (and discards) meanwhile.
 const LINGER_BYTES: usize = 1024 * 1024;
 
-/// Marks "not blocked" in `write_blocked_since`.
+/// Marks "not blocked" in `write_blocked_since`, and "no head under way" in `head_started`.
 const NOT_BLOCKED: u64 = u64::MAX;
 
 /// What one connection has been doing. Times are milliseconds since the accept.
