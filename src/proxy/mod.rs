@@ -137,15 +137,22 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
     // Only a client that accepts an encoding can have an answer compressed (`edge::compress`
     // negotiates on the header), so only its answer needs marking as the backend's own.
     let as_encoded = !route.compress && parts.headers.contains_key(header::ACCEPT_ENCODING);
-    // Past the cap the body fails mid-stream, and the flag says why the exchange did.
-    let over_cap = Arc::new(AtomicBool::new(false));
-    let tripped = over_cap.clone();
-    let body = Body::new(Limited::new(body, cap(route.max_body)).map_err(move |e| {
-        if e.is::<LengthLimitError>() {
-            tripped.store(true, Ordering::Relaxed);
+    // Past the cap the body fails mid-stream, and the flag says why the exchange did. A
+    // request without a body (most: GET) has nothing to cap.
+    let over_cap =
+        (!http_body::Body::is_end_stream(&body)).then(|| Arc::new(AtomicBool::new(false)));
+    let body = match &over_cap {
+        None => body,
+        Some(flag) => {
+            let tripped = Arc::clone(flag);
+            Body::new(Limited::new(body, cap(route.max_body)).map_err(move |e| {
+                if e.is::<LengthLimitError>() {
+                    tripped.store(true, Ordering::Relaxed);
+                }
+                e
+            }))
         }
-        e
-    }));
+    };
     let exchange = Exchange {
         method: parts.method,
         target: &target,
@@ -154,7 +161,7 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
         timeout: route.timeout,
     };
     let forwarded = route.upstream.forward(&ctx, exchange, outgoing).await;
-    if over_cap.load(Ordering::Relaxed) {
+    if over_cap.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
         let detail = format!("the request body is larger than {} bytes", route.max_body);
         let mut response = Problem::new(Code::PayloadTooLarge, detail).into_response();
         response
