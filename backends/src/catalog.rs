@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Image, ImageSet, Money, join_ids};
+use super::{Image, ImageSet, Money, batch_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
@@ -112,13 +112,7 @@ impl Catalog {
         fields: Option<&str>,
     ) -> Result<Vec<T>, UpstreamError> {
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
-        let path = |ids: &[&str]| {
-            let ids = join_ids(ids);
-            match fields {
-                Some(fields) => format!("/products{}", query(&[("ids", &ids), ("fields", fields)])),
-                None => format!("/products{}", query(&[("ids", &ids)])),
-            }
-        };
+        let path = |ids: &[&str]| batch_path("products", "ids", &join_ids(ids), fields);
         let endpoint = BatchEndpoint {
             kind: "product",
             id_field: "id",

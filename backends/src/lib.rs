@@ -176,6 +176,16 @@ fn entity_path(collection: &str, id: &str, fields: &str) -> String {
     )
 }
 
+/// `/{collection}?{key}={ids}`, with `&fields={fields}` when that is `Some`: a batch of
+/// entities, only the members named when there are some.
+fn batch_path(collection: &str, key: &str, ids: &str, fields: Option<&str>) -> String {
+    let query = match fields {
+        Some(fields) => query(&[(key, ids), ("fields", fields)]),
+        None => query(&[(key, ids)]),
+    };
+    format!("/{collection}{query}")
+}
+
 /// Comma-joins ids for a batch query parameter.
 fn join_ids<S: AsRef<str>>(ids: &[S]) -> String {
     let mut out = String::new();

@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
-use super::{Items, join_ids};
+use super::{Items, batch_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::UpstreamError;
 
 #[derive(Clone, Debug)]
 pub struct Shipping(pub(super) CachedUpstream);
@@ -57,12 +57,8 @@ impl Shipping {
         order_ids: &[S],
         fields: Option<&str>,
     ) -> Result<Vec<T>, UpstreamError> {
-        let ids = join_ids(order_ids);
-        let query = match fields {
-            Some(fields) => query(&[("orderIds", &ids), ("fields", fields)]),
-            None => query(&[("orderIds", &ids)]),
-        };
-        let page: Items<T> = self.0.get_json(ctx, &format!("/shipments{query}")).await?;
+        let path = batch_path("shipments", "orderIds", &join_ids(order_ids), fields);
+        let page: Items<T> = self.0.get_json(ctx, &path).await?;
         Ok(page.items)
     }
 }

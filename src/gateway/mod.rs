@@ -392,7 +392,9 @@ impl Gateway {
             proxies: TrustedProxies::new(&config.client_ip),
             gateway: self.clone(),
         };
-        let proxied = proxy::routes(config, &self.0.upstreams, |router, policy, scopes| {
+        // Proxy routes and declared endpoints are guarded alike: their requests spend quotas,
+        // and charge no operations.
+        let guard = |router: Router, policy: AuthPolicy, scopes: &[String]| {
             self.guard(
                 router,
                 policy,
@@ -400,16 +402,9 @@ impl Gateway {
                 QuotaUse::Spend,
                 Operations::NotCharged,
             )
-        });
-        let declared = compose::routes(config, &self.0.upstreams, |router, policy, scopes| {
-            self.guard(
-                router,
-                policy,
-                scopes,
-                QuotaUse::Spend,
-                Operations::NotCharged,
-            )
-        });
+        };
+        let proxied = proxy::routes(config, &self.0.upstreams, guard);
+        let declared = compose::routes(config, &self.0.upstreams, guard);
         let own = bff
             .merge(health::routes())
             // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::activity::Activity;
+use super::activity::{Activity, poll_read_seen};
 
 /// The longest line prefix kept to read a framing field (`Content-Length: <digits>`,
 /// `Transfer-Encoding: chunked`) or a chunk size; longer lines are only scanned.
@@ -275,18 +275,21 @@ impl<T: AsyncRead + Unpin> AsyncRead for ScannedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let read = &buf.filled()[before..];
-        if this.scan.flawed.is_none() && !read.is_empty() {
-            this.scan.feed(read);
-            if let Some(head) = this.scan.flawed() {
-                this.activity.flawed_head(head);
+        let Self {
+            inner,
+            scan,
+            activity,
+        } = &mut *self;
+        poll_read_seen(inner, cx, buf, |read| {
+            if scan.flawed.is_some() {
+                return;
             }
-            this.activity.reading_head(this.scan.reading_head());
-        }
-        polled
+            scan.feed(read);
+            if let Some(head) = scan.flawed() {
+                activity.flawed_head(head);
+            }
+            activity.reading_head(scan.reading_head());
+        })
     }
 }
 

@@ -311,13 +311,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read();
-        }
-        polled
+        let this = &mut *self;
+        poll_read_seen(&mut this.inner, cx, buf, |_| this.activity.read())
     }
+}
+
+/// `inner.poll_read` into `buf`, then `seen` with the bytes it read, when it read some: how
+/// the socket wrappers that watch a connection's reads read.
+pub(super) fn poll_read_seen<T: AsyncRead + Unpin>(
+    inner: &mut T,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+    seen: impl FnOnce(&[u8]),
+) -> Poll<io::Result<()>> {
+    let before = buf.filled().len();
+    let polled = Pin::new(inner).poll_read(cx, buf);
+    let read = &buf.filled()[before..];
+    if !read.is_empty() {
+        seen(read);
+    }
+    polled
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> WatchedIo<T> {
