@@ -9,7 +9,8 @@ use backends::Scope;
 use backends::{Money as BackendMoney, UserCard};
 use manifold::config::GraphqlConfig;
 use manifold::error::Code;
-use manifold::graphql::{self, UpstreamResultExt};
+use manifold::graphql::{self, Plain, PlainList, UpstreamResultExt};
+use manifold::plain_object;
 use manifold::upstream::UpstreamError;
 use tokio::sync::OnceCell;
 
@@ -78,16 +79,16 @@ impl Home {
     /// The signed-in user. Critical: without it the screen cannot render, so it is non-null
     /// (when it fails, `home` is null). Every other field of the home is nullable: when it
     /// fails, it alone is null.
-    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+    async fn me(&self, ctx: &Context<'_>) -> Result<Plain<Me>> {
         let user = self.user(ctx).await?;
-        Ok(Me {
+        Ok(Plain(Me {
             id: user.id.clone(),
             name: user.name.clone(),
             avatar_url: user.avatar.small.url.clone(),
-        })
+        }))
     }
 
-    async fn cart(&self, ctx: &Context<'_>) -> Result<Option<CartSummary>> {
+    async fn cart(&self, ctx: &Context<'_>) -> Result<Option<Plain<CartSummary>>> {
         let scope = Scope::of(ctx)?;
         let cart = scope
             .backends
@@ -95,12 +96,12 @@ impl Home {
             .count(&scope.call, &self.user_id)
             .await
             .gql()?;
-        Ok(Some(CartSummary {
+        Ok(Some(Plain(CartSummary {
             item_count: cart.item_count() as i32,
-        }))
+        })))
     }
 
-    async fn notifications(&self, ctx: &Context<'_>) -> Result<Option<NotificationSummary>> {
+    async fn notifications(&self, ctx: &Context<'_>) -> Result<Option<Plain<NotificationSummary>>> {
         let scope = Scope::of(ctx)?;
         let summary = scope
             .backends
@@ -108,9 +109,9 @@ impl Home {
             .summary(&scope.call, &self.user_id)
             .await
             .gql()?;
-        Ok(Some(NotificationSummary {
+        Ok(Some(Plain(NotificationSummary {
             unread_count: summary.unread_count as i32,
-        }))
+        })))
     }
 
     async fn recent_orders(
@@ -143,7 +144,7 @@ impl Home {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 10, validator(minimum = 1, maximum = 50))] first: i32,
-    ) -> Result<Option<Vec<ProductCard>>> {
+    ) -> Result<Option<PlainList<ProductCard>>> {
         let scope = Scope::of(ctx)?;
         let picks = scope
             .backends
@@ -159,7 +160,7 @@ impl Home {
             .collect();
         let products = scope.loaders.product_summaries(&ids).await.gql()?;
         // In recommendation order; a product the catalog no longer knows is left out.
-        Ok(Some(
+        Ok(Some(PlainList(
             ids.iter()
                 .filter_map(|id| products.get(*id))
                 .map(|p| ProductCard {
@@ -169,10 +170,10 @@ impl Home {
                     thumbnail_url: p.images.thumb.url.clone(),
                 })
                 .collect(),
-        ))
+        )))
     }
 
-    async fn banners(&self, ctx: &Context<'_>) -> Result<Option<Vec<Banner>>> {
+    async fn banners(&self, ctx: &Context<'_>) -> Result<Option<PlainList<Banner>>> {
         let scope = Scope::of(ctx)?;
         let promotions = scope
             .backends
@@ -180,7 +181,7 @@ impl Home {
             .for_user(&scope.call, &self.user_id, "home")
             .await
             .gql()?;
-        Ok(Some(
+        Ok(Some(PlainList(
             promotions
                 .into_iter()
                 .map(|p| Banner {
@@ -190,15 +191,15 @@ impl Home {
                     link: p.link,
                 })
                 .collect(),
-        ))
+        )))
     }
 }
 
-// The small types below hold plain data (`OrderSummary`'s `eta` alone waits, on a batch all
-// orders share): `serial` resolves their fields in turn, not as a set of concurrent futures
-// per object (5% of the home query's instructions, `bench/profile.py --callgrind`).
+// The small types below hold plain data: returned as `Plain`/`PlainList`, their selections
+// are answered in one pass (`manifold::graphql::plain`), not as a future per field; the
+// derive still registers them in the schema. `OrderSummary`'s `eta` alone waits (on a batch
+// all orders share), so it stays an object whose fields resolve in turn (`serial`).
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct Me {
     id: String,
     name: String,
@@ -206,24 +207,33 @@ pub struct Me {
 }
 
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct CartSummary {
     item_count: i32,
 }
 
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct NotificationSummary {
     unread_count: i32,
 }
 
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct Money {
     /// Decimal string, e.g. "19.99".
     amount: String,
     currency: String,
 }
+
+plain_object!(Me { "id" => id, "name" => name, "avatarUrl" => avatar_url });
+plain_object!(CartSummary { "itemCount" => item_count });
+plain_object!(NotificationSummary { "unreadCount" => unread_count });
+plain_object!(Money { "amount" => amount, "currency" => currency });
+plain_object!(ProductCard {
+    "id" => id,
+    "title" => title,
+    "price" => price,
+    "thumbnailUrl" => thumbnail_url,
+});
+plain_object!(Banner { "id" => id, "title" => title, "imageUrl" => image_url, "link" => link });
 
 impl From<BackendMoney> for Money {
     fn from(m: BackendMoney) -> Self {
@@ -249,8 +259,8 @@ impl OrderSummary {
     async fn status(&self) -> &str {
         &self.status
     }
-    async fn total(&self) -> &Money {
-        &self.total
+    async fn total(&self) -> Plain<&Money> {
+        Plain(&self.total)
     }
     async fn item_count(&self) -> i32 {
         self.item_count
@@ -264,7 +274,6 @@ impl OrderSummary {
 }
 
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct ProductCard {
     id: String,
     title: String,
@@ -273,7 +282,6 @@ pub struct ProductCard {
 }
 
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub struct Banner {
     id: String,
     title: String,

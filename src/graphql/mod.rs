@@ -3,7 +3,7 @@
 //! bounded before validation (`bounds`, `cost`), persisted operations (`persisted`: APQ and
 //! trusted documents), failed fields made `null` as the spec says (`completion`), parsed
 //! documents remembered by query text and, once found valid, not validated again
-//! (`documents`), schema hardening from config (depth, complexity, and the mode:
+//! (`documents`), objects that only hold data answered in one pass (`plain`), schema hardening from config (depth, complexity, and the mode:
 //! introspection and suggestions in development only, `introspection`), GraphiQL at `/ide` in
 //! development (`ide`), the scope guard for fields and mutations (`RequireScope`), and the one
 //! mapping from a failed backend call to a GraphQL error (`extensions.code`,
@@ -22,6 +22,7 @@ mod introspection;
 mod json;
 mod params;
 mod persisted;
+mod plain;
 mod sdl;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use completion::Completion;
 pub use cost::CostModel;
 pub use documents::Schemas;
 pub use http::endpoint;
+pub use plain::{Nested, Plain, PlainField, PlainList, PlainObject};
 
 use crate::config::{AuthPolicy, GraphqlConfig};
 use crate::error::Code;

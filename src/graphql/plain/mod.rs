@@ -1,0 +1,281 @@
+//! Plain data objects resolved in one pass. async-graphql resolves every field of an object
+//! as a boxed future of its own, collects them into a list, polls them, and merges each
+//! result into the object's map by hashing its key twice: some 2,000 instructions per field,
+//! which for an object that only holds data (a price, a product card, a banner) is nearly all
+//! the cost of its answer. A type that implements `PlainObject` and is returned as
+//! `Plain<T>` (or a list of them as `PlainList<T>`) has its selection walked here instead:
+//! fields, aliases, `__typename` and fragments, written straight into one map. Its schema
+//! type is the derived one (`#[derive(SimpleObject)]` still registers it), so the SDL and
+//! validation do not change; `@skip` and `@include` were applied before execution began.
+//! The fields of such an object never fail and run no extension's per-field hook.
+
+use std::borrow::Cow;
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry;
+use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use async_graphql::registry::Registry;
+use async_graphql::{
+    ContextSelectionSet, Name, ObjectType, OutputType, Positioned, ServerError, ServerResult, Value,
+};
+
+/// An object whose fields are data it already holds. `field` answers one field by its
+/// GraphQL name (`None` for a name the type does not have); a field holding another plain
+/// object answers with `nested.object(..)` (`PlainField` does that for each kind of value,
+/// and `plain_object!` writes the whole impl for a struct).
+pub trait PlainObject: ObjectType {
+    fn field(&self, name: &str, nested: &Nested<'_>) -> Option<Value>;
+}
+
+impl<T: PlainObject + ?Sized> PlainObject for &T {
+    fn field(&self, name: &str, nested: &Nested<'_>) -> Option<Value> {
+        T::field(self, name, nested)
+    }
+}
+
+/// A field's value in a plain object: a scalar, a list, an optional value, or another plain
+/// object (answered with the field's selection).
+pub trait PlainField {
+    fn plain(&self, nested: &Nested<'_>) -> Value;
+}
+
+impl<T: PlainObject> PlainField for T {
+    fn plain(&self, nested: &Nested<'_>) -> Value {
+        nested.object(self)
+    }
+}
+
+impl PlainField for String {
+    fn plain(&self, _: &Nested<'_>) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+macro_rules! plain_numbers {
+    ($($number:ty),*) => {$(
+        impl PlainField for $number {
+            fn plain(&self, _: &Nested<'_>) -> Value {
+                Value::from(*self)
+            }
+        }
+    )*};
+}
+
+plain_numbers!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+impl PlainField for bool {
+    fn plain(&self, _: &Nested<'_>) -> Value {
+        Value::Boolean(*self)
+    }
+}
+
+impl<T: PlainField> PlainField for Option<T> {
+    fn plain(&self, nested: &Nested<'_>) -> Value {
+        self.as_ref().map_or(Value::Null, |v| v.plain(nested))
+    }
+}
+
+impl<T: PlainField> PlainField for Vec<T> {
+    fn plain(&self, nested: &Nested<'_>) -> Value {
+        Value::List(self.iter().map(|v| v.plain(nested)).collect())
+    }
+}
+
+/// `PlainObject` for a struct whose GraphQL fields are its own fields, by name:
+/// `plain_object!(Money { "amount" => amount, "currency" => currency });` (the names are
+/// the schema's, as `#[derive(SimpleObject)]` registers them).
+#[macro_export]
+macro_rules! plain_object {
+    ($ty:ty { $($name:literal => $field:ident),* $(,)? }) => {
+        impl $crate::graphql::PlainObject for $ty {
+            fn field(
+                &self,
+                name: &str,
+                nested: &$crate::graphql::Nested<'_>,
+            ) -> ::core::option::Option<$crate::async_graphql::Value> {
+                match name {
+                    $($name => ::core::option::Option::Some(
+                        $crate::graphql::PlainField::plain(&self.$field, nested)
+                    ),)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// What a field that holds a plain object resolves it against: the field's own selection.
+pub struct Nested<'a> {
+    ctx: &'a ContextSelectionSet<'a>,
+    field: &'a Positioned<Field>,
+}
+
+impl Nested<'_> {
+    /// `value` answered with this field's selection.
+    pub fn object<T: PlainObject>(&self, value: &T) -> Value {
+        answer(self.ctx, &self.field.node.selection_set, value)
+    }
+}
+
+/// A plain object as a field's value (`async fn me(..) -> Plain<Me>`).
+pub struct Plain<T>(pub T);
+
+/// A list of plain objects as a field's value (`[T!]!`).
+pub struct PlainList<T>(pub Vec<T>);
+
+impl<T: PlainObject> OutputType for Plain<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        Ok(answer(ctx, ctx.item, &self.0))
+    }
+}
+
+impl<T: PlainObject> OutputType for PlainList<T> {
+    fn type_name() -> Cow<'static, str> {
+        Vec::<T>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        Vec::<T>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Vec::<T>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        Ok(Value::List(
+            self.0.iter().map(|v| answer(ctx, ctx.item, v)).collect(),
+        ))
+    }
+}
+
+/// `value`'s answer to `set`: one map, keys in the order the selection names them.
+fn answer<T: PlainObject>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &Positioned<SelectionSet>,
+    value: &T,
+) -> Value {
+    let mut map = IndexMap::with_capacity(set.node.items.len());
+    collect(ctx, set, value, &mut map);
+    Value::Object(map)
+}
+
+fn collect<T: PlainObject>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &Positioned<SelectionSet>,
+    value: &T,
+    map: &mut IndexMap<Name, Value>,
+) {
+    for selection in &set.node.items {
+        let set = match &selection.node {
+            Selection::Field(field) => {
+                let name = field.node.name.node.as_str();
+                let answer = if name == "__typename" {
+                    Some(Value::String(value.introspection_type_name().into_owned()))
+                } else {
+                    value.field(name, &Nested { ctx, field })
+                };
+                let answer = answer.unwrap_or_else(|| {
+                    // Validation rejects such a document; reaching here is a defect.
+                    let message = format!(
+                        r#"Cannot query field "{name}" on type "{}"."#,
+                        T::type_name()
+                    );
+                    ctx.add_error(ServerError::new(message, Some(field.pos)));
+                    Value::Null
+                });
+                merge(map, field.node.response_key().node.clone(), answer);
+                continue;
+            }
+            Selection::FragmentSpread(spread) => {
+                match ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
+                    Some(fragment)
+                        if applies(
+                            ctx,
+                            value,
+                            Some(&fragment.node.type_condition.node.on.node),
+                        ) =>
+                    {
+                        &fragment.node.selection_set
+                    }
+                    _ => continue,
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                let on = fragment
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|c| &c.node.on.node);
+                if !applies(ctx, value, on) {
+                    continue;
+                }
+                &fragment.node.selection_set
+            }
+        };
+        collect(ctx, set, value, map);
+    }
+}
+
+/// Whether a fragment on `on` applies to `value`'s type (or an interface it implements).
+fn applies<T: PlainObject>(ctx: &ContextSelectionSet<'_>, value: &T, on: Option<&Name>) -> bool {
+    let Some(on) = on else { return true };
+    let name = value.introspection_type_name();
+    name == on.as_str()
+        || ctx
+            .schema_env
+            .registry
+            .implements
+            .get(name.as_ref())
+            .is_some_and(|interfaces| interfaces.contains(on.as_str()))
+}
+
+/// A key selected twice (`price { amount } price { currency }`) answers once, its
+/// selections merged, as the spec's field collection does.
+fn merge(map: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    match map.entry(key) {
+        Entry::Vacant(entry) => {
+            entry.insert(value);
+        }
+        Entry::Occupied(mut entry) => match (entry.get_mut(), value) {
+            (Value::Object(into), Value::Object(from)) => merge_maps(into, from),
+            (Value::List(into), Value::List(from)) => {
+                for (into, from) in into.iter_mut().zip(from) {
+                    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+                        merge_maps(into, from);
+                    }
+                }
+            }
+            _ => {}
+        },
+    }
+}
+
+fn merge_maps(into: &mut IndexMap<Name, Value>, from: IndexMap<Name, Value>) {
+    for (key, value) in from {
+        merge(into, key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests;
