@@ -120,13 +120,16 @@ impl Loaders {
         self.shipments.load_one(order_id.to_owned()).await
     }
 
-    /// When the order arrives, from its shipment: a batch of its own, apart from `shipment`'s
-    /// (a list of orders needs no more of each shipment).
-    pub async fn shipment_eta(
+    /// When the orders arrive, from their shipments, by order id (an order without a
+    /// shipment is absent): a batch of its own, apart from `shipment`'s (a list of orders
+    /// needs no more of each shipment).
+    pub async fn shipment_etas(
         &self,
-        order_id: &str,
-    ) -> Result<Option<Arc<ShipmentEta>>, UpstreamError> {
-        self.etas.load_one(order_id.to_owned()).await
+        order_ids: &[&str],
+    ) -> Result<HashMap<String, Arc<ShipmentEta>>, UpstreamError> {
+        self.etas
+            .load_many(order_ids.iter().map(|id| (*id).to_owned()))
+            .await
     }
 
     pub async fn review_summary(

@@ -9,7 +9,7 @@ use backends::Scope;
 use backends::{Money as BackendMoney, UserCard};
 use manifold::config::GraphqlConfig;
 use manifold::error::Code;
-use manifold::graphql::{self, Plain, PlainList, UpstreamResultExt};
+use manifold::graphql::{self, Fallible, Plain, PlainList, UpstreamResultExt};
 use manifold::plain_object;
 use manifold::upstream::UpstreamError;
 use tokio::sync::OnceCell;
@@ -118,26 +118,41 @@ impl Home {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 3, validator(minimum = 1, maximum = 20))] first: i32,
-    ) -> Result<Option<Vec<OrderSummary>>> {
+    ) -> Result<Option<PlainList<OrderSummary>>> {
         let scope = Scope::of(ctx)?;
-        let heads = scope
+        let mut heads = scope
             .backends
             .orders
             .heads(&scope.call, &self.user_id, first as u32)
             .await
             .gql()?;
-        Ok(Some(
+        heads.truncate(first as usize);
+        // Shipping is asked only when an `eta` is selected, once for all orders shown.
+        let etas = if ctx.look_ahead().field("eta").exists() {
+            let ids: Vec<&str> = heads.iter().map(|o| o.id.as_str()).collect();
+            Some(scope.loaders.shipment_etas(&ids).await.gql())
+        } else {
+            None
+        };
+        let eta = |id: &str| {
+            Fallible(match &etas {
+                Some(Ok(found)) => Ok(found.get(id).map(|s| s.eta.clone())),
+                Some(Err(e)) => Err(e.clone()),
+                None => Ok(None),
+            })
+        };
+        Ok(Some(PlainList(
             heads
                 .into_iter()
-                .take(first as usize)
                 .map(|o| OrderSummary {
                     item_count: o.item_count() as i32,
+                    eta: eta(&o.id),
                     id: o.id,
                     status: o.status,
                     total: o.total.into(),
                 })
                 .collect(),
-        ))
+        )))
     }
 
     async fn recommendations(
@@ -197,8 +212,8 @@ impl Home {
 
 // The small types below hold plain data: returned as `Plain`/`PlainList`, their selections
 // are answered in one pass (`manifold::graphql::plain`), not as a future per field; the
-// derive still registers them in the schema. `OrderSummary`'s `eta` alone waits (on a batch
-// all orders share), so it stays an object whose fields resolve in turn (`serial`).
+// derive still registers them in the schema. An order's `eta` is loaded with the orders,
+// for all of them at once, and a failed one is that field's error alone (`Fallible`).
 #[derive(SimpleObject)]
 pub struct Me {
     id: String,
@@ -227,6 +242,13 @@ plain_object!(Me { "id" => id, "name" => name, "avatarUrl" => avatar_url });
 plain_object!(CartSummary { "itemCount" => item_count });
 plain_object!(NotificationSummary { "unreadCount" => unread_count });
 plain_object!(Money { "amount" => amount, "currency" => currency });
+plain_object!(OrderSummary {
+    "id" => id,
+    "status" => status,
+    "total" => total,
+    "itemCount" => item_count,
+    "eta" => eta,
+});
 plain_object!(ProductCard {
     "id" => id,
     "title" => title,
@@ -244,33 +266,14 @@ impl From<BackendMoney> for Money {
     }
 }
 
+#[derive(SimpleObject)]
 pub struct OrderSummary {
     id: String,
     status: String,
     total: Money,
     item_count: i32,
-}
-
-#[Object(serial)]
-impl OrderSummary {
-    async fn id(&self) -> &str {
-        &self.id
-    }
-    async fn status(&self) -> &str {
-        &self.status
-    }
-    async fn total(&self) -> Plain<&Money> {
-        Plain(&self.total)
-    }
-    async fn item_count(&self) -> i32 {
-        self.item_count
-    }
     /// Expected delivery date (RFC 3339), from shipping; batched over all orders shown.
-    async fn eta(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let scope = Scope::of(ctx)?;
-        let shipment = scope.loaders.shipment_eta(&self.id).await.gql()?;
-        Ok(shipment.map(|s| s.eta.clone()))
-    }
+    eta: Fallible<Option<String>>,
 }
 
 #[derive(SimpleObject)]

@@ -322,3 +322,46 @@ async fn a_failed_field_is_null_in_place_and_a_failed_me_nulls_the_home() {
         assert!(error["extensions"]["code"].is_string(), "{body}");
     }
 }
+
+/// A failed shipping call is each shown order's `eta` alone: `null` with its own error at
+/// its path, the orders and the rest of the home answered; and a home that selects no `eta`
+/// never asks shipping.
+#[tokio::test]
+async fn a_failed_shipping_nulls_each_eta_in_place() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+
+    stack
+        .chaos(Service::Shipping, json!({ "error_rate": 1.0 }))
+        .await;
+    let query = "{ home { cart { itemCount } recentOrders(first: 2) { id when: eta } } }";
+    let (status, body) = stack.graphql(Some(&token), query, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let orders = body["data"]["home"]["recentOrders"]
+        .as_array()
+        .expect("orders");
+    assert_eq!(orders.len(), 2, "{body}");
+    for order in orders {
+        assert!(order["id"].is_string(), "{body}");
+        assert_eq!(order["when"], Value::Null, "{body}");
+    }
+    assert!(body["data"]["home"]["cart"]["itemCount"].is_number(), "{body}");
+    let errors = body["errors"].as_array().expect("errors");
+    let paths: Vec<&Value> = errors.iter().map(|e| &e["path"]).collect();
+    assert_eq!(
+        paths,
+        [
+            &json!(["home", "recentOrders", 0, "when"]),
+            &json!(["home", "recentOrders", 1, "when"])
+        ],
+        "{body}"
+    );
+    for error in errors {
+        assert_eq!(error["extensions"]["service"], "shipping", "{body}");
+    }
+
+    let query = "{ home { recentOrders(first: 2) { id status } } }";
+    let (status, body) = stack.graphql(Some(&token), query, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "shipping was asked: {body}");
+}

@@ -1,15 +1,19 @@
 //! Every selection a plain object can be given is answered exactly as async-graphql's own
 //! executor answers it for the same derived type: the oracle is the schema's `slow` twin.
 
-use async_graphql::{EmptyMutation, EmptySubscription, Interface, Object, Schema, SimpleObject};
+use async_graphql::{
+    EmptyMutation, EmptySubscription, ErrorExtensions, Interface, Object, Schema, SimpleObject,
+};
 use serde_json::{Value as Json, json};
 
-use super::{Plain, PlainList};
+use super::{Fallible, Plain, PlainList};
 
 #[derive(SimpleObject, Clone)]
 struct Money {
     amount: String,
     currency: String,
+    /// Fails on every object (a backend that is down).
+    rate: Fallible<f64>,
 }
 
 #[derive(SimpleObject, Clone)]
@@ -21,9 +25,11 @@ struct Card {
     was: Option<Money>,
     tags: Vec<String>,
     prices: Vec<Money>,
+    /// Fails on the second card.
+    stock: Fallible<Option<i32>>,
 }
 
-plain_object!(Money { "amount" => amount, "currency" => currency });
+plain_object!(Money { "amount" => amount, "currency" => currency, "rate" => rate });
 plain_object!(Card {
     "id" => id,
     "rank" => rank,
@@ -32,6 +38,7 @@ plain_object!(Card {
     "was" => was,
     "tags" => tags,
     "prices" => prices,
+    "stock" => stock,
 });
 
 /// A card that forgets one of its fields, as a typo in `plain_object!` would.
@@ -51,9 +58,13 @@ enum Node {
 }
 
 fn card(n: i32) -> Card {
+    let failed = |message: &str| {
+        async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "UNAVAILABLE"))
+    };
     let money = |amount: &str| Money {
         amount: amount.to_owned(),
         currency: "EUR".to_owned(),
+        rate: Fallible(Err(failed("rates are down"))),
     };
     Card {
         id: format!("c{n}"),
@@ -63,6 +74,11 @@ fn card(n: i32) -> Card {
         was: (n == 1).then(|| money("12.00")),
         tags: vec!["new".to_owned(), format!("t{n}")],
         prices: vec![money("1.00"), money("2.00")],
+        stock: Fallible(if n == 2 {
+            Err(failed("stock is down"))
+        } else {
+            Ok(Some(n * 10))
+        }),
     }
 }
 
@@ -190,4 +206,43 @@ async fn a_field_the_impl_forgot_is_an_error_that_names_it() {
     );
     let data = response.data.into_json().unwrap();
     assert_eq!(data, json!({"partial": {"id": "p", "title": null}}));
+}
+
+/// A failed field is `null` where it stands, and its error carries the path and extensions
+/// async-graphql's executor gives it (through lists, aliases and nested objects); the rest
+/// of the object is answered.
+#[tokio::test]
+async fn a_failed_field_is_null_with_its_error_at_its_path() {
+    let errors = |response: &async_graphql::Response| {
+        let mut errors: Vec<String> = response
+            .errors
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        errors.sort();
+        errors
+    };
+    let selection = "{ id s: stock price { amount rate } }";
+    let slow = schema()
+        .execute(format!("{{ x: slowList {selection} }}"))
+        .await;
+    let fast = schema()
+        .execute(format!("{{ x: fastList {selection} }}"))
+        .await;
+    assert_eq!(errors(&fast), errors(&slow));
+    let paths: Vec<Json> = fast.errors.iter().map(|e| json!(e.path)).collect();
+    for path in [
+        json!(["x", 1, "s"]),
+        json!(["x", 0, "price", "rate"]),
+        json!(["x", 1, "price", "rate"]),
+    ] {
+        assert!(paths.contains(&path), "{path} not in {paths:?}");
+    }
+    assert_eq!(fast.errors.len(), 3, "{:?}", fast.errors);
+    let data = fast.data.into_json().unwrap();
+    assert_eq!(data["x"][0]["s"], json!(10));
+    assert_eq!(data["x"][1]["s"], Json::Null);
+    assert_eq!(data["x"][1]["id"], json!("c2"));
+    assert_eq!(data["x"][0]["price"]["rate"], Json::Null);
+    assert_eq!(data["x"][0]["price"]["amount"], json!("9.99"));
 }
