@@ -345,7 +345,10 @@ async fn a_failed_shipping_nulls_each_eta_in_place() {
         assert!(order["id"].is_string(), "{body}");
         assert_eq!(order["when"], Value::Null, "{body}");
     }
-    assert!(body["data"]["home"]["cart"]["itemCount"].is_number(), "{body}");
+    assert!(
+        body["data"]["home"]["cart"]["itemCount"].is_number(),
+        "{body}"
+    );
     let errors = body["errors"].as_array().expect("errors");
     let paths: Vec<&Value> = errors.iter().map(|e| &e["path"]).collect();
     assert_eq!(
