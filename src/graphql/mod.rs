@@ -3,8 +3,9 @@
 //! bounded before validation (`bounds`, `cost`), persisted operations (`persisted`: APQ and
 //! trusted documents), failed fields made `null` as the spec says (`completion`), parsed
 //! documents remembered by query text and, once found valid, not validated again
-//! (`documents`), objects that only hold data answered in one pass (`plain`), schema hardening from config (depth, complexity, and the mode:
-//! introspection and suggestions in development only, `introspection`), GraphiQL at `/ide` in
+//! (`documents`), objects that only hold data answered in one pass (`plain`), schema
+//! hardening from config (depth, complexity, and the mode: introspection and suggestions in
+//! development only, `introspection`), GraphiQL at `/ide` in
 //! development (`ide`), the scope guard for fields and mutations (`RequireScope`), and the one
 //! mapping from a failed backend call to a GraphQL error (`extensions.code`,
 //! `extensions.service`), and per-request batching of calls by id (`batch`). What a resolver calls backends with is the BFF's own request data
