@@ -35,7 +35,7 @@ pub use completion::Completion;
 pub use cost::CostModel;
 pub use documents::Schemas;
 pub use http::endpoint;
-pub use plain::{Fallible, Nested, Plain, PlainField, PlainList, PlainObject};
+pub use plain::{Fallible, Nested, Plain, PlainField, PlainList, PlainObject, PlainValue};
 
 use crate::config::{AuthPolicy, GraphqlConfig};
 use crate::error::Code;

@@ -143,7 +143,7 @@ macro_rules! plain_object {
                 &self,
                 name: &str,
                 nested: &$crate::graphql::Nested<'_, '_>,
-            ) -> ::core::option::Option<$crate::async_graphql::Value> {
+            ) -> ::core::option::Option<$crate::graphql::PlainValue> {
                 match name {
                     $($name => ::core::option::Option::Some(
                         $crate::graphql::PlainField::plain(&self.$field, nested)
@@ -154,6 +154,9 @@ macro_rules! plain_object {
         }
     };
 }
+
+/// What a plain field answers: async-graphql's value (named here for `plain_object!`).
+pub type PlainValue = Value;
 
 /// What a field of a plain object is answered with: the field's own selection, and where it
 /// is in the answer (for an error's path).
