@@ -8,9 +8,10 @@
 //! fields, aliases, `__typename` and fragments, written straight into one map. Its schema
 //! type is the derived one (`#[derive(SimpleObject)]` still registers it), so the SDL and
 //! validation do not change; `@skip` and `@include` were applied before execution began.
-//! The fields of such an object never fail and run no extension's per-field hook; each one
-//! the type registers must be named by its `PlainObject` (one it forgets is an error naming
-//! it, not a missing key).
+//! The fields of such an object never fail (but for `Fallible` ones, which hold their
+//! error) and run no guard and no extension's per-field hook: a type with a guarded field
+//! (`RequireScope`) stays an ordinary object. Each field the type registers must be named by
+//! its `PlainObject` (one it forgets is an error naming it, not a missing key).
 
 use std::borrow::Cow;
 
