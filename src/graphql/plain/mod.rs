@@ -89,6 +89,23 @@ impl<T: PlainField> PlainField for Vec<T> {
     }
 }
 
+/// A wrapper's schema type is the type it wraps: the same name, nullability and registration.
+macro_rules! schema_type_of {
+    ($inner:ty) => {
+        fn type_name() -> Cow<'static, str> {
+            <$inner>::type_name()
+        }
+
+        fn qualified_type_name() -> String {
+            <$inner>::qualified_type_name()
+        }
+
+        fn create_type_info(registry: &mut Registry) -> String {
+            <$inner>::create_type_info(registry)
+        }
+    };
+}
+
 /// A field's value that may have failed (a backend call's, say): `Ok` answers as `T` does;
 /// `Err` answers `null`, its error at the field's path, and `completion` then does what the
 /// field's nullability says, as for any failed field.
@@ -96,17 +113,7 @@ impl<T: PlainField> PlainField for Vec<T> {
 pub struct Fallible<T>(pub Result<T, async_graphql::Error>);
 
 impl<T: OutputType> OutputType for Fallible<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        T::create_type_info(registry)
-    }
+    schema_type_of!(T);
 
     async fn resolve(
         &self,
@@ -221,17 +228,7 @@ pub struct Plain<T>(pub T);
 pub struct PlainList<T>(pub Vec<T>);
 
 impl<T: PlainObject> OutputType for Plain<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        T::create_type_info(registry)
-    }
+    schema_type_of!(T);
 
     async fn resolve(
         &self,
@@ -243,17 +240,7 @@ impl<T: PlainObject> OutputType for Plain<T> {
 }
 
 impl<T: PlainObject> OutputType for PlainList<T> {
-    fn type_name() -> Cow<'static, str> {
-        Vec::<T>::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        Vec::<T>::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        Vec::<T>::create_type_info(registry)
-    }
+    schema_type_of!(Vec<T>);
 
     async fn resolve(
         &self,
