@@ -132,9 +132,7 @@ impl<T: PlainField> PlainField for Fallible<T> {
         match &self.0 {
             Ok(value) => value.plain(nested),
             Err(e) => {
-                let mut error = e.clone().into_server_error(nested.field.pos);
-                error.path = nested.path();
-                nested.ctx.add_error(error);
+                nested.fail(e);
                 Value::Null
             }
         }
@@ -200,8 +198,9 @@ impl<'n, 'c> Nested<'n, 'c> {
         }
     }
 
-    /// The path of this field's value in the answer.
-    fn path(&self) -> Vec<PathSegment> {
+    /// Records `error` as this field's, at its place in the answer: the context's path (to
+    /// the field that returned the plain value), then the keys and indexes below it.
+    fn fail(&self, error: &async_graphql::Error) {
         fn push(place: &Place<'_>, path: &mut Vec<PathSegment>) {
             match place {
                 Place::Top => {}
@@ -215,9 +214,10 @@ impl<'n, 'c> Nested<'n, 'c> {
                 }
             }
         }
-        let mut path = self.ctx.set_error_path(ServerError::new("", None)).path;
-        push(self.place, &mut path);
-        path
+        let error = error.clone().into_server_error(self.field.pos);
+        let mut error = self.ctx.set_error_path(error);
+        push(self.place, &mut error.path);
+        self.ctx.add_error(error);
     }
 }
 
