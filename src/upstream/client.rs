@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::time::Sleep;
 
-use super::owned::{Failure, Leased, Pools};
+use super::owned::{ExchangeError, Failure, Leased, Pools};
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::config::{ClientTlsError, UpstreamConfig};
 use crate::outbound::{Alpn, https_connector};
@@ -225,14 +225,14 @@ fn transport_error(service: &str, e: &hyper_util::client::legacy::Error) -> Upst
 }
 
 /// Classifies an exchange or a body that broke after the connection was made: a malformed
-/// message or a broken connection.
-pub(crate) fn body_error(service: &str, e: &hyper::Error) -> UpstreamError {
-    let kind = if e.is_parse() || e.is_parse_status() {
+/// answer or a broken connection.
+pub(crate) fn body_error(service: &str, e: &ExchangeError) -> UpstreamError {
+    let kind = if e.is_malformed() {
         UpstreamErrorKind::BadResponse
     } else {
         UpstreamErrorKind::Reset
     };
-    UpstreamError::new(service, kind, error_chain(e))
+    UpstreamError::new(service, kind, e.to_string())
 }
 
 /// `e` and its sources, so logs show the root cause ("connection refused").

@@ -2,11 +2,11 @@
 //!
 //! hyper-util's pooled client runs every connection in a task of its own and hands each
 //! request to it over a channel, and each response back: two task wake-ups per exchange,
-//! on another worker thread as often as not. Here a connection is a pair of hyper's
-//! `SendRequest` and `Connection` kept together: the request's task takes it from its
-//! thread's idle list, drives it while it sends the request and reads the head, and the
-//! response body ([`Leased`]) keeps driving it until the body ends, when it goes back to the
-//! idle list of the thread the task is on. Nothing is spawned and nothing crosses tasks.
+//! on another worker thread as often as not. Here the request's task takes a connection
+//! from its thread's idle list, writes the request and reads the answer's head itself
+//! (`codec`, `answer`), and the response body ([`Leased`]) reads the rest until the body
+//! ends, when the connection goes back to the idle list of the thread the task is on.
+//! Nothing is spawned and nothing crosses tasks.
 //! A task often ends its exchange on another thread than it began on (the backend's answer
 //! wakes it where the I/O driver ran), so a thread whose own list is empty takes another
 //! thread's idle connection before it opens one: else one list fills while another thread
@@ -16,28 +16,36 @@
 //! thread-per-core, a worker's connections answer to its own runtime alone.
 //!
 //! An idle connection is not watched: one the backend closed is found when it is next
-//! taken (driving it ends it, or it is not ready) and the request, not yet written, goes to
-//! the next idle connection or a new one. A connection whose body was not read to its end
-//! (a dropped or failed exchange) is closed, never reused.
+//! taken (the I/O driver has seen it readable) and the request goes to the next idle
+//! connection or a new one. One the backend closed as the request went out answers nothing:
+//! a request without a body and with an idempotent method is sent again on the next (as
+//! Go's and hyper's clients do); any other fails. A connection whose body was not read to
+//! its end (a dropped or failed exchange) is closed, never reused.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response, Uri, header};
-use http_body::{Body as _, Frame, SizeHint};
+use http::{HeaderValue, Request, Response};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
 use thread_local::ThreadLocal;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use answer::Framing;
+use conn::Conn;
+pub(crate) use conn::ExchangeError;
+use request::{Sending, Upload};
+
+mod answer;
+mod conn;
+mod request;
 
 /// How long a connection may sit idle before it is closed instead of reused (the backend's
 /// own keep-alive timeout is usually shorter; one it closed is found on reuse anyway).
@@ -56,7 +64,7 @@ pub(super) struct Pools {
 struct Idle {
     authority: Authority,
     host: HeaderValue,
-    conns: VecDeque<Box<Conn>>,
+    conns: VecDeque<Conn>,
 }
 
 impl Idle {
@@ -84,25 +92,15 @@ impl Idle {
 
     /// The most recently used connection; older ones past the idle timeout are closed on
     /// the way.
-    fn pop(&mut self) -> Option<Box<Conn>> {
+    fn pop(&mut self) -> Option<Conn> {
         let now = Instant::now();
         while let Some(conn) = self.conns.pop_back() {
-            if now.duration_since(conn.idle_since) < IDLE_TIMEOUT && conn.driver.is_some() {
+            if now.duration_since(conn.idle_since) < IDLE_TIMEOUT {
                 return Some(conn);
             }
         }
         None
     }
-}
-
-/// One HTTP/1.1 connection: the half that sends requests and the half that does the I/O.
-/// Boxed wherever it goes (hyper's dispatcher is large, and a lease moves several times).
-struct Conn {
-    sender: SendRequest<Body>,
-    /// `None` once the connection has ended (closed or broken): dropping it fails whatever
-    /// was still waiting on it, and the sender then reports itself closed.
-    driver: Option<Connection<TokioIo<TcpStream>, Body>>,
-    idle_since: Instant,
 }
 
 /// Why an exchange failed.
@@ -111,16 +109,7 @@ pub(super) enum Failure {
     /// No connection could be made; nothing was sent.
     Connect(String),
     /// The connection broke or the answer was not HTTP.
-    Exchange(hyper::Error),
-}
-
-/// The outcome of one try on one connection.
-enum Try {
-    Answered(Response<Incoming>),
-    /// The request was never written (the connection was closed or not ready): it can go on
-    /// another connection.
-    Unsent(Request<Body>, hyper::Error),
-    Failed(hyper::Error),
+    Exchange(ExchangeError),
 }
 
 impl Pools {
@@ -133,33 +122,38 @@ impl Pools {
     }
 
     /// Sends `request` (its URI absolute) and waits for the response head. The body it
-    /// returns drives the connection and gives it back when it ends.
+    /// returns reads the rest of the answer and gives the connection back at its end.
     pub async fn send(
         self: &Arc<Self>,
-        mut request: Request<Body>,
+        request: Request<Body>,
     ) -> Result<Response<Leased>, Failure> {
-        let authority = request
-            .uri()
+        let (parts, mut body) = request.into_parts();
+        let authority = parts
+            .uri
             .authority()
             .cloned()
             .ok_or_else(|| Failure::Connect("the URI has no host".to_owned()))?;
         let (host, mut idle) = self.checkout(&authority);
-        request.headers_mut().entry(header::HOST).or_insert(host);
-        origin_form(request.uri_mut());
+        let sending = Sending::of(&body);
+        let replayable = sending == Sending::Length(0) && parts.method.is_idempotent();
         loop {
             let (mut conn, reused) = match idle.take().or_else(|| self.take(&authority)) {
                 Some(conn) => (conn, true),
                 None => (self.connect(&authority).await?, false),
             };
-            match conn.exchange(request).await {
-                Try::Answered(response) => {
-                    let (parts, body) = response.into_parts();
-                    let leased = Leased::new(body, conn, Arc::clone(self), authority);
-                    return Ok(Response::from_parts(parts, leased));
+            // Closed by the backend while idle, or sent something unasked.
+            if reused && !conn.is_quiet() {
+                continue;
+            }
+            let upload = Upload::new(request::head(&parts, &host, sending), body, sending);
+            match conn.exchange(&parts.method, upload).await {
+                Ok((response, framing)) => {
+                    let leased = Leased::owned(conn, framing, Arc::clone(self), authority);
+                    return Ok(response.map(|()| leased));
                 }
-                // A stale idle connection: the request goes on the next one.
-                Try::Unsent(unsent, _) if reused => request = unsent,
-                Try::Unsent(_, e) | Try::Failed(e) => return Err(Failure::Exchange(e)),
+                // Closed as the request went out: nothing was done, it goes on the next.
+                Err(e) if reused && replayable && e.is_unanswered() => body = Body::empty(),
+                Err(e) => return Err(Failure::Exchange(e)),
             }
         }
     }
@@ -171,7 +165,7 @@ impl Pools {
 
     /// The `Host` header for `authority` and the most recently used idle connection to it
     /// on this thread, else on another.
-    fn checkout(&self, authority: &Authority) -> (HeaderValue, Option<Box<Conn>>) {
+    fn checkout(&self, authority: &Authority) -> (HeaderValue, Option<Conn>) {
         let (host, conn) = {
             let mut idle = self.local();
             let entry = Idle::of(&mut idle, authority);
@@ -182,14 +176,14 @@ impl Pools {
 
     /// The next idle connection to `authority` (after a stale one): this thread's, else
     /// another's.
-    fn take(&self, authority: &Authority) -> Option<Box<Conn>> {
+    fn take(&self, authority: &Authority) -> Option<Conn> {
         let conn = Idle::of(&mut self.local(), authority).pop();
         conn.or_else(|| self.steal(authority))
     }
 
     /// An idle connection to `authority` from another thread's list, on a multi-thread
     /// runtime.
-    fn steal(&self, authority: &Authority) -> Option<Box<Conn>> {
+    fn steal(&self, authority: &Authority) -> Option<Conn> {
         let shared = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if !shared {
@@ -209,8 +203,8 @@ impl Pools {
 
     /// Puts a connection whose exchange ended back on the idle list of the thread the task
     /// is on now, or closes it when the list is full.
-    fn give_back(&self, authority: &Authority, mut conn: Box<Conn>) {
-        if conn.driver.is_none() || conn.sender.is_closed() {
+    fn give_back(&self, authority: &Authority, mut conn: Conn) {
+        if !conn.is_reusable() {
             return;
         }
         let mut idle = self.local();
@@ -231,7 +225,7 @@ impl Pools {
         entry.conns.push_back(conn);
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Box<Conn>, Failure> {
+    async fn connect(&self, authority: &Authority) -> Result<Conn, Failure> {
         let port = authority.port_u16().unwrap_or(80);
         // An IPv6 literal comes bracketed (`[::1]`); the socket address wants it bare.
         let host = authority
@@ -245,14 +239,7 @@ impl Pools {
         stream
             .set_nodelay(true)
             .map_err(|e| Failure::Connect(format!("connect to {authority}: {e}")))?;
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Failure::Connect(format!("handshake with {authority}: {e}")))?;
-        Ok(Box::new(Conn {
-            sender,
-            driver: Some(driver),
-            idle_since: Instant::now(),
-        }))
+        Ok(Conn::new(stream))
     }
 }
 
@@ -262,114 +249,105 @@ fn lock(lists: &Mutex<Vec<Idle>>) -> MutexGuard<'_, Vec<Idle>> {
     lists.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Conn {
-    /// Drives the connection's I/O; drops it when it has ended.
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        if let Some(driver) = &mut self.driver
-            && Pin::new(driver).poll(cx).is_ready()
-        {
-            self.driver = None;
-        }
-    }
+/// A response body: the rest of an owned connection's answer, the connection given back
+/// to its thread's idle list when the body has been read to its end (dropped before that,
+/// the connection closes); or the body of a connection nobody owns (hyper-util's pooled
+/// client, for TLS).
+pub(crate) struct Leased(Source);
 
-    /// Sends `request` on this connection and waits for the response head, driving the
-    /// connection meanwhile.
-    async fn exchange(&mut self, request: Request<Body>) -> Try {
-        let ready = poll_fn(|cx| {
-            self.drive(cx);
-            self.sender.poll_ready(cx)
-        })
-        .await;
-        if let Err(e) = ready {
-            return Try::Unsent(request, e);
-        }
-        let mut response = pin!(self.sender.try_send_request(request));
-        poll_fn(|cx| {
-            self.drive(cx);
-            match response.as_mut().poll(cx) {
-                Poll::Ready(Ok(answer)) => Poll::Ready(Try::Answered(answer)),
-                Poll::Ready(Err(mut e)) => Poll::Ready(match e.take_message() {
-                    Some(unsent) => Try::Unsent(unsent, e.into_error()),
-                    None => Try::Failed(e.into_error()),
-                }),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
-}
-
-/// `http://host/path?query` -> `/path?query`: on an HTTP/1.1 connection of its own the
-/// request names the host in `Host`.
-fn origin_form(uri: &mut Uri) {
-    let path = uri.path_and_query().cloned();
-    let mut parts = http::uri::Parts::default();
-    parts.path_and_query = path;
-    if let Ok(origin) = Uri::from_parts(parts) {
-        *uri = origin;
-    }
-}
-
-/// A response body that drives its connection and gives it back to its thread's idle list
-/// when the body has been read to its end (dropped before that, the connection closes).
-pub(crate) struct Leased {
-    body: Incoming,
-    lease: Option<(Box<Conn>, Arc<Pools>, Authority)>,
+enum Source {
+    Owned {
+        /// `None` once given back or failed.
+        conn: Option<Conn>,
+        framing: Framing,
+        pools: Arc<Pools>,
+        authority: Authority,
+    },
+    Pooled(Incoming),
 }
 
 impl Leased {
-    fn new(body: Incoming, conn: Box<Conn>, pools: Arc<Pools>, authority: Authority) -> Self {
-        let mut leased = Self {
-            body,
-            lease: Some((conn, pools, authority)),
-        };
+    fn owned(conn: Conn, framing: Framing, pools: Arc<Pools>, authority: Authority) -> Self {
+        let mut leased = Self(Source::Owned {
+            conn: Some(conn),
+            framing,
+            pools,
+            authority,
+        });
         // A body that is already complete (no content, a HEAD) may never be polled.
-        if leased.body.is_end_stream() {
+        if framing == Framing::Done {
             leased.give_back();
         }
         leased
     }
 
-    /// A body of a connection nobody owns (hyper-util's pooled client, for TLS).
     pub(super) fn pooled(body: Incoming) -> Self {
-        Self { body, lease: None }
+        Self(Source::Pooled(body))
     }
 
     fn give_back(&mut self) {
-        if let Some((conn, pools, authority)) = self.lease.take() {
-            pools.give_back(&authority, conn);
+        if let Source::Owned {
+            conn,
+            pools,
+            authority,
+            ..
+        } = &mut self.0
+            && let Some(conn) = conn.take()
+        {
+            pools.give_back(authority, conn);
         }
     }
 }
 
 impl http_body::Body for Leased {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ExchangeError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         let this = self.get_mut();
-        if let Some((conn, _, _)) = &mut this.lease {
-            conn.drive(cx);
-        }
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
-        match &frame {
-            Some(Err(_)) => this.lease = None,
+        let (conn, framing) = match &mut this.0 {
+            Source::Pooled(body) => {
+                return Pin::new(body)
+                    .poll_frame(cx)
+                    .map_err(|e| ExchangeError::from_hyper(&e));
+            }
+            Source::Owned { conn, framing, .. } => (conn, framing),
+        };
+        let Some(open) = conn else {
+            return Poll::Ready(None);
+        };
+        // The request may still be going out (an upload the backend echoes as it reads);
+        // a failed write only keeps the connection from being reused.
+        let _ = open.poll_upload(cx);
+        let piece = std::task::ready!(open.poll_body(framing, cx));
+        match &piece {
+            Some(Err(_)) => *conn = None,
             None => this.give_back(),
-            Some(Ok(_)) if this.body.is_end_stream() => this.give_back(),
+            Some(Ok(_)) if *framing == Framing::Done => this.give_back(),
             Some(Ok(_)) => {}
         }
-        Poll::Ready(frame)
+        Poll::Ready(piece.map(|p| p.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.0 {
+            Source::Pooled(body) => body.is_end_stream(),
+            Source::Owned { framing, .. } => *framing == Framing::Done,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.0 {
+            Source::Pooled(body) => body.size_hint(),
+            Source::Owned { framing, .. } => match framing {
+                Framing::Done => SizeHint::with_exact(0),
+                Framing::Length(left) => SizeHint::with_exact(*left),
+                _ => SizeHint::default(),
+            },
+        }
     }
 }
 
