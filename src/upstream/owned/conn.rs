@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::answer::{self, Framing, MAX_HEAD, Step};
 use super::request::Upload;
 
-/// The first read's room; it doubles while reads fill it, up to `MAX_READ`.
+/// The first read's room; it doubles each time a read fills all of it, up to `MAX_READ`.
 const FIRST_READ: usize = 8 * 1024;
 const MAX_READ: usize = 128 * 1024;
 
@@ -140,6 +140,12 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
+    /// How much the next read makes room for.
+    #[cfg(test)]
+    pub fn read_size(&self) -> usize {
+        self.read_size
+    }
+
     /// Whether the exchange ended cleanly: the answer read to its end and nothing more,
     /// all of the request written, and the backend keeping the connection open.
     pub fn is_reusable(&self) -> bool {
@@ -245,7 +251,9 @@ impl Conn {
             let room = self.buf.capacity() - self.buf.len();
             match self.io.try_read_buf(&mut self.buf) {
                 Ok(n) => {
-                    if n == room && self.read_size < MAX_READ {
+                    // Only a whole read's room filled says the answers are big: the tail
+                    // of a buffer most of which earlier answers used says nothing.
+                    if n == room && room >= self.read_size && self.read_size < MAX_READ {
                         self.read_size *= 2;
                     }
                     return Poll::Ready(Ok(n));
