@@ -77,6 +77,15 @@ impl ExchangeError {
         self.kind == ErrorKind::Malformed
     }
 
+    /// An answer the connection's end cut short: the connection broke (as hyper classes
+    /// an incomplete message), so the call may be tried again.
+    fn cut_off(detail: &str) -> Self {
+        Self {
+            kind: ErrorKind::Broken,
+            detail: detail.to_owned(),
+        }
+    }
+
     /// The request's own body failed (or was not the length it said).
     pub(super) fn request_body(detail: String) -> Self {
         Self {
@@ -231,7 +240,7 @@ impl Conn {
                     kind: ErrorKind::Unanswered,
                     detail: "the connection closed before an answer".to_owned(),
                 },
-                Ok(0) => ExchangeError::malformed("the connection closed mid-head"),
+                Ok(0) => ExchangeError::cut_off("the connection closed mid-head"),
                 Ok(_) => {
                     *answered = true;
                     continue;
@@ -312,7 +321,7 @@ impl Conn {
                     return Poll::Ready(None);
                 }
                 Ok(0) => {
-                    return Poll::Ready(Some(Err(ExchangeError::malformed(
+                    return Poll::Ready(Some(Err(ExchangeError::cut_off(
                         "the connection closed before the body's end",
                     ))));
                 }
