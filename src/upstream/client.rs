@@ -236,7 +236,7 @@ pub(crate) fn body_error(service: &str, e: &ExchangeError) -> UpstreamError {
 }
 
 /// `e` and its sources, so logs show the root cause ("connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut detail = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

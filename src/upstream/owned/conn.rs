@@ -1,9 +1,8 @@
 //! HTTP/1.1 on an owned connection, written and read by the request's own task: the
-//! request written as `request` frames it, while the answer's head and then its body are
-//! read as `answer` parses and frames them. hyper's client
-//! dispatcher did the same through a state machine built for every feature of HTTP/1
-//! (~13.5k instructions an exchange, about a fifth of a proxied request); a gateway's calls
-//! need this much of it.
+//! request written as `request` frames it while the answer's head and then its body are read
+//! as `answer` parses and frames them. hyper's client dispatcher did this through a state
+//! machine built for every feature of HTTP/1 (~13.5k instructions an exchange, about a fifth
+//! of a proxied request); a gateway's calls need this much of it (~7k).
 //!
 //! What it does not do: upgrades (a `101` is a malformed answer here) and pipelining.
 
@@ -18,6 +17,7 @@ use tokio::time::Instant;
 
 use super::answer::{self, Framing, MAX_HEAD, Step};
 use super::request::Upload;
+use crate::upstream::client::error_chain;
 
 /// The first read's room; it doubles each time a read fills all of it, up to `MAX_READ`.
 const FIRST_READ: usize = 8 * 1024;
@@ -106,14 +106,10 @@ impl ExchangeError {
         } else {
             ErrorKind::Broken
         };
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
+        Self {
+            kind,
+            detail: error_chain(e),
         }
-        Self { kind, detail }
     }
 }
 
@@ -162,8 +158,8 @@ impl Conn {
     }
 
     /// Sends the request (`upload`) and reads the answer's head; 1xx answers are skipped.
-    /// The request's body goes on being written while the answer is read ([`Conn::poll_upload`]);
-    /// the answer's body is read with [`Conn::poll_body`].
+    /// The request's body goes on being written while the answer is read
+    /// ([`Conn::poll_upload`]); the answer's body is read with [`Conn::poll_body`].
     pub async fn exchange(
         &mut self,
         method: &Method,

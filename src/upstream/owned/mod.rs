@@ -352,4 +352,6 @@ impl http_body::Body for Leased {
 }
 
 #[cfg(test)]
+mod http_tests;
+#[cfg(test)]
 mod tests;
