@@ -294,3 +294,38 @@ async fn reads_grow_for_big_answers_only() {
     assert!(read_size(&pools) > 8 * 1024);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+/// A backend that refuses an upload from its head (413) and closes without reading the
+/// body: the client gets the 413, not a broken-connection error, and no stall.
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_still_comes_through() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let authority = std_listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = std_listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        let refusal =
+            b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbig!";
+        stream.write_all(refusal).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        // Reads a little of the body, then closes with the rest unread.
+        let _ = stream.read(&mut [0u8; 1024]);
+    });
+    let upload = Body::from(vec![b'u'; 8 * 1024 * 1024]);
+    let pools = pools();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&pools, Method::POST, &authority, upload),
+    )
+    .await;
+    let (status, body) = answer.expect("no stall").unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "big!")
+    );
+}
