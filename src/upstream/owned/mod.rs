@@ -3,10 +3,10 @@
 //! hyper-util's pooled client runs every connection in a task of its own and hands each
 //! request to it over a channel, and each response back: two task wake-ups per exchange,
 //! on another worker thread as often as not. Here the request's task takes a connection
-//! from its thread's idle list, writes the request and reads the answer's head itself
-//! (`codec`, `answer`), and the response body ([`Leased`]) reads the rest until the body
-//! ends, when the connection goes back to the idle list of the thread the task is on.
-//! Nothing is spawned and nothing crosses tasks.
+//! from its thread's idle list, writes the request and reads the answer's head itself (in
+//! HTTP/1.1 of its own: `request`, `answer`, `conn`), and the response body ([`Leased`])
+//! reads the rest until the body ends, when the connection goes back to the idle list of the
+//! thread the task is on. Nothing is spawned and nothing crosses tasks.
 //! A task often ends its exchange on another thread than it began on (the backend's answer
 //! wakes it where the I/O driver ran), so a thread whose own list is empty takes another
 //! thread's idle connection before it opens one: else one list fills while another thread
@@ -151,7 +151,7 @@ impl Pools {
                     let leased = Leased::owned(conn, framing, Arc::clone(self), authority);
                     return Ok(response.map(|()| leased));
                 }
-                // Closed as the request went out: nothing was done, it goes on the next.
+                // Closed as the request went out, unanswered: safe to send again, on the next.
                 Err(e) if reused && replayable && e.is_unanswered() => body = Body::empty(),
                 Err(e) => return Err(Failure::Exchange(e)),
             }
