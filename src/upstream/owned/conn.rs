@@ -94,6 +94,13 @@ impl ExchangeError {
         }
     }
 
+    fn unanswered(detail: String) -> Self {
+        Self {
+            kind: ErrorKind::Unanswered,
+            detail,
+        }
+    }
+
     /// Nothing was answered before the connection closed.
     pub(super) fn is_unanswered(&self) -> bool {
         self.kind == ErrorKind::Unanswered
@@ -182,10 +189,9 @@ impl Conn {
                 (head, None) => head,
                 (Ok(head), Some(_)) => Ok(head),
                 // One that closed an idle connection as the request went out answers nothing.
-                (Err(read), Some(write)) if read.is_unanswered() => Err(ExchangeError {
-                    kind: ErrorKind::Unanswered,
-                    detail: write.detail,
-                }),
+                (Err(read), Some(write)) if read.is_unanswered() => {
+                    Err(ExchangeError::unanswered(write.detail))
+                }
                 (Err(_), Some(write)) => Err(write),
             })
         })
@@ -232,10 +238,9 @@ impl Conn {
                 }
             }
             let e = match ready!(self.poll_fill(cx)) {
-                Ok(0) if !*answered => ExchangeError {
-                    kind: ErrorKind::Unanswered,
-                    detail: "the connection closed before an answer".to_owned(),
-                },
+                Ok(0) if !*answered => {
+                    ExchangeError::unanswered("the connection closed before an answer".to_owned())
+                }
                 Ok(0) => ExchangeError::cut_off("the connection closed mid-head"),
                 Ok(_) => {
                     *answered = true;

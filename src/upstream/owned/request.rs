@@ -3,6 +3,7 @@
 //! known) and written as it comes, while the answer is read: a backend that streams its
 //! answer as the body arrives (an echo, an upload with progress) is not held up.
 
+use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -154,8 +155,8 @@ impl Upload {
             Sending::Length(n) if self.framed > n => return Err(body_length(self.framed, n)),
             Sending::Length(_) => self.out.extend_from_slice(data),
             Sending::Chunked => {
-                self.out
-                    .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                // The size line written in place, not through a formatted string.
+                write!(self.out, "{:x}\r\n", data.len()).expect("a Vec takes every write");
                 self.out.extend_from_slice(data);
                 self.out.extend_from_slice(b"\r\n");
             }
