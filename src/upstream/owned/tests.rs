@@ -1,5 +1,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 
@@ -79,13 +80,35 @@ async fn serve(mut stream: TcpStream, closed: tokio::sync::mpsc::UnboundedSender
     }
 }
 
+/// One call, its answer's status and body read whole; one that takes over 5 s fails the
+/// test (a codec waiting for bytes that never come), it does not hang it.
+pub(super) async fn send(
+    pools: &Arc<Pools>,
+    method: Method,
+    uri: String,
+    body: Body,
+) -> Result<(StatusCode, String), Failure> {
+    let call = async {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body)
+            .unwrap();
+        let response = pools.send(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await;
+        let bytes = body.map_err(Failure::Exchange)?.to_bytes();
+        Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("answered in time")
+}
+
 async fn get(pools: &Arc<Pools>, authority: &str, path: &str) -> Result<String, Failure> {
-    let request = Request::get(format!("http://{authority}{path}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = pools.send(request).await?;
-    let body = response.into_body().collect().await;
-    Ok(String::from_utf8(body.map_err(Failure::Exchange)?.to_bytes().to_vec()).unwrap())
+    let uri = format!("http://{authority}{path}");
+    let (_, body) = send(pools, Method::GET, uri, Body::empty()).await?;
+    Ok(body)
 }
 
 /// A call that must succeed with the backend's plain answer.
