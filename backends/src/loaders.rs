@@ -3,12 +3,11 @@
 //! becomes ONE backend call (`manifold::graphql::batch`). One `Loaders` per client request, never shared, so nothing one
 //! caller loaded can be served to another.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use manifold::graphql::batch::Batcher;
+use manifold::graphql::batch::{Batcher, ByKey};
 use manifold::request::CallContext;
 use manifold::upstream::UpstreamError;
 
@@ -110,7 +109,7 @@ impl Loaders {
     pub async fn product_summaries(
         &self,
         ids: &[&str],
-    ) -> Result<HashMap<String, Arc<ProductSummary>>, UpstreamError> {
+    ) -> Result<ByKey<String, Arc<ProductSummary>>, UpstreamError> {
         self.summaries
             .load_many(ids.iter().map(|id| (*id).to_owned()))
             .await
@@ -126,7 +125,7 @@ impl Loaders {
     pub async fn shipment_etas(
         &self,
         order_ids: &[&str],
-    ) -> Result<HashMap<String, Arc<ShipmentEta>>, UpstreamError> {
+    ) -> Result<ByKey<String, Arc<ShipmentEta>>, UpstreamError> {
         self.etas
             .load_many(order_ids.iter().map(|id| (*id).to_owned()))
             .await

@@ -173,18 +173,26 @@ impl Home {
             .take(first as usize)
             .map(|r| r.product_id.as_str())
             .collect();
-        let products = scope.loaders.product_summaries(&ids).await.gql()?;
-        // In recommendation order; a product the catalog no longer knows is left out.
+        let mut products = scope.loaders.product_summaries(&ids).await.gql()?;
+        // In recommendation order; a product the catalog no longer knows is left out. A
+        // summary is moved into its card (copied only for an id recommended again later).
+        let card = |(at, id): (usize, &&str)| {
+            let again = ids[at + 1..].contains(id);
+            let summary = if again {
+                products.get(*id).cloned()
+            } else {
+                products.remove(*id)
+            }?;
+            let p = Arc::unwrap_or_clone(summary);
+            Some(ProductCard {
+                id: p.id,
+                title: p.title,
+                price: p.price.into(),
+                thumbnail_url: p.images.thumb.url,
+            })
+        };
         Ok(Some(PlainList(
-            ids.iter()
-                .filter_map(|id| products.get(*id))
-                .map(|p| ProductCard {
-                    id: p.id.clone(),
-                    title: p.title.clone(),
-                    price: p.price.clone().into(),
-                    thumbnail_url: p.images.thumb.url.clone(),
-                })
-                .collect(),
+            ids.iter().enumerate().filter_map(card).collect(),
         )))
     }
 

@@ -15,9 +15,13 @@
 //! its `PlainObject` (one it forgets is an error naming it, not a missing key).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::hash::{BuildHasher, RandomState};
+use std::rc::Rc;
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::indexmap::map::Entry;
+use async_graphql::indexmap::map::raw_entry_v1::RawEntryMut;
+use async_graphql::indexmap::map::{Entry, RawEntryApiV1};
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{
@@ -171,6 +175,7 @@ pub struct Nested<'n, 'c> {
     ctx: &'n ContextSelectionSet<'c>,
     field: &'n Positioned<Field>,
     place: &'n Place<'n>,
+    keys: &'n Keys,
 }
 
 /// Where a value is, below the field that returned the plain object or list: followed only
@@ -186,7 +191,8 @@ enum Place<'a> {
 impl<'n, 'c> Nested<'n, 'c> {
     /// `value` answered with this field's selection.
     pub fn object<T: PlainObject>(&self, value: &T) -> Value {
-        answer(self.ctx, &self.field.node.selection_set, self.place, value)
+        let set = &self.field.node.selection_set;
+        answer(self.ctx, set, self.place, self.keys, value)
     }
 
     /// The same field, at another place (an item of its list).
@@ -195,6 +201,7 @@ impl<'n, 'c> Nested<'n, 'c> {
             ctx: self.ctx,
             field: self.field,
             place,
+            keys: self.keys,
         }
     }
 
@@ -235,7 +242,13 @@ impl<T: PlainObject> OutputType for Plain<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        Ok(answer(ctx, ctx.item, &Place::Top, &self.0))
+        Ok(answer(
+            ctx,
+            ctx.item,
+            &Place::Top,
+            &Keys::default(),
+            &self.0,
+        ))
     }
 }
 
@@ -247,8 +260,10 @@ impl<T: PlainObject> OutputType for PlainList<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let item =
-            |(index, v): (usize, &T)| answer(ctx, ctx.item, &Place::Index(&Place::Top, index), v);
+        let keys = Keys::default();
+        let item = |(index, v): (usize, &T)| {
+            answer(ctx, ctx.item, &Place::Index(&Place::Top, index), &keys, v)
+        };
         Ok(Value::List(self.0.iter().enumerate().map(item).collect()))
     }
 }
@@ -258,10 +273,11 @@ fn answer<T: PlainObject>(
     ctx: &ContextSelectionSet<'_>,
     set: &Positioned<SelectionSet>,
     place: &Place<'_>,
+    keys: &Keys,
     value: &T,
 ) -> Value {
-    let mut map = IndexMap::with_capacity(set.node.items.len());
-    collect(ctx, set, place, value, &mut map);
+    let mut map = IndexMap::with_capacity_and_hasher(set.node.items.len(), keys.hasher.clone());
+    collect(ctx, set, place, keys, value, &mut map);
     Value::Object(map)
 }
 
@@ -269,10 +285,12 @@ fn collect<T: PlainObject>(
     ctx: &ContextSelectionSet<'_>,
     set: &Positioned<SelectionSet>,
     place: &Place<'_>,
+    keys: &Keys,
     value: &T,
     map: &mut IndexMap<Name, Value>,
 ) {
-    for selection in &set.node.items {
+    let hashes = keys.of(&set.node);
+    for (selection, &hash) in set.node.items.iter().zip(hashes.iter()) {
         let set = match &selection.node {
             Selection::Field(field) => {
                 let name = field.node.name.node.as_str();
@@ -287,6 +305,7 @@ fn collect<T: PlainObject>(
                             ctx,
                             field,
                             place: &place,
+                            keys,
                         },
                     )
                 };
@@ -299,7 +318,7 @@ fn collect<T: PlainObject>(
                     ctx.add_error(ServerError::new(message, Some(field.pos)));
                     Value::Null
                 });
-                merge(map, key.clone(), answer);
+                Keys::put(map, hash, key, answer);
                 continue;
             }
             Selection::FragmentSpread(spread) => {
@@ -328,7 +347,47 @@ fn collect<T: PlainObject>(
                 &fragment.node.selection_set
             }
         };
-        collect(ctx, set, place, value, map);
+        collect(ctx, set, place, keys, value, map);
+    }
+}
+
+/// The maps of one plain value's answer share one hasher, and each key of a selection set
+/// is hashed once, not once per object: a list of objects answers the same keys for every
+/// item, and SipHash (the maps' hasher, async-graphql's type) over each of them was 3% of
+/// the mobile home's instructions.
+#[derive(Default)]
+struct Keys {
+    hasher: RandomState,
+    /// By selection set (its address in the document), its items' keys' hashes in order
+    /// (0 for a fragment).
+    sets: RefCell<Vec<(usize, Rc<[u64]>)>>,
+}
+
+impl Keys {
+    /// The hashes of `set`'s keys, by item.
+    fn of(&self, set: &SelectionSet) -> Rc<[u64]> {
+        let at = std::ptr::from_ref(set).addr();
+        let mut sets = self.sets.borrow_mut();
+        if let Some((_, hashes)) = sets.iter().find(|(s, _)| *s == at) {
+            return hashes.clone();
+        }
+        let hash = |selection: &Positioned<Selection>| match &selection.node {
+            Selection::Field(field) => self.hasher.hash_one(&field.node.response_key().node),
+            _ => 0,
+        };
+        let hashes: Rc<[u64]> = set.items.iter().map(hash).collect();
+        sets.push((at, hashes.clone()));
+        hashes
+    }
+
+    /// `merge` into a map made with this hasher, `hash` being `key`'s.
+    fn put(map: &mut IndexMap<Name, Value>, hash: u64, key: &Name, value: Value) {
+        match map.raw_entry_mut_v1().from_hash(hash, |k| k == key) {
+            RawEntryMut::Vacant(entry) => {
+                entry.insert_hashed_nocheck(hash, key.clone(), value);
+            }
+            RawEntryMut::Occupied(_) => merge(map, key.clone(), value),
+        }
     }
 }
 

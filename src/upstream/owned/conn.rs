@@ -8,6 +8,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -152,6 +153,15 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
+    /// Whether the I/O driver has the socket marked readable (a quiet check would then
+    /// make a system call).
+    #[cfg(test)]
+    pub fn is_marked_readable(&self) -> bool {
+        use futures_util::FutureExt;
+        let ready = self.io.ready(tokio::io::Interest::READABLE);
+        ready.now_or_never().is_some()
+    }
+
     /// How much the next read makes room for.
     #[cfg(test)]
     pub fn read_size(&self) -> usize {
@@ -253,27 +263,26 @@ impl Conn {
     }
 
     /// Reads more of the connection into the buffer: how many bytes came (0 at its end).
+    /// Read through tokio's `AsyncRead`, which after a read that did not fill its room (the
+    /// socket drained) forgets the socket's readiness: the next exchange's quiet check then
+    /// makes no system call unless the backend sent or closed something since (`try_read`
+    /// left it set, and every reused exchange began with a `recvfrom` answering `EAGAIN`).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(self.read_size);
-            }
-            let room = self.buf.capacity() - self.buf.len();
-            match self.io.try_read_buf(&mut self.buf) {
-                Ok(n) => {
-                    // Only a whole read's room filled says the answers are big: the tail
-                    // of a buffer most of which earlier answers used says nothing.
-                    if n == room && room >= self.read_size && self.read_size < MAX_READ {
-                        self.read_size *= 2;
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.io.poll_read_ready(cx))?;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(self.read_size);
         }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.buf
+        ))?;
+        // Only a whole read's room filled says the answers are big: the tail of a buffer
+        // most of which earlier answers used says nothing.
+        if n == room && room >= self.read_size && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
     }
 
     /// The next piece of the answer's body (`None` at its end), framed as `framing` says.

@@ -250,6 +250,20 @@ async fn a_connection_the_backend_closed_while_idle_is_replaced() {
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
 }
 
+/// An answer read to the socket's end leaves the idle connection not marked readable, so
+/// taking it again asks the kernel nothing (before, every reused exchange began with a
+/// `recvfrom` answering `EAGAIN`); a close after that still marks it (the test above).
+#[tokio::test]
+async fn an_idle_connection_is_not_left_marked_readable() {
+    let backend = backend();
+    let pools = pools();
+    assert_hello(&pools, &backend, "/a").await;
+    let authority: Authority = backend.authority.parse().unwrap();
+    let mut conn = pools.take(&authority).expect("the connection is idle");
+    assert!(!conn.is_marked_readable());
+    assert!(conn.is_quiet());
+}
+
 #[tokio::test]
 async fn a_body_dropped_before_its_end_closes_its_connection() {
     let backend = backend();
