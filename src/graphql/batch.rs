@@ -136,12 +136,11 @@ where
 async fn load_and_answer<K, V, E>(
     load: Arc<LoadFn<K, V, E>>,
     batch: Vec<K>,
-    waiting: Vec<Waiter<K, V, E>>,
+    mut waiting: Vec<Waiter<K, V, E>>,
 ) where
     E: Clone,
 {
     let found = load(batch).await.map(Arc::new);
-    let mut waiting = waiting;
     let last = waiting.pop();
     for waiter in waiting {
         let _ = waiter.send(found.clone());
