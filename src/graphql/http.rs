@@ -20,6 +20,7 @@ use super::answer::{
     BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED, answer, document_status, negotiate, refused,
     refused_before_running, refused_with_code, respond,
 };
+use super::batch;
 use super::bounds::Bounds;
 use super::completion::Completion;
 use super::cost::CostModel;
@@ -334,7 +335,9 @@ where
         let caller = Caller(call.identity.clone());
         let notes = call.cache_notes.clone();
         let request = (self.data)(request.data(caller), &call);
-        let mut response = run(&self.schemas, request, remembered.as_deref()).await;
+        // Batches leave when each wave of resolvers has asked, loaded in this task.
+        let execution = run(&self.schemas, request, remembered.as_deref());
+        let mut response = batch::in_waves(execution).await;
         let document = remembered
             .as_deref()
             .map(Remembered::document)
