@@ -36,6 +36,12 @@ impl TraceContext {
 
     /// The header value for a call made in a child span `span_id` of this request.
     pub fn child_header(&self, span_id: u64) -> http::HeaderValue {
+        http::HeaderValue::from_bytes(&self.child_bytes(span_id))
+            .expect("hex digits and dashes are a valid header")
+    }
+
+    /// [`Self::child_header`]'s value as bytes, for a head written without `http`'s types.
+    pub fn child_bytes(&self, span_id: u64) -> [u8; 55] {
         // `00-{trace:032x}-{span:016x}-{flags:02x}`, written without the formatter: one per
         // backend call.
         let mut out = [b'-'; 55];
@@ -43,7 +49,7 @@ impl TraceContext {
         write_hex(&mut out[3..35], self.trace_id);
         write_hex(&mut out[36..52], u128::from(span_id));
         write_hex(&mut out[53..55], u128::from(u8::from(self.sampled)));
-        http::HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header")
+        out
     }
 
     pub fn trace_id_hex(&self) -> String {

@@ -101,12 +101,7 @@ impl HttpClient {
         request: Request<Body>,
     ) -> Result<Response<Leased>, UpstreamError> {
         match &self.0 {
-            Kind::Plain(pools) => pools.send(request).await.map_err(|e| match e {
-                Failure::Connect(detail) => {
-                    UpstreamError::new(service, UpstreamErrorKind::Connect, detail)
-                }
-                Failure::Exchange(e) => body_error(service, &e),
-            }),
+            Kind::Plain(pools) => pools.send(request).await.map_err(|e| failure(service, e)),
             Kind::Tls(tls) => {
                 // The response future owns what it needs: nothing of this thread's pool is
                 // borrowed across the await (the task may move threads).
@@ -115,6 +110,25 @@ impl HttpClient {
                 Ok(response.map(Leased::pooled))
             }
         }
+    }
+}
+
+impl HttpClient {
+    /// The owned connections, when every instance is `http://`: a buffered call writes
+    /// its head for them itself (`Pools::send_written`).
+    pub fn owned(&self) -> Option<&Arc<Pools>> {
+        match &self.0 {
+            Kind::Plain(pools) => Some(pools),
+            Kind::Tls(_) => None,
+        }
+    }
+}
+
+/// An owned connection's failure as the call's error.
+pub(super) fn failure(service: &str, failure: Failure) -> UpstreamError {
+    match failure {
+        Failure::Connect(detail) => UpstreamError::new(service, UpstreamErrorKind::Connect, detail),
+        Failure::Exchange(e) => body_error(service, &e),
     }
 }
 
@@ -154,6 +168,15 @@ impl Origin {
                 .map(|p| p.path().trim_end_matches('/').to_owned())
                 .unwrap_or_default(),
         })
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The base URL's path, put before every call's (usually empty).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The URI of `path_and_query` (which starts with `/`) on this instance.

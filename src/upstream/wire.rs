@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::instances::Instance;
+use super::owned::HeadWriter;
+use super::pipeline::Call;
 use super::span::ClientSpan;
 use super::{Upstream, UpstreamError, UpstreamErrorKind, client};
 use crate::request::trace::TRACEPARENT;
@@ -78,6 +80,60 @@ impl Upstream {
         Ok(request)
     }
 
+    /// The head of buffered `call` to an instance under `prefix`, whose `Host` is `host`,
+    /// written as bytes for an owned connection. What it sends is what [`Self::request`]
+    /// sends for the same call over hyper: `accept`, the call's own headers, the body's
+    /// type and length, then the headers every call carries ([`Carried`]), which replace
+    /// any of the call's of the same name. The call must have passed [`Self::check`].
+    pub(super) fn written_head(
+        host: &HeaderValue,
+        prefix: &str,
+        call: &Call<'_>,
+        carried: &Carried<'_>,
+    ) -> Vec<u8> {
+        let mut head = HeadWriter::new(&call.method, prefix, call.path_and_query, host);
+        head.header("accept", APPLICATION_JSON.as_bytes());
+        let typed = call.body.is_some();
+        for (name, value) in call.headers {
+            let replaced =
+                carried.sets(name) || (typed && name.eq_ignore_ascii_case("content-type"));
+            if !replaced {
+                head.header(name, value.as_bytes());
+            }
+        }
+        if typed {
+            head.header("content-type", APPLICATION_JSON.as_bytes());
+        }
+        carried.write(&mut head);
+        let length = call.body.as_ref().map_or(0, |body| body.len() as u64);
+        head.finish(&call.method, length)
+    }
+
+    /// Refuses a call whose path or extra header values could not go on the wire as they
+    /// are (a control character, a space, a fragment), before anything is sent.
+    pub(super) fn check(&self, call: &Call<'_>) -> Result<(), UpstreamError> {
+        let path = call.path_and_query.as_bytes();
+        if path.first() != Some(&b'/') || !path.iter().all(|&b| b.is_ascii_graphic() && b != b'#') {
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::Rejected(400),
+                format!("invalid path {:?}", call.path_and_query),
+            ));
+        }
+        match call
+            .headers
+            .iter()
+            .find(|(_, value)| !valid_value(value.as_bytes()))
+        {
+            Some((name, _)) => Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::Rejected(400),
+                format!("invalid value for header {name}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Reads a whole body, refusing one over the service's size cap.
     pub(super) async fn read_capped(
         &self,
@@ -128,6 +184,60 @@ impl Upstream {
         }
         Ok(joined.map_or(whole, BytesMut::freeze))
     }
+}
+
+/// The headers every try of a call carries, from its context: the request id, the trace
+/// context, the time left and the caller's forwarded identity.
+pub(super) struct Carried<'a> {
+    /// `None` when the id could not be a header value (as `HeaderValue::from_str` refuses).
+    request_id: Option<&'a str>,
+    traceparent: [u8; 55],
+    timeout_ms: u64,
+    forwarded: &'a [(HeaderName, HeaderValue)],
+}
+
+impl<'a> Carried<'a> {
+    pub fn new(ctx: &'a CallContext, span: &ClientSpan, timeout: Duration) -> Self {
+        Self {
+            request_id: Some(&*ctx.request_id).filter(|id| valid_value(id.as_bytes())),
+            traceparent: ctx.trace.child_bytes(span.id),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            forwarded: ctx
+                .identity
+                .as_deref()
+                .map_or(&[], |identity| identity.forwarded_headers()),
+        }
+    }
+
+    /// Whether `name` is one of the headers carried (which a call's own cannot replace).
+    fn sets(&self, name: &str) -> bool {
+        [REQUEST_ID_HEADER, TRACEPARENT, REQUEST_TIMEOUT_HEADER]
+            .iter()
+            .chain(self.forwarded.iter().map(|(name, _)| name))
+            .any(|carried| carried.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn write(&self, head: &mut HeadWriter) {
+        if let Some(id) = self.request_id {
+            head.header(REQUEST_ID_HEADER.as_str(), id.as_bytes());
+        }
+        head.header(TRACEPARENT.as_str(), &self.traceparent);
+        let mut digits = itoa::Buffer::new();
+        head.header(
+            REQUEST_TIMEOUT_HEADER.as_str(),
+            digits.format(self.timeout_ms).as_bytes(),
+        );
+        for (name, value) in self.forwarded {
+            head.header(name.as_str(), value.as_bytes());
+        }
+    }
+}
+
+/// What `HeaderValue::from_str` takes: no control character but the tab.
+fn valid_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// `body` as `T`, or a `BadResponse` of `service`. The whole body's UTF-8 is checked once,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use thread_local::ThreadLocal;
@@ -41,6 +41,7 @@ use tokio::time::Instant;
 use answer::Framing;
 use conn::Conn;
 pub(crate) use conn::ExchangeError;
+pub(super) use request::HeadWriter;
 use request::{Sending, Upload};
 
 mod answer;
@@ -127,28 +128,58 @@ impl Pools {
         self: &Arc<Self>,
         request: Request<Body>,
     ) -> Result<Response<Leased>, Failure> {
-        let (parts, mut body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let authority = parts
             .uri
             .authority()
-            .cloned()
             .ok_or_else(|| Failure::Connect("the URI has no host".to_owned()))?;
-        let (host, mut idle) = self.checkout(&authority);
         let sending = Sending::of(&body);
-        let replayable = sending == Sending::Length(0) && parts.method.is_idempotent();
+        let head = |host: &HeaderValue| request::head(&parts, host, sending);
+        self.exchange(authority, &parts.method, head, body).await
+    }
+
+    /// Sends the request whose head `head` writes (given the instance's `Host` value; it
+    /// frames the body itself, which is `body`, of a known length) to `authority`, and
+    /// waits for the response head. `head` is called again only for a request sent again.
+    pub async fn send_written(
+        self: &Arc<Self>,
+        authority: &Authority,
+        method: &Method,
+        head: impl FnMut(&HeaderValue) -> Vec<u8>,
+        body: Option<Bytes>,
+    ) -> Result<Response<Leased>, Failure> {
+        self.exchange(
+            authority,
+            method,
+            head,
+            body.map_or_else(Body::empty, Body::from),
+        )
+        .await
+    }
+
+    async fn exchange(
+        self: &Arc<Self>,
+        authority: &Authority,
+        method: &Method,
+        mut head: impl FnMut(&HeaderValue) -> Vec<u8>,
+        mut body: Body,
+    ) -> Result<Response<Leased>, Failure> {
+        let (host, mut idle) = self.checkout(authority);
+        let sending = Sending::of(&body);
+        let replayable = sending == Sending::Length(0) && method.is_idempotent();
         loop {
-            let (mut conn, reused) = match idle.take().or_else(|| self.take(&authority)) {
+            let (mut conn, reused) = match idle.take().or_else(|| self.take(authority)) {
                 Some(conn) => (conn, true),
-                None => (self.connect(&authority).await?, false),
+                None => (self.connect(authority).await?, false),
             };
             // Closed by the backend while idle, or sent something unasked.
             if reused && !conn.is_quiet() {
                 continue;
             }
-            let upload = Upload::new(request::head(&parts, &host, sending), body, sending);
-            match conn.exchange(&parts.method, upload).await {
+            let upload = Upload::new(head(&host), body, sending);
+            match conn.exchange(method, upload).await {
                 Ok((response, framing)) => {
-                    let leased = Leased::owned(conn, framing, Arc::clone(self), authority);
+                    let leased = Leased::owned(conn, framing, Arc::clone(self), authority.clone());
                     return Ok(response.map(|()| leased));
                 }
                 // Closed as the request went out, unanswered: safe to send again, on the next.
@@ -156,6 +187,16 @@ impl Pools {
                 Err(e) => return Err(Failure::Exchange(e)),
             }
         }
+    }
+
+    /// The head [`Self::send`] writes for `request` to an instance whose `Host` is `host`.
+    #[cfg(test)]
+    pub fn head_of(request: &Request<Body>, host: &HeaderValue) -> Vec<u8> {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = request.method().clone();
+        parts.uri = request.uri().clone();
+        parts.headers = request.headers().clone();
+        request::head(&parts, host, Sending::of(request.body()))
     }
 
     /// This thread's idle lists.

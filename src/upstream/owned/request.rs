@@ -69,6 +69,44 @@ pub(super) fn head(parts: &request::Parts, host: &HeaderValue, sending: Sending)
     head
 }
 
+/// A request head written straight from its parts, without `http`'s request, URI and header
+/// map (a buffered backend call's head; building those types and writing them out was 7% of
+/// the mobile home's instructions). The caller has checked every part it passes: a path
+/// and values without control characters, valid header names.
+pub(in crate::upstream) struct HeadWriter(Vec<u8>);
+
+impl HeadWriter {
+    /// The request line of `method` on `prefix` + `path`, then `host`.
+    pub fn new(method: &Method, prefix: &str, path: &str, host: &HeaderValue) -> Self {
+        let mut head = Vec::with_capacity(320 + prefix.len() + path.len());
+        head.extend_from_slice(method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(prefix.as_bytes());
+        head.extend_from_slice(path.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        push_header(&mut head, b"host", host.as_bytes());
+        Self(head)
+    }
+
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        push_header(&mut self.0, name.as_bytes(), value);
+    }
+
+    /// The head, ended with the framing of a body of `length` bytes (as [`head`] frames it).
+    pub fn finish(mut self, method: &Method, length: u64) -> Vec<u8> {
+        if length > 0 || carries_body(method) {
+            let mut digits = itoa::Buffer::new();
+            push_header(
+                &mut self.0,
+                b"content-length",
+                digits.format(length).as_bytes(),
+            );
+        }
+        self.0.extend_from_slice(b"\r\n");
+        self.0
+    }
+}
+
 fn push_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     head.extend_from_slice(name);
     head.extend_from_slice(b": ");
