@@ -93,6 +93,15 @@ impl HttpClient {
         Self(Kind::Plain(Arc::new(Pools::new(Duration::ZERO, 0))))
     }
 
+    /// The owned connections, when every instance is `http://`: a buffered call writes
+    /// its head for them itself (`Pools::send_written`).
+    pub fn owned(&self) -> Option<&Arc<Pools>> {
+        match &self.0 {
+            Kind::Plain(pools) => Some(pools),
+            Kind::Tls(_) => None,
+        }
+    }
+
     /// Sends `request` (its URI absolute) and waits for the response head; the body is left
     /// to the caller, and so is the deadline.
     pub async fn send(
@@ -109,17 +118,6 @@ impl HttpClient {
                 let response = response.await.map_err(|e| transport_error(service, &e))?;
                 Ok(response.map(Leased::pooled))
             }
-        }
-    }
-}
-
-impl HttpClient {
-    /// The owned connections, when every instance is `http://`: a buffered call writes
-    /// its head for them itself (`Pools::send_written`).
-    pub fn owned(&self) -> Option<&Arc<Pools>> {
-        match &self.0 {
-            Kind::Plain(pools) => Some(pools),
-            Kind::Tls(_) => None,
         }
     }
 }

@@ -360,7 +360,11 @@ mod tests {
             "r-1".into(),
         );
         let timeout = Duration::from_millis(750);
-        let extra = [("idempotency-key", "k-1"), ("x-request-id", "forged")];
+        let extra = [
+            ("idempotency-key", "k-1"),
+            ("x-request-id", "forged"),
+            ("content-length", "99"),
+        ];
         let calls = [
             (Method::GET, None, &extra[..0]),
             (Method::DELETE, None, &extra[..1]),

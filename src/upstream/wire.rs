@@ -82,9 +82,10 @@ impl Upstream {
 
     /// The head of buffered `call` to an instance under `prefix`, whose `Host` is `host`,
     /// written as bytes for an owned connection. What it sends is what [`Self::request`]
-    /// sends for the same call over hyper: `accept`, the call's own headers, the body's
-    /// type and length, then the headers every call carries ([`Carried`]), which replace
-    /// any of the call's of the same name. The call must have passed [`Self::check`].
+    /// sends for the same call over hyper: `host`, `accept`, the call's own headers, the
+    /// body's type and length, then the headers every call carries ([`Carried`]), which
+    /// replace any of the call's of the same name; a call's own `host` or framing header is
+    /// left out. The call must have passed [`Self::check`].
     pub(super) fn written_head(
         host: &HeaderValue,
         prefix: &str,
@@ -95,8 +96,12 @@ impl Upstream {
         head.header("accept", APPLICATION_JSON.as_bytes());
         let typed = call.body.is_some();
         for (name, value) in call.headers {
-            let replaced =
-                carried.sets(name) || (typed && name.eq_ignore_ascii_case("content-type"));
+            // The connection's own (host, framing) and the body's type are never a call's.
+            let replaced = carried.sets(name)
+                || ["host", "content-length", "transfer-encoding"]
+                    .iter()
+                    .any(|own| name.eq_ignore_ascii_case(own))
+                || (typed && name.eq_ignore_ascii_case("content-type"));
             if !replaced {
                 head.header(name, value.as_bytes());
             }
