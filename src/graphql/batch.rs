@@ -216,27 +216,32 @@ where
     /// wave driving the execution or, outside one, by a task spawned from here, which runs
     /// after the request's task's poll if nothing else takes it first (another worker can).
     fn leave_after_this_poll(&self) {
-        let open: Arc<dyn Open> = self.shared.clone();
-        let unopened = WAVE.try_with(|wave| wave.begun().open.push(open));
-        if unopened.is_err() {
-            let shared = self.shared.clone();
-            tokio::spawn(async move {
-                tokio::task::yield_now().await;
-                if let Some(load) = shared.take() {
-                    load.await;
-                }
-            });
+        match current_wave() {
+            Some(wave) => wave.begun().open.push(self.shared.clone()),
+            None => {
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    if let Some(load) = shared.take() {
+                        load.await;
+                    }
+                });
+            }
         }
     }
 }
 
 /// Hands a taken batch's `load` to the wave being polled or, outside one, to a task.
 fn begin(load: Load) {
-    let mut load = Some(load);
-    let _ = WAVE.try_with(|wave| wave.begun().full.extend(load.take()));
-    if let Some(load) = load {
-        tokio::spawn(load);
+    match current_wave() {
+        Some(wave) => wave.begun().full.push(load),
+        None => drop(tokio::spawn(load)),
     }
+}
+
+/// The wave of the execution `in_waves` is polling in this task, if it is.
+fn current_wave() -> Option<Wave> {
+    WAVE.try_with(Wave::clone).ok()
 }
 
 async fn load_and_answer<K, V, E>(
@@ -329,7 +334,10 @@ mod tests {
     async fn outside_a_wave_a_spawned_task_takes_the_batch_after_the_poll() {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let batcher = counting(calls.clone());
-        let (a, b) = tokio::join!(batcher.load_one(1), batcher.load_one(2));
+        let both = async { tokio::join!(batcher.load_one(1), batcher.load_one(2)) };
+        let (a, b) = tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .expect("a batch nobody takes leaves its callers waiting");
         assert_eq!(
             (a.unwrap(), b.unwrap()),
             (Some("v1".into()), Some("v2".into()))

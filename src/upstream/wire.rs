@@ -62,17 +62,7 @@ impl Upstream {
                     format!("invalid path {path_and_query:?}: {e}"),
                 )
             })?;
-        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-            headers.insert(REQUEST_ID_HEADER, id);
-        }
-        headers.insert(TRACEPARENT, ctx.trace.child_header(span.id));
-        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        headers.insert(REQUEST_TIMEOUT_HEADER, HeaderValue::from(millis));
-        if let Some(identity) = &ctx.identity {
-            for (name, value) in identity.forwarded_headers() {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
+        Carried::new(ctx, span, timeout).insert(&mut headers);
         let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = uri;
@@ -197,7 +187,9 @@ impl Upstream {
 }
 
 /// The headers every try of a call carries, from its context: the request id, the trace
-/// context, the time left and the caller's forwarded identity.
+/// context, the time left and the caller's forwarded identity. Set last, over a hyper
+/// request's map ([`Upstream::request`]) or written into an owned connection's head, so
+/// nothing a caller passes can replace them.
 pub(super) struct Carried<'a> {
     /// `None` when the id could not be a header value (as `HeaderValue::from_str` refuses).
     request_id: Option<&'a str>,
@@ -227,6 +219,23 @@ impl<'a> Carried<'a> {
             .any(|carried| carried.as_str().eq_ignore_ascii_case(name))
     }
 
+    /// Sets them in `headers`, replacing any of the same name.
+    fn insert(&self, headers: &mut HeaderMap) {
+        if let Some(Ok(id)) = self.request_id.map(HeaderValue::from_str) {
+            headers.insert(REQUEST_ID_HEADER, id);
+        }
+        let traceparent = HeaderValue::from_bytes(&self.traceparent);
+        headers.insert(
+            TRACEPARENT,
+            traceparent.expect("hex digits and dashes are a valid header"),
+        );
+        headers.insert(REQUEST_TIMEOUT_HEADER, HeaderValue::from(self.timeout_ms));
+        for (name, value) in self.forwarded {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// Writes them into `head` (after the call's own, of which it left out theirs).
     fn write(&self, head: &mut HeadWriter) {
         if let Some(id) = self.request_id {
             head.header(REQUEST_ID_HEADER.as_str(), id.as_bytes());
