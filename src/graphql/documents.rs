@@ -10,6 +10,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
 
 use super::bounds::{self, Bounds, OutOfBounds};
+use super::verdict::{self, Verdicts};
 use super::{harden, introspection};
 use crate::config::GraphqlConfig;
 
@@ -18,7 +19,8 @@ use crate::config::GraphqlConfig;
 /// (depth, complexity). `known` executes only a remembered document that `strict` already
 /// found valid with the same inputs (no variables, no operation name): validation depends
 /// on nothing else, so its verdict cannot have changed. Validation was 9% of the mobile
-/// home query's instructions. `introspection`, in development mode only, runs operations
+/// home query's instructions. The known schema's own verdict on such a document is found
+/// once too (`verdict`), and answered to the requests after. `introspection`, in development mode only, runs operations
 /// that select nothing but introspection fields, past the depth and complexity limits.
 pub struct Schemas<Q, M, S> {
     strict: Schema<Q, M, S>,
@@ -54,6 +56,7 @@ where
             strict: harden(builder(), config).finish(),
             known: harden(builder(), config)
                 .validation_mode(ValidationMode::Fast)
+                .extension(Verdicts::default())
                 .finish(),
             introspection: introspection::schema(builder(), config),
         }
@@ -77,6 +80,8 @@ pub(super) struct Documents {
 pub(super) struct Remembered {
     document: ExecutableDocument,
     valid_alone: AtomicBool,
+    /// The known schema's verdict on it alone, once found.
+    verdict: verdict::Slot,
     /// Whether the document is within the bounds, found once.
     bounded: Result<(), OutOfBounds>,
     /// Its cost when sent alone (which depends on nothing else), found once.
@@ -155,6 +160,7 @@ impl Documents {
             bounded: bounds::check(document, self.bounds),
             document: document.clone(),
             valid_alone: AtomicBool::new(false),
+            verdict: verdict::Slot::default(),
             cost_alone: OnceLock::new(),
         });
         self.cache.insert(request.query.clone(), remembered.clone());
@@ -212,7 +218,10 @@ where
             }
         }
     }
-    if remembered.is_some_and(|r| r.known_valid(&request)) {
+    if let Some(remembered) = remembered
+        && remembered.known_valid(&request)
+    {
+        let request = request.data(verdict::Known(remembered.verdict.clone()));
         return schemas.known.execute(request).await;
     }
     let alone = remembered.is_some_and(|r| r.alone(&request));
@@ -259,6 +268,7 @@ mod tests {
             Arc::new(Remembered {
                 document: async_graphql::parser::parse_query("{ other }").unwrap(),
                 valid_alone: AtomicBool::new(false),
+                verdict: verdict::Slot::default(),
                 bounded: Ok(()),
                 cost_alone: OnceLock::new(),
             }),
@@ -339,8 +349,16 @@ mod tests {
         let (first, remembered) = send(&schemas, &documents, &body("{ hello }")).await;
         assert!(first.errors.is_empty(), "{:?}", first.errors);
         assert!(remembered.valid_alone.load(Ordering::Relaxed));
+        assert!(
+            remembered.verdict.get().is_none(),
+            "the strict run keeps none"
+        );
         let (again, _) = send(&schemas, &documents, &body("{ hello }")).await;
         assert_eq!(again.data, first.data);
+        assert!(
+            remembered.verdict.get().is_some(),
+            "the known schema's verdict is kept for the requests after"
+        );
 
         // The mark is what picks the known schema: on a document the strict rules refuse
         // (an argument of the wrong type), the known schema executes it, and the resolver's

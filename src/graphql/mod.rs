@@ -25,6 +25,7 @@ mod params;
 mod persisted;
 mod plain;
 mod sdl;
+mod verdict;
 
 use std::sync::Arc;
 
