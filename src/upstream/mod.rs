@@ -260,6 +260,38 @@ mod tests {
         );
     }
 
+    /// The encoder against its rule written plainly (each byte kept when unreserved, else
+    /// `%XX`): every string of up to three characters from a set mixing unreserved, reserved
+    /// and multi-byte ones.
+    #[test]
+    fn encoding_keeps_unreserved_bytes_and_encodes_every_other() {
+        fn by_bytes(raw: &str) -> String {
+            let unreserved = |b: &u8| b.is_ascii_alphanumeric() || b"-._~".contains(b);
+            raw.bytes()
+                .map(|b| match unreserved(&b) {
+                    true => char::from(b).to_string(),
+                    false => format!("%{b:02X}"),
+                })
+                .collect()
+        }
+        let chars = ['a', 'Z', '0', '~', '.', ' ', '/', '%', ',', 'é', '€', '😀'];
+        let mut tried = 0;
+        for a in chars {
+            for b in chars {
+                for c in chars {
+                    for raw in [format!("{a}{b}{c}"), format!("{a}{b}"), a.to_string()] {
+                        if raw == "." || raw == ".." {
+                            continue;
+                        }
+                        assert_eq!(path_segment(&raw), by_bytes(&raw), "{raw:?}");
+                        tried += 1;
+                    }
+                }
+            }
+        }
+        assert!(tried > 1_000);
+    }
+
     /// Every string of up to three pieces from a mixed set encodes to unreserved bytes and
     /// `%HH` escapes only, and decodes back to itself.
     #[test]

@@ -276,34 +276,51 @@ pub fn path_segment(raw: &str) -> String {
         ".." => return "%2E%2E".to_owned(),
         _ => {}
     }
-    let mut out = String::with_capacity(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
     push_encoded(&mut out, raw);
-    out
+    ascii(out)
 }
 
-/// Appends `raw` with every byte but the unreserved ones (RFC 3986) percent-encoded.
-fn push_encoded(out: &mut String, raw: &str) {
+/// Appends `raw` with every byte but the unreserved ones (RFC 3986) percent-encoded, as
+/// bytes: pushed as `char`s into a `String`, each byte cost about fifteen instructions (1.4%
+/// of the mobile home query, whose paths are ids and field lists).
+fn push_encoded(out: &mut Vec<u8>, raw: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    /// By byte: is it unreserved (one load instead of seven comparisons)?
+    const UNRESERVED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+            b += 1;
+        }
+        table
+    };
+    out.reserve(raw.len());
     for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
+        if UNRESERVED[usize::from(b)] {
+            out.push(b);
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]);
         }
     }
+}
+
+/// What `push_encoded` wrote, as the text it is (only ASCII bytes are ever written).
+fn ascii(encoded: Vec<u8>) -> String {
+    String::from_utf8(encoded).expect("percent-encoding writes ASCII")
 }
 
 /// Encodes a query string from pairs (values from clients included).
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let length: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let mut out = String::with_capacity(length + length / 4);
+    let mut out = Vec::with_capacity(length + length / 4);
     for (i, (k, v)) in pairs.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
+        out.push(if i == 0 { b'?' } else { b'&' });
         push_encoded(&mut out, k);
-        out.push('=');
+        out.push(b'=');
         push_encoded(&mut out, v);
     }
-    out
+    ascii(out)
 }
