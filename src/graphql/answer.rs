@@ -7,6 +7,7 @@ use async_graphql::ServerError;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use super::plain::Prewritten;
 use crate::observe::GraphqlErrors;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -80,10 +81,15 @@ pub(super) fn refused_with_code(
     refused(status, content_type, vec![error], code.as_str())
 }
 
-pub(super) fn answer(content_type: &'static str, response: &async_graphql::Response) -> Response {
+/// `response` written as the answer's body, with the plain answers `prewritten` kept.
+pub(super) fn answer(
+    content_type: &'static str,
+    response: &async_graphql::Response,
+    prewritten: Option<&Prewritten>,
+) -> Response {
     // Most answers fit the first 4 KiB: one allocation rather than doubling from 128 bytes.
     let mut bytes = Vec::with_capacity(4096);
-    match super::json::write_response(&mut bytes, response) {
+    match super::json::write_response(&mut bytes, response, prewritten) {
         Ok(()) => {
             let mut answer = respond(StatusCode::OK, content_type, bytes);
             if !response.errors.is_empty() {

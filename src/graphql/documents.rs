@@ -86,6 +86,8 @@ pub(super) struct Remembered {
     bounded: Result<(), OutOfBounds>,
     /// Its cost when sent alone (which depends on nothing else), found once.
     cost_alone: OnceLock<u64>,
+    /// Whether each of its selection sets names each key once (`plain::keys_unique`).
+    keys_unique: OnceLock<bool>,
 }
 
 impl Remembered {
@@ -105,6 +107,14 @@ impl Remembered {
         } else {
             cost(&self.document)
         }
+    }
+
+    /// Whether each selection set of the document names each key once, its fragments spread
+    /// (found once): plain answers may then be written as JSON as they resolve.
+    pub(super) fn keys_unique(&self) -> bool {
+        *self
+            .keys_unique
+            .get_or_init(|| super::plain::keys_unique(&self.document))
     }
 
     /// May `request` skip the rules the strict schema already passed it on?
@@ -162,6 +172,7 @@ impl Documents {
             valid_alone: AtomicBool::new(false),
             verdict: verdict::Slot::default(),
             cost_alone: OnceLock::new(),
+            keys_unique: OnceLock::new(),
         });
         self.cache.insert(request.query.clone(), remembered.clone());
         Some(remembered)
@@ -271,6 +282,7 @@ mod tests {
                 verdict: verdict::Slot::default(),
                 bounded: Ok(()),
                 cost_alone: OnceLock::new(),
+                keys_unique: OnceLock::new(),
             }),
         );
         let (mut again, _) = parse_request(&body(query), &documents).unwrap();

@@ -27,6 +27,7 @@ use super::cost::CostModel;
 use super::documents::{Documents, Remembered, Schemas, run};
 use super::params::{BadRequest, Params, is_batch};
 use super::persisted::Persisted;
+use super::plain::Prewritten;
 use super::{Caller, RequestData};
 use crate::config::GraphqlConfig;
 use crate::gateway::Gateway;
@@ -336,7 +337,15 @@ where
         };
         let caller = Caller(call.identity.clone());
         let notes = call.cache_notes.clone();
-        let request = (self.data)(request.data(caller), &call);
+        let mut request = (self.data)(request.data(caller), &call);
+        // Plain answers are written as JSON as they resolve, where the document allows it.
+        let prewritten = remembered
+            .as_deref()
+            .is_some_and(Remembered::keys_unique)
+            .then(Prewritten::default);
+        if let Some(prewritten) = &prewritten {
+            request = request.data(prewritten.clone());
+        }
         // Batches leave when each wave of resolvers has asked, loaded in this task.
         let execution = run(&self.schemas, request, remembered.as_deref());
         let mut response = batch::in_waves(execution).await;
@@ -362,7 +371,7 @@ where
             let status = document_status(content_type);
             return refused(status, content_type, response.errors, VALIDATION_FAILED);
         }
-        answer(content_type, &response)
+        answer(content_type, &response, prewritten.as_ref())
     }
 }
 

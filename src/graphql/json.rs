@@ -4,14 +4,25 @@
 //! time in fragments: 5.7% of the mobile home query's instructions (its answer is ~200 short
 //! strings). Here a value is one `match`, and a string is copied whole unless it holds a
 //! byte JSON must escape, looked for eight bytes at a time: 4.2%. What is rare (errors,
-//! extensions, binary values, fractional numbers) still goes through serde.
+//! extensions, binary values, fractional numbers) still goes through serde. A plain
+//! object's answer already written as JSON (`plain::Prewritten`) is copied in as it is.
 
 use async_graphql::{Response, Value};
 
-/// Appends `response` to `out` exactly as `serde_json::to_writer` would.
-pub(super) fn write_response(out: &mut Vec<u8>, response: &Response) -> serde_json::Result<()> {
+use super::plain::Prewritten;
+
+/// Appends `response` to `out` exactly as `serde_json::to_writer` would, the answers kept
+/// in `prewritten` copied in where they stand.
+pub(super) fn write_response(
+    out: &mut Vec<u8>,
+    response: &Response,
+    prewritten: Option<&Prewritten>,
+) -> serde_json::Result<()> {
     out.extend_from_slice(b"{\"data\":");
-    write_value(out, &response.data)?;
+    match prewritten {
+        Some(prewritten) => prewritten.with_kept(|kept| write_value(out, &response.data, kept))?,
+        None => write_value(out, &response.data, &[])?,
+    }
     if !response.extensions.is_empty() {
         out.extend_from_slice(b",\"extensions\":");
         serde_json::to_writer(&mut *out, &response.extensions)?;
@@ -24,7 +35,13 @@ pub(super) fn write_response(out: &mut Vec<u8>, response: &Response) -> serde_js
     Ok(())
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+/// `value` as serde writes it, or for a binary value that is one of `kept` (the same bytes,
+/// not an equal copy), its bytes as they are.
+pub(super) fn write_value(
+    out: &mut Vec<u8>,
+    value: &Value,
+    kept: &[bytes::Bytes],
+) -> serde_json::Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),
@@ -46,7 +63,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(out, item)?;
+                write_value(out, item, kept)?;
             }
             out.push(b']');
         }
@@ -58,18 +75,26 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
                 }
                 write_str(out, name);
                 out.push(b':');
-                write_value(out, field)?;
+                write_value(out, field, kept)?;
             }
             out.push(b'}');
+        }
+        Value::Binary(bytes) if kept.iter().any(|k| is_same(k, bytes)) => {
+            out.extend_from_slice(bytes);
         }
         Value::Binary(_) => serde_json::to_writer(&mut *out, value)?,
     }
     Ok(())
 }
 
+/// Whether `a` and `b` are the same bytes in memory (one a clone of the other).
+fn is_same(a: &bytes::Bytes, b: &bytes::Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
 /// `s` as a JSON string, escaped as serde_json escapes: `"`, `\` and the control
 /// characters below U+0020 (short forms where JSON has them, else `\u00xx`); nothing else.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -153,7 +178,7 @@ mod tests {
 
     fn same_as_serde(response: &Response) {
         let mut ours = Vec::new();
-        write_response(&mut ours, response).unwrap();
+        write_response(&mut ours, response, None).unwrap();
         let theirs = serde_json::to_vec(response).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&ours),
@@ -231,5 +256,25 @@ mod tests {
         same_as_serde(&failed);
         same_as_serde(&Response::new(Value::Null));
         same_as_serde(&Response::from_errors(vec![ServerError::new("no", None)]));
+    }
+
+    /// Only the very bytes kept are copied in as JSON: a binary value with the same content
+    /// (a scalar's, say) is written as serde writes it.
+    #[test]
+    fn only_kept_bytes_are_copied_in() {
+        let kept = bytes::Bytes::from_static(br#"{"a":1}"#);
+        let data = object(vec![
+            ("written", Value::Binary(kept.clone())),
+            (
+                "other",
+                Value::Binary(bytes::Bytes::from(br#"{"a":1}"#.to_vec())),
+            ),
+        ]);
+        let mut out = Vec::new();
+        write_value(&mut out, &data, &[kept]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"written":{"a":1},"other":[123,34,97,34,58,49,125]}"#
+        );
     }
 }

@@ -36,7 +36,9 @@ pub use completion::Completion;
 pub use cost::CostModel;
 pub use documents::Schemas;
 pub use http::endpoint;
-pub use plain::{Fallible, Nested, Plain, PlainField, PlainList, PlainObject, PlainValue};
+pub use plain::{
+    Fallible, Nested, Plain, PlainField, PlainList, PlainObject, PlainValue, Unwritten, Writing,
+};
 
 use crate::config::{AuthPolicy, GraphqlConfig};
 use crate::error::Code;

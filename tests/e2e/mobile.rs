@@ -368,3 +368,23 @@ async fn a_failed_shipping_nulls_each_eta_in_place() {
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "shipping was asked: {body}");
 }
+
+/// Plain answers are written as JSON as they resolve, but only for a document whose keys are
+/// unique: a plain object or list selected twice is still answered merged, as the spec
+/// merges it, on the first request and on the remembered document after.
+#[tokio::test]
+async fn a_plain_object_selected_twice_is_answered_merged() {
+    let stack = Stack::start(&bff_mobile::SPEC).await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let once = "{ home { me { id name } recommendations(first: 2) { id title } } }";
+    let twice = "{ home { me { id } me { name } \
+        recommendations(first: 2) { id } recommendations(first: 2) { title } } }";
+    let (status, expected) = stack.graphql(Some(&token), once, json!({})).await;
+    assert_eq!(status, 200, "{expected}");
+    assert_eq!(expected["data"]["home"]["me"]["id"], "42", "{expected}");
+    for _ in 0..2 {
+        let (status, body) = stack.graphql(Some(&token), twice, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, expected);
+    }
+}

@@ -29,68 +29,55 @@ use async_graphql::{
     ServerResult, Value,
 };
 
+mod fields;
+mod written;
+
+pub(super) use written::keys_unique;
+pub use written::{Prewritten, Unwritten, Writing};
+
 /// An object whose fields are data it already holds. `field` answers one field by its
 /// GraphQL name (`None` for a name the type does not have); a field holding another plain
 /// object answers with `nested.object(..)` (`PlainField` does that for each kind of value,
 /// and `plain_object!` writes the whole impl for a struct).
 pub trait PlainObject: ObjectType {
     fn field(&self, name: &str, nested: &Nested<'_, '_>) -> Option<Value>;
+
+    /// Writes the JSON of the field `name`, the value `field` answers (`written`): with
+    /// `PlainField::write` for each kind of value (`plain_object!` writes it). The default
+    /// writes nothing, and the object is answered by `field` instead.
+    fn write_field(
+        &self,
+        name: &str,
+        nested: &Writing<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Unwritten> {
+        let _ = (name, nested, out);
+        Err(Unwritten)
+    }
 }
 
 impl<T: PlainObject + ?Sized> PlainObject for &T {
     fn field(&self, name: &str, nested: &Nested<'_, '_>) -> Option<Value> {
         T::field(self, name, nested)
     }
+
+    fn write_field(
+        &self,
+        name: &str,
+        nested: &Writing<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Unwritten> {
+        T::write_field(self, name, nested, out)
+    }
 }
 
 /// A field's value in a plain object: a scalar, a list, an optional value, or another plain
-/// object (answered with the field's selection).
+/// object (answered with the field's selection). `write` writes the JSON of what `plain`
+/// answers, exactly as the answer writer would write that value (`fields` has the impls).
 pub trait PlainField {
     fn plain(&self, nested: &Nested<'_, '_>) -> Value;
-}
 
-impl<T: PlainObject> PlainField for T {
-    fn plain(&self, nested: &Nested<'_, '_>) -> Value {
-        nested.object(self)
-    }
-}
-
-impl PlainField for String {
-    fn plain(&self, _: &Nested<'_, '_>) -> Value {
-        Value::String(self.clone())
-    }
-}
-
-macro_rules! plain_numbers {
-    ($($number:ty),*) => {$(
-        impl PlainField for $number {
-            fn plain(&self, _: &Nested<'_, '_>) -> Value {
-                Value::from(*self)
-            }
-        }
-    )*};
-}
-
-plain_numbers!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
-
-impl PlainField for bool {
-    fn plain(&self, _: &Nested<'_, '_>) -> Value {
-        Value::Boolean(*self)
-    }
-}
-
-impl<T: PlainField> PlainField for Option<T> {
-    fn plain(&self, nested: &Nested<'_, '_>) -> Value {
-        self.as_ref().map_or(Value::Null, |v| v.plain(nested))
-    }
-}
-
-impl<T: PlainField> PlainField for Vec<T> {
-    fn plain(&self, nested: &Nested<'_, '_>) -> Value {
-        let item =
-            |(index, v): (usize, &T)| v.plain(&nested.at(&Place::Index(nested.place, index)));
-        Value::List(self.iter().enumerate().map(item).collect())
-    }
+    fn write(&self, nested: &Writing<'_, '_>, out: &mut Vec<u8>) -> Result<(), Unwritten>;
 }
 
 /// A wrapper's schema type is the type it wraps: the same name, nullability and registration.
@@ -131,18 +118,6 @@ impl<T: OutputType> OutputType for Fallible<T> {
     }
 }
 
-impl<T: PlainField> PlainField for Fallible<T> {
-    fn plain(&self, nested: &Nested<'_, '_>) -> Value {
-        match &self.0 {
-            Ok(value) => value.plain(nested),
-            Err(e) => {
-                nested.fail(e);
-                Value::Null
-            }
-        }
-    }
-}
-
 /// `PlainObject` for a struct whose GraphQL fields are its own fields, by name:
 /// `plain_object!(Money { "amount" => amount, "currency" => currency });` (the names are
 /// the schema's, as `#[derive(SimpleObject)]` registers them).
@@ -160,6 +135,18 @@ macro_rules! plain_object {
                         $crate::graphql::PlainField::plain(&self.$field, nested)
                     ),)*
                     _ => ::core::option::Option::None,
+                }
+            }
+
+            fn write_field(
+                &self,
+                name: &str,
+                nested: &$crate::graphql::Writing<'_, '_>,
+                out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), $crate::graphql::Unwritten> {
+                match name {
+                    $($name => $crate::graphql::PlainField::write(&self.$field, nested, out),)*
+                    _ => ::core::result::Result::Err($crate::graphql::Unwritten),
                 }
             }
         }
@@ -242,6 +229,12 @@ impl<T: PlainObject> OutputType for Plain<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
+        if let Some(prewritten) = ctx.data_opt::<Prewritten>() {
+            let mut out = Vec::with_capacity(256);
+            if written::write_object(ctx, ctx.item, &self.0, &mut out).is_ok() {
+                return Ok(prewritten.keep(out));
+            }
+        }
         Ok(answer(
             ctx,
             ctx.item,
@@ -260,6 +253,23 @@ impl<T: PlainObject> OutputType for PlainList<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
+        if let Some(prewritten) = ctx.data_opt::<Prewritten>() {
+            let mut out = Vec::with_capacity(256 * self.0.len().max(1));
+            let written: Result<(), Unwritten> = (|| {
+                out.push(b'[');
+                for (at, item) in self.0.iter().enumerate() {
+                    if at > 0 {
+                        out.push(b',');
+                    }
+                    written::write_object(ctx, ctx.item, item, &mut out)?;
+                }
+                out.push(b']');
+                Ok(())
+            })();
+            if written.is_ok() {
+                return Ok(prewritten.keep(out));
+            }
+        }
         let keys = Keys::default();
         let item = |(index, v): (usize, &T)| {
             answer(ctx, ctx.item, &Place::Index(&Place::Top, index), &keys, v)
@@ -392,7 +402,11 @@ impl Keys {
 }
 
 /// Whether a fragment on `on` applies to `value`'s type (or an interface it implements).
-fn applies<T: PlainObject>(ctx: &ContextSelectionSet<'_>, value: &T, on: Option<&Name>) -> bool {
+pub(super) fn applies<T: PlainObject>(
+    ctx: &ContextSelectionSet<'_>,
+    value: &T,
+    on: Option<&Name>,
+) -> bool {
     let Some(on) = on else { return true };
     let name = value.introspection_type_name();
     name == on.as_str()

@@ -247,3 +247,108 @@ async fn a_failed_field_is_null_with_its_error_at_its_path() {
     assert_eq!(data["x"][0]["price"]["rate"], Json::Null);
     assert_eq!(data["x"][0]["price"]["amount"], json!("9.99"));
 }
+
+/// `query` executed with its plain answers written as they resolve (as the endpoint does
+/// for a document whose keys are unique), then the whole answer as the endpoint writes it;
+/// and how many plain answers were kept written.
+async fn written(query: &str) -> (String, async_graphql::Response, usize) {
+    let prewritten = super::Prewritten::default();
+    let request = async_graphql::Request::new(query).data(prewritten.clone());
+    let response = schema().execute(request).await;
+    let mut out = Vec::new();
+    crate::graphql::json::write_response(&mut out, &response, Some(&prewritten)).unwrap();
+    let kept = prewritten.with_kept(|kept| kept.len());
+    (String::from_utf8(out).unwrap(), response, kept)
+}
+
+/// The answer as the endpoint writes it from a value tree.
+async fn as_tree(query: &str) -> (String, async_graphql::Response) {
+    let response = schema().execute(query).await;
+    let mut out = Vec::new();
+    crate::graphql::json::write_response(&mut out, &response, None).unwrap();
+    (String::from_utf8(out).unwrap(), response)
+}
+
+fn keys_unique(query: &str) -> bool {
+    super::keys_unique(&async_graphql::parser::parse_query(query).unwrap())
+}
+
+/// Written as JSON while resolving, a plain answer is byte for byte what the derived type's
+/// value tree is written as: every kind of field, aliases, `__typename`, fragments and
+/// directives, for an object, a list and an optional object.
+#[tokio::test]
+async fn written_plain_answers_are_the_bytes_of_the_derived_ones() {
+    let selections = SELECTIONS.iter().copied().chain([
+        "{ ...Head rank }",
+        "{ ... on Card { rank tags } id }",
+        "{ prices { ... on Money { amount } currency } k: __typename }",
+    ]);
+    let mut compared = 0;
+    for (slow, fast) in [
+        ("slow", "fast"),
+        ("slowList", "fastList"),
+        ("slowOptional", "fastOptional"),
+    ] {
+        for selection in selections.clone() {
+            let fragments = if selection.contains("...Head") {
+                FRAGMENTS
+            } else {
+                ""
+            };
+            let fast = format!("{{ x: {fast} {selection} }} {fragments}");
+            if !keys_unique(&fast) {
+                continue;
+            }
+            let (expected, _) = as_tree(&format!("{{ x: {slow} {selection} }} {fragments}")).await;
+            let (answered, response, kept) = written(&fast).await;
+            assert!(response.errors.is_empty(), "{fast}: {:?}", response.errors);
+            assert_eq!(answered, expected, "{fast}");
+            assert_eq!(kept, 1, "{fast}: written, not a value tree");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 3 * 7, "the selections whose keys are unique");
+}
+
+/// A failed field inside a plain answer: the answer is a value tree after all, so that the
+/// error has its path (and completion can reach it), and the answer and errors are those of
+/// the value tree.
+#[tokio::test]
+async fn a_plain_answer_with_a_failed_field_is_a_value_tree() {
+    let query = "{ x: fastList { id s: stock price { amount rate } } }";
+    assert!(keys_unique(query));
+    let (expected, tree) = as_tree(query).await;
+    let (answered, response, kept) = written(query).await;
+    assert_eq!(answered, expected);
+    assert_eq!(kept, 0);
+    assert_eq!(response.errors.len(), 4, "{:?}", response.errors);
+    assert_eq!(response.errors, tree.errors);
+}
+
+#[test]
+fn keys_are_unique_unless_a_set_names_one_twice() {
+    for unique in [
+        "{ a { id } b: a { id } }",
+        "{ a { id ... on A { name } } }",
+        "query { a { ...F } } fragment F on A { id b { id } }",
+        "query Q { a { id } } query R { a { id } }",
+    ] {
+        assert!(keys_unique(unique), "{unique}");
+    }
+    for twice in [
+        "{ a { id } a { name } }",
+        "{ a { id id } }",
+        "{ a { x: id x: name } }",
+        "{ a { id ... on A { id } } }",
+        "{ a { id ...F } } fragment F on A { id }",
+        "{ a { ...F ...F } } fragment F on A { id }",
+        "{ a { id } } fragment F on A { b { c c } }",
+        "{ a { b { c { id ... { id } } } } }",
+        "{ a { ...Missing } }",
+        // Fragments spreading each other (validation refuses them later) end the walk at a
+        // bound instead of looping.
+        "{ a { ...F } } fragment F on A { ...G } fragment G on A { id ...F }",
+    ] {
+        assert!(!keys_unique(twice), "{twice}");
+    }
+}
