@@ -144,6 +144,9 @@ fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
 }
 
 /// The answer's head, when `buf` holds all of it (then taken off `buf`).
+/// Headers a proxied answer may gain on its way out.
+const ADDED_HEADERS: usize = 8;
+
 pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Response<()>>, ExchangeError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let (len, spans, code, version) = {
@@ -175,7 +178,9 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Response<()>>, Exc
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::malformed(format!("the status {code} is not valid")))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the headers the gateway adds to a proxied answer (request id, rate limits,
+    // CORS): filled to the count, the map grew and rehashed on the first of them.
+    let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_HEADERS);
     for (name, value) in spans {
         let name = HeaderName::from_bytes(&head[name])
             .map_err(|_| ExchangeError::malformed("a header name is not valid"))?;
