@@ -20,8 +20,9 @@ use crate::config::GraphqlConfig;
 /// found valid with the same inputs (no variables, no operation name): validation depends
 /// on nothing else, so its verdict cannot have changed. Validation was 9% of the mobile
 /// home query's instructions. The known schema's own verdict on such a document is found
-/// once too (`verdict`), and answered to the requests after. `introspection`, in development mode only, runs operations
-/// that select nothing but introspection fields, past the depth and complexity limits.
+/// once too (`verdict`), and answered to the requests after. `introspection`, in
+/// development mode only, runs operations that select nothing but introspection fields,
+/// past the depth and complexity limits.
 pub struct Schemas<Q, M, S> {
     strict: Schema<Q, M, S>,
     known: Schema<Q, M, S>,

@@ -12,7 +12,9 @@
 //! The fields of such an object never fail (but for `Fallible` ones, which hold their
 //! error) and run no guard and no extension's per-field hook: a type with a guarded field
 //! (`RequireScope`) stays an ordinary object. Each field the type registers must be named by
-//! its `PlainObject` (one it forgets is an error naming it, not a missing key).
+//! its `PlainObject` (one it forgets is an error naming it, not a missing key). When the
+//! endpoint writes the answer itself, a plain value is not even built as a map: it is
+//! written as JSON as it resolves (`written`).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -229,11 +231,9 @@ impl<T: PlainObject> OutputType for Plain<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if let Some(prewritten) = ctx.data_opt::<Prewritten>() {
-            let mut out = Vec::with_capacity(256);
-            if written::write_object(ctx, ctx.item, &self.0, &mut out).is_ok() {
-                return Ok(prewritten.keep(out));
-            }
+        let write = |out: &mut Vec<u8>| written::write_object(ctx, ctx.item, &self.0, out);
+        if let Some(written) = written::prewrite(ctx, 256, write) {
+            return Ok(written);
         }
         Ok(answer(
             ctx,
@@ -253,22 +253,9 @@ impl<T: PlainObject> OutputType for PlainList<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if let Some(prewritten) = ctx.data_opt::<Prewritten>() {
-            let mut out = Vec::with_capacity(256 * self.0.len().max(1));
-            let written: Result<(), Unwritten> = (|| {
-                out.push(b'[');
-                for (at, item) in self.0.iter().enumerate() {
-                    if at > 0 {
-                        out.push(b',');
-                    }
-                    written::write_object(ctx, ctx.item, item, &mut out)?;
-                }
-                out.push(b']');
-                Ok(())
-            })();
-            if written.is_ok() {
-                return Ok(prewritten.keep(out));
-            }
+        let write = |out: &mut Vec<u8>| written::write_list(ctx, ctx.item, &self.0, out);
+        if let Some(written) = written::prewrite(ctx, 256 * self.0.len().max(1), write) {
+            return Ok(written);
         }
         let keys = Keys::default();
         let item = |(index, v): (usize, &T)| {
@@ -331,31 +318,10 @@ fn collect<T: PlainObject>(
                 Keys::put(map, hash, key, answer);
                 continue;
             }
-            Selection::FragmentSpread(spread) => {
-                match ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
-                    Some(fragment)
-                        if applies(
-                            ctx,
-                            value,
-                            Some(&fragment.node.type_condition.node.on.node),
-                        ) =>
-                    {
-                        &fragment.node.selection_set
-                    }
-                    _ => continue,
-                }
-            }
-            Selection::InlineFragment(fragment) => {
-                let on = fragment
-                    .node
-                    .type_condition
-                    .as_ref()
-                    .map(|c| &c.node.on.node);
-                if !applies(ctx, value, on) {
-                    continue;
-                }
-                &fragment.node.selection_set
-            }
+            fragment => match applying(ctx, fragment, value) {
+                Some(set) => set,
+                None => continue,
+            },
         };
         collect(ctx, set, place, keys, value, map);
     }
@@ -401,12 +367,33 @@ impl Keys {
     }
 }
 
-/// Whether a fragment on `on` applies to `value`'s type (or an interface it implements).
-pub(super) fn applies<T: PlainObject>(
-    ctx: &ContextSelectionSet<'_>,
+/// The selections of `fragment` (spread or inline) when it applies to `value`; `None` when
+/// it does not, or for a field.
+fn applying<'a, T: PlainObject>(
+    ctx: &'a ContextSelectionSet<'_>,
+    fragment: &'a Selection,
     value: &T,
-    on: Option<&Name>,
-) -> bool {
+) -> Option<&'a Positioned<SelectionSet>> {
+    let (on, set) = match fragment {
+        Selection::Field(_) => return None,
+        Selection::FragmentSpread(spread) => {
+            let fragment = ctx
+                .query_env
+                .fragments
+                .get(&spread.node.fragment_name.node)?;
+            let on = &fragment.node.type_condition.node.on.node;
+            (Some(on), &fragment.node.selection_set)
+        }
+        Selection::InlineFragment(fragment) => {
+            let on = fragment.node.type_condition.as_ref();
+            (on.map(|c| &c.node.on.node), &fragment.node.selection_set)
+        }
+    };
+    applies(ctx, value, on).then_some(set)
+}
+
+/// Whether a fragment on `on` applies to `value`'s type (or an interface it implements).
+fn applies<T: PlainObject>(ctx: &ContextSelectionSet<'_>, value: &T, on: Option<&Name>) -> bool {
     let Some(on) = on else { return true };
     let name = value.introspection_type_name();
     name == on.as_str()

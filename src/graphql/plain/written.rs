@@ -20,7 +20,7 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{ContextSelectionSet, Name, Positioned, Value};
 use bytes::Bytes;
 
-use super::{PlainObject, applies};
+use super::{PlainObject, applying};
 use crate::graphql::json;
 
 /// A plain value is answered as a value tree instead: a field failed, or its object cannot
@@ -73,6 +73,37 @@ impl Prewritten {
     }
 }
 
+/// The value standing for what `write` writes, when the request's plain answers are written
+/// (`Prewritten` is in its data) and `write` writes all of it.
+pub(super) fn prewrite(
+    ctx: &ContextSelectionSet<'_>,
+    capacity: usize,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), Unwritten>,
+) -> Option<Value> {
+    let prewritten = ctx.data_opt::<Prewritten>()?;
+    let mut out = Vec::with_capacity(capacity);
+    write(&mut out).ok()?;
+    Some(prewritten.keep(out))
+}
+
+/// `items`' answers to `set` as a JSON list.
+pub(super) fn write_list<T: PlainObject>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &Positioned<SelectionSet>,
+    items: &[T],
+    out: &mut Vec<u8>,
+) -> Result<(), Unwritten> {
+    out.push(b'[');
+    for (at, item) in items.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        write_object(ctx, set, item, out)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
 /// `value`'s answer to `set` as a JSON object, keys in the order the selection names them.
 pub(super) fn write_object<T: PlainObject>(
     ctx: &ContextSelectionSet<'_>,
@@ -109,27 +140,10 @@ fn write_members<T: PlainObject>(
                 }
                 continue;
             }
-            Selection::FragmentSpread(spread) => {
-                match ctx.query_env.fragments.get(&spread.node.fragment_name.node) {
-                    Some(fragment)
-                        if applies(
-                            ctx,
-                            value,
-                            Some(&fragment.node.type_condition.node.on.node),
-                        ) =>
-                    {
-                        &fragment.node.selection_set
-                    }
-                    _ => continue,
-                }
-            }
-            Selection::InlineFragment(fragment) => {
-                let on = fragment.node.type_condition.as_ref();
-                if !applies(ctx, value, on.map(|c| &c.node.on.node)) {
-                    continue;
-                }
-                &fragment.node.selection_set
-            }
+            fragment => match applying(ctx, fragment, value) {
+                Some(set) => set,
+                None => continue,
+            },
         };
         write_members(ctx, set, value, out, first)?;
     }
