@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 
 use super::breaker::Outcome;
 use super::client::{self, DeadlineBody};
 use super::span::ClientSpan;
-use super::wire::Outgoing;
+use super::wire::{Carried, Outgoing};
 use super::{Upstream, UpstreamError};
 use crate::request::CallContext;
 
@@ -34,19 +34,36 @@ impl Upstream {
         let started = lease.started();
         let span = ClientSpan::start(ctx, &method);
         let mut deadline = Box::pin(tokio::time::sleep(timeout));
-        let outgoing = Outgoing {
-            method,
-            path_and_query,
-            headers,
-            body,
+        let exchange = async {
+            match (self.0.client.owned(), &lease.instance.origin) {
+                // An owned connection: the head written straight from the parts.
+                (Some(pools), Some(origin)) => {
+                    self.check_path(path_and_query)?;
+                    let carried = Carried::new(ctx, &span, timeout);
+                    let target = (&method, path_and_query);
+                    let head = |host: &HeaderValue, sending| {
+                        let prefix = origin.prefix();
+                        Self::streamed_head(host, prefix, target, &headers, &carried, sending)
+                    };
+                    let sent = pools.send_streamed(origin.authority(), &method, head, body);
+                    sent.await.map_err(|e| client::failure(self.name(), e))
+                }
+                _ => {
+                    let outgoing = Outgoing {
+                        method,
+                        path_and_query,
+                        headers,
+                        body,
+                    };
+                    let request = self.request(lease.instance, ctx, &span, outgoing, timeout)?;
+                    self.0.client.send(self.name(), request).await
+                }
+            }
         };
-        let result = match self.request(lease.instance, ctx, &span, outgoing, timeout) {
-            Ok(request) => tokio::select! {
-                biased;
-                response = self.0.client.send(self.name(), request) => response,
-                () = deadline.as_mut() => Err(client::timed_out(self.name())),
-            },
-            Err(e) => Err(e),
+        let result = tokio::select! {
+            biased;
+            response = exchange => response,
+            () = deadline.as_mut() => Err(client::timed_out(self.name())),
         };
         let failure = match &result {
             Ok(r) if r.status().is_server_error() => Some(UpstreamError::from_response(

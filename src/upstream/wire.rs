@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::instances::Instance;
-use super::owned::HeadWriter;
+use super::owned::{HeadWriter, Sending};
 use super::pipeline::Call;
 use super::span::ClientSpan;
 use super::{Upstream, UpstreamError, UpstreamErrorKind, client};
@@ -104,22 +104,39 @@ impl Upstream {
         head.finish(&call.method, length)
     }
 
+    /// The head of a streamed exchange (the proxy's) with `headers`, to an instance under
+    /// `prefix` whose `Host` is `host`, its body sent as `sending` says: what
+    /// [`Self::request`] sends for it over hyper, written as bytes for an owned connection.
+    /// `host`, the headers but the connection's own (`host`, framing) and those every call
+    /// carries ([`Carried`], which replace them), then the body's framing. The path must
+    /// have passed [`Self::check_path`].
+    pub(super) fn streamed_head(
+        host: &HeaderValue,
+        prefix: &str,
+        (method, path_and_query): (&Method, &str),
+        headers: &HeaderMap,
+        carried: &Carried<'_>,
+        sending: Sending,
+    ) -> Vec<u8> {
+        let mut head = HeadWriter::new(method, prefix, path_and_query, host);
+        for (name, value) in headers {
+            let own = [
+                header::HOST,
+                header::CONTENT_LENGTH,
+                header::TRANSFER_ENCODING,
+            ];
+            if !own.contains(name) && !carried.sets(name.as_str()) {
+                head.header(name.as_str(), value.as_bytes());
+            }
+        }
+        carried.write(&mut head);
+        head.framed(method, sending)
+    }
+
     /// Refuses a call whose path or extra header values could not go on the wire as they
     /// are (a control character, a space, a fragment), before anything is sent.
     pub(super) fn check(&self, call: &Call<'_>) -> Result<(), UpstreamError> {
-        let path = call.path_and_query.as_bytes();
-        // Folded without an early exit, so that it runs over whole vectors of bytes (a
-        // batch's path of ids is hundreds of bytes long).
-        let unsendable = path.iter().fold(false, |bad, &b| {
-            bad | !(0x21..=0x7e).contains(&b) | (b == b'#')
-        });
-        if path.first() != Some(&b'/') || unsendable {
-            return Err(UpstreamError::new(
-                self.name(),
-                UpstreamErrorKind::Rejected(400),
-                format!("invalid path {:?}", call.path_and_query),
-            ));
-        }
+        self.check_path(call.path_and_query)?;
         match call
             .headers
             .iter()
@@ -132,6 +149,25 @@ impl Upstream {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a path that could not go on the wire as it is (not starting with `/`, or
+    /// holding a control character, a space, a fragment or a byte beyond ASCII).
+    pub(super) fn check_path(&self, path_and_query: &str) -> Result<(), UpstreamError> {
+        let path = path_and_query.as_bytes();
+        // Folded without an early exit, so that it runs over whole vectors of bytes (a
+        // batch's path of ids is hundreds of bytes long).
+        let unsendable = path.iter().fold(false, |bad, &b| {
+            bad | !(0x21..=0x7e).contains(&b) | (b == b'#')
+        });
+        if path.first() != Some(&b'/') || unsendable {
+            return Err(UpstreamError::new(
+                self.name(),
+                UpstreamErrorKind::Rejected(400),
+                format!("invalid path {path_and_query:?}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads a whole body, refusing one over the service's size cap.

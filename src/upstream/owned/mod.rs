@@ -41,8 +41,8 @@ use tokio::time::Instant;
 use answer::Framing;
 use conn::Conn;
 pub(crate) use conn::ExchangeError;
-pub(super) use request::HeadWriter;
-use request::{Sending, Upload};
+use request::Upload;
+pub(super) use request::{HeadWriter, Sending};
 
 mod answer;
 mod conn;
@@ -133,9 +133,21 @@ impl Pools {
             .uri
             .authority()
             .ok_or_else(|| Failure::Connect("the URI has no host".to_owned()))?;
-        let sending = Sending::of(&body);
-        let head = |host: &HeaderValue| request::head(&parts, host, sending);
+        let head = |host: &HeaderValue, sending| request::head(&parts, host, sending);
         self.exchange(authority, &parts.method, head, body).await
+    }
+
+    /// Sends the request whose head `head` writes (given the instance's `Host` value and
+    /// how `body` is sent, which it frames) to `authority`, and waits for the response
+    /// head. `head` is called again only for a request sent again.
+    pub async fn send_streamed(
+        self: &Arc<Self>,
+        authority: &Authority,
+        method: &Method,
+        head: impl FnMut(&HeaderValue, Sending) -> Vec<u8>,
+        body: Body,
+    ) -> Result<Response<Leased>, Failure> {
+        self.exchange(authority, method, head, body).await
     }
 
     /// Sends the request whose head `head` writes (given the instance's `Host` value; it
@@ -145,23 +157,19 @@ impl Pools {
         self: &Arc<Self>,
         authority: &Authority,
         method: &Method,
-        head: impl FnMut(&HeaderValue) -> Vec<u8>,
+        mut head: impl FnMut(&HeaderValue) -> Vec<u8>,
         body: Option<Bytes>,
     ) -> Result<Response<Leased>, Failure> {
-        self.exchange(
-            authority,
-            method,
-            head,
-            body.map_or_else(Body::empty, Body::from),
-        )
-        .await
+        let head = move |host: &HeaderValue, _| head(host);
+        let body = body.map_or_else(Body::empty, Body::from);
+        self.exchange(authority, method, head, body).await
     }
 
     async fn exchange(
         self: &Arc<Self>,
         authority: &Authority,
         method: &Method,
-        mut head: impl FnMut(&HeaderValue) -> Vec<u8>,
+        mut head: impl FnMut(&HeaderValue, Sending) -> Vec<u8>,
         mut body: Body,
     ) -> Result<Response<Leased>, Failure> {
         let (host, mut idle) = self.checkout(authority);
@@ -176,7 +184,7 @@ impl Pools {
             if reused && !conn.is_quiet() {
                 continue;
             }
-            let upload = Upload::new(head(&host), body, sending);
+            let upload = Upload::new(head(&host, sending), body, sending);
             match conn.exchange(method, upload).await {
                 Ok((response, framing)) => {
                     let leased = Leased::owned(conn, framing, Arc::clone(self), authority.clone());

@@ -20,7 +20,7 @@ const WRITE_CHUNK: usize = 64 * 1024;
 
 /// How a request's body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Sending {
+pub(in crate::upstream) enum Sending {
     /// This many bytes, announced by `content-length` (none at all for `0` on a method
     /// that carries no body).
     Length(u64),
@@ -54,19 +54,25 @@ pub(super) fn head(parts: &request::Parts, host: &HeaderValue, sending: Sending)
             push_header(&mut head, name.as_str().as_bytes(), value.as_bytes());
         }
     }
+    frame(&mut head, &parts.method, sending);
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// The header that frames a body sent as `sending` says: its length (none for an empty
+/// body on a method that carries none), or chunked.
+fn frame(head: &mut Vec<u8>, method: &Method, sending: Sending) {
     match sending {
-        Sending::Length(0) if !carries_body(&parts.method) => {}
+        Sending::Length(0) if !carries_body(method) => {}
         Sending::Length(n) => {
             push_header(
-                &mut head,
+                head,
                 b"content-length",
                 itoa::Buffer::new().format(n).as_bytes(),
             );
         }
-        Sending::Chunked => push_header(&mut head, b"transfer-encoding", b"chunked"),
+        Sending::Chunked => push_header(head, b"transfer-encoding", b"chunked"),
     }
-    head.extend_from_slice(b"\r\n");
-    head
 }
 
 /// A request head written straight from its parts, without `http`'s request, URI and header
@@ -93,15 +99,14 @@ impl HeadWriter {
     }
 
     /// The head, ended with the framing of a body of `length` bytes (as [`head`] frames it).
-    pub fn finish(mut self, method: &Method, length: u64) -> Vec<u8> {
-        if length > 0 || carries_body(method) {
-            let mut digits = itoa::Buffer::new();
-            push_header(
-                &mut self.0,
-                b"content-length",
-                digits.format(length).as_bytes(),
-            );
-        }
+    pub fn finish(self, method: &Method, length: u64) -> Vec<u8> {
+        self.framed(method, Sending::Length(length))
+    }
+
+    /// The head, ended with the framing of a body sent as `sending` says (as [`head`]
+    /// frames it).
+    pub fn framed(mut self, method: &Method, sending: Sending) -> Vec<u8> {
+        frame(&mut self.0, method, sending);
         self.0.extend_from_slice(b"\r\n");
         self.0
     }
