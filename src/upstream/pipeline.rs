@@ -137,10 +137,10 @@ impl Upstream {
                 (Some(pools), Some(origin)) => {
                     self.check(call)?;
                     let carried = Carried::new(ctx, &span, timeout);
-                    let head = |host: &HeaderValue| {
-                        Self::written_head(host, origin.prefix(), call, &carried)
+                    let head = |host: &HeaderValue, sending| {
+                        Self::written_head(host, origin.prefix(), call, &carried, sending)
                     };
-                    let body = call.body.clone();
+                    let body = call.body.clone().map_or_else(Body::empty, Body::from);
                     let sent = pools.send_written(origin.authority(), &call.method, head, body);
                     sent.await.map_err(|e| client::failure(self.name(), e))?
                 }

@@ -45,7 +45,7 @@ impl Upstream {
                         let prefix = origin.prefix();
                         Self::streamed_head(host, prefix, target, &headers, &carried, sending)
                     };
-                    let sent = pools.send_streamed(origin.authority(), &method, head, body);
+                    let sent = pools.send_written(origin.authority(), &method, head, body);
                     sent.await.map_err(|e| client::failure(self.name(), e))
                 }
                 _ => {

@@ -71,45 +71,38 @@ impl Upstream {
     }
 
     /// The head of buffered `call` to an instance under `prefix`, whose `Host` is `host`,
-    /// written as bytes for an owned connection. What it sends is what [`Self::request`]
-    /// sends for the same call over hyper: `host`, `accept`, the call's own headers, the
-    /// body's type and length, then the headers every call carries ([`Carried`]), which
-    /// replace any of the call's of the same name; a call's own `host` or framing header is
-    /// left out. The call must have passed [`Self::check`].
+    /// its body sent as `sending` says, written as bytes for an owned connection. What it
+    /// sends is what [`Self::request`] sends for the same call over hyper: `host`, `accept`,
+    /// the call's own headers, the body's type, the headers every call carries
+    /// ([`Carried`]), then the body's framing. The call must have passed [`Self::check`].
     pub(super) fn written_head(
         host: &HeaderValue,
         prefix: &str,
         call: &Call<'_>,
         carried: &Carried<'_>,
+        sending: Sending,
     ) -> Vec<u8> {
         let mut head = HeadWriter::new(&call.method, prefix, call.path_and_query, host);
         head.header("accept", APPLICATION_JSON.as_bytes());
         let typed = call.body.is_some();
         for (name, value) in call.headers {
-            // The connection's own (host, framing) and the body's type are never a call's.
-            let replaced = carried.sets(name)
-                || ["host", "content-length", "transfer-encoding"]
-                    .iter()
-                    .any(|own| name.eq_ignore_ascii_case(own))
-                || (typed && name.eq_ignore_ascii_case("content-type"));
-            if !replaced {
-                head.header(name, value.as_bytes());
+            // The body's type is never a call's.
+            if !(typed && name.eq_ignore_ascii_case("content-type")) {
+                carried.pass(&mut head, name, value.as_bytes());
             }
         }
         if typed {
             head.header("content-type", APPLICATION_JSON.as_bytes());
         }
         carried.write(&mut head);
-        let length = call.body.as_ref().map_or(0, |body| body.len() as u64);
-        head.finish(&call.method, length)
+        head.framed(&call.method, sending)
     }
 
     /// The head of a streamed exchange (the proxy's) with `headers`, to an instance under
     /// `prefix` whose `Host` is `host`, its body sent as `sending` says: what
-    /// [`Self::request`] sends for it over hyper, written as bytes for an owned connection.
-    /// `host`, the headers but the connection's own (`host`, framing) and those every call
-    /// carries ([`Carried`], which replace them), then the body's framing. The path must
-    /// have passed [`Self::check_path`].
+    /// [`Self::request`] sends for it over hyper, written as bytes for an owned connection:
+    /// `host`, the headers, those every call carries ([`Carried`]), then the body's framing.
+    /// The path must have passed [`Self::check_path`].
     pub(super) fn streamed_head(
         host: &HeaderValue,
         prefix: &str,
@@ -120,14 +113,7 @@ impl Upstream {
     ) -> Vec<u8> {
         let mut head = HeadWriter::new(method, prefix, path_and_query, host);
         for (name, value) in headers {
-            let own = [
-                header::HOST,
-                header::CONTENT_LENGTH,
-                header::TRANSFER_ENCODING,
-            ];
-            if !own.contains(name) && !carried.sets(name.as_str()) {
-                head.header(name.as_str(), value.as_bytes());
-            }
+            carried.pass(&mut head, name.as_str(), value.as_bytes());
         }
         carried.write(&mut head);
         head.framed(method, sending)
@@ -271,7 +257,16 @@ impl<'a> Carried<'a> {
         }
     }
 
-    /// Writes them into `head` (after the call's own, of which it left out theirs).
+    /// Writes a caller's header `name: value` into `head`, unless the connection sets it
+    /// (`host`, the framing) or it is one of these, which replace any of the caller's.
+    fn pass(&self, head: &mut HeadWriter, name: &str, value: &[u8]) {
+        let own = ["host", "content-length", "transfer-encoding"];
+        if !own.iter().any(|own| name.eq_ignore_ascii_case(own)) && !self.sets(name) {
+            head.header(name, value);
+        }
+    }
+
+    /// Writes them into `head` (after the caller's own, of which `pass` left out theirs).
     fn write(&self, head: &mut HeadWriter) {
         if let Some(id) = self.request_id {
             head.header(REQUEST_ID_HEADER.as_str(), id.as_bytes());

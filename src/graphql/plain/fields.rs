@@ -5,6 +5,7 @@ use async_graphql::Value;
 
 use super::written::{self, Unwritten, Writing};
 use super::{Fallible, Nested, Place, PlainField, PlainObject};
+use crate::graphql::json;
 
 impl<T: PlainObject> PlainField for T {
     fn plain(&self, nested: &Nested<'_, '_>) -> Value {
@@ -22,7 +23,7 @@ impl PlainField for String {
     }
 
     fn write(&self, _: &Writing<'_, '_>, out: &mut Vec<u8>) -> Result<(), Unwritten> {
-        written::write_str(self, out);
+        json::write_str(out, self);
         Ok(())
     }
 }

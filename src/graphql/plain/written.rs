@@ -46,11 +46,6 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), Unwritten> {
     json::write_value(out, value, &[]).map_err(|_| Unwritten)
 }
 
-/// A string's JSON, as the answer writer writes it.
-pub fn write_str(value: &str, out: &mut Vec<u8>) {
-    json::write_str(out, value);
-}
-
 /// The plain answers of one request written as JSON, for the answer writer to copy in. Request
 /// data: a plain value finds it there when it may be written.
 #[derive(Clone, Default)]

@@ -143,10 +143,10 @@ fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
     })
 }
 
-/// The answer's head, when `buf` holds all of it (then taken off `buf`).
 /// Headers a proxied answer may gain on its way out.
 const ADDED_HEADERS: usize = 8;
 
+/// The answer's head, when `buf` holds all of it (then taken off `buf`).
 pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Response<()>>, ExchangeError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let (len, spans, code, version) = {

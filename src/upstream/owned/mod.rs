@@ -140,28 +140,13 @@ impl Pools {
     /// Sends the request whose head `head` writes (given the instance's `Host` value and
     /// how `body` is sent, which it frames) to `authority`, and waits for the response
     /// head. `head` is called again only for a request sent again.
-    pub async fn send_streamed(
+    pub async fn send_written(
         self: &Arc<Self>,
         authority: &Authority,
         method: &Method,
         head: impl FnMut(&HeaderValue, Sending) -> Vec<u8>,
         body: Body,
     ) -> Result<Response<Leased>, Failure> {
-        self.exchange(authority, method, head, body).await
-    }
-
-    /// Sends the request whose head `head` writes (given the instance's `Host` value; it
-    /// frames the body itself, which is `body`, of a known length) to `authority`, and
-    /// waits for the response head. `head` is called again only for a request sent again.
-    pub async fn send_written(
-        self: &Arc<Self>,
-        authority: &Authority,
-        method: &Method,
-        mut head: impl FnMut(&HeaderValue) -> Vec<u8>,
-        body: Option<Bytes>,
-    ) -> Result<Response<Leased>, Failure> {
-        let head = move |host: &HeaderValue, _| head(host);
-        let body = body.map_or_else(Body::empty, Body::from);
         self.exchange(authority, method, head, body).await
     }
 

@@ -98,11 +98,6 @@ impl HeadWriter {
         push_header(&mut self.0, name.as_bytes(), value);
     }
 
-    /// The head, ended with the framing of a body of `length` bytes (as [`head`] frames it).
-    pub fn finish(self, method: &Method, length: u64) -> Vec<u8> {
-        self.framed(method, Sending::Length(length))
-    }
-
     /// The head, ended with the framing of a body sent as `sending` says (as [`head`]
     /// frames it).
     pub fn framed(mut self, method: &Method, sending: Sending) -> Vec<u8> {

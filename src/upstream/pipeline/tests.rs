@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::*;
 use crate::config::UpstreamConfig;
 use crate::request::{Deadline, Identity, Principal};
-use crate::upstream::owned::Pools;
+use crate::upstream::owned::{Pools, Sending};
 
 /// A head's request line, and its headers (names lowercased) in order of name.
 fn parsed(head: &[u8]) -> (String, Vec<(String, String)>) {
@@ -69,9 +69,12 @@ async fn a_written_head_is_the_head_of_the_request_built_for_hyper() {
         };
         let span = ClientSpan::start(&ctx, &call.method);
         let request = upstream.hyper_request(&lease, &ctx, &span, &call, timeout);
-        let built = Pools::head_of(&request.unwrap(), &host);
+        let request = request.unwrap();
+        let built = Pools::head_of(&request, &host);
+        // Sent as the same body is: `Body::from` the call's bytes, or empty.
+        let sending = Sending::of(request.body());
         let carried = Carried::new(&ctx, &span, timeout);
-        let written = Upstream::written_head(&host, origin.prefix(), &call, &carried);
+        let written = Upstream::written_head(&host, origin.prefix(), &call, &carried, sending);
         let (line, headers) = parsed(&written);
         assert_eq!(
             (line.clone(), headers.clone()),
@@ -93,7 +96,6 @@ async fn a_written_head_is_the_head_of_the_request_built_for_hyper() {
 async fn a_streamed_head_is_the_head_of_the_request_built_for_hyper() {
     use http::header::{self, HeaderMap};
 
-    use crate::upstream::owned::Sending;
     use crate::upstream::wire::Outgoing;
 
     let config = UpstreamConfig::new("http://127.0.0.1:9/api/");
