@@ -155,7 +155,7 @@ impl UpstreamCache {
                 for (id, body) in items {
                     let (tag, key) =
                         policy::view_entity(upstream.name(), &kind, view.as_deref(), &id);
-                    this.put(&key, &ctx, Some(&tag), &fetched.headers, body)
+                    this.put(&key, &ctx, Some(&tag), &fetched.headers(), body)
                         .await;
                 }
                 Ok(fetched.body)

@@ -364,7 +364,7 @@ impl UpstreamCache {
                     &base,
                     &ctx,
                     tag.as_deref(),
-                    &fetched.headers,
+                    &fetched.headers(),
                     fetched.body.clone(),
                 )
                 .await;

@@ -19,6 +19,7 @@ mod stats;
 mod stream;
 mod wire;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,11 +100,31 @@ impl Bulkhead {
     }
 }
 
-/// A successful backend answer: the headers the cache reads, and the whole body.
+/// A successful backend answer: its head, whose headers the cache reads, and the whole body.
 #[derive(Clone, Debug)]
 pub struct Fetched {
-    pub headers: HeaderMap,
+    head: FetchedHead,
     pub body: Bytes,
+}
+
+#[derive(Clone, Debug)]
+enum FetchedHead {
+    /// As read on an owned connection: a header map is built only when asked for.
+    Read(owned::Head),
+    /// hyper's (an `https://` upstream's).
+    Map(HeaderMap),
+}
+
+impl Fetched {
+    /// The answer's headers: built from the head as it was read on an owned connection (the
+    /// cache asks for them only for what it stores; a call that wants the body alone never
+    /// pays for a map).
+    pub fn headers(&self) -> Cow<'_, HeaderMap> {
+        match &self.head {
+            FetchedHead::Read(head) => Cow::Owned(head.header_map(0)),
+            FetchedHead::Map(headers) => Cow::Borrowed(headers),
+        }
+    }
 }
 
 impl std::fmt::Debug for Upstream {

@@ -17,7 +17,7 @@ use super::client;
 use super::instances::{Instances, Lease};
 use super::span::ClientSpan;
 use super::wire::{APPLICATION_JSON, Carried, Outgoing};
-use super::{Fetched, Idempotency, Upstream, UpstreamError, UpstreamErrorKind};
+use super::{Fetched, FetchedHead, Idempotency, Upstream, UpstreamError, UpstreamErrorKind};
 use crate::request::{BackendCall, CallContext};
 
 /// A retry is not worth sending with less time than this left.
@@ -132,8 +132,9 @@ impl Upstream {
         let timeout = self.call_timeout(ctx, self.0.timeout)?;
         let span = ClientSpan::start(ctx, &call.method);
         let exchange = async {
-            let response = match (self.0.client.owned(), &lease.instance.origin) {
-                // An owned connection: the head written straight from the call.
+            let (status, head, body) = match (self.0.client.owned(), &lease.instance.origin) {
+                // An owned connection: the head written straight from the call, the answer's
+                // kept as read.
                 (Some(pools), Some(origin)) => {
                     self.check(call)?;
                     let carried = Carried::new(ctx, &span, timeout);
@@ -142,27 +143,26 @@ impl Upstream {
                     };
                     let body = call.body.clone().map_or_else(Body::empty, Body::from);
                     let sent = pools.send_written(origin.authority(), &call.method, head, body);
-                    sent.await.map_err(|e| client::failure(self.name(), e))?
+                    let (head, body) = sent.await.map_err(|e| client::failure(self.name(), e))?;
+                    (head.status(), FetchedHead::Read(head), body)
                 }
                 _ => {
                     let request = self.hyper_request(lease, ctx, &span, call, timeout)?;
-                    self.0.client.send(self.name(), request).await?
+                    let response = self.0.client.send(self.name(), request).await?;
+                    let (parts, body) = response.into_parts();
+                    (parts.status, FetchedHead::Map(parts.headers), body)
                 }
             };
-            let status = response.status();
+            let fetched = Fetched {
+                head,
+                body: Bytes::new(),
+            };
             if !status.is_success() {
-                return Err(UpstreamError::from_response(
-                    self.name(),
-                    status,
-                    response.headers(),
-                ));
+                let headers = fetched.headers();
+                return Err(UpstreamError::from_response(self.name(), status, &headers));
             }
-            let (parts, body) = response.into_parts();
-            let body = self.read_capped(&parts.headers, body).await?;
-            Ok(Fetched {
-                headers: parts.headers,
-                body,
-            })
+            let body = self.read_capped(body).await?;
+            Ok(Fetched { body, ..fetched })
         };
         let result = tokio::time::timeout(timeout, exchange)
             .await

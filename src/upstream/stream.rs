@@ -46,7 +46,8 @@ impl Upstream {
                         Self::streamed_head(host, prefix, target, &headers, &carried, sending)
                     };
                     let sent = pools.send_written(origin.authority(), &method, head, body);
-                    sent.await.map_err(|e| client::failure(self.name(), e))
+                    let (head, body) = sent.await.map_err(|e| client::failure(self.name(), e))?;
+                    Ok(head.into_response(body))
                 }
                 _ => {
                     let outgoing = Outgoing {

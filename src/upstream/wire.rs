@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
@@ -159,7 +160,6 @@ impl Upstream {
     /// Reads a whole body, refusing one over the service's size cap.
     pub(super) async fn read_capped(
         &self,
-        headers: &HeaderMap,
         mut body: super::owned::Leased,
     ) -> Result<Bytes, UpstreamError> {
         let max = self.0.max_body;
@@ -170,10 +170,8 @@ impl Upstream {
                 format!("body of {seen} bytes exceeds the cap of {max}"),
             )
         };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        // The length its head declared.
+        let declared = body.size_hint().exact();
         if let Some(len) = declared.filter(|len| *len > max) {
             return Err(too_large(len));
         }

@@ -12,11 +12,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::answer::{self, Framing, MAX_HEAD, Step};
+use super::head::{self, Head};
 use super::request::Upload;
 use crate::upstream::client::error_chain;
 
@@ -181,7 +182,7 @@ impl Conn {
         &mut self,
         method: &Method,
         upload: Upload,
-    ) -> Result<(Response<()>, Framing), ExchangeError> {
+    ) -> Result<(Head, Framing), ExchangeError> {
         self.reusable = false; // until the answer says otherwise
         self.upload = Some(upload);
         let mut answered = false;
@@ -226,19 +227,19 @@ impl Conn {
         method: &Method,
         answered: &mut bool,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(Response<()>, Framing), ExchangeError>> {
+    ) -> Poll<Result<(Head, Framing), ExchangeError>> {
         loop {
             if !self.buf.is_empty() {
-                match answer::parse_head(&mut self.buf)? {
-                    Some(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                match head::parse_head(&mut self.buf)? {
+                    Some(head) if head.status() == StatusCode::SWITCHING_PROTOCOLS => {
                         let e = ExchangeError::malformed("101: upgrades are not supported");
                         return Poll::Ready(Err(e));
                     }
-                    Some(response) if response.status().is_informational() => continue,
-                    Some(response) => {
-                        let (framing, keep_alive) = answer::framing(method, &response)?;
+                    Some(head) if head.status().is_informational() => continue,
+                    Some(head) => {
+                        let (framing, keep_alive) = head.framing(method)?;
                         self.reusable = keep_alive;
-                        return Poll::Ready(Ok((response, framing)));
+                        return Poll::Ready(Ok((head, framing)));
                     }
                     None if self.buf.len() > MAX_HEAD => {
                         let e = ExchangeError::malformed("the answer's head is over 64 KiB");

@@ -41,11 +41,13 @@ use tokio::time::Instant;
 use answer::Framing;
 use conn::Conn;
 pub(crate) use conn::ExchangeError;
+pub(crate) use head::Head;
 use request::Upload;
 pub(super) use request::{HeadWriter, Sending};
 
 mod answer;
 mod conn;
+mod head;
 mod request;
 
 /// How long a connection may sit idle before it is closed instead of reused (the backend's
@@ -134,29 +136,23 @@ impl Pools {
             .authority()
             .ok_or_else(|| Failure::Connect("the URI has no host".to_owned()))?;
         let head = |host: &HeaderValue, sending| request::head(&parts, host, sending);
-        self.exchange(authority, &parts.method, head, body).await
+        let (head, body) = self
+            .send_written(authority, &parts.method, head, body)
+            .await?;
+        Ok(head.into_response(body))
     }
 
     /// Sends the request whose head `head` writes (given the instance's `Host` value and
-    /// how `body` is sent, which it frames) to `authority`, and waits for the response
-    /// head. `head` is called again only for a request sent again.
+    /// how `body` is sent, which it frames) to `authority`, and waits for the answer's
+    /// head: as read (a header map is built from it only if asked), with the body that reads
+    /// the rest. `head` is called again only for a request sent again.
     pub async fn send_written(
-        self: &Arc<Self>,
-        authority: &Authority,
-        method: &Method,
-        head: impl FnMut(&HeaderValue, Sending) -> Vec<u8>,
-        body: Body,
-    ) -> Result<Response<Leased>, Failure> {
-        self.exchange(authority, method, head, body).await
-    }
-
-    async fn exchange(
         self: &Arc<Self>,
         authority: &Authority,
         method: &Method,
         mut head: impl FnMut(&HeaderValue, Sending) -> Vec<u8>,
         mut body: Body,
-    ) -> Result<Response<Leased>, Failure> {
+    ) -> Result<(Head, Leased), Failure> {
         let (host, mut idle) = self.checkout(authority);
         let sending = Sending::of(&body);
         let replayable = sending == Sending::Length(0) && method.is_idempotent();
@@ -171,9 +167,9 @@ impl Pools {
             }
             let upload = Upload::new(head(&host, sending), body, sending);
             match conn.exchange(method, upload).await {
-                Ok((response, framing)) => {
+                Ok((answer, framing)) => {
                     let leased = Leased::owned(conn, framing, Arc::clone(self), authority.clone());
-                    return Ok(response.map(|()| leased));
+                    return Ok((answer, leased));
                 }
                 // Closed as the request went out, unanswered: safe to send again, on the next.
                 Err(e) if reused && replayable && e.is_unanswered() => body = Body::empty(),
