@@ -15,11 +15,12 @@ pub struct RecommendationList {
     pub items: Vec<Recommendation>,
 }
 
+/// A pick: the product alone (asked of the service as `fields=items.productId`; its score
+/// and the reason it gives are not shown, and were most of its answer's bytes).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub product_id: String,
-    pub score: f64,
 }
 
 impl Recommendations {
@@ -35,7 +36,11 @@ impl Recommendations {
                 ctx,
                 &format!(
                     "/recommendations{}",
-                    query(&[("userId", user_id), ("limit", &limit)])
+                    query(&[
+                        ("userId", user_id),
+                        ("limit", &limit),
+                        ("fields", "items.productId")
+                    ])
                 ),
             )
             .await

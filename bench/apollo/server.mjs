@@ -4,8 +4,8 @@
 //
 //   wave 1: users /users/{id}?fields= (once, shared by `greeting` and `me`), cart
 //           /carts/{id}, notifications /notifications?userId=&limit=0, orders
-//           /orders?userId=&limit=N&fields=, recommendations /recommendations?userId=&limit=N,
-//           promotions /promotions?userId=&placement=home&fields=
+//           /orders?userId=&limit=N&fields=, recommendations
+//           /recommendations?userId=&limit=N&fields=items.productId, promotions /promotions?userId=&placement=home&fields=
 //   wave 2: catalog /products?ids=...&fields=id,title,price,images.thumb (one batch for all
 //           recommended products, only the members a card shows) and shipping
 //           /shipments?orderIds=...&fields=orderId,eta (one batch for every order's `eta`)
@@ -92,7 +92,10 @@ class Catalog extends Backend {
 }
 class Recommendations extends Backend {
   constructor(o) { super(9104, o); }
-  forUser(userId, limit) { return this.getJson("recommendations", { userId, limit: String(limit) }); }
+  // The picks' product ids alone, as bff-mobile asks.
+  forUser(userId, limit) {
+    return this.getJson("recommendations", { userId, limit: String(limit), fields: "items.productId" });
+  }
 }
 class Notifications extends Backend {
   constructor(o) { super(9105, o); }

@@ -1,4 +1,6 @@
-//! recommendations (9104): up to 50 ranked product suggestions per user, from a pretend model.
+//! recommendations (9104): up to 50 ranked product suggestions per user, from a pretend model
+//! (`fields=` narrows the answer, as the other services' do: `items.productId` is the ids
+//! alone, for a client that shows the products and not why they were picked).
 
 use std::sync::Arc;
 
@@ -11,19 +13,30 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::data::{self, Seeded};
 use crate::error::ApiError;
+use crate::fields::{FieldSet, Members};
 use crate::memo::{JsonBytes, Memo};
 use crate::texts;
 use crate::users;
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_ITEMS: usize = 50;
-/// Memory for answers' JSON, by (user, limit): ~2,000 of the usual limit of 10 (~1 KB).
+/// Memory for answers' JSON, by (user, limit, fields): ~2,000 of the usual limit of 10
+/// (~1 KB).
 const MEMO_BUDGET: usize = 2 << 20;
+
+/// An answer's members, in the order it is written (`userId` always comes); `?fields=`
+/// names some of them, and `items.{key}` some keys of each item.
+const FIELDS: Members = Members {
+    names: &["userId", "modelVersion", "items"],
+    narrowable: &[("items", &["productId", "score", "reason"])],
+};
+
+type Answers = Memo<(u32, usize, FieldSet)>;
 
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/recommendations", get(recommend))
-        .with_state(Arc::new(Memo::<(u32, usize)>::new(MEMO_BUDGET)))
+        .with_state(Arc::new(Answers::new(MEMO_BUDGET)))
 }
 
 #[derive(Serialize)]
@@ -47,6 +60,8 @@ struct RecommendQuery {
     #[serde(rename = "userId")]
     user_id: Option<String>,
     limit: Option<String>,
+    /// `items.productId`: only these members (and `userId`); see [`FIELDS`].
+    fields: Option<String>,
 }
 
 /// The user's first `limit` suggestions, best first; the same user always gets the same list.
@@ -78,16 +93,17 @@ fn answer(user: u32, limit: usize) -> Recommendations {
 }
 
 async fn recommend(
-    State(answers): State<Arc<Memo<(u32, usize)>>>,
+    State(answers): State<Arc<Answers>>,
     query: Result<Query<RecommendQuery>, QueryRejection>,
 ) -> Result<JsonBytes, ApiError> {
     let Query(query) = query?;
     let user_id = data::required(&query.user_id, "userId")?;
     let user = users::known_user(user_id)?;
     let limit = data::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_ITEMS)?;
-    Ok(JsonBytes(
-        answers.json((user, limit), || answer(user, limit)),
-    ))
+    let fields = FieldSet::parse(query.fields.as_deref(), &FIELDS)?;
+    Ok(JsonBytes(answers.bytes((user, limit, fields), || {
+        fields.json(&FIELDS, &answer(user, limit))
+    })))
 }
 
 #[cfg(test)]
@@ -111,7 +127,7 @@ mod tests {
     /// Memoised answers are the bytes serde writes for freshly built ones, cold and warm.
     #[test]
     fn memoised_answers_are_serdes_bytes() {
-        let answers = Memo::new(1 << 20);
+        let answers = Answers::new(1 << 20);
         for round in 0..2 {
             for user in (1..=users::USER_COUNT).step_by(331).chain([1, 10_000]) {
                 for limit in [1, 3, 10, 50] {
@@ -120,10 +136,30 @@ mod tests {
                         model_version: "reco-2025.06-demo",
                         items: recommendations(user, limit),
                     };
-                    let json = answers.json((user, limit), || answer(user, limit));
+                    let json = answers.bytes((user, limit, FieldSet::ALL), || {
+                        FieldSet::ALL.json(&FIELDS, &answer(user, limit))
+                    });
                     assert_eq!(json, serde_json::to_vec(&old).unwrap(), "{user} {round}");
                 }
             }
         }
+    }
+
+    /// `items.productId` is each item's id alone, in the whole answer's order.
+    #[test]
+    fn fields_narrow_the_items_to_the_keys_named() {
+        let whole = serde_json::to_value(answer(7, 10)).unwrap();
+        let fields = FieldSet::parse(Some("items.productId"), &FIELDS).unwrap();
+        let narrow: serde_json::Value =
+            serde_json::from_slice(&fields.json(&FIELDS, &answer(7, 10))).unwrap();
+        let ids: Vec<_> = whole["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| serde_json::json!({"productId": item["productId"]}))
+            .collect();
+        assert_eq!(ids.len(), 10);
+        assert_eq!(narrow, serde_json::json!({"userId": "7", "items": ids}));
+        assert!(FieldSet::parse(Some("items.colour"), &FIELDS).is_err());
     }
 }
