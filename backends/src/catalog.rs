@@ -6,7 +6,7 @@ use super::{Image, ImageSet, Money, batch_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, path_segment, query};
+use manifold::upstream::{UpstreamError, path_query, path_segment};
 
 #[derive(Clone, Debug)]
 pub struct Catalog(pub(super) CachedUpstream);
@@ -159,7 +159,7 @@ impl Catalog {
             params.push(("cursor", c));
         }
         self.0
-            .get_json(ctx, &format!("/products{}", query(&params)))
+            .get_json(ctx, &path_query(&["/products"], &params))
             .await
     }
 }

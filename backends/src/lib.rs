@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{path_segment, query};
+use manifold::upstream::{path_query, path_segment};
 use serde::{Deserialize, Serialize};
 
 pub use cart::{Cart, CartCount, CartLine, Carts};
@@ -169,21 +169,18 @@ struct Items<T> {
 /// `/{collection}/{id}?fields={fields}`: one entity, only the members named (its id encoded
 /// as a path segment).
 fn entity_path(collection: &str, id: &str, fields: &str) -> String {
-    format!(
-        "/{collection}/{}{}",
-        path_segment(id),
-        query(&[("fields", fields)])
-    )
+    let id = path_segment(id);
+    path_query(&["/", collection, "/", &id], &[("fields", fields)])
 }
 
 /// `/{collection}?{key}={ids}`, with `&fields={fields}` when that is `Some`: a batch of
 /// entities, only the members named when there are some.
 fn batch_path(collection: &str, key: &str, ids: &str, fields: Option<&str>) -> String {
-    let query = match fields {
-        Some(fields) => query(&[(key, ids), ("fields", fields)]),
-        None => query(&[(key, ids)]),
-    };
-    format!("/{collection}{query}")
+    let path = ["/", collection];
+    match fields {
+        Some(fields) => path_query(&path, &[(key, ids), ("fields", fields)]),
+        None => path_query(&path, &[(key, ids)]),
+    }
 }
 
 /// Comma-joins ids for a batch query parameter.

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Notifications(pub(super) CachedUpstream);
@@ -25,10 +25,7 @@ impl Notifications {
         self.0
             .get_json(
                 ctx,
-                &format!(
-                    "/notifications{}",
-                    query(&[("userId", user_id), ("limit", "0")])
-                ),
+                &path_query(&["/notifications"], &[("userId", user_id), ("limit", "0")]),
             )
             .await
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Items, LineQuantity, Money, entity_path};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{Idempotency, UpstreamError, query};
+use manifold::upstream::{Idempotency, UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Orders(pub(super) CachedUpstream);
@@ -141,5 +141,5 @@ fn page_path(user_id: &str, limit: u32, cursor: Option<&str>, fields: &str) -> S
     if let Some(c) = cursor {
         params.push(("cursor", c));
     }
-    format!("/orders{}", query(&params))
+    path_query(&["/orders"], &params)
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{Image, Items};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Promotions(pub(super) CachedUpstream);
@@ -39,13 +39,13 @@ impl Promotions {
             .0
             .get_json(
                 ctx,
-                &format!(
-                    "/promotions{}",
-                    query(&[
+                &path_query(
+                    &["/promotions"],
+                    &[
                         ("userId", user_id),
                         ("placement", placement),
-                        ("fields", PROMOTION_FIELDS)
-                    ])
+                        ("fields", PROMOTION_FIELDS),
+                    ],
                 ),
             )
             .await?;

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Recommendations(pub(super) CachedUpstream);
@@ -34,13 +34,13 @@ impl Recommendations {
         self.0
             .get_json(
                 ctx,
-                &format!(
-                    "/recommendations{}",
-                    query(&[
+                &path_query(
+                    &["/recommendations"],
+                    &[
                         ("userId", user_id),
                         ("limit", &limit),
-                        ("fields", "items.productId")
-                    ])
+                        ("fields", "items.productId"),
+                    ],
                 ),
             )
             .await

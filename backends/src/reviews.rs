@@ -6,7 +6,7 @@ use super::join_ids;
 use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Reviews(pub(super) CachedUpstream);
@@ -45,7 +45,7 @@ impl Reviews {
         self.0
             .get_json(
                 ctx,
-                &format!("/reviews{}", query(&[("productId", product_id)])),
+                &path_query(&["/reviews"], &[("productId", product_id)]),
             )
             .await
     }
@@ -59,12 +59,7 @@ impl Reviews {
         let endpoint = BatchEndpoint {
             kind: "review-summary",
             id_field: "productId",
-            path: &|ids| {
-                format!(
-                    "/reviews/summary{}",
-                    query(&[("productIds", &join_ids(ids))])
-                )
-            },
+            path: &|ids| path_query(&["/reviews/summary"], &[("productIds", &join_ids(ids))]),
             view: None,
         };
         self.0.get_batch_json(ctx, &endpoint, &ids).await

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{Image, ImageSet, Items, entity_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
-use manifold::upstream::{UpstreamError, query};
+use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
 pub struct Users(pub(super) CachedUpstream);
@@ -64,9 +64,9 @@ impl Users {
             .0
             .get_json(
                 ctx,
-                &format!(
-                    "/users{}",
-                    query(&[("ids", &join_ids(ids)), ("fields", USER_FIELDS)])
+                &path_query(
+                    &["/users"],
+                    &[("ids", &join_ids(ids)), ("fields", USER_FIELDS)],
                 ),
             )
             .await?;

@@ -33,7 +33,7 @@ pub use error::{UpstreamError, UpstreamErrorKind};
 pub use instances::InstanceStatus;
 pub use metrics::UpstreamFamilies;
 pub use stats::UpstreamStats;
-pub use wire::{REQUEST_TIMEOUT_HEADER, decode_json, path_segment, query};
+pub use wire::{REQUEST_TIMEOUT_HEADER, decode_json, path_query, path_segment, query};
 
 use client::HttpClient;
 use instances::Instances;
@@ -279,6 +279,13 @@ mod tests {
             query(&[("ids", "p1,p2"), ("q", "x&y")]),
             "?ids=p1%2Cp2&q=x%26y"
         );
+        // Path pieces are kept as they are, the query encoded after them.
+        let id = path_segment("a/b");
+        assert_eq!(
+            path_query(&["/users/", &id], &[("fields", "id,name")]),
+            "/users/a%2Fb?fields=id%2Cname"
+        );
+        assert_eq!(path_query(&["/orders"], &[]), "/orders");
     }
 
     /// The encoder against its rule written plainly (each byte kept when unreserved, else

@@ -343,13 +343,23 @@ fn ascii(encoded: Vec<u8>) -> String {
 
 /// Encodes a query string from pairs (values from clients included).
 pub fn query(pairs: &[(&str, &str)]) -> String {
+    path_query(&[], pairs)
+}
+
+/// A call's target: the `path` pieces as they are (already encoded: see [`path_segment`]),
+/// then the query string of `pairs`, in one string (`format!` took ~1k instructions a path).
+pub fn path_query(path: &[&str], pairs: &[(&str, &str)]) -> String {
+    let path_length: usize = path.iter().map(|piece| piece.len()).sum();
     let length: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let mut out = Vec::with_capacity(length + length / 4);
+    let mut out = Vec::with_capacity(path_length + length + length / 4);
+    for piece in path {
+        out.extend_from_slice(piece.as_bytes());
+    }
     for (i, (k, v)) in pairs.iter().enumerate() {
         out.push(if i == 0 { b'?' } else { b'&' });
         push_encoded(&mut out, k);
         out.push(b'=');
         push_encoded(&mut out, v);
     }
-    ascii(out)
+    String::from_utf8(out).expect("text pieces and percent-encoded ASCII")
 }

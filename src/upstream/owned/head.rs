@@ -6,13 +6,14 @@
 //! instructions an answer, 3% of the mobile home query).
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use smallvec::SmallVec;
 
-use super::answer::{Chunk, Framing};
+use super::answer::{Chunk, Framing, MAX_HEAD};
 use super::conn::ExchangeError;
 
 /// The most headers an answer may have (hyper's limit too).
@@ -32,11 +33,22 @@ pub(crate) struct Head {
     fields: SmallVec<[Field; 8]>,
 }
 
-/// Where one header's name and value lie in the head's bytes.
+/// Where one header's name and value lie in the head's bytes (a head is at most
+/// `MAX_HEAD` bytes: offsets fit in 32 bits, and eight fields inline in 128 bytes).
 #[derive(Clone, Copy, Debug)]
 struct Field {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Field {
+    fn name(self) -> Range<usize> {
+        self.name.0 as usize..self.name.1 as usize
+    }
+
+    fn value(self) -> Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
 }
 
 impl Head {
@@ -47,12 +59,10 @@ impl Head {
     /// The values of every header named `name` (case-blind), in the order they came.
     pub fn values<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
         self.fields.iter().filter_map(move |field| {
-            let (start, end) = field.name;
-            let found = &self.bytes[start..end];
-            found.eq_ignore_ascii_case(name.as_bytes()).then(|| {
-                let (start, end) = field.value;
-                &self.bytes[start..end]
-            })
+            let found = &self.bytes[field.name()];
+            found
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| &self.bytes[field.value()])
         })
     }
 
@@ -69,12 +79,10 @@ impl Head {
     pub fn header_map(&self, room: usize) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(self.fields.len() + room);
         for field in &self.fields {
-            let (start, end) = field.name;
-            let Ok(name) = HeaderName::from_bytes(&self.bytes[start..end]) else {
+            let Ok(name) = HeaderName::from_bytes(&self.bytes[field.name()]) else {
                 continue;
             };
-            let (start, end) = field.value;
-            let value = self.bytes.slice(start..end);
+            let value = self.bytes.slice(field.value());
             if let Ok(value) = HeaderValue::from_maybe_shared(value) {
                 headers.append(name, value);
             }
@@ -165,11 +173,15 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, ExchangeErr
     let httparse::Status::Complete(len) = status else {
         return Ok(None);
     };
+    if len > MAX_HEAD {
+        return Err(ExchangeError::malformed("the answer's head is over 64 KiB"));
+    }
     let base = buf.as_ptr() as usize;
     // Offsets, not slices: the head is taken off `buf` before the values are cut from it.
-    let span = |part: &[u8]| -> (usize, usize) {
+    // Within the head's `len` bytes, so below 64 KiB.
+    let span = |part: &[u8]| -> (u32, u32) {
         let start = part.as_ptr() as usize - base;
-        (start, start + part.len())
+        (start as u32, (start + part.len()) as u32)
     };
     let fields = parsed
         .headers

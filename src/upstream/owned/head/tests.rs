@@ -55,6 +55,13 @@ fn a_head_that_is_not_http_or_has_too_many_headers_is_malformed() {
     }
     many.extend_from_slice(b"\r\n");
     assert!(parse_head(&mut BytesMut::from(&many[..])).is_err());
+    // A whole head over the limit, come in one read.
+    let long = format!(
+        "HTTP/1.1 200 OK\r\nx-long: {}\r\n\r\n",
+        "v".repeat(MAX_HEAD)
+    );
+    let e = parse_head(&mut BytesMut::from(long.as_bytes())).unwrap_err();
+    assert!(e.is_malformed(), "{e}");
 }
 
 /// The header map is built from the head after it was framed, and leaves out what `http`
