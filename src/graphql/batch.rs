@@ -200,16 +200,19 @@ where
         };
         // The last caller to get a batch owns it (`load_and_answer`): its values are moved
         // out rather than cloned, so a value held in an `Arc` is held by this answer alone.
-        Ok(match Arc::try_unwrap(found) {
-            Ok(mut found) => keys
-                .into_iter()
-                .filter_map(|k| found.remove(&k).map(|v| (k, v)))
-                .collect(),
-            Err(found) => keys
-                .into_iter()
-                .filter_map(|k| found.get(&k).map(|v| (k, v.clone())))
-                .collect(),
-        })
+        // Sized for every key up front (a map collected from a filter grew from nothing).
+        let mut answer = ByKey::with_capacity_and_hasher(keys.len(), Default::default());
+        match Arc::try_unwrap(found) {
+            Ok(mut found) => answer.extend(
+                keys.into_iter()
+                    .filter_map(|k| found.remove(&k).map(|v| (k, v))),
+            ),
+            Err(found) => answer.extend(
+                keys.into_iter()
+                    .filter_map(|k| found.get(&k).map(|v| (k, v.clone()))),
+            ),
+        }
+        Ok(answer)
     }
 
     /// Has this batcher's pending keys leave once the current poll is over: started by the

@@ -327,12 +327,19 @@ fn push_encoded(out: &mut Vec<u8>, raw: &str) {
         table
     };
     out.reserve(raw.len());
-    for b in raw.bytes() {
-        if UNRESERVED[usize::from(b)] {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]);
-        }
+    // Runs of unreserved bytes copied whole (a byte pushed at a time cost ~7 instructions).
+    let mut rest = raw.as_bytes();
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|&b| !UNRESERVED[usize::from(b)])
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        let Some((&b, after)) = rest[run..].split_first() else {
+            break;
+        };
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]);
+        rest = after;
     }
 }
 
