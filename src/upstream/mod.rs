@@ -120,7 +120,13 @@ impl Fetched {
     /// cache asks for them only for what it stores; a call that wants the body alone never
     /// pays for a map).
     pub fn headers(&self) -> Cow<'_, HeaderMap> {
-        match &self.head {
+        self.head.headers()
+    }
+}
+
+impl FetchedHead {
+    fn headers(&self) -> Cow<'_, HeaderMap> {
+        match self {
             FetchedHead::Read(head) => Cow::Owned(head.header_map(0)),
             FetchedHead::Map(headers) => Cow::Borrowed(headers),
         }

@@ -153,16 +153,12 @@ impl Upstream {
                     (parts.status, FetchedHead::Map(parts.headers), body)
                 }
             };
-            let fetched = Fetched {
-                head,
-                body: Bytes::new(),
-            };
             if !status.is_success() {
-                let headers = fetched.headers();
+                let headers = head.headers();
                 return Err(UpstreamError::from_response(self.name(), status, &headers));
             }
             let body = self.read_capped(body).await?;
-            Ok(Fetched { body, ..fetched })
+            Ok(Fetched { head, body })
         };
         let result = tokio::time::timeout(timeout, exchange)
             .await

@@ -21,7 +21,7 @@ const MAX_HEADERS: usize = 100;
 
 /// Headers a proxied answer may gain on its way out (request id, rate limits, CORS): the
 /// map built for it has room for them, or it would grow and rehash on the first.
-pub(crate) const ADDED_HEADERS: usize = 8;
+const ADDED_HEADERS: usize = 8;
 
 /// An answer's status line and header fields, as read.
 #[derive(Clone, Debug)]
