@@ -207,6 +207,11 @@ impl Default for Documents {
 /// passed the strict rules with the same inputs; a strict pass is remembered. An
 /// introspection operation runs on the introspection schema when there is one, and is
 /// refused when there is none.
+///
+/// Each execution is boxed: async-graphql's execution future is kilobytes, and held inline
+/// it made every future above it as large (the waves' driver, the endpoint's execution, the
+/// handler axum moves twice), each copied whole on its way in (~9k instructions of `memcpy`
+/// per mobile home query); boxed, it is copied once.
 pub(super) async fn run<Q, M, S>(
     schemas: &Schemas<Q, M, S>,
     mut request: async_graphql::Request,
@@ -220,7 +225,7 @@ where
     if let Ok(document) = request.parsed_query() {
         match &schemas.introspection {
             Some(schema) if introspection::roots(document).only_introspection => {
-                return schema.execute(request).await;
+                return Box::pin(schema.execute(request)).await;
             }
             Some(_) => {}
             None => {
@@ -234,10 +239,10 @@ where
         && remembered.known_valid(&request)
     {
         let request = request.data(verdict::Known(remembered.verdict.clone()));
-        return schemas.known.execute(request).await;
+        return Box::pin(schemas.known.execute(request)).await;
     }
     let alone = remembered.is_some_and(|r| r.alone(&request));
-    let response = schemas.strict.execute(request).await;
+    let response = Box::pin(schemas.strict.execute(request)).await;
     // Validation refused it iff nothing was executed: no data at all.
     if alone
         && let Some(remembered) = remembered

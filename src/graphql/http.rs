@@ -266,11 +266,8 @@ where
             return response;
         }
         let is_get = execution.method == Method::GET;
-        // Boxed: the execution's state (async-graphql's futures) is kilobytes, and the
-        // handler's future is moved twice on its way into axum's service (two copies of it
-        // per request) before it first runs.
         let execution = self.execute(gateway, execution, request, remembered, content_type);
-        let mut response = Box::pin(execution).await;
+        let mut response = execution.await;
         if is_get && response.status() == StatusCode::OK {
             // Answers are for the caller who sent the token: never stored by shared caches.
             response.headers_mut().insert(
