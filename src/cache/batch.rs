@@ -152,11 +152,12 @@ impl UpstreamCache {
             async move {
                 let fetched = upstream.get(&ctx, &path).await?;
                 let items = split(upstream.name(), &fetched.body, &id_field)?;
+                // One map for every item (an owned connection's head builds it on asking).
+                let headers = fetched.headers();
                 for (id, body) in items {
                     let (tag, key) =
                         policy::view_entity(upstream.name(), &kind, view.as_deref(), &id);
-                    this.put(&key, &ctx, Some(&tag), &fetched.headers(), body)
-                        .await;
+                    this.put(&key, &ctx, Some(&tag), &headers, body).await;
                 }
                 Ok(fetched.body)
             }

@@ -266,8 +266,9 @@ where
             return response;
         }
         let is_get = execution.method == Method::GET;
-        let execution = self.execute(gateway, execution, request, remembered, content_type);
-        let mut response = execution.await;
+        let mut response = self
+            .execute(gateway, execution, request, remembered, content_type)
+            .await;
         if is_get && response.status() == StatusCode::OK {
             // Answers are for the caller who sent the token: never stored by shared caches.
             response.headers_mut().insert(

@@ -57,7 +57,7 @@ impl Head {
     }
 
     /// The values of every header named `name` (case-blind), in the order they came.
-    pub fn values<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+    fn values<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
         self.fields.iter().filter_map(move |field| {
             let found = &self.bytes[field.name()];
             found

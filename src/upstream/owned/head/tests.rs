@@ -82,15 +82,15 @@ fn httparse_and_http_accept_the_same_bytes() {
             }
         }
 
+        // A line end inside a value ends it (a folded line is refused): no value to compare.
+        if b == b'\r' || b == b'\n' {
+            continue;
+        }
         let mut value = b"HTTP/1.1 200 OK\r\nx: a".to_vec();
         value.extend_from_slice(&[b, b'z']);
         value.extend_from_slice(b"\r\n\r\n");
         let parsed = parse_head(&mut BytesMut::from(&value[..]));
         let accepted = HeaderValue::from_bytes(&[b'a', b, b'z']).is_ok();
-        // A line end inside a value ends it (a folded line is refused): no value to compare.
-        if b == b'\r' || b == b'\n' {
-            continue;
-        }
         assert_eq!(parsed.is_ok(), accepted, "value byte {b:#04x}");
         if let Ok(Some(head)) = parsed {
             assert_eq!(head.header_map(0)["x"].as_bytes(), [b'a', b, b'z']);
