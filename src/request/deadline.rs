@@ -15,7 +15,12 @@ impl Deadline {
     }
 
     pub fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
+        self.remaining_at(Instant::now())
+    }
+
+    /// What is left as of `now` (a call reads the clock once for its first steps).
+    pub fn remaining_at(&self, now: Instant) -> Duration {
+        self.0.saturating_duration_since(now)
     }
 
     pub fn instant(&self) -> Instant {

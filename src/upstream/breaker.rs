@@ -73,16 +73,18 @@ pub struct Permit<'a> {
 }
 
 impl Permit<'_> {
-    pub fn finish(mut self, outcome: Outcome) {
+    /// The call's outcome, known at `now`.
+    pub fn finish(mut self, outcome: Outcome, now: Instant) {
         self.done = true;
-        self.breaker.record(self.probe, outcome);
+        self.breaker.record(self.probe, outcome, now);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.record(self.probe, Outcome::Ignored);
+            self.breaker
+                .record(self.probe, Outcome::Ignored, Instant::now());
         }
     }
 }
@@ -152,7 +154,7 @@ impl CircuitBreaker {
         }
     }
 
-    fn record(&self, probe: bool, outcome: Outcome) {
+    fn record(&self, probe: bool, outcome: Outcome, now: Instant) {
         if !self.config.enabled {
             return;
         }
@@ -168,13 +170,13 @@ impl CircuitBreaker {
                 let (calls, failures) = match outcome {
                     Outcome::Success => {
                         *in_a_row = 0;
-                        window.add(false)
+                        window.add(false, now)
                     }
                     Outcome::Failure => {
                         *in_a_row += 1;
-                        window.add(true)
+                        window.add(true, now)
                     }
-                    Outcome::Ignored => window.totals(),
+                    Outcome::Ignored => window.totals(now),
                 };
                 let ratio_tripped = calls >= u64::from(self.config.min_calls)
                     && failures as f64 >= self.config.failure_ratio * calls as f64;
@@ -239,7 +241,7 @@ impl CircuitBreaker {
 
 /// Outcome counts over a rolling window of ten buckets: `(bucket number, calls, failures)`,
 /// where a bucket number is the count of bucket spans since the window was made. Every call
-/// adds to it and reads its totals: one clock reading and one 64-bit division for both.
+/// adds to it and reads its totals at the call's own clock reading: one 64-bit division for both.
 struct Window {
     epoch: Instant,
     bucket_nanos: u64,
@@ -256,14 +258,14 @@ impl Window {
         }
     }
 
-    fn current(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+    fn current(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.epoch);
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos
     }
 
     /// Counts a call in the current bucket; the window's totals after it.
-    fn add(&mut self, failure: bool) -> (u64, u64) {
-        let n = self.current();
+    fn add(&mut self, failure: bool, now: Instant) -> (u64, u64) {
+        let n = self.current(now);
         let b = &mut self.buckets[(n % 10) as usize];
         if b.0 != n {
             *b = (n, 0, 0);
@@ -273,8 +275,8 @@ impl Window {
         self.totals_at(n)
     }
 
-    fn totals(&self) -> (u64, u64) {
-        self.totals_at(self.current())
+    fn totals(&self, now: Instant) -> (u64, u64) {
+        self.totals_at(self.current(now))
     }
 
     /// Calls and failures in the ten buckets up to bucket `n`.
@@ -306,7 +308,7 @@ mod tests {
     fn call(b: &CircuitBreaker, outcome: Outcome) -> bool {
         match b.try_acquire() {
             Some(p) => {
-                p.finish(outcome);
+                p.finish(outcome, Instant::now());
                 true
             }
             None => false,
@@ -365,9 +367,9 @@ mod tests {
         let p1 = b.try_acquire().expect("first probe");
         let p2 = b.try_acquire().expect("second probe");
         assert!(b.try_acquire().is_none(), "only two probes at once");
-        p1.finish(Outcome::Success);
+        p1.finish(Outcome::Success, Instant::now());
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        p2.finish(Outcome::Success);
+        p2.finish(Outcome::Success, Instant::now());
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(call(&b, Outcome::Success));
     }
@@ -427,7 +429,7 @@ mod tests {
         let probe = b
             .try_acquire()
             .expect("a probe once the cool-down has passed");
-        probe.finish(Outcome::Failure);
+        probe.finish(Outcome::Failure, Instant::now());
         assert_eq!(b.state(), BreakerState::Open);
     }
 

@@ -133,13 +133,6 @@ pub struct Lease<'a> {
     started: Instant,
 }
 
-impl Lease<'_> {
-    /// When the call on this instance began (its pick).
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-}
-
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -168,11 +161,10 @@ impl Instances {
         self.list.iter().map(|i| i.status()).collect()
     }
 
-    /// An instance to call, avoiding `tried` when another is available; `None` when every
-    /// candidate's breaker refuses. The candidates are the available untried instances, else
-    /// the untried ones, else all; nothing is allocated (a pick is on every call's path).
-    pub fn pick(&self, tried: &[usize]) -> Option<Lease<'_>> {
-        let now = Instant::now();
+    /// An instance to call at `now`, avoiding `tried` when another is available; `None` when
+    /// every candidate's breaker refuses. The candidates are the available untried instances,
+    /// else the untried ones, else all; nothing is allocated (a pick is on every call's path).
+    pub fn pick(&self, tried: &[usize], now: Instant) -> Option<Lease<'_>> {
         let all = 0..self.list.len();
         let untried = |i: usize| !tried.contains(&i);
         let available = |i: usize| untried(i) && self.list[i].is_available(now);
@@ -217,31 +209,29 @@ impl Instances {
             })
     }
 
-    /// Feeds a finished call back: breaker, outlier detection, latency.
-    pub fn finish(&self, mut lease: Lease<'_>, outcome: Outcome) {
+    /// Feeds a call finished at `now` back: breaker, outlier detection, latency.
+    pub fn finish(&self, mut lease: Lease<'_>, outcome: Outcome, now: Instant) {
         let instance = lease.instance;
         if let Some(permit) = lease.permit.take() {
-            permit.finish(outcome);
+            permit.finish(outcome, now);
         }
         match outcome {
             Outcome::Success => {
                 instance.failures_in_a_row.store(0, Ordering::Relaxed);
-                let now = Instant::now();
                 let latency = now.saturating_duration_since(lease.started).as_micros();
                 instance.sample(u64::try_from(latency).unwrap_or(u64::MAX), now);
             }
             Outcome::Failure => {
                 let n = instance.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
                 if n >= self.outlier.consecutive_failures {
-                    self.eject(lease.index);
+                    self.eject(lease.index, now);
                 }
             }
             Outcome::Ignored => {}
         }
     }
 
-    fn eject(&self, index: usize) {
-        let now = Instant::now();
+    fn eject(&self, index: usize, now: Instant) {
         let ejected = self.list.iter().filter(|i| i.is_ejected(now)).count();
         // Never take out more than the allowed share (a lone instance is never ejected).
         if (ejected + 1) as f64 > self.outlier.max_ejected_ratio * self.list.len() as f64 {
@@ -334,8 +324,11 @@ mod tests {
     async fn a_retry_goes_to_another_instance() {
         let instances = Instances::new(&upstream(2));
         for _ in 0..20 {
-            let first = instances.pick(&[]).expect("lease").index;
-            let second = instances.pick(&[first]).expect("lease").index;
+            let first = instances.pick(&[], Instant::now()).expect("lease").index;
+            let second = instances
+                .pick(&[first], Instant::now())
+                .expect("lease")
+                .index;
             assert_ne!(first, second);
         }
     }
@@ -344,26 +337,26 @@ mod tests {
     async fn failing_instances_are_ejected_then_return() {
         let instances = Instances::new(&upstream(2));
         for _ in 0..2 {
-            let lease = instances.pick(&[1]).unwrap();
+            let lease = instances.pick(&[1], Instant::now()).unwrap();
             assert_eq!(lease.index, 0);
-            instances.finish(lease, Outcome::Failure);
+            instances.finish(lease, Outcome::Failure, Instant::now());
         }
         for _ in 0..20 {
             assert_eq!(
-                instances.pick(&[]).unwrap().index,
+                instances.pick(&[], Instant::now()).unwrap().index,
                 1,
                 "instance 0 is ejected"
             );
         }
         // The other one may not be ejected too: at most half the instances are out.
         for _ in 0..2 {
-            let lease = instances.pick(&[]).unwrap();
-            instances.finish(lease, Outcome::Failure);
+            let lease = instances.pick(&[], Instant::now()).unwrap();
+            instances.finish(lease, Outcome::Failure, Instant::now());
         }
         assert!(!instances.list[1].is_ejected(Instant::now()));
         tokio::time::advance(Duration::from_secs(10)).await;
         let picked: Vec<usize> = (0..50)
-            .map(|_| instances.pick(&[]).unwrap().index)
+            .map(|_| instances.pick(&[], Instant::now()).unwrap().index)
             .collect();
         assert!(picked.contains(&0), "instance 0 is back after its ejection");
     }
@@ -371,16 +364,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_less_loaded_instance_is_preferred() {
         let instances = Instances::new(&upstream(2));
-        let busy: Vec<_> = (0..5).map(|_| instances.pick(&[1]).unwrap()).collect();
+        let busy: Vec<_> = (0..5)
+            .map(|_| instances.pick(&[1], Instant::now()).unwrap())
+            .collect();
         for _ in 0..20 {
-            assert_eq!(instances.pick(&[]).unwrap().index, 1);
+            assert_eq!(instances.pick(&[], Instant::now()).unwrap().index, 1);
         }
         drop(busy);
     }
 
     /// The instance `pick` puts first when nothing is in flight, asked `n` times.
     fn firsts(instances: &Instances, n: usize) -> Vec<usize> {
-        (0..n).map(|_| instances.pick(&[]).unwrap().index).collect()
+        (0..n)
+            .map(|_| instances.pick(&[], Instant::now()).unwrap().index)
+            .collect()
     }
 
     #[tokio::test(start_paused = true)]

@@ -66,15 +66,19 @@ impl RetryBudget {
         }
     }
 
-    /// A call a client caused (first tries only).
-    pub fn deposit(&self) {
-        self.with_current(|slot| slot.calls += 1);
+    /// A call a client caused (first tries only), as of `now`.
+    pub fn deposit(&self, now: Instant) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        self.rotate(&mut counts, now);
+        if let Some(current) = counts.back_mut() {
+            current.calls += 1;
+        }
     }
 
     /// Takes one retry from the budget; `false` when it is spent.
     pub fn withdraw(&self) -> bool {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        self.rotate(&mut counts);
+        self.rotate(&mut counts, Instant::now());
         let (calls, retries) = counts
             .iter()
             .fold((0, 0), |(c, r), s| (c + s.calls, r + s.retries));
@@ -88,17 +92,8 @@ impl RetryBudget {
         true
     }
 
-    fn with_current(&self, f: impl FnOnce(&mut Slot)) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        self.rotate(&mut counts);
-        if let Some(current) = counts.back_mut() {
-            f(current);
-        }
-    }
-
     /// Drops slots older than the window and makes sure the newest slot is current.
-    fn rotate(&self, counts: &mut VecDeque<Slot>) {
-        let now = Instant::now();
+    fn rotate(&self, counts: &mut VecDeque<Slot>, now: Instant) {
         let window = self.slot * self.slots as u32;
         while counts
             .front()
@@ -150,7 +145,7 @@ mod tests {
     async fn retries_are_capped_at_the_ratio_plus_the_floor() {
         let budget = RetryBudget::new(&config());
         for _ in 0..100 {
-            budget.deposit();
+            budget.deposit(Instant::now());
         }
         // 20% of 100 calls + 1/s over 10 s = 30 retries, no more.
         let granted = (0..100).filter(|_| budget.withdraw()).count();
@@ -161,7 +156,7 @@ mod tests {
     async fn the_budget_refills_as_the_window_slides() {
         let budget = RetryBudget::new(&config());
         for _ in 0..50 {
-            budget.deposit();
+            budget.deposit(Instant::now());
         }
         while budget.withdraw() {}
         assert!(!budget.withdraw());

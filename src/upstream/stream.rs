@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method, Response};
+use tokio::time::Instant;
 
 use super::breaker::Outcome;
 use super::client::{self, DeadlineBody};
@@ -28,12 +29,12 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Response<Body>, UpstreamError> {
         let counters = &self.0.counters;
-        let (timeout, instances, _slot) = self.admit(ctx, timeout)?;
-        let lease = self.lease(instances, &[])?;
+        let started = Instant::now();
+        let (timeout, instances, _slot) = self.admit(ctx, timeout, started)?;
+        let lease = self.lease(instances, &[], started)?;
         counters.attempts.inc();
-        let started = lease.started();
         let span = ClientSpan::start(ctx, &method);
-        let mut deadline = Box::pin(tokio::time::sleep(timeout));
+        let mut deadline = Box::pin(tokio::time::sleep_until(started + timeout));
         let exchange = async {
             match (self.0.client.owned(), &lease.instance.origin) {
                 // An owned connection: the head written straight from the parts.
@@ -76,10 +77,11 @@ impl Upstream {
             Err(e) => Some(e.clone()),
         };
         span.finish(ctx, self.name(), &lease.instance.base, failure.as_ref());
-        let took = started.elapsed();
+        let ended = Instant::now();
+        let took = ended - started;
         self.observe_call(ctx, took, failure.as_ref());
         self.learn(took, failure.as_ref());
-        instances.finish(lease, Outcome::of(failure.as_ref()));
+        instances.finish(lease, Outcome::of(failure.as_ref()), ended);
         if let Err(e) = &result {
             counters.record_failure(e);
         }

@@ -32,7 +32,7 @@ async fn a_written_head_is_the_head_of_the_request_built_for_hyper() {
     let config = UpstreamConfig::new("http://127.0.0.1:9/api/");
     let upstream = Upstream::new("orders", &config).unwrap();
     let instances = upstream.instances().unwrap();
-    let lease = upstream.lease(instances, &[]).unwrap();
+    let lease = upstream.lease(instances, &[], Instant::now()).unwrap();
     let origin = lease.instance.origin.as_ref().unwrap();
     let host = HeaderValue::from_static("127.0.0.1:9");
     let identity = Identity::new(Principal::User("42".into()), vec!["a".into()], None);
@@ -100,7 +100,9 @@ async fn a_streamed_head_is_the_head_of_the_request_built_for_hyper() {
 
     let config = UpstreamConfig::new("http://127.0.0.1:9/api/");
     let upstream = Upstream::new("web", &config).unwrap();
-    let lease = upstream.lease(upstream.instances().unwrap(), &[]).unwrap();
+    let lease = upstream
+        .lease(upstream.instances().unwrap(), &[], Instant::now())
+        .unwrap();
     let origin = lease.instance.origin.as_ref().unwrap();
     let host = HeaderValue::from_static("127.0.0.1:9");
     let identity = Identity::new(Principal::User("42".into()), vec!["a".into()], None);
