@@ -158,9 +158,11 @@ impl Upstream {
                     let (head, body) = sent.await.map_err(|e| client::failure(self.name(), e))?;
                     (head.status(), FetchedHead::Read(head), body)
                 }
+                // hyper's client (`https://` instances), boxed: inline, its future alone
+                // made every call's 2.5 KiB instead of 1.9.
                 _ => {
                     let request = self.hyper_request(lease, ctx, &span, call, timeout)?;
-                    let response = self.0.client.send(self.name(), request).await?;
+                    let response = Box::pin(self.0.client.send(self.name(), request)).await?;
                     let (parts, body) = response.into_parts();
                     (parts.status, FetchedHead::Map(parts.headers), body)
                 }

@@ -192,3 +192,17 @@ async fn a_path_or_value_that_would_break_the_head_is_refused() {
         .unwrap_err();
     assert_eq!(refused.kind, UpstreamErrorKind::Rejected(400));
 }
+
+/// A buffered call's future, which a home query holds eight of at once and moves on its way
+/// in, stays small: the hyper path of `https://` upstreams is boxed, or its future alone made
+/// every call's 2.5 KiB (1.9 KiB without it).
+#[tokio::test]
+async fn a_buffered_call_future_is_under_two_kib() {
+    let config = UpstreamConfig::new("http://127.0.0.1:9/api/");
+    let upstream = Upstream::new("orders", &config).unwrap();
+    let deadline = Deadline::after(std::time::Duration::from_secs(1));
+    let ctx = CallContext::new(None, deadline, "id".into());
+    let call = upstream.get(&ctx, "/x");
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 2048, "a call's future is {size} bytes");
+}
