@@ -246,6 +246,8 @@ struct Window {
     epoch: Instant,
     bucket_nanos: u64,
     buckets: [(u64, u64, u64); 10],
+    /// The newest bucket counted in.
+    newest: u64,
 }
 
 impl Window {
@@ -255,17 +257,22 @@ impl Window {
             epoch: Instant::now(),
             bucket_nanos: u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX),
             buckets: [(0, 0, 0); 10],
+            newest: 0,
         }
     }
 
+    /// The bucket of `now`, never one before the newest counted in: a call reads the clock
+    /// before it takes the breaker's lock, so of two calls ending together the one read
+    /// first may come second, and then counts in the newer bucket.
     fn current(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.epoch);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos
+        (u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos).max(self.newest)
     }
 
     /// Counts a call in the current bucket; the window's totals after it.
     fn add(&mut self, failure: bool, now: Instant) -> (u64, u64) {
         let n = self.current(now);
+        self.newest = n;
         let b = &mut self.buckets[(n % 10) as usize];
         if b.0 != n {
             *b = (n, 0, 0);
@@ -291,6 +298,18 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reading_older_than_the_newest_bucket_counts_in_it() {
+        let mut window = Window::new(Duration::from_secs(10));
+        let at = |ms| window.epoch + Duration::from_millis(ms);
+        let (later, earlier) = (at(1_500), at(900));
+        assert_eq!(window.add(false, later), (1, 0));
+        // A call whose clock was read before the one above, in the bucket before it.
+        assert_eq!(window.add(true, earlier), (2, 1));
+        assert_eq!(window.totals(earlier), (2, 1));
+        assert_eq!(window.buckets[1], (1, 2, 1));
+    }
 
     fn config() -> BreakerConfig {
         BreakerConfig {

@@ -37,8 +37,8 @@ impl Upstream {
     /// A buffered call, measured: its latency and outcome go to the upstream's counters and
     /// to the client request's record (access log: how many calls, which was slow or failed).
     /// The clock is read when the call starts and when each try ends, every step before
-    /// and after a try working from those readings (twelve readings a call were 3% of the
-    /// mobile home query's instructions).
+    /// and after a try working from those readings (each reading the clock itself, a call
+    /// read it twelve times).
     pub(super) async fn execute(
         &self,
         ctx: &CallContext,
