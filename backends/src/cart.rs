@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{LineQuantity, Money, entity_path};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{Idempotency, UpstreamError, path_segment};
 
 #[derive(Clone, Debug)]
@@ -14,7 +15,7 @@ pub struct Carts(pub(super) CachedUpstream);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cart {
-    pub user_id: String,
+    pub user_id: Text,
     pub items: Vec<CartLine>,
     pub subtotal: Money,
 }
@@ -46,7 +47,7 @@ impl CartCount {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CartLine {
-    pub product_id: String,
+    pub product_id: Text,
     pub quantity: u32,
     pub unit_price: Money,
 }

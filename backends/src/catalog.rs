@@ -6,6 +6,7 @@ use super::{Image, ImageSet, Money, batch_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{UpstreamError, path_query, path_segment};
 
 #[derive(Clone, Debug)]
@@ -14,12 +15,12 @@ pub struct Catalog(pub(super) CachedUpstream);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
-    pub id: String,
-    pub sku: String,
-    pub title: String,
-    pub brand: String,
-    pub category: String,
-    pub description: String,
+    pub id: Text,
+    pub sku: Text,
+    pub title: Text,
+    pub brand: Text,
+    pub category: Text,
+    pub description: Text,
     pub price: Money,
     pub images: ImageSet,
 }
@@ -29,8 +30,8 @@ pub struct Product {
 /// would receive and scan it for every product it shows.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ProductSummary {
-    pub id: String,
-    pub title: String,
+    pub id: Text,
+    pub title: Text,
     pub price: Money,
     pub images: Thumbnail,
 }
@@ -69,7 +70,7 @@ pub struct ProductFilter<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct ProductPage {
     pub items: Vec<Product>,
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Text>,
 }
 
 impl Catalog {

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{path_query, path_segment};
 use serde::{Deserialize, Serialize};
 
@@ -124,8 +125,8 @@ impl Scope {
 /// An amount of money as the backends send it: a decimal string and a currency code.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Money {
-    pub amount: String,
-    pub currency: String,
+    pub amount: Text,
+    pub currency: Text,
 }
 
 /// A line of an order or a cart narrowed to its quantity (`fields=items.quantity`): for
@@ -144,7 +145,7 @@ impl LineQuantity {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Image {
-    pub url: String,
+    pub url: Text,
     pub width: u32,
     pub height: u32,
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Items, LineQuantity, Money, entity_path};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{Idempotency, UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
@@ -19,20 +20,20 @@ const HEAD_FIELDS: &str = "id,status,total,items.quantity";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
-    pub id: String,
-    pub user_id: String,
-    pub status: String,
+    pub id: Text,
+    pub user_id: Text,
+    pub status: Text,
     pub total: Money,
     pub items: Vec<OrderLine>,
-    pub placed_at: String,
+    pub placed_at: Text,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
-    pub product_id: String,
-    pub title: String,
-    pub sku: String,
+    pub product_id: Text,
+    pub title: Text,
+    pub sku: Text,
     pub quantity: u32,
     pub unit_price: Money,
 }
@@ -41,15 +42,15 @@ pub struct OrderLine {
 #[serde(rename_all = "camelCase")]
 pub struct OrderPage {
     pub items: Vec<Order>,
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Text>,
 }
 
 /// An order as a list of orders shows it: its status, its total and how many items it has
 /// (a quarter of an [`Order`]'s bytes).
 #[derive(Clone, Debug, Deserialize)]
 pub struct OrderHead {
-    pub id: String,
-    pub status: String,
+    pub id: Text,
+    pub status: Text,
     pub total: Money,
     pub items: Vec<LineQuantity>,
 }

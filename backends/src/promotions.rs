@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{Image, Items};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
@@ -16,10 +17,10 @@ const PROMOTION_FIELDS: &str = "id,title,images.medium,link";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
-    pub id: String,
-    pub title: String,
+    pub id: Text,
+    pub title: Text,
     pub images: BannerImage,
-    pub link: String,
+    pub link: Text,
 }
 
 /// The one image size a [`Promotion`] keeps: a banner across a phone's width.

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
@@ -20,7 +21,7 @@ pub struct RecommendationList {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
-    pub product_id: String,
+    pub product_id: Text,
 }
 
 impl Recommendations {

@@ -6,6 +6,7 @@ use super::join_ids;
 use manifold::cache::CachedUpstream;
 use manifold::cache::policy::BatchEndpoint;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
@@ -20,18 +21,18 @@ pub struct ReviewList {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Review {
-    pub id: String,
-    pub author: String,
+    pub id: Text,
+    pub author: Text,
     pub rating: u8,
-    pub title: String,
-    pub body: String,
-    pub created_at: String,
+    pub title: Text,
+    pub body: Text,
+    pub created_at: Text,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewSummary {
-    pub product_id: String,
+    pub product_id: Text,
     pub average: f64,
     pub count: u32,
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{Items, batch_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::UpstreamError;
 
 #[derive(Clone, Debug)]
@@ -13,20 +14,20 @@ pub struct Shipping(pub(super) CachedUpstream);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Shipment {
-    pub order_id: String,
-    pub carrier: String,
-    pub status: String,
-    pub tracking_number: String,
-    pub tracking_url: String,
-    pub eta: String,
+    pub order_id: Text,
+    pub carrier: Text,
+    pub status: Text,
+    pub tracking_number: Text,
+    pub tracking_url: Text,
+    pub eta: Text,
 }
 
 /// When an order arrives, and nothing else of its shipment (what a list of orders shows).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentEta {
-    pub order_id: String,
-    pub eta: String,
+    pub order_id: Text,
+    pub eta: Text,
 }
 
 /// The members of a shipment a `ShipmentEta` asks shipping for.

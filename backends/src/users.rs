@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{Image, ImageSet, Items, entity_path, join_ids};
 use manifold::cache::CachedUpstream;
 use manifold::request::CallContext;
+use manifold::upstream::Text;
 use manifold::upstream::{UpstreamError, path_query};
 
 #[derive(Clone, Debug)]
@@ -16,18 +17,18 @@ const USER_FIELDS: &str = "id,name,email,avatar,locale";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: String,
-    pub name: String,
-    pub email: String,
+    pub id: Text,
+    pub name: Text,
+    pub email: Text,
     pub avatar: ImageSet,
-    pub locale: String,
+    pub locale: Text,
 }
 
 /// What a user's own card shows (name and a small avatar): `Users::card` asks for these alone.
 #[derive(Clone, Debug, Deserialize)]
 pub struct UserCard {
-    pub id: String,
-    pub name: String,
+    pub id: Text,
+    pub name: Text,
     pub avatar: SmallAvatar,
 }
 

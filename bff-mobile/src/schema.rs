@@ -11,7 +11,7 @@ use manifold::config::GraphqlConfig;
 use manifold::error::Code;
 use manifold::graphql::{self, Fallible, Plain, PlainList, UpstreamResultExt};
 use manifold::plain_object;
-use manifold::upstream::UpstreamError;
+use manifold::upstream::{Text, UpstreamError};
 use tokio::sync::OnceCell;
 
 pub type MobileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
@@ -224,9 +224,9 @@ impl Home {
 // for all of them at once, and a failed one is that field's error alone (`Fallible`).
 #[derive(SimpleObject)]
 pub struct Me {
-    id: String,
-    name: String,
-    avatar_url: String,
+    id: Text,
+    name: Text,
+    avatar_url: Text,
 }
 
 #[derive(SimpleObject)]
@@ -242,8 +242,8 @@ pub struct NotificationSummary {
 #[derive(SimpleObject)]
 pub struct Money {
     /// Decimal string, e.g. "19.99".
-    amount: String,
-    currency: String,
+    amount: Text,
+    currency: Text,
 }
 
 plain_object!(Me { "id" => id, "name" => name, "avatarUrl" => avatar_url });
@@ -276,28 +276,28 @@ impl From<BackendMoney> for Money {
 
 #[derive(SimpleObject)]
 pub struct OrderSummary {
-    id: String,
-    status: String,
+    id: Text,
+    status: Text,
     total: Money,
     item_count: i32,
     /// Expected delivery date (RFC 3339), from shipping; batched over all orders shown.
-    eta: Fallible<Option<String>>,
+    eta: Fallible<Option<Text>>,
 }
 
 #[derive(SimpleObject)]
 pub struct ProductCard {
-    id: String,
-    title: String,
+    id: Text,
+    title: Text,
     price: Money,
-    thumbnail_url: String,
+    thumbnail_url: Text,
 }
 
 #[derive(SimpleObject)]
 pub struct Banner {
-    id: String,
-    title: String,
-    image_url: String,
-    link: String,
+    id: Text,
+    title: Text,
+    image_url: Text,
+    link: Text,
 }
 
 fn utc_hour() -> u64 {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use manifold::error::{Code, Problem};
 use manifold::rest::Page;
+use manifold::upstream::Text;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -81,17 +82,17 @@ fn page_schema<T: Schema>(what: &str) -> Value {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
-    pub id: String,
-    pub sku: String,
-    pub title: String,
-    pub brand: String,
-    pub category: String,
-    pub description: String,
+    pub id: Text,
+    pub sku: Text,
+    pub title: Text,
+    pub brand: Text,
+    pub category: Text,
+    pub description: Text,
     pub price: Money,
     /// 960 px wide: a product page.
-    pub image_url: String,
+    pub image_url: Text,
     /// 240 px wide: lists and search results.
-    pub thumbnail_url: String,
+    pub thumbnail_url: Text,
 }
 
 impl Product {
@@ -164,7 +165,7 @@ pub struct ProductBatch {
 impl ProductBatch {
     /// Arranges what the catalog found in the order of `asked`; the rest is `missing`.
     pub fn new(asked: &[&str], found: Vec<backends::Product>) -> Self {
-        let mut found: HashMap<String, backends::Product> =
+        let mut found: HashMap<Text, backends::Product> =
             found.into_iter().map(|p| (p.id.clone(), p)).collect();
         let mut batch = ProductBatch {
             items: Vec::with_capacity(found.len()),
@@ -199,9 +200,9 @@ impl Schema for ProductBatch {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
-    pub id: String,
-    pub status: String,
-    pub placed_at: String,
+    pub id: Text,
+    pub status: Text,
+    pub placed_at: Text,
     pub total: Money,
     pub items: Vec<OrderItem>,
     pub shipment: Option<Shipment>,
@@ -222,11 +223,11 @@ pub enum Degraded {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderItem {
-    pub product_id: String,
-    pub sku: String,
-    pub title: String,
+    pub product_id: Text,
+    pub sku: Text,
+    pub title: Text,
     /// `None` only when the catalog no longer knows the product.
-    pub thumbnail_url: Option<String>,
+    pub thumbnail_url: Option<Text>,
     pub quantity: u32,
     pub unit_price: Money,
 }
@@ -299,9 +300,9 @@ impl Schema for Page<OrderSummary> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderSummary {
-    pub id: String,
-    pub status: String,
-    pub placed_at: String,
+    pub id: Text,
+    pub status: Text,
+    pub placed_at: Text,
     pub total: Money,
     /// Units ordered, all lines together.
     pub item_count: u32,
@@ -412,11 +413,11 @@ impl Schema for OrderItem {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Shipment {
-    pub carrier: String,
-    pub status: String,
-    pub tracking_number: String,
-    pub tracking_url: String,
-    pub eta: String,
+    pub carrier: Text,
+    pub status: Text,
+    pub tracking_number: Text,
+    pub tracking_url: Text,
+    pub eta: Text,
 }
 
 impl From<backends::Shipment> for Shipment {

@@ -10,6 +10,7 @@
 use async_graphql::{Response, Value};
 
 use super::plain::Prewritten;
+use crate::upstream::Text;
 
 /// Appends `response` to `out` exactly as `serde_json::to_writer` would, the answers kept
 /// in `prewritten` copied in where they stand.
@@ -103,6 +104,18 @@ pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
     } else {
         write_escaped(out, bytes);
     }
+    out.push(b'"');
+}
+
+/// `text` as a JSON string: as `write_str` writes it, and without looking at its bytes when
+/// it was read from a JSON answer as it stands (`Text::is_json_plain`).
+pub(super) fn write_text(out: &mut Vec<u8>, text: &Text) {
+    if !text.is_json_plain() {
+        return write_str(out, text);
+    }
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
     out.push(b'"');
 }
 
@@ -216,6 +229,39 @@ mod tests {
         ] {
             same_as_serde(&Response::new(Value::String(text.into())));
         }
+    }
+
+    /// A text decoded from a backend's JSON answer is written as serde writes its string,
+    /// whether it shared the answer's bytes (written as it stood) or was unescaped.
+    #[test]
+    fn a_text_from_an_answer_is_written_as_serde_writes_its_string() {
+        #[derive(serde::Deserialize)]
+        struct One {
+            s: Text,
+        }
+        let mut shared = 0;
+        let mut texts = vec![
+            "".to_owned(),
+            "plain".to_owned(),
+            "Grüße, 世界 🎉 \u{7f}".to_owned(),
+            "\"quoted\" and \\slashed\\ / not".to_owned(),
+            "tab\tnew\nline\r\u{0}\u{1f}".to_owned(),
+        ];
+        texts.extend((0u8..0x80).map(|byte| format!("ab{}cd", char::from(byte))));
+        for text in texts {
+            let answer = serde_json::to_vec(&serde_json::json!({ "s": text })).unwrap();
+            let one: One = crate::upstream::decode_json("catalog", &answer).unwrap();
+            assert_eq!(one.s, text.as_str());
+            shared += usize::from(one.s.is_json_plain());
+            let mut ours = Vec::new();
+            write_text(&mut ours, &one.s);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+        // Every text without a byte to escape was written as it stood in the answer.
+        assert_eq!(shared, 3 + 128 - 34);
     }
 
     #[test]

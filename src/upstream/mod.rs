@@ -17,6 +17,7 @@ mod retry;
 mod span;
 mod stats;
 mod stream;
+mod text;
 mod wire;
 
 use std::borrow::Cow;
@@ -33,6 +34,7 @@ pub use error::{UpstreamError, UpstreamErrorKind};
 pub use instances::InstanceStatus;
 pub use metrics::UpstreamFamilies;
 pub use stats::UpstreamStats;
+pub use text::Text;
 pub use wire::{REQUEST_TIMEOUT_HEADER, decode_json, path_query, path_segment, query};
 
 use client::HttpClient;

@@ -73,10 +73,10 @@ impl Query {
         let nodes = found
             .items
             .into_iter()
-            .map(|p| (p.id.clone(), Product::from(p)));
+            .map(|p| (p.id.to_string(), Product::from(p)));
         Ok(Some(page::connection(
             nodes,
-            found.next_cursor,
+            found.next_cursor.map(String::from),
             first as usize,
             &start,
         )))

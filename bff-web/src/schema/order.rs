@@ -22,7 +22,7 @@ impl From<backends::Order> for Order {
 #[Object]
 impl Order {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.0.id.to_string())
     }
 
     /// PLACED, PROCESSING, SHIPPED, DELIVERED or CANCELLED.
@@ -62,7 +62,7 @@ pub struct OrderItem<'a>(&'a backends::OrderLine);
 #[Object]
 impl OrderItem<'_> {
     async fn product_id(&self) -> ID {
-        ID(self.0.product_id.clone())
+        ID(self.0.product_id.to_string())
     }
 
     /// The title when ordered (the catalog's may have changed since).

@@ -55,7 +55,7 @@ impl From<backends::Product> for Product {
 #[Object]
 impl Product {
     async fn id(&self) -> ID {
-        ID(self.product.id.clone())
+        ID(self.product.id.to_string())
     }
 
     async fn sku(&self) -> &str {
@@ -140,7 +140,7 @@ pub struct Review(backends::Review);
 #[Object(serial)]
 impl Review {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.0.id.to_string())
     }
 
     async fn author(&self) -> &str {

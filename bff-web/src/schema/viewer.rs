@@ -73,10 +73,10 @@ impl Viewer {
         let nodes = found
             .items
             .into_iter()
-            .map(|o| (o.id.clone(), Order::from(o)));
+            .map(|o| (o.id.to_string(), Order::from(o)));
         Ok(Some(page::connection(
             nodes,
-            found.next_cursor,
+            found.next_cursor.map(String::from),
             first as usize,
             &start,
         )))
@@ -88,7 +88,7 @@ pub struct Profile(backends::User);
 #[Object(serial)]
 impl Profile {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.0.id.to_string())
     }
 
     async fn name(&self) -> &str {
@@ -138,7 +138,7 @@ pub struct CartItem<'a>(&'a backends::CartLine);
 #[Object]
 impl CartItem<'_> {
     async fn product_id(&self) -> ID {
-        ID(self.0.product_id.clone())
+        ID(self.0.product_id.to_string())
     }
 
     async fn quantity(&self) -> i32 {

@@ -6,6 +6,7 @@ use async_graphql::Value;
 use super::written::{self, Unwritten, Writing};
 use super::{Fallible, Nested, Place, PlainField, PlainObject};
 use crate::graphql::json;
+use crate::upstream::Text;
 
 impl<T: PlainObject> PlainField for T {
     fn plain(&self, nested: &Nested<'_, '_>) -> Value {
@@ -24,6 +25,17 @@ impl PlainField for String {
 
     fn write(&self, _: &Writing<'_, '_>, out: &mut Vec<u8>) -> Result<(), Unwritten> {
         json::write_str(out, self);
+        Ok(())
+    }
+}
+
+impl PlainField for Text {
+    fn plain(&self, _: &Nested<'_, '_>) -> Value {
+        Value::String(self.as_str().to_owned())
+    }
+
+    fn write(&self, _: &Writing<'_, '_>, out: &mut Vec<u8>) -> Result<(), Unwritten> {
+        json::write_text(out, self);
         Ok(())
     }
 }
@@ -111,5 +123,24 @@ impl<T: PlainField> PlainField for Fallible<T> {
             Ok(value) => value.write(nested, out),
             Err(_) => Err(Unwritten),
         }
+    }
+}
+
+/// A `Text` is a GraphQL `String` (so that a field of a derived object may hold one).
+impl async_graphql::OutputType for Text {
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <String as async_graphql::OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <String as async_graphql::OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        _: &async_graphql::ContextSelectionSet<'_>,
+        _: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+    ) -> async_graphql::ServerResult<Value> {
+        Ok(Value::String(self.as_str().to_owned()))
     }
 }
