@@ -3,27 +3,32 @@
 //! becomes ONE backend call (`manifold::graphql::batch`). One `Loaders` per client request, never shared, so nothing one
 //! caller loaded can be served to another.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use manifold::graphql::batch::{Batcher, ByKey};
 use manifold::request::CallContext;
-use manifold::upstream::UpstreamError;
+use manifold::upstream::{Text, UpstreamError};
 
 use super::{Backends, Product, ProductSummary, ReviewSummary, Shipment, ShipmentEta};
 
 /// The most ids in one backend call.
 const MAX_BATCH: usize = 100;
 
-/// The batch loaders of one client request: one per kind of id.
+/// The batch loaders of one client request: one per kind of id, each made when first used
+/// (a request uses few of them). Keyed by `Text`: the ids a request loads mostly come from
+/// other answers, and an answer's items are keyed by their own ids, neither copied.
 pub struct Loaders {
-    products: Batcher<String, Arc<Product>, UpstreamError>,
-    summaries: Batcher<String, Arc<ProductSummary>, UpstreamError>,
-    shipments: Batcher<String, Arc<Shipment>, UpstreamError>,
-    etas: Batcher<String, Arc<ShipmentEta>, UpstreamError>,
-    reviews: Batcher<String, Arc<ReviewSummary>, UpstreamError>,
+    calls: Arc<Calls>,
+    products: OnceLock<Loader<Product>>,
+    summaries: OnceLock<Loader<ProductSummary>>,
+    shipments: OnceLock<Loader<Shipment>>,
+    etas: OnceLock<Loader<ShipmentEta>>,
+    reviews: OnceLock<Loader<ReviewSummary>>,
 }
+
+type Loader<T> = Batcher<Text, Arc<T>, UpstreamError>;
 
 /// What every batch of one request calls with: shared by its loaders, so a batch clones
 /// one `Arc` rather than every client and the call context.
@@ -34,11 +39,7 @@ struct Calls {
 
 /// A batcher that calls `call` with the request's backends and context, keying each item
 /// it returns by `key`.
-fn batcher<T, F>(
-    calls: &Arc<Calls>,
-    call: F,
-    key: fn(&T) -> &str,
-) -> Batcher<String, Arc<T>, UpstreamError>
+fn batcher<T, F>(calls: &Arc<Calls>, call: F, key: fn(&T) -> &Text) -> Loader<T>
 where
     T: Send + Sync + 'static,
     F: for<'a> Fn(
@@ -52,14 +53,14 @@ where
         + 'static,
 {
     let calls = calls.clone();
-    Batcher::new(MAX_BATCH, move |ids: Vec<String>| {
+    Batcher::new(MAX_BATCH, move |ids: Vec<Text>| {
         let calls = calls.clone();
         async move {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let ids: Vec<&str> = ids.iter().map(Text::as_str).collect();
             let items = call(&calls.backends, &calls.ctx, &ids).await?;
             Ok(items
                 .into_iter()
-                .map(|item| (key(&item).to_owned(), Arc::new(item)))
+                .map(|item| (key(&item).clone(), Arc::new(item)))
                 .collect())
         }
         .boxed()
@@ -68,39 +69,26 @@ where
 
 impl Loaders {
     pub fn new(backends: Backends, ctx: CallContext) -> Self {
-        let calls = Arc::new(Calls { backends, ctx });
         Loaders {
-            products: batcher(
-                &calls,
-                |b, ctx, ids| b.catalog.batch(ctx, ids).boxed(),
-                |p: &Product| &p.id,
-            ),
-            summaries: batcher(
-                &calls,
-                |b, ctx, ids| b.catalog.batch_summaries(ctx, ids).boxed(),
-                |p: &ProductSummary| &p.id,
-            ),
-            shipments: batcher(
-                &calls,
-                |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
-                |s: &Shipment| &s.order_id,
-            ),
-            etas: batcher(
-                &calls,
-                |b, ctx, ids| b.shipping.etas(ctx, ids).boxed(),
-                |s: &ShipmentEta| &s.order_id,
-            ),
-            reviews: batcher(
-                &calls,
-                |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
-                |s: &ReviewSummary| &s.product_id,
-            ),
+            calls: Arc::new(Calls { backends, ctx }),
+            products: OnceLock::new(),
+            summaries: OnceLock::new(),
+            shipments: OnceLock::new(),
+            etas: OnceLock::new(),
+            reviews: OnceLock::new(),
         }
     }
 
     /// The product, or `None` when the catalog does not know it.
     pub async fn product(&self, id: &str) -> Result<Option<Arc<Product>>, UpstreamError> {
-        self.products.load_one(id.to_owned()).await
+        let products = self.products.get_or_init(|| {
+            batcher(
+                &self.calls,
+                |b, ctx, ids| b.catalog.batch(ctx, ids).boxed(),
+                |p: &Product| &p.id,
+            )
+        });
+        products.load_one(id.into()).await
     }
 
     /// The products the catalog knows among `ids`, by id, in one batch, as summaries (id,
@@ -108,15 +96,27 @@ impl Loaders {
     /// request asking for both gets two calls, unless the catalog is cached).
     pub async fn product_summaries(
         &self,
-        ids: &[&str],
-    ) -> Result<ByKey<String, Arc<ProductSummary>>, UpstreamError> {
-        self.summaries
-            .load_many(ids.iter().map(|id| (*id).to_owned()))
-            .await
+        ids: &[Text],
+    ) -> Result<ByKey<Text, Arc<ProductSummary>>, UpstreamError> {
+        let summaries = self.summaries.get_or_init(|| {
+            batcher(
+                &self.calls,
+                |b, ctx, ids| b.catalog.batch_summaries(ctx, ids).boxed(),
+                |p: &ProductSummary| &p.id,
+            )
+        });
+        summaries.load_many(ids.iter().cloned()).await
     }
 
     pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
-        self.shipments.load_one(order_id.to_owned()).await
+        let shipments = self.shipments.get_or_init(|| {
+            batcher(
+                &self.calls,
+                |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
+                |s: &Shipment| &s.order_id,
+            )
+        });
+        shipments.load_one(order_id.into()).await
     }
 
     /// When the orders arrive, from their shipments, by order id (an order without a
@@ -124,17 +124,29 @@ impl Loaders {
     /// needs no more of each shipment).
     pub async fn shipment_etas(
         &self,
-        order_ids: &[&str],
-    ) -> Result<ByKey<String, Arc<ShipmentEta>>, UpstreamError> {
-        self.etas
-            .load_many(order_ids.iter().map(|id| (*id).to_owned()))
-            .await
+        order_ids: &[Text],
+    ) -> Result<ByKey<Text, Arc<ShipmentEta>>, UpstreamError> {
+        let etas = self.etas.get_or_init(|| {
+            batcher(
+                &self.calls,
+                |b, ctx, ids| b.shipping.etas(ctx, ids).boxed(),
+                |s: &ShipmentEta| &s.order_id,
+            )
+        });
+        etas.load_many(order_ids.iter().cloned()).await
     }
 
     pub async fn review_summary(
         &self,
         product_id: &str,
     ) -> Result<Option<Arc<ReviewSummary>>, UpstreamError> {
-        self.reviews.load_one(product_id.to_owned()).await
+        let reviews = self.reviews.get_or_init(|| {
+            batcher(
+                &self.calls,
+                |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
+                |s: &ReviewSummary| &s.product_id,
+            )
+        });
+        reviews.load_one(product_id.into()).await
     }
 }

@@ -129,7 +129,7 @@ impl Home {
         heads.truncate(first as usize);
         // Shipping is asked only when an `eta` is selected, once for all orders shown.
         let etas = if ctx.look_ahead().field("eta").exists() {
-            let ids: Vec<&str> = heads.iter().map(|o| o.id.as_str()).collect();
+            let ids: Vec<Text> = heads.iter().map(|o| o.id.clone()).collect();
             Some(scope.loaders.shipment_etas(&ids).await.gql())
         } else {
             None
@@ -167,33 +167,24 @@ impl Home {
             .for_user(&scope.call, &self.user_id, first as u32)
             .await
             .gql()?;
-        let ids: Vec<&str> = picks
+        let ids: Vec<Text> = picks
             .items
-            .iter()
+            .into_iter()
             .take(first as usize)
-            .map(|r| r.product_id.as_str())
+            .map(|r| r.product_id)
             .collect();
-        let mut products = scope.loaders.product_summaries(&ids).await.gql()?;
-        // In recommendation order; a product the catalog no longer knows is left out. A
-        // summary is moved into its card (copied only for an id recommended again later).
-        let card = |(at, id): (usize, &&str)| {
-            let again = ids[at + 1..].contains(id);
-            let summary = if again {
-                products.get(*id).cloned()
-            } else {
-                products.remove(*id)
-            }?;
-            let p = Arc::unwrap_or_clone(summary);
+        let products = scope.loaders.product_summaries(&ids).await.gql()?;
+        // In recommendation order; a product the catalog no longer knows is left out.
+        let card = |id: &Text| {
+            let p = products.get(id)?;
             Some(ProductCard {
-                id: p.id,
-                title: p.title,
-                price: p.price.into(),
-                thumbnail_url: p.images.thumb.url,
+                id: p.id.clone(),
+                title: p.title.clone(),
+                price: p.price.clone().into(),
+                thumbnail_url: p.images.thumb.url.clone(),
             })
         };
-        Ok(Some(PlainList(
-            ids.iter().enumerate().filter_map(card).collect(),
-        )))
+        Ok(Some(PlainList(ids.iter().filter_map(card).collect())))
     }
 
     async fn banners(&self, ctx: &Context<'_>) -> Result<Option<PlainList<Banner>>> {

@@ -37,6 +37,7 @@ enum Repr {
 }
 
 impl Text {
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Shared { answer, start, len } => {
@@ -45,6 +46,32 @@ impl Text {
             }
             Repr::Own(s) => s,
         }
+    }
+
+    /// Its bytes (sliced without the checks of a `str`'s character boundaries).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Shared { answer, start, len } => {
+                let start = *start as usize;
+                &answer.as_bytes()[start..start + *len as usize]
+            }
+            Repr::Own(s) => s.as_bytes(),
+        }
+    }
+
+    /// Its length in bytes (without slicing the answer).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Shared { len, .. } => *len as usize,
+            Repr::Own(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether the string, between quotes, is already a JSON string (nothing in it to escape).
@@ -143,7 +170,7 @@ impl From<Text> for String {
 
 impl PartialEq for Text {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
