@@ -6,9 +6,10 @@ use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SchemaBuilder, SimpleObject,
 };
 use backends::Scope;
-use backends::{Money as BackendMoney, UserCard};
+use backends::{Money as BackendMoney, ProductSummary, UserCard};
 use manifold::config::GraphqlConfig;
 use manifold::error::Code;
+use manifold::graphql::batch::ByKey;
 use manifold::graphql::{self, Fallible, Plain, PlainList, UpstreamResultExt};
 use manifold::plain_object;
 use manifold::upstream::{Text, UpstreamError};
@@ -174,17 +175,7 @@ impl Home {
             .map(|r| r.product_id)
             .collect();
         let products = scope.loaders.product_summaries(&ids).await.gql()?;
-        // In recommendation order; a product the catalog no longer knows is left out.
-        let card = |id: &Text| {
-            let p = products.get(id)?;
-            Some(ProductCard {
-                id: p.id.clone(),
-                title: p.title.clone(),
-                price: p.price.clone().into(),
-                thumbnail_url: p.images.thumb.url.clone(),
-            })
-        };
-        Ok(Some(PlainList(ids.iter().filter_map(card).collect())))
+        Ok(Some(PlainList(cards(&ids, products))))
     }
 
     async fn banners(&self, ctx: &Context<'_>) -> Result<Option<PlainList<Banner>>> {
@@ -230,7 +221,7 @@ pub struct NotificationSummary {
     unread_count: i32,
 }
 
-#[derive(SimpleObject)]
+#[derive(Clone, SimpleObject)]
 pub struct Money {
     /// Decimal string, e.g. "19.99".
     amount: Text,
@@ -275,7 +266,7 @@ pub struct OrderSummary {
     eta: Fallible<Option<Text>>,
 }
 
-#[derive(SimpleObject)]
+#[derive(Clone, SimpleObject)]
 pub struct ProductCard {
     id: Text,
     title: Text,
@@ -291,6 +282,32 @@ pub struct Banner {
     link: Text,
 }
 
+/// The cards of the products recommended (`ids`, in recommendation order) that the catalog
+/// knows. A summary is moved into its card (its texts not shared again); an id recommended
+/// again (no longer in `products`) repeats its card.
+fn cards(ids: &[Text], mut products: ByKey<Text, Arc<ProductSummary>>) -> Vec<ProductCard> {
+    let mut cards: Vec<ProductCard> = Vec::with_capacity(ids.len());
+    for id in ids {
+        match products.remove(id) {
+            Some(summary) => {
+                let p = Arc::unwrap_or_clone(summary);
+                cards.push(ProductCard {
+                    id: p.id,
+                    title: p.title,
+                    price: p.price.into(),
+                    thumbnail_url: p.images.thumb.url,
+                });
+            }
+            None => {
+                if let Some(again) = cards.iter().find(|c| c.id == *id) {
+                    cards.push(again.clone());
+                }
+            }
+        }
+    }
+    cards
+}
+
 fn utc_hour() -> u64 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -304,5 +321,54 @@ fn salutation(hour: u64) -> &'static str {
         5..=11 => "Good morning",
         12..=17 => "Good afternoon",
         _ => "Good evening",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backends::{Image, Thumbnail};
+
+    use super::*;
+
+    fn summary(id: &str) -> Arc<ProductSummary> {
+        Arc::new(ProductSummary {
+            id: id.into(),
+            title: format!("title of {id}").into(),
+            price: BackendMoney {
+                amount: "1.00".into(),
+                currency: "EUR".into(),
+            },
+            images: Thumbnail {
+                thumb: Image {
+                    url: format!("https://cdn/{id}").into(),
+                    width: 1,
+                    height: 1,
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn cards_keep_the_recommendation_order_repeat_an_id_recommended_again_and_skip_the_unknown() {
+        let ids: Vec<Text> = ["p2", "p1", "gone", "p2", "p3"].map(Text::from).to_vec();
+        let products: ByKey<Text, Arc<ProductSummary>> = ["p1", "p2", "p3"]
+            .into_iter()
+            .map(|id| (Text::from(id), summary(id)))
+            .collect();
+        let cards = cards(&ids, products);
+        let shown: Vec<(&str, &str)> = cards
+            .iter()
+            .map(|c| (c.id.as_str(), c.thumbnail_url.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("p2", "https://cdn/p2"),
+                ("p1", "https://cdn/p1"),
+                ("p2", "https://cdn/p2"),
+                ("p3", "https://cdn/p3"),
+            ]
+        );
+        assert_eq!(cards[2].title, "title of p2");
     }
 }
