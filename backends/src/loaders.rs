@@ -37,9 +37,14 @@ struct Calls {
     ctx: CallContext,
 }
 
-/// A batcher that calls `call` with the request's backends and context, keying each item
-/// it returns by `key`.
-fn batcher<T, F>(calls: &Arc<Calls>, call: F, key: fn(&T) -> &Text) -> Loader<T>
+/// The loader in `cell`, made on first use: a batcher that calls `call` with the request's
+/// backends and context, keying each item it returns by `key`.
+fn loader<'l, T, F>(
+    cell: &'l OnceLock<Loader<T>>,
+    calls: &Arc<Calls>,
+    call: F,
+    key: fn(&T) -> &Text,
+) -> &'l Loader<T>
 where
     T: Send + Sync + 'static,
     F: for<'a> Fn(
@@ -52,18 +57,20 @@ where
         + Copy
         + 'static,
 {
-    let calls = calls.clone();
-    Batcher::new(MAX_BATCH, move |ids: Vec<Text>| {
+    cell.get_or_init(|| {
         let calls = calls.clone();
-        async move {
-            let ids: Vec<&str> = ids.iter().map(Text::as_str).collect();
-            let items = call(&calls.backends, &calls.ctx, &ids).await?;
-            Ok(items
-                .into_iter()
-                .map(|item| (key(&item).clone(), Arc::new(item)))
-                .collect())
-        }
-        .boxed()
+        Batcher::new(MAX_BATCH, move |ids: Vec<Text>| {
+            let calls = calls.clone();
+            async move {
+                let ids: Vec<&str> = ids.iter().map(Text::as_str).collect();
+                let items = call(&calls.backends, &calls.ctx, &ids).await?;
+                Ok(items
+                    .into_iter()
+                    .map(|item| (key(&item).clone(), Arc::new(item)))
+                    .collect())
+            }
+            .boxed()
+        })
     })
 }
 
@@ -81,14 +88,14 @@ impl Loaders {
 
     /// The product, or `None` when the catalog does not know it.
     pub async fn product(&self, id: &str) -> Result<Option<Arc<Product>>, UpstreamError> {
-        let products = self.products.get_or_init(|| {
-            batcher(
-                &self.calls,
-                |b, ctx, ids| b.catalog.batch(ctx, ids).boxed(),
-                |p: &Product| &p.id,
-            )
-        });
-        products.load_one(id.into()).await
+        loader(
+            &self.products,
+            &self.calls,
+            |b, ctx, ids| b.catalog.batch(ctx, ids).boxed(),
+            |p: &Product| &p.id,
+        )
+        .load_one(id.into())
+        .await
     }
 
     /// The products the catalog knows among `ids`, by id, in one batch, as summaries (id,
@@ -98,25 +105,25 @@ impl Loaders {
         &self,
         ids: &[Text],
     ) -> Result<ByKey<Text, Arc<ProductSummary>>, UpstreamError> {
-        let summaries = self.summaries.get_or_init(|| {
-            batcher(
-                &self.calls,
-                |b, ctx, ids| b.catalog.batch_summaries(ctx, ids).boxed(),
-                |p: &ProductSummary| &p.id,
-            )
-        });
-        summaries.load_many(ids.iter().cloned()).await
+        loader(
+            &self.summaries,
+            &self.calls,
+            |b, ctx, ids| b.catalog.batch_summaries(ctx, ids).boxed(),
+            |p: &ProductSummary| &p.id,
+        )
+        .load_many(ids.iter().cloned())
+        .await
     }
 
     pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
-        let shipments = self.shipments.get_or_init(|| {
-            batcher(
-                &self.calls,
-                |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
-                |s: &Shipment| &s.order_id,
-            )
-        });
-        shipments.load_one(order_id.into()).await
+        loader(
+            &self.shipments,
+            &self.calls,
+            |b, ctx, ids| b.shipping.for_orders(ctx, ids).boxed(),
+            |s: &Shipment| &s.order_id,
+        )
+        .load_one(order_id.into())
+        .await
     }
 
     /// When the orders arrive, from their shipments, by order id (an order without a
@@ -126,27 +133,27 @@ impl Loaders {
         &self,
         order_ids: &[Text],
     ) -> Result<ByKey<Text, Arc<ShipmentEta>>, UpstreamError> {
-        let etas = self.etas.get_or_init(|| {
-            batcher(
-                &self.calls,
-                |b, ctx, ids| b.shipping.etas(ctx, ids).boxed(),
-                |s: &ShipmentEta| &s.order_id,
-            )
-        });
-        etas.load_many(order_ids.iter().cloned()).await
+        loader(
+            &self.etas,
+            &self.calls,
+            |b, ctx, ids| b.shipping.etas(ctx, ids).boxed(),
+            |s: &ShipmentEta| &s.order_id,
+        )
+        .load_many(order_ids.iter().cloned())
+        .await
     }
 
     pub async fn review_summary(
         &self,
         product_id: &str,
     ) -> Result<Option<Arc<ReviewSummary>>, UpstreamError> {
-        let reviews = self.reviews.get_or_init(|| {
-            batcher(
-                &self.calls,
-                |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
-                |s: &ReviewSummary| &s.product_id,
-            )
-        });
-        reviews.load_one(product_id.into()).await
+        loader(
+            &self.reviews,
+            &self.calls,
+            |b, ctx, ids| b.reviews.summaries(ctx, ids).boxed(),
+            |s: &ReviewSummary| &s.product_id,
+        )
+        .load_one(product_id.into())
+        .await
     }
 }
