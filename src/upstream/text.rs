@@ -1,14 +1,20 @@
-//! `Text`: a string of a backend's JSON answer, kept as a slice of the answer's own bytes.
+//! `Text`: a string of a backend's JSON answer, kept as a slice of one shared copy of the
+//! answer.
 //!
 //! Decoded into `String`s, the mobile home's eight answers made 97 allocations and copies a
 //! query (a quarter of its allocations; under load, the first touch of a block the allocator
 //! hands out is where the gateway waits on memory most), and each string was scanned again
-//! for characters to escape when the answer was written. A `Text` decoded by `decode_json`
-//! from a string the answer holds without escapes shares the answer's bytes (one reference
-//! count), and is known to need no escaping when written back as JSON: a JSON string without
-//! a backslash holds no `"` and no control character (serde_json refuses a raw one), which
-//! is all the answer writer escapes. A string that held escapes is unescaped into bytes of
-//! its own, as a `String` was. UTF-8 is checked once for the whole answer.
+//! for characters to escape when the answer was written. `decode_json` copies the answer
+//! once into a reference-counted string; a `Text` decoded from a string the answer holds
+//! without escapes is a slice of it (one reference count), and is known to need no escaping
+//! when written back as JSON: a JSON string without a backslash holds no `"` and no control
+//! character (serde_json refuses a raw one), which is all the answer writer escapes. A
+//! string that held escapes is unescaped into one of its own, as a `String` was. UTF-8 is
+//! checked once for the whole answer.
+//!
+//! A `Text` keeps its whole answer alive: right for what a request decodes and drops; a
+//! value kept past the request (a few fields of a large answer) is better copied out
+//! (`String::from`).
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
