@@ -35,7 +35,7 @@ pub struct Text(Repr);
 enum Repr {
     /// Bytes `start..start + len` of an answer, as they stood in it (JSON as it is).
     Shared {
-        answer: Arc<Box<str>>,
+        answer: Arc<str>,
         start: u32,
         len: u32,
     },
@@ -46,10 +46,7 @@ impl Text {
     #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Shared { answer, start, len } => {
-                let start = *start as usize;
-                &answer[start..start + *len as usize]
-            }
+            Repr::Shared { answer, start, len } => &answer[range(*start, *len)],
             Repr::Own(s) => s,
         }
     }
@@ -58,10 +55,7 @@ impl Text {
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Shared { answer, start, len } => {
-                let start = *start as usize;
-                &answer.as_bytes()[start..start + *len as usize]
-            }
+            Repr::Shared { answer, start, len } => &answer.as_bytes()[range(*start, *len)],
             Repr::Own(s) => s.as_bytes(),
         }
     }
@@ -107,6 +101,13 @@ impl Text {
     }
 }
 
+/// The bytes `start..start + len` of an answer.
+#[inline]
+fn range(start: u32, len: u32) -> std::ops::Range<usize> {
+    let start = start as usize;
+    start..start + len as usize
+}
+
 impl Default for Text {
     fn default() -> Self {
         Text(Repr::Own(Box::default()))
@@ -115,20 +116,20 @@ impl Default for Text {
 
 thread_local! {
     /// The answer `decode_json` is decoding on this thread, for `Text`s to share.
-    static ANSWER: RefCell<Option<Arc<Box<str>>>> = const { RefCell::new(None) };
+    static ANSWER: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
 }
 
 /// `decode` run on `answer`, the `Text`s it decodes sharing it (the answer before restored
 /// after, so that a decoding inside another's is harmless).
 pub(super) fn sharing<R>(answer: &str, decode: impl FnOnce(&str) -> R) -> R {
-    struct Restore(Option<Arc<Box<str>>>);
+    struct Restore(Option<Arc<str>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let before = self.0.take();
             let _ = ANSWER.try_with(|answer| *answer.borrow_mut() = before);
         }
     }
-    let answer: Arc<Box<str>> = Arc::new(answer.into());
+    let answer: Arc<str> = Arc::from(answer);
     let _restore = Restore(ANSWER.with(|a| a.replace(Some(answer.clone()))));
     decode(&answer)
 }

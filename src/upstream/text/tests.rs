@@ -48,14 +48,6 @@ fn a_string_with_escapes_is_unescaped_into_a_string_of_its_own() {
 }
 
 #[test]
-fn a_text_outlives_the_decoding() {
-    let named = decode(r#"{"name":"kept"}"#);
-    let kept = named.name.clone();
-    drop(named);
-    assert_eq!(kept, "kept");
-}
-
-#[test]
 fn outside_decode_json_a_text_is_a_copy_never_marked_plain() {
     decode(r#"{"name":"first"}"#);
     // The answer decoded before is no longer the one texts share from.
