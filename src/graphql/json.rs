@@ -96,26 +96,26 @@ fn is_same(a: &bytes::Bytes, b: &bytes::Bytes) -> bool {
 /// `s` as a JSON string, escaped as serde_json escapes: `"`, `\` and the control
 /// characters below U+0020 (short forms where JSON has them, else `\u00xx`); nothing else.
 pub(super) fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    if is_clean(bytes) {
-        out.extend_from_slice(bytes);
-    } else {
-        write_escaped(out, bytes);
-    }
-    out.push(b'"');
+    write_quoted(out, s.as_bytes(), false);
 }
 
 /// `text` as a JSON string: as `write_str` writes it, and without looking at its bytes when
 /// it was read from a JSON answer as it stands (`Text::is_json_plain`).
 pub(super) fn write_text(out: &mut Vec<u8>, text: &Text) {
-    if !text.is_json_plain() {
-        return write_str(out, text);
-    }
-    out.reserve(text.len() + 2);
+    write_quoted(out, text.as_bytes(), text.is_json_plain());
+}
+
+/// `bytes` between quotes, escaped unless they are `plain` (known to need no escaping) or
+/// found so.
+#[inline]
+fn write_quoted(out: &mut Vec<u8>, bytes: &[u8], plain: bool) {
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    if plain || is_clean(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        write_escaped(out, bytes);
+    }
     out.push(b'"');
 }
 
