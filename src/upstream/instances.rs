@@ -87,10 +87,13 @@ impl Instance {
     /// Without the fade, two instances called one at a time are compared by EWMA alone, and
     /// the one with the higher (possibly stale) number would never be called again.
     fn ewma(&self, now: Instant) -> u64 {
+        self.ewma_at(self.micros(now))
+    }
+
+    /// `ewma` at `now_us` microseconds since `epoch`.
+    fn ewma_at(&self, now_us: u64) -> u64 {
         let ewma = self.ewma_us.load(Ordering::Relaxed);
-        let idle = self
-            .micros(now)
-            .saturating_sub(self.sampled_us.load(Ordering::Relaxed));
+        let idle = now_us.saturating_sub(self.sampled_us.load(Ordering::Relaxed));
         if ewma == 0 || idle == 0 {
             return ewma;
         }
@@ -102,14 +105,16 @@ impl Instance {
     }
 
     fn sample(&self, latency_us: u64, now: Instant) {
-        let old = self.ewma(now);
+        // One conversion of `now` for the fade and the sample's time.
+        let now_us = self.micros(now);
+        let old = self.ewma_at(now_us);
         let new = if old == 0 {
             latency_us
         } else {
             (old * 4 + latency_us) / 5
         };
         self.ewma_us.store(new.max(1), Ordering::Relaxed);
-        self.sampled_us.store(self.micros(now), Ordering::Relaxed);
+        self.sampled_us.store(now_us, Ordering::Relaxed);
     }
 
     pub fn status(&self) -> InstanceStatus {

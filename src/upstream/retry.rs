@@ -46,9 +46,14 @@ pub struct RetryBudget {
     counts: Mutex<VecDeque<Slot>>,
 }
 
+/// A slot's times are kept as the instants they end at, so that a call compares instants
+/// instead of measuring durations (two subtractions a call, ~100 instructions).
 #[derive(Clone, Copy)]
 struct Slot {
-    start: Instant,
+    /// When the next slot begins.
+    ends: Instant,
+    /// When the slot leaves the window.
+    expires: Instant,
     calls: u64,
     retries: u64,
 }
@@ -94,19 +99,14 @@ impl RetryBudget {
 
     /// Drops slots older than the window and makes sure the newest slot is current.
     fn rotate(&self, counts: &mut VecDeque<Slot>, now: Instant) {
-        let window = self.slot * self.slots as u32;
-        while counts
-            .front()
-            .is_some_and(|s| now.duration_since(s.start) >= window)
-        {
+        while counts.front().is_some_and(|s| now >= s.expires) {
             counts.pop_front();
         }
-        let current = counts
-            .back()
-            .is_some_and(|s| now.duration_since(s.start) < self.slot);
+        let current = counts.back().is_some_and(|s| now < s.ends);
         if !current {
             counts.push_back(Slot {
-                start: now,
+                ends: now + self.slot,
+                expires: now + self.slot * self.slots as u32,
                 calls: 0,
                 retries: 0,
             });
