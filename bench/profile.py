@@ -150,8 +150,8 @@ def main():
         print(f"{args.scenario}, backends at {args.latency} ms, {args.connections} connections, "
               f"{args.duration} s: {result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
               f"p99 {result['p99_ms']:.2f} ms, failed {result['errors']}")
-        print(f"CPU per request: gateway {result['cpu_us']:.1f} us, backends "
-              f"{result['backends_cpu_us']:.1f} us")
+        print(f"CPU per request: gateway {result['cpu_us']:.1f} us (user {result['cpu_user_us']:.1f}, "
+              f"system {result['cpu_system_us']:.1f}), backends {result['backends_cpu_us']:.1f} us")
         if perf:
             report = subprocess.run(["perf", "report", "-i", os.path.join(workdir, "perf.data"),
                                      "--no-children", "--sort", "symbol", "--stdio", "--percent-limit", "0.4"],

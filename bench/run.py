@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import configs  # noqa: E402
 import overload  # noqa: E402
 import report  # noqa: E402
-from procs import (Processes, cpu_seconds, http_request, open_connections,  # noqa: E402
+from procs import (Processes, cpu_seconds, cpu_split, http_request, open_connections,  # noqa: E402
                    peak_rss_mib, port_free, rss_mib, settle, status_is, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -220,7 +220,7 @@ def wrk(contender, duration, connections, threads, workdir, quiet=()):
             f.write("\n".join(contender.tokens) + "\n")
         env["BENCH_TOKENS_FILE"] = tokens_path
     url = f"http://127.0.0.1:{contender.port}{contender.path}"
-    cpu_before = cpu_seconds(contender.proc.pid)
+    user_before, system_before = cpu_split(contender.proc.pid)
     # What the answers cost the backends too (nothing extra when the contender IS them).
     backends = [p for p in quiet if p is not contender.proc]
     backends_before = sum(cpu_seconds(p.pid) for p in backends)
@@ -228,7 +228,9 @@ def wrk(contender, duration, connections, threads, workdir, quiet=()):
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
          "-s", os.path.join(BENCH, "wrk", "bench.lua"), url],
         capture_output=True, text=True, errors="replace", env=env, timeout=duration + 60)
-    cpu = cpu_seconds(contender.proc.pid) - cpu_before
+    user_after, system_after = cpu_split(contender.proc.pid)
+    user, system = user_after - user_before, system_after - system_before
+    cpu = user + system
     backends_cpu = sum(cpu_seconds(p.pid) for p in backends) - backends_before
     contender.peak_rss = max(contender.peak_rss, peak_rss_mib(contender.proc.pid))
     settle([contender.proc.pid, *(p.pid for p in quiet)])
@@ -244,6 +246,8 @@ def wrk(contender, duration, connections, threads, workdir, quiet=()):
         "p50_ms": result["p50_us"] / 1000,
         "p99_ms": result["p99_us"] / 1000,
         "cpu_us": cpu * 1e6 / max(result["requests"], 1),
+        "cpu_user_us": user * 1e6 / max(result["requests"], 1),
+        "cpu_system_us": system * 1e6 / max(result["requests"], 1),
         "backends_cpu_us": backends_cpu * 1e6 / max(result["requests"], 1),
         "requests": result["requests"],
         "errors": errors,
