@@ -110,6 +110,9 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, profiles)")
     parser.add_argument("--runtime", choices=("work-stealing", "thread-per-core"),
                         help="the gateway's server.runtime (default: the shipped one)")
+    parser.add_argument("--gateway-binary", metavar="PATH",
+                        help="run this gateway executable instead of the release build's "
+                             "(another build of the same BFF: `bench/ab.py` compares two)")
     args = parser.parse_args()
 
     binary, shipped_name, production, port = SCENARIOS[args.scenario]
@@ -128,7 +131,8 @@ def main():
         run.set_latency(args.latency)
         if args.callgrind:
             return callgrind(args, procs, workdir, binary, doc, port, backends)
-        gateway = run.start_gateway(procs, workdir, binary, args.scenario, doc)
+        gateway = run.start_gateway(procs, workdir, binary, args.scenario, doc,
+                                    executable=args.gateway_binary)
         wait_until("gateway ready", status_is(port, "/readyz"), 30, gateway)
         c = contender(args.scenario, gateway, port)
         if args.scenario == "home-persisted":
@@ -174,7 +178,8 @@ def callgrind(args, procs, workdir, binary, doc, port, backends):
         f.write(configs.dump_toml(doc))
     out = os.path.join(workdir, "callgrind.out")
     gateway = procs.start("gateway", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                      "--instr-atstart=no", os.path.join(run.RELEASE, binary),
+                                      "--instr-atstart=no",
+                                      args.gateway_binary or os.path.join(run.RELEASE, binary),
                                       "--config", path], os.path.join(workdir, "gateway.log"))
     wait_until("gateway ready", status_is(port, "/readyz"), 120, gateway)
     c = contender(args.scenario, gateway, port)

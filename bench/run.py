@@ -168,11 +168,12 @@ def mint(audience, sub, scopes=()):
     return json.loads(body)["access_token"]
 
 
-def start_gateway(procs, workdir, binary, name, doc):
+def start_gateway(procs, workdir, binary, name, doc, executable=None):
+    """`binary` of the release build (or the file `executable`) on the config `doc`."""
     path = os.path.join(workdir, f"{name}.toml")
     with open(path, "w") as f:
         f.write(configs.dump_toml(doc))
-    argv = [os.path.join(RELEASE, binary), "--config", path]
+    argv = [executable or os.path.join(RELEASE, binary), "--config", path]
     checked = subprocess.run([*argv, "--check"], capture_output=True, text=True, timeout=30)
     if checked.returncode != 0:
         raise RuntimeError(f"{name}: the bench config is refused:\n{checked.stdout}{checked.stderr}")
