@@ -38,12 +38,44 @@ SCENARIOS = {
     "home-production": ("bff-mobile", "mobile", True, 8282),
     # The home query as a persisted operation: GET by its SHA-256 (APQ), registered first.
     "home-persisted": ("bff-mobile", "mobile", False, 8283),
+    # bff-web's orders page (no peer: measured for work on bff-web's GraphQL path).
+    "orders-plain": ("bff-web", "web", False, 8181),
+    "orders-production": ("bff-web", "web", True, 8182),
     "partner-plain": ("bff-partner", "partner", False, 8381),
     "partner-production": ("bff-partner", "partner", True, 8382),
     # The customer overview declared in config (`compose`): three services, two rounds.
     "overview-plain": ("bff-partner", "partner", False, 8381),
     "overview-production": ("bff-partner", "partner", True, 8382),
 }
+
+
+# The web client's orders page: the viewer's profile, ten orders with their lines, each
+# line's product (batched over the page) with its review summary, each order's shipment.
+WEB_ORDERS = """query Orders($first: Int!) { viewer {
+  id
+  profile { id name email locale avatar { small { url } large { url width height } } }
+  orders(first: $first) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id status placedAt total { amount currency } itemCount
+      items {
+        productId title quantity unitPrice { amount currency }
+        product { id title price { amount currency } images { thumb { url } } reviewSummary { average count } }
+      }
+      shipment { carrier status trackingNumber eta }
+    } }
+  }
+} }"""
+
+
+def web_orders_ok(status, body):
+    if status != 200:
+        return f"status {status}: {body[:300]!r}"
+    doc = json.loads(body)
+    edges = (((doc.get("data") or {}).get("viewer") or {}).get("orders") or {}).get("edges")
+    if doc.get("errors") or not edges:
+        return f"GraphQL errors or no orders: {body[:300]!r}"
+    return None
 
 
 def contender(name, proc, port):
@@ -56,6 +88,12 @@ def contender(name, proc, port):
         tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
         return run.Contender(name, "manifold", proc, port, method="GET", path=persisted_path(),
                              tokens=tokens, check=run.graphql_ok, bad='"errors"')
+    if name.startswith("orders"):
+        tokens = [run.mint("web", u) for u in range(1, run.USER_COUNT + 1)]
+        return run.Contender(name, "manifold", proc, port, method="POST", path="/graphql",
+                             body=json.dumps({"query": WEB_ORDERS, "variables": {"first": 10}}),
+                             headers={"content-type": "application/json"}, tokens=tokens,
+                             check=web_orders_ok, bad='"errors"')
     if name.startswith("home"):
         tokens = [run.mint("mobile", u) for u in range(1, run.USER_COUNT + 1)]
         return run.Contender(name, "manifold", proc, port, method="POST", path="/graphql",

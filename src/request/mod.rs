@@ -19,7 +19,7 @@ pub mod trace;
 pub use context::CallContext;
 pub use deadline::Deadline;
 pub use id::{REQUEST_ID_HEADER, RequestId};
-pub use identity::{Identity, Principal};
+pub use identity::{Identity, Principal, anonymous_digest};
 pub use notes::{CacheNotes, DegradedServe};
 pub use peer::{ClientIp, PeerCertificate};
 pub use record::{Admitted, BackendCall, RequestRecord};
