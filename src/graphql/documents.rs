@@ -4,7 +4,7 @@
 //! development mode, introspection operations run on a schema of their own (`introspection`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{ObjectType, Schema, SchemaBuilder, SubscriptionType, ValidationMode};
@@ -14,18 +14,24 @@ use super::verdict::{self, Verdicts};
 use super::{harden, introspection};
 use crate::config::GraphqlConfig;
 
-/// One schema, built twice from the same builder. `strict` runs every validation rule;
-/// `known` runs async-graphql's fast set only (fragment cycles, uploads) and the limits
-/// (depth, complexity). `known` executes only a remembered document that `strict` already
-/// found valid with the same inputs (no variables, no operation name): validation depends
-/// on nothing else, so its verdict cannot have changed. Validation was 9% of the mobile
-/// home query's instructions. The known schema's own verdict on such a document is found
-/// once too (`verdict`), and answered to the requests after. `introspection`, in
+/// One schema, built three times from the same builder. `strict` runs every validation rule;
+/// `known` and `fast` run async-graphql's fast set only (fragment cycles, uploads) and the
+/// limits (depth, complexity), and execute only a remembered document that `strict` already
+/// found valid with the same inputs: validation depends on nothing else, so its verdict
+/// cannot have changed. Validation was 9% of the mobile home query's instructions and 8.7%
+/// of the web orders page's. `known` runs a document sent alone (no variables, no choice of
+/// operation), and its own verdict on it is found once too (`verdict`) and answered to the
+/// requests after; `fast` runs one sent again with the same operation name and variables, to
+/// the byte, without that extension: an extension puts every field's resolution through its
+/// chain (~2k instructions a field), which a page of many fields pays for more than the
+/// fast rules cost it (the web orders page: 3.03M instructions on `strict`, 3.57M on
+/// `known`). `introspection`, in
 /// development mode only, runs operations that select nothing but introspection fields,
 /// past the depth and complexity limits.
 pub struct Schemas<Q, M, S> {
     strict: Schema<Q, M, S>,
     known: Schema<Q, M, S>,
+    fast: Schema<Q, M, S>,
     introspection: Option<Schema<Q, M, S>>,
 }
 
@@ -34,6 +40,7 @@ impl<Q, M, S> Clone for Schemas<Q, M, S> {
         Self {
             strict: self.strict.clone(),
             known: self.known.clone(),
+            fast: self.fast.clone(),
             introspection: self.introspection.clone(),
         }
     }
@@ -59,6 +66,9 @@ where
                 .validation_mode(ValidationMode::Fast)
                 .extension(Verdicts::default())
                 .finish(),
+            fast: harden(builder(), config)
+                .validation_mode(ValidationMode::Fast)
+                .finish(),
             introspection: introspection::schema(builder(), config),
         }
     }
@@ -83,6 +93,9 @@ pub(super) struct Remembered {
     valid_alone: AtomicBool,
     /// The known schema's verdict on it alone, once found.
     verdict: verdict::Slot,
+    /// Inputs the strict rules passed it with (other than none): at most `MAX_INPUT_SETS`,
+    /// the least used replaced.
+    passed_with: Mutex<Vec<Passed>>,
     /// Whether the document is within the bounds, found once.
     bounded: Result<(), OutOfBounds>,
     /// Its cost when sent alone (which depends on nothing else), found once.
@@ -91,7 +104,51 @@ pub(super) struct Remembered {
     keys_unique: OnceLock<bool>,
 }
 
+/// One set of inputs a document passed the strict rules with.
+struct Passed {
+    /// The operation name and the variables, as JSON (`Remembered::inputs`).
+    inputs: Box<str>,
+    /// Requests that skipped the strict rules with these inputs.
+    uses: u64,
+}
+
+/// How a remembered document found valid with a request's inputs runs.
+enum Known {
+    /// Sent alone: on the known schema, with the slot of its verdict.
+    Alone(verdict::Slot),
+    /// Sent with the same inputs as before: on the fast schema.
+    SameInputs,
+}
+
+/// What a request's validation depends on besides its document.
+pub(super) enum Inputs {
+    /// Nothing: no variables, no choice of operation.
+    Alone,
+    /// Its operation name and variables, as JSON.
+    With(String),
+    /// Too large to keep: validated every time.
+    Untracked,
+}
+
 impl Remembered {
+    /// Sets of inputs kept per document: a few (a page's first request, a feed's size),
+    /// not every cursor or id a client sends.
+    const MAX_INPUT_SETS: usize = 8;
+    /// Longer inputs are validated every time.
+    const MAX_INPUTS_BYTES: usize = 512;
+
+    fn new(document: ExecutableDocument, bounded: Result<(), OutOfBounds>) -> Self {
+        Self {
+            document,
+            valid_alone: AtomicBool::new(false),
+            verdict: verdict::Slot::default(),
+            passed_with: Mutex::new(Vec::new()),
+            bounded,
+            cost_alone: OnceLock::new(),
+            keys_unique: OnceLock::new(),
+        }
+    }
+
     pub(super) fn document(&self) -> &ExecutableDocument {
         &self.document
     }
@@ -118,9 +175,64 @@ impl Remembered {
             .get_or_init(|| super::plain::keys_unique(&self.document))
     }
 
+    /// What `request`'s validation depends on besides this document.
+    fn inputs(&self, request: &async_graphql::Request) -> Inputs {
+        if self.alone(request) {
+            return Inputs::Alone;
+        }
+        // The same JSON is the same inputs (a map's order kept as sent: the same request
+        // again matches, another order is one more set).
+        match serde_json::to_string(&(&request.operation_name, &request.variables)) {
+            Ok(json) if json.len() <= Self::MAX_INPUTS_BYTES => Inputs::With(json),
+            _ => Inputs::Untracked,
+        }
+    }
+
+    /// How a request with `inputs` may skip the strict rules: when they passed the document
+    /// with the same inputs.
+    fn known(&self, inputs: &Inputs) -> Option<Known> {
+        match inputs {
+            Inputs::Alone => self
+                .valid_alone
+                .load(Ordering::Relaxed)
+                .then(|| Known::Alone(self.verdict.clone())),
+            Inputs::With(json) => {
+                let mut passed = self.passed_with.lock().unwrap_or_else(|e| e.into_inner());
+                let found = passed.iter_mut().find(|p| *p.inputs == **json)?;
+                found.uses += 1;
+                Some(Known::SameInputs)
+            }
+            Inputs::Untracked => None,
+        }
+    }
+
+    /// The strict rules passed the document with `inputs`.
+    fn passed(&self, inputs: Inputs) {
+        match inputs {
+            Inputs::Alone => self.valid_alone.store(true, Ordering::Relaxed),
+            Inputs::With(json) => {
+                let mut passed = self.passed_with.lock().unwrap_or_else(|e| e.into_inner());
+                if passed.iter().any(|p| *p.inputs == *json) {
+                    return;
+                }
+                let entry = Passed {
+                    inputs: json.into_boxed_str(),
+                    uses: 0,
+                };
+                if passed.len() < Self::MAX_INPUT_SETS {
+                    passed.push(entry);
+                } else if let Some(least) = passed.iter_mut().min_by_key(|p| p.uses) {
+                    *least = entry;
+                }
+            }
+            Inputs::Untracked => {}
+        }
+    }
+
     /// May `request` skip the rules the strict schema already passed it on?
+    #[cfg(test)]
     fn known_valid(&self, request: &async_graphql::Request) -> bool {
-        self.alone(request) && self.valid_alone.load(Ordering::Relaxed)
+        self.known(&self.inputs(request)).is_some()
     }
 
     /// Whether `request`'s validation depends on this document alone: no variables, and no
@@ -167,14 +279,10 @@ impl Documents {
             return None;
         }
         let document = request.parsed_query().ok()?;
-        let remembered = Arc::new(Remembered {
-            bounded: bounds::check(document, self.bounds),
-            document: document.clone(),
-            valid_alone: AtomicBool::new(false),
-            verdict: verdict::Slot::default(),
-            cost_alone: OnceLock::new(),
-            keys_unique: OnceLock::new(),
-        });
+        let remembered = Arc::new(Remembered::new(
+            document.clone(),
+            bounds::check(document, self.bounds),
+        ));
         self.cache.insert(request.query.clone(), remembered.clone());
         Some(remembered)
     }
@@ -203,8 +311,8 @@ impl Default for Documents {
     }
 }
 
-/// Executes `request` on the strict schema, or on the known one when its remembered document
-/// passed the strict rules with the same inputs; a strict pass is remembered. An
+/// Executes `request` on the strict schema, or on the known or fast one when its remembered
+/// document passed the strict rules with the same inputs; a strict pass is remembered. An
 /// introspection operation runs on the introspection schema when there is one, and is
 /// refused when there is none.
 ///
@@ -235,20 +343,22 @@ where
             }
         }
     }
-    if let Some(remembered) = remembered
-        && remembered.known_valid(&request)
-    {
-        let request = request.data(verdict::Known(remembered.verdict.clone()));
-        return Box::pin(schemas.known.execute(request)).await;
+    let Some(remembered) = remembered else {
+        return Box::pin(schemas.strict.execute(request)).await;
+    };
+    let inputs = remembered.inputs(&request);
+    match remembered.known(&inputs) {
+        Some(Known::Alone(verdict)) => {
+            let request = request.data(verdict::Known(verdict));
+            return Box::pin(schemas.known.execute(request)).await;
+        }
+        Some(Known::SameInputs) => return Box::pin(schemas.fast.execute(request)).await,
+        None => {}
     }
-    let alone = remembered.is_some_and(|r| r.alone(&request));
     let response = Box::pin(schemas.strict.execute(request)).await;
     // Validation refused it iff nothing was executed: no data at all.
-    if alone
-        && let Some(remembered) = remembered
-        && response.data != async_graphql::Value::Null
-    {
-        remembered.valid_alone.store(true, Ordering::Relaxed);
+    if response.data != async_graphql::Value::Null {
+        remembered.passed(inputs);
     }
     response
 }
@@ -282,14 +392,10 @@ mod tests {
         // is already set, even though this request never ran the parser itself.
         documents.cache.insert(
             query.to_owned(),
-            Arc::new(Remembered {
-                document: async_graphql::parser::parse_query("{ other }").unwrap(),
-                valid_alone: AtomicBool::new(false),
-                verdict: verdict::Slot::default(),
-                bounded: Ok(()),
-                cost_alone: OnceLock::new(),
-                keys_unique: OnceLock::new(),
-            }),
+            Arc::new(Remembered::new(
+                async_graphql::parser::parse_query("{ other }").unwrap(),
+                Ok(()),
+            )),
         );
         let (mut again, _) = parse_request(&body(query), &documents).unwrap();
         let Ok(doc) = again.parsed_query() else {
@@ -397,7 +503,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalid_documents_and_requests_with_inputs_stay_strict() {
+    async fn invalid_documents_stay_strict_and_requests_with_inputs_are_not_alone() {
         let (schemas, documents) = (greeter(), Documents::default());
         let wrong = body(r#"{ hello(name: 1) }"#);
         for _ in 0..2 {
@@ -421,6 +527,89 @@ mod tests {
             assert!(response.errors.is_empty(), "{:?}", response.errors);
             assert!(!remembered.valid_alone.load(Ordering::Relaxed), "{input}");
         }
+    }
+
+    fn with_name(query: &str, n: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "query": query, "variables": { "n": n } })).unwrap()
+    }
+
+    /// A document sent with variables is validated with them once: the same inputs again
+    /// run on the fast schema, other inputs on the strict one first.
+    #[tokio::test]
+    async fn a_document_found_valid_with_inputs_skips_the_strict_rules_for_the_same_inputs() {
+        let (schemas, documents) = (greeter(), Documents::default());
+        let query = "query Hi($n: String) { hello(name: $n) }";
+        let (first, remembered) = send(&schemas, &documents, &with_name(query, "ada")).await;
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert!(!remembered.valid_alone.load(Ordering::Relaxed));
+        let (request, _) = parse_request(&with_name(query, "ada"), &documents).unwrap();
+        assert!(remembered.known_valid(&request), "the same inputs again");
+        let (request, _) = parse_request(&with_name(query, "bob"), &documents).unwrap();
+        assert!(
+            !remembered.known_valid(&request),
+            "other inputs are validated first"
+        );
+
+        let uses = || remembered.passed_with.lock().unwrap()[0].uses;
+        let before = uses();
+        let (again, _) = send(&schemas, &documents, &with_name(query, "ada")).await;
+        assert_eq!(again.data, first.data);
+        assert_eq!(uses(), before + 1, "skipped the strict rules");
+        assert!(
+            remembered.verdict.get().is_none(),
+            "the known schema did not run"
+        );
+
+        // Inputs the strict rules refuse are not kept: a variable of another type than the
+        // argument's, refused by validation (no path) every time.
+        let wrong = serde_json::to_vec(&serde_json::json!({
+            "query": "query Hi($n: Int) { hello(name: $n) }", "variables": { "n": 1 }
+        }))
+        .unwrap();
+        for _ in 0..2 {
+            let (response, remembered) = send(&schemas, &documents, &wrong).await;
+            assert_eq!(response.data, async_graphql::Value::Null);
+            assert!(!response.errors.is_empty());
+            assert!(response.errors.iter().all(|e| e.path.is_empty()));
+            assert!(remembered.passed_with.lock().unwrap().is_empty());
+        }
+
+        // The mark is what picks the fast schema: with those inputs marked, the fast schema
+        // executes the document, and the resolver's argument parsing fails the field instead.
+        let (request, remembered) = parse_request(&wrong, &documents).unwrap();
+        let remembered = remembered.expect("remembered");
+        remembered.passed(remembered.inputs(&request));
+        let (fast, _) = send(&schemas, &documents, &wrong).await;
+        assert!(
+            fast.errors.iter().any(|e| !e.path.is_empty()),
+            "{:?}",
+            fast.errors
+        );
+    }
+
+    #[tokio::test]
+    async fn a_few_sets_of_inputs_are_kept_per_document_the_most_used_staying() {
+        let (schemas, documents) = (greeter(), Documents::default());
+        let query = "query Hi($n: String) { hello(name: $n) }";
+        for _ in 0..3 {
+            send(&schemas, &documents, &with_name(query, "hot")).await;
+        }
+        let mut remembered = None;
+        for i in 0..Remembered::MAX_INPUT_SETS + 3 {
+            let name = format!("n{i}");
+            remembered = Some(send(&schemas, &documents, &with_name(query, &name)).await.1);
+        }
+        let remembered = remembered.expect("sent");
+        let passed = remembered.passed_with.lock().unwrap();
+        assert_eq!(passed.len(), Remembered::MAX_INPUT_SETS);
+        assert!(
+            passed.iter().any(|p| p.inputs.contains("\"hot\"")),
+            "the used one stays"
+        );
+        // Inputs past the size kept are validated every time.
+        let long = "x".repeat(Remembered::MAX_INPUTS_BYTES);
+        let (request, _) = parse_request(&with_name(query, &long), &documents).unwrap();
+        assert!(matches!(remembered.inputs(&request), Inputs::Untracked));
     }
 
     #[tokio::test]
