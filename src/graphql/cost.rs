@@ -35,10 +35,14 @@ struct FieldShape {
     list_size: u64,
 }
 
+/// Maps looked up once or twice per field of every costed request, by type and field name:
+/// hashed with foldhash (keyed per process) rather than SipHash.
+type ByName<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// The schema's types and fields, and the sizes lists are assumed to have.
 #[derive(Debug, Default)]
 pub struct CostModel {
-    types: HashMap<String, HashMap<String, FieldShape>>,
+    types: ByName<ByName<FieldShape>>,
     roots: [Option<String>; 3],
     default_list_size: u64,
 }
@@ -102,7 +106,7 @@ impl CostModel {
             model: self,
             document,
             variables,
-            fragments: HashMap::new(),
+            fragments: HashMap::default(),
         };
         let parent = root.as_deref().unwrap_or("");
         walk.set(&op.node.selection_set.node, parent, false).max(1)
@@ -153,7 +157,7 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
     /// Cost per fragment, type context and sizedness: each measured once.
-    fragments: HashMap<(&'a Name, bool), u64>,
+    fragments: HashMap<(&'a Name, bool), u64, foldhash::fast::RandomState>,
 }
 
 impl<'a> Walk<'a> {
