@@ -115,6 +115,17 @@ impl Loaders {
         .await
     }
 
+    /// Product `id` as a summary (`product_summaries`' batch), `None` when the catalog does
+    /// not know it.
+    pub async fn product_summary(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<ProductSummary>>, UpstreamError> {
+        let id = Text::from(id);
+        let mut found = self.product_summaries(std::slice::from_ref(&id)).await?;
+        Ok(found.remove(&id))
+    }
+
     pub async fn shipment(&self, order_id: &str) -> Result<Option<Arc<Shipment>>, UpstreamError> {
         loader(
             &self.shipments,

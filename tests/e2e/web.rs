@@ -160,6 +160,60 @@ async fn viewer_orders_batch_products_reviews_and_shipments_into_one_call_each()
     assert_eq!(stack.requests(Service::Cart).await, 0);
 }
 
+/// An order's lines ask their products for what a list shows (title, price, thumbnail): the
+/// catalog is asked for those fields alone, and answers the same values as whole products.
+#[tokio::test]
+async fn products_in_a_list_are_asked_of_the_catalog_as_summaries() {
+    let (stack, token) = web_stack().await;
+    let lines = |extra: &str| {
+        format!(
+            r#"query Lines($first: Int!) {{ viewer {{ orders(first: $first) {{ edges {{ node {{
+              items {{ product {{ id title price {{ amount currency }} images {{ thumb {{ url width }} }}
+                reviewSummary {{ count }} {extra} }} }} }} }} }} }} }}"#
+        )
+    };
+    let catalog_asked = || async {
+        let stats = stack.stats(Service::Catalog).await;
+        stats["last_request"]["query"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let products = |data: &Value| -> Vec<Value> {
+        let edges = data["viewer"]["orders"]["edges"].as_array().expect("edges");
+        let lines = edges
+            .iter()
+            .flat_map(|e| e["node"]["items"].as_array().expect("items"));
+        lines.map(|line| line["product"].clone()).collect()
+    };
+
+    stack.reset_stats().await;
+    let summaries = query_ok(&stack, &token, &lines(""), json!({ "first": 5 })).await;
+    let asked = catalog_asked().await;
+    assert!(
+        asked.contains("fields=id%2Ctitle%2Cprice%2Cimages.thumb"),
+        "{asked}"
+    );
+
+    // One field more than a summary holds: whole products.
+    stack.reset_stats().await;
+    let whole = query_ok(&stack, &token, &lines("description"), json!({ "first": 5 })).await;
+    let asked = catalog_asked().await;
+    assert!(!asked.contains("fields="), "{asked}");
+
+    let summaries = products(&summaries);
+    let mut whole = products(&whole);
+    assert!(!summaries.is_empty());
+    for product in &mut whole {
+        let description = product
+            .as_object_mut()
+            .expect("product")
+            .remove("description");
+        assert!(description.is_some_and(|d| d.as_str().is_some_and(|d| !d.is_empty())));
+    }
+    assert_eq!(summaries, whole, "the same values either way");
+}
+
 #[tokio::test]
 async fn paging_with_after_continues_where_the_last_page_ended() {
     let (stack, token) = web_stack().await;

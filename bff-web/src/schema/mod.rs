@@ -132,28 +132,46 @@ impl Image<'_> {
 
 /// One picture in the sizes a web page draws, for `srcset`. The backends' original (full
 /// resolution) is left out: no page should load it.
-pub struct Images<'a>(&'a backends::ImageSet);
+pub enum Images<'a> {
+    /// Every size.
+    Set(&'a backends::ImageSet),
+    /// The thumbnail alone: a product loaded as a summary, for a selection that asks no
+    /// other size (`product::summary_suffices`).
+    Thumb(&'a backends::Image),
+}
+
+impl<'a> Images<'a> {
+    fn set(&self) -> async_graphql::Result<&'a backends::ImageSet> {
+        match self {
+            Images::Set(set) => Ok(set),
+            Images::Thumb(_) => Err("only the thumbnail was loaded".into()),
+        }
+    }
+}
 
 #[Object(serial)]
 impl Images<'_> {
     async fn thumb(&self) -> Image<'_> {
-        Image(&self.0.thumb)
+        match self {
+            Images::Set(set) => Image(&set.thumb),
+            Images::Thumb(thumb) => Image(thumb),
+        }
     }
 
-    async fn small(&self) -> Image<'_> {
-        Image(&self.0.small)
+    async fn small(&self) -> async_graphql::Result<Image<'_>> {
+        Ok(Image(&self.set()?.small))
     }
 
-    async fn medium(&self) -> Image<'_> {
-        Image(&self.0.medium)
+    async fn medium(&self) -> async_graphql::Result<Image<'_>> {
+        Ok(Image(&self.set()?.medium))
     }
 
-    async fn large(&self) -> Image<'_> {
-        Image(&self.0.large)
+    async fn large(&self) -> async_graphql::Result<Image<'_>> {
+        Ok(Image(&self.set()?.large))
     }
 
-    async fn xlarge(&self) -> Image<'_> {
-        Image(&self.0.xlarge)
+    async fn xlarge(&self) -> async_graphql::Result<Image<'_>> {
+        Ok(Image(&self.set()?.xlarge))
     }
 }
 

@@ -80,7 +80,7 @@ impl OrderItem<'_> {
 
     /// From the catalog; null when it no longer lists the product.
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        Product::load(ctx, &self.0.product_id).await
+        Product::load_in_list(ctx, &self.0.product_id).await
     }
 }
 

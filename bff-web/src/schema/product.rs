@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use backends::Scope;
 use manifold::graphql::UpstreamResultExt;
-use manifold::upstream::UpstreamError;
+use manifold::upstream::{Text, UpstreamError};
 
 use super::{Images, Money, input};
 
@@ -14,9 +14,16 @@ type LoadedSummary = Result<Option<Arc<backends::ReviewSummary>>, UpstreamError>
 
 /// A catalog product, from a batch-loaded, shared copy of the catalog's answer.
 pub struct Product {
-    product: Arc<backends::Product>,
+    product: Source,
     /// The rating summary, when it was loaded together with the product (see `load`).
     summary: Option<LoadedSummary>,
+}
+
+/// What the catalog was asked for.
+enum Source {
+    Full(Arc<backends::Product>),
+    /// Id, title, price and thumbnail: what a list of products shows.
+    Summary(Arc<backends::ProductSummary>),
 }
 
 impl Product {
@@ -25,22 +32,74 @@ impl Product {
     /// instead of once the product has arrived: one wave instead of two, and the summaries of
     /// every product in the wave are enqueued together, so they reliably make one batch.
     pub async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Product>> {
+        Self::load_as(ctx, id, false).await
+    }
+
+    /// `load` for a product shown in a list (an order's or the cart's lines): as a summary
+    /// when the query asks nothing else of it (`summary_suffices`). A list's products share
+    /// their shape, so they still make one batch; a product page's are loaded whole, so that
+    /// one asking only an id beside them does not make a batch of its own.
+    pub async fn load_in_list(ctx: &Context<'_>, id: &str) -> Result<Option<Product>> {
+        Self::load_as(ctx, id, summary_suffices(ctx)).await
+    }
+
+    async fn load_as(ctx: &Context<'_>, id: &str, as_summary: bool) -> Result<Option<Product>> {
         let loaders = &Scope::of(ctx)?.loaders;
+        let product = async {
+            if as_summary {
+                Ok(loaders.product_summary(id).await?.map(Source::Summary))
+            } else {
+                Ok(loaders.product(id).await?.map(Source::Full))
+            }
+        };
         if !ctx.look_ahead().field("reviewSummary").exists() {
-            return Ok(loaders.product(id).await.gql()?.map(Product::from));
+            let product: Result<_, UpstreamError> = product.await;
+            return Ok(product.gql()?.map(|product| Product {
+                product,
+                summary: None,
+            }));
         }
-        let (product, summary) = tokio::join!(loaders.product(id), loaders.review_summary(id));
+        let (product, summary) = tokio::join!(product, loaders.review_summary(id));
         Ok(product.gql()?.map(|product| Product {
             product,
             summary: Some(summary),
         }))
     }
+
+    fn id_text(&self) -> &Text {
+        match &self.product {
+            Source::Full(p) => &p.id,
+            Source::Summary(p) => &p.id,
+        }
+    }
+
+    /// The whole product: only a summary's fields are asked of one loaded as a summary.
+    fn full(&self) -> Result<&backends::Product> {
+        match &self.product {
+            Source::Full(p) => Ok(p),
+            Source::Summary(_) => Err("the product was loaded as a summary".into()),
+        }
+    }
+}
+
+/// Whether the fields the query asks of this product are all in its summary: a list of
+/// products (an order's lines) asks for little more than a title, a price and a thumbnail,
+/// and a whole product is most of its bytes in a description the list never shows (the web
+/// orders page spent a quarter of its instructions decoding whole products).
+fn summary_suffices(ctx: &Context<'_>) -> bool {
+    ctx.field().selection_set().all(|field| match field.name() {
+        "id" | "title" | "price" | "reviewSummary" | "reviews" | "__typename" => true,
+        "images" => field
+            .selection_set()
+            .all(|size| matches!(size.name(), "thumb" | "__typename")),
+        _ => false,
+    })
 }
 
 impl From<Arc<backends::Product>> for Product {
     fn from(product: Arc<backends::Product>) -> Self {
         Product {
-            product,
+            product: Source::Full(product),
             summary: None,
         }
     }
@@ -55,35 +114,44 @@ impl From<backends::Product> for Product {
 #[Object]
 impl Product {
     async fn id(&self) -> ID {
-        ID(self.product.id.to_string())
+        ID(self.id_text().to_string())
     }
 
-    async fn sku(&self) -> &str {
-        &self.product.sku
+    async fn sku(&self) -> Result<&str> {
+        Ok(&self.full()?.sku)
     }
 
     async fn title(&self) -> &str {
-        &self.product.title
+        match &self.product {
+            Source::Full(p) => &p.title,
+            Source::Summary(p) => &p.title,
+        }
     }
 
-    async fn brand(&self) -> &str {
-        &self.product.brand
+    async fn brand(&self) -> Result<&str> {
+        Ok(&self.full()?.brand)
     }
 
-    async fn category(&self) -> &str {
-        &self.product.category
+    async fn category(&self) -> Result<&str> {
+        Ok(&self.full()?.category)
     }
 
-    async fn description(&self) -> &str {
-        &self.product.description
+    async fn description(&self) -> Result<&str> {
+        Ok(&self.full()?.description)
     }
 
     async fn price(&self) -> Money<'_> {
-        Money(&self.product.price)
+        match &self.product {
+            Source::Full(p) => Money(&p.price),
+            Source::Summary(p) => Money(&p.price),
+        }
     }
 
     async fn images(&self) -> Images<'_> {
-        Images(&self.product.images)
+        match &self.product {
+            Source::Full(p) => Images::Set(&p.images),
+            Source::Summary(p) => Images::Thumb(&p.images.thumb),
+        }
     }
 
     /// Average rating and number of reviews, from reviews; one call for all products shown.
@@ -92,7 +160,7 @@ impl Product {
             Some(loaded) => loaded.clone().gql()?,
             None => {
                 let scope = Scope::of(ctx)?;
-                scope.loaders.review_summary(&self.product.id).await.gql()?
+                scope.loaders.review_summary(self.id_text()).await.gql()?
             }
         };
         // The service says 0 for "no reviews yet"; a page must not draw that as zero stars.
@@ -114,7 +182,7 @@ impl Product {
         let list = scope
             .backends
             .reviews
-            .for_product(&scope.call, &self.product.id)
+            .for_product(&scope.call, self.id_text())
             .await
             .gql()?;
         Ok(Some(

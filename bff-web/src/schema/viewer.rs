@@ -100,7 +100,7 @@ impl Profile {
     }
 
     async fn avatar(&self) -> Images<'_> {
-        Images(&self.0.avatar)
+        Images::Set(&self.0.avatar)
     }
 
     /// BCP 47, e.g. "de-DE".
@@ -151,6 +151,6 @@ impl CartItem<'_> {
 
     /// From the catalog, batched over the cart; null when it no longer lists the product.
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        Product::load(ctx, &self.0.product_id).await
+        Product::load_in_list(ctx, &self.0.product_id).await
     }
 }
