@@ -71,6 +71,20 @@ impl Greeter {
     async fn hello(&self, name: Option<String>) -> String {
         format!("hello {}", name.unwrap_or_default())
     }
+
+    /// A list of objects: an answer with more resolved fields than the query's selections.
+    async fn greetings(&self) -> Vec<Greeting> {
+        ["ada", "bob", "cy"]
+            .map(|name| Greeting {
+                text: format!("hello {name}"),
+            })
+            .into()
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+struct Greeting {
+    text: String,
 }
 
 type GreeterSchemas =
@@ -133,6 +147,34 @@ async fn a_document_found_valid_alone_skips_the_strict_rules_after() {
         "{:?}",
         known.errors
     );
+}
+
+/// A document sent alone whose answer resolves more fields than it selects (a list of
+/// objects) skips the strict rules on the fast schema: the verdict extension would cost each
+/// resolved field more than the fast rules cost the document.
+#[tokio::test]
+async fn an_answer_of_many_resolved_fields_runs_on_the_fast_schema() {
+    let (schemas, documents) = (greeter(), Documents::default());
+    let query = "{ greetings { text } }";
+    let (first, remembered) = send(&schemas, &documents, &body(query)).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(resolved(&first.data), 4);
+    assert_eq!(selections(remembered.document()), 2);
+    let (request, _) = parse_request(&body(query), &documents).unwrap();
+    let inputs = remembered.inputs(&request);
+    assert!(matches!(remembered.known(&inputs), Some(Known::Fast)));
+    let (again, _) = send(&schemas, &documents, &body(query)).await;
+    assert_eq!(again.data, first.data);
+    assert!(
+        remembered.verdict.get().is_none(),
+        "the known schema did not run"
+    );
+
+    // One field resolved for one selected: the verdict's way.
+    let (_, hello) = send(&schemas, &documents, &body("{ hello }")).await;
+    let (request, _) = parse_request(&body("{ hello }"), &documents).unwrap();
+    let inputs = hello.inputs(&request);
+    assert!(matches!(hello.known(&inputs), Some(Known::Verdict(_))));
 }
 
 #[tokio::test]
@@ -211,7 +253,7 @@ async fn a_document_found_valid_with_inputs_skips_the_strict_rules_for_the_same_
     // executes the document, and the resolver's argument parsing fails the field instead.
     let (request, remembered) = parse_request(&wrong, &documents).unwrap();
     let remembered = remembered.expect("remembered");
-    remembered.passed(remembered.inputs(&request));
+    remembered.passed(remembered.inputs(&request), &async_graphql::Value::Null);
     let (fast, _) = send(&schemas, &documents, &wrong).await;
     assert!(
         fast.errors.iter().any(|e| !e.path.is_empty()),
