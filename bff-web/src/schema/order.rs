@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result};
 use backends::Scope;
-use manifold::graphql::UpstreamResultExt;
+use manifold::graphql::{Plain, UpstreamResultExt};
 
 use super::Money;
 use super::product::Product;
@@ -35,8 +35,8 @@ impl Order {
         &self.0.placed_at
     }
 
-    async fn total(&self) -> Money<'_> {
-        Money(&self.0.total)
+    async fn total(&self) -> Plain<Money> {
+        Money::of(&self.0.total)
     }
 
     /// Units over all lines.
@@ -74,8 +74,8 @@ impl OrderItem<'_> {
         self.0.quantity as i32
     }
 
-    async fn unit_price(&self) -> Money<'_> {
-        Money(&self.0.unit_price)
+    async fn unit_price(&self) -> Plain<Money> {
+        Money::of(&self.0.unit_price)
     }
 
     /// From the catalog; null when it no longer lists the product.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use backends::Scope;
-use manifold::graphql::UpstreamResultExt;
+use manifold::graphql::{Plain, UpstreamResultExt};
 use manifold::upstream::{Text, UpstreamError};
 
 use super::{Images, Money, input};
@@ -140,10 +140,10 @@ impl Product {
         Ok(&self.full()?.description)
     }
 
-    async fn price(&self) -> Money<'_> {
+    async fn price(&self) -> Plain<Money> {
         match &self.product {
-            Source::Full(p) => Money(&p.price),
-            Source::Summary(p) => Money(&p.price),
+            Source::Full(p) => Money::of(&p.price),
+            Source::Summary(p) => Money::of(&p.price),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use backends::Scope;
-use manifold::graphql::UpstreamResultExt;
+use manifold::graphql::{Plain, UpstreamResultExt};
 
 use super::input;
 use super::order::Order;
@@ -128,8 +128,8 @@ impl Cart {
         self.0.item_count() as i32
     }
 
-    async fn subtotal(&self) -> Money<'_> {
-        Money(&self.0.subtotal)
+    async fn subtotal(&self) -> Plain<Money> {
+        Money::of(&self.0.subtotal)
     }
 }
 
@@ -145,8 +145,8 @@ impl CartItem<'_> {
         self.0.quantity as i32
     }
 
-    async fn unit_price(&self) -> Money<'_> {
-        Money(&self.0.unit_price)
+    async fn unit_price(&self) -> Plain<Money> {
+        Money::of(&self.0.unit_price)
     }
 
     /// From the catalog, batched over the cart; null when it no longer lists the product.
