@@ -2,11 +2,11 @@
 //! shipments are batch-loaded, so a page of orders costs one catalog call and one shipping
 //! call however many orders and lines it holds.
 
-use std::sync::Arc;
-
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use backends::Scope;
 use manifold::graphql::{Plain, UpstreamResultExt};
+use manifold::plain_object;
+use manifold::upstream::Text;
 
 use super::Money;
 use super::product::Product;
@@ -49,10 +49,18 @@ impl Order {
     }
 
     /// Delivery tracking, from shipping; null when shipping has no record of the order.
-    async fn shipment(&self, ctx: &Context<'_>) -> Result<Option<Shipment>> {
+    async fn shipment(&self, ctx: &Context<'_>) -> Result<Option<Plain<Shipment>>> {
         let scope = Scope::of(ctx)?;
         let shipment = scope.loaders.shipment(&self.0.id).await.gql()?;
-        Ok(shipment.map(Shipment))
+        Ok(shipment.map(|s| {
+            Plain(Shipment {
+                carrier: s.carrier.clone(),
+                status: s.status.clone(),
+                tracking_number: s.tracking_number.clone(),
+                tracking_url: s.tracking_url.clone(),
+                eta: s.eta.clone(),
+            })
+        }))
     }
 }
 
@@ -84,28 +92,21 @@ impl OrderItem<'_> {
     }
 }
 
-pub struct Shipment(Arc<backends::Shipment>);
-
-#[Object(serial)]
-impl Shipment {
-    async fn carrier(&self) -> &str {
-        &self.0.carrier
-    }
-
-    async fn status(&self) -> &str {
-        &self.0.status
-    }
-
-    async fn tracking_number(&self) -> &str {
-        &self.0.tracking_number
-    }
-
-    async fn tracking_url(&self) -> &str {
-        &self.0.tracking_url
-    }
-
+// Answered as a plain object (`Plain`): one pass for its selection.
+#[derive(SimpleObject)]
+pub struct Shipment {
+    carrier: Text,
+    status: Text,
+    tracking_number: Text,
+    tracking_url: Text,
     /// Expected delivery date (RFC 3339).
-    async fn eta(&self) -> &str {
-        &self.0.eta
-    }
+    eta: Text,
 }
+
+plain_object!(Shipment {
+    "carrier" => carrier,
+    "status" => status,
+    "trackingNumber" => tracking_number,
+    "trackingUrl" => tracking_url,
+    "eta" => eta,
+});

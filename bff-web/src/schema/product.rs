@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use backends::Scope;
 use manifold::graphql::{Plain, UpstreamResultExt};
+use manifold::plain_object;
 use manifold::upstream::{Text, UpstreamError};
 
 use super::{Images, Money, input};
@@ -155,7 +156,7 @@ impl Product {
     }
 
     /// Average rating and number of reviews, from reviews; one call for all products shown.
-    async fn review_summary(&self, ctx: &Context<'_>) -> Result<Option<ReviewSummary>> {
+    async fn review_summary(&self, ctx: &Context<'_>) -> Result<Option<Plain<ReviewSummary>>> {
         let summary = match &self.summary {
             Some(loaded) => loaded.clone().gql()?,
             None => {
@@ -164,9 +165,11 @@ impl Product {
             }
         };
         // The service says 0 for "no reviews yet"; a page must not draw that as zero stars.
-        Ok(summary.map(|s| ReviewSummary {
-            average: (s.count > 0).then_some(s.average),
-            count: s.count as i32,
+        Ok(summary.map(|s| {
+            Plain(ReviewSummary {
+                average: (s.count > 0).then_some(s.average),
+                count: s.count as i32,
+            })
         }))
     }
 
@@ -202,6 +205,8 @@ pub struct ReviewSummary {
     average: Option<f64>,
     count: i32,
 }
+
+plain_object!(ReviewSummary { "average" => average, "count" => count });
 
 pub struct Review(backends::Review);
 
