@@ -95,9 +95,10 @@ fn user_id<'a>(ctx: &Context<'a>) -> Result<&'a str> {
         .ok_or_else(|| graphql::error(Code::Unauthenticated, "a user token is required"))
 }
 
-// The plain-data objects here and beside (money, images, a profile, a review, a shipment)
-// resolve their fields in turn (`serial`): nothing in them waits, and async-graphql would
-// otherwise make each field a future of a concurrent set (5% of the mobile home query).
+// The plain-data objects here and beside (images, a profile, a review) resolve their fields
+// in turn (`serial`): nothing in them waits, and async-graphql would otherwise make each
+// field a future of a concurrent set (5% of the mobile home query). Money, a shipment and a
+// rating summary are answered as plain objects (`Plain`): one pass for their selection.
 
 // An amount of money. Returned as `Plain`: its selection is answered in one pass
 // (`manifold::graphql::plain`), not as a resolved field each; an orders page shows dozens.
