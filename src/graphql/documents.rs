@@ -3,7 +3,6 @@
 //! schema found valid with no inputs runs on the fast schema after (`Schemas`, `run`). In
 //! development mode, introspection operations run on a schema of their own (`introspection`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::parser::types::{
@@ -88,19 +87,18 @@ pub(super) struct Documents {
     bounds: Bounds,
 }
 
-/// A remembered document, and whether the strict schema found it valid when sent alone
-/// (no variables, no operation name).
+/// A remembered document, and what the strict schema found of it.
 pub(super) struct Remembered {
     document: ExecutableDocument,
-    valid_alone: AtomicBool,
-    /// Whether, sent alone, it runs on the known schema (its verdict kept) rather than the
-    /// fast one: the verdict saves the fast rules' walk over the document (~1.3k instructions
+    /// Set once the strict rules passed it sent alone (no variables, no choice of
+    /// operation), to whether it then runs on the known schema (its verdict kept) rather
+    /// than the fast one: the verdict saves the fast rules' walk over the document (~1.3k instructions
     /// a selection) and the extension that keeps it puts every field async-graphql resolves
     /// through its chain (~2k each). So the verdict, when the first answer held no more
     /// resolved fields than the document has selections (short lists, objects written plain):
     /// the mobile home resolves 8 for 30 selections; the web orders page sent alone, hundreds
     /// for 52 (3.05M instructions on the known schema, 2.34M on the fast one).
-    verdict_pays: AtomicBool,
+    passed_alone: OnceLock<bool>,
     /// The known schema's verdict on it alone, once found.
     verdict: verdict::Slot,
     /// Inputs the strict rules passed it with (other than none): at most `MAX_INPUT_SETS`,
@@ -125,7 +123,7 @@ struct Passed {
 /// How a remembered document found valid with a request's inputs runs.
 enum Known {
     /// On the known schema, with the slot of its verdict (sent alone, and the verdict pays:
-    /// `verdict_pays`).
+    /// `passed_alone`).
     Verdict(verdict::Slot),
     /// On the fast schema.
     Fast,
@@ -151,8 +149,7 @@ impl Remembered {
     fn new(document: ExecutableDocument, bounded: Result<(), OutOfBounds>) -> Self {
         Self {
             document,
-            valid_alone: AtomicBool::new(false),
-            verdict_pays: AtomicBool::new(false),
+            passed_alone: OnceLock::new(),
             verdict: verdict::Slot::default(),
             passed_with: Mutex::new(Vec::new()),
             bounded,
@@ -204,8 +201,8 @@ impl Remembered {
     /// with the same inputs.
     fn known(&self, inputs: &Inputs) -> Option<Known> {
         match inputs {
-            Inputs::Alone => self.valid_alone.load(Ordering::Relaxed).then(|| {
-                if self.verdict_pays.load(Ordering::Relaxed) {
+            Inputs::Alone => self.passed_alone.get().map(|&verdict_pays| {
+                if verdict_pays {
                     Known::Verdict(self.verdict.clone())
                 } else {
                     Known::Fast
@@ -225,9 +222,9 @@ impl Remembered {
     fn passed(&self, inputs: Inputs, data: &async_graphql::Value) {
         match inputs {
             Inputs::Alone => {
-                let pays = resolved(data) <= selections(&self.document);
-                self.verdict_pays.store(pays, Ordering::Relaxed);
-                self.valid_alone.store(true, Ordering::Relaxed);
+                let _ = self
+                    .passed_alone
+                    .set(resolved(data) <= selections(&self.document));
             }
             Inputs::With(json) => {
                 let mut passed = self.passed_with.lock().unwrap_or_else(|e| e.into_inner());

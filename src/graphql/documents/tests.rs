@@ -119,7 +119,7 @@ async fn a_document_found_valid_alone_skips_the_strict_rules_after() {
     let (schemas, documents) = (greeter(), Documents::default());
     let (first, remembered) = send(&schemas, &documents, &body("{ hello }")).await;
     assert!(first.errors.is_empty(), "{:?}", first.errors);
-    assert!(remembered.valid_alone.load(Ordering::Relaxed));
+    assert!(remembered.passed_alone.get().is_some());
     assert!(
         remembered.verdict.get().is_none(),
         "the strict run keeps none"
@@ -138,7 +138,7 @@ async fn a_document_found_valid_alone_skips_the_strict_rules_after() {
     let (strict, remembered) = send(&schemas, &documents, &wrong).await;
     assert_eq!(strict.data, async_graphql::Value::Null);
     assert!(!strict.errors.is_empty());
-    remembered.valid_alone.store(true, Ordering::Relaxed);
+    let _ = remembered.passed_alone.set(true);
     // A validation error has no path; an execution error names the field.
     assert!(strict.errors.iter().all(|e| e.path.is_empty()));
     let (known, _) = send(&schemas, &documents, &wrong).await;
@@ -185,7 +185,7 @@ async fn invalid_documents_stay_strict_and_requests_with_inputs_are_not_alone() 
         let (response, remembered) = send(&schemas, &documents, &wrong).await;
         assert_eq!(response.data, async_graphql::Value::Null);
         assert!(!response.errors.is_empty());
-        assert!(!remembered.valid_alone.load(Ordering::Relaxed));
+        assert!(!remembered.passed_alone.get().is_some());
     }
     // Valid, but with variables (or an operation name choosing among several) validation
     // also depends on them.
@@ -200,7 +200,7 @@ async fn invalid_documents_stay_strict_and_requests_with_inputs_are_not_alone() 
         let body = serde_json::to_vec(&input).unwrap();
         let (response, remembered) = send(&schemas, &documents, &body).await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);
-        assert!(!remembered.valid_alone.load(Ordering::Relaxed), "{input}");
+        assert!(!remembered.passed_alone.get().is_some(), "{input}");
     }
 }
 
@@ -216,7 +216,7 @@ async fn a_document_found_valid_with_inputs_skips_the_strict_rules_for_the_same_
     let query = "query Hi($n: String) { hello(name: $n) }";
     let (first, remembered) = send(&schemas, &documents, &with_name(query, "ada")).await;
     assert!(first.errors.is_empty(), "{:?}", first.errors);
-    assert!(!remembered.valid_alone.load(Ordering::Relaxed));
+    assert!(!remembered.passed_alone.get().is_some());
     let (request, _) = parse_request(&with_name(query, "ada"), &documents).unwrap();
     assert!(remembered.known_valid(&request), "the same inputs again");
     let (request, _) = parse_request(&with_name(query, "bob"), &documents).unwrap();
@@ -281,6 +281,11 @@ async fn a_few_sets_of_inputs_are_kept_per_document_the_most_used_staying() {
         passed.iter().any(|p| p.inputs.contains("\"hot\"")),
         "the used one stays"
     );
+    let newest = format!("\"n{}\"", Remembered::MAX_INPUT_SETS + 2);
+    assert!(
+        passed.iter().any(|p| p.inputs.contains(&newest)),
+        "a full list replaces one of its least used with the newest"
+    );
     // Inputs past the size kept are validated every time.
     let long = "x".repeat(Remembered::MAX_INPUTS_BYTES);
     let (request, _) = parse_request(&with_name(query, &long), &documents).unwrap();
@@ -294,7 +299,7 @@ async fn the_name_of_the_only_operation_is_as_good_as_none() {
     let body = serde_json::to_vec(&named).unwrap();
     let (response, remembered) = send(&schemas, &documents, &body).await;
     assert!(response.errors.is_empty(), "{:?}", response.errors);
-    assert!(remembered.valid_alone.load(Ordering::Relaxed));
+    assert!(remembered.passed_alone.get().is_some());
     let (request, _) = parse_request(&body, &documents).unwrap();
     assert!(remembered.known_valid(&request));
     let other = serde_json::json!({ "query": "query Hi { hello }", "operationName": "Ho" });
