@@ -126,15 +126,13 @@ pub fn anonymous_digest() -> &'static str {
     ANONYMOUS.get_or_init(|| short_hex(&Sha256::digest(b"anonymous")))
 }
 
-/// The first ten bytes of `hash` as twenty lowercase hex digits.
+/// The first ten bytes of `hash` as twenty lowercase hex digits (`trace::write_hex`).
 fn short_hex(hash: &[u8]) -> Box<str> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits: String = hash[..10]
-        .iter()
-        .flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]])
-        .map(char::from)
-        .collect();
-    digits.into_boxed_str()
+    let mut first = [0u8; 16];
+    first[6..].copy_from_slice(&hash[..10]);
+    let mut digits = [0u8; 20];
+    super::trace::write_hex(&mut digits, u128::from_be_bytes(first));
+    String::from_utf8_lossy(&digits).into()
 }
 
 #[cfg(test)]
