@@ -67,11 +67,16 @@ impl Product {
         }))
     }
 
-    fn id_text(&self) -> &Text {
+    /// What a whole product and a summary both hold: id, title and price.
+    fn shared(&self) -> (&Text, &Text, &backends::Money) {
         match &self.product {
-            Source::Full(p) => &p.id,
-            Source::Summary(p) => &p.id,
+            Source::Full(p) => (&p.id, &p.title, &p.price),
+            Source::Summary(p) => (&p.id, &p.title, &p.price),
         }
+    }
+
+    fn id_text(&self) -> &Text {
+        self.shared().0
     }
 
     /// The whole product: only a summary's fields are asked of one loaded as a summary.
@@ -123,10 +128,7 @@ impl Product {
     }
 
     async fn title(&self) -> &str {
-        match &self.product {
-            Source::Full(p) => &p.title,
-            Source::Summary(p) => &p.title,
-        }
+        self.shared().1
     }
 
     async fn brand(&self) -> Result<&str> {
@@ -142,10 +144,7 @@ impl Product {
     }
 
     async fn price(&self) -> Plain<Money> {
-        match &self.product {
-            Source::Full(p) => Money::of(&p.price),
-            Source::Summary(p) => Money::of(&p.price),
-        }
+        Money::of(self.shared().2)
     }
 
     async fn images(&self) -> Images<'_> {
