@@ -42,8 +42,7 @@ def build_base(rev, binary, workdir):
     package = binary  # each BFF binary is its package's
     release = os.path.join(run.RELEASE, binary)
     kept = os.path.join(workdir, f"{binary}.checkout")
-    if os.path.exists(release):
-        shutil.copy2(release, kept)
+    shutil.copy2(release, kept)
     source = os.path.join(workdir, "src")
     run.run(["git", "-C", run.ROOT, "worktree", "add", "--detach", "--force", source, rev], 120,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -55,8 +54,7 @@ def build_base(rev, binary, workdir):
         shutil.copy2(release, built)
     finally:
         run.run(["git", "-C", run.ROOT, "worktree", "remove", "--force", source], 120)
-        if os.path.exists(kept):
-            shutil.copy2(kept, release)
+        shutil.copy2(kept, release)
     return built
 
 
@@ -85,6 +83,11 @@ def instructions(scenario, executable, count):
     return int(found.group(1).replace(",", ""))
 
 
+def spread(rows, key):
+    """`key`'s range over `rows`, as min-max."""
+    return f"{min(r[key] for r in rows):.3f}-{max(r[key] for r in rows):.3f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=sorted(scenarios.SCENARIOS))
@@ -105,8 +108,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="manifold-ab-")
     try:
         if args.base:
-            builds = {args.base: build_base(args.base, binary, workdir),
-                      "checkout": os.path.join(run.RELEASE, binary)}
+            checkout = os.path.join(run.RELEASE, binary)
+            # Checked first: building the base writes the same path, and would then be
+            # compared with itself.
+            if not os.access(checkout, os.X_OK):
+                sys.exit(f"no release build of {binary}: cargo build --release -p {binary}")
+            builds = {args.base: build_base(args.base, binary, workdir), "checkout": checkout}
         else:
             builds = {"a": args.a, "b": args.b}
         for name, path in builds.items():
@@ -130,10 +137,9 @@ def main():
         for name in names:
             rows = results[name]
             median[name] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-            spread = lambda k: f"{min(r[k] for r in rows):.3f}-{max(r[k] for r in rows):.3f}"  # noqa: E731
             m = median[name]
             print(f"  {name:>12}: gateway {m['gateway']:.1f} us (user {m['user']:.1f}, system "
-                  f"{m['system']:.1f}), gateway/backends {m['relative']:.3f} ({spread('relative')}), "
+                  f"{m['system']:.1f}), gateway/backends {m['relative']:.3f} ({spread(rows, 'relative')}), "
                   f"{m['rps']:,.0f} req/s, p99 {m['p99']:.2f} ms")
         first, second = names
         # Each pair ran back to back: its ratio cancels most of the machine's drift.
