@@ -185,7 +185,7 @@ async fn invalid_documents_stay_strict_and_requests_with_inputs_are_not_alone() 
         let (response, remembered) = send(&schemas, &documents, &wrong).await;
         assert_eq!(response.data, async_graphql::Value::Null);
         assert!(!response.errors.is_empty());
-        assert!(!remembered.passed_alone.get().is_some());
+        assert!(remembered.passed_alone.get().is_none());
     }
     // Valid, but with variables (or an operation name choosing among several) validation
     // also depends on them.
@@ -200,7 +200,7 @@ async fn invalid_documents_stay_strict_and_requests_with_inputs_are_not_alone() 
         let body = serde_json::to_vec(&input).unwrap();
         let (response, remembered) = send(&schemas, &documents, &body).await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);
-        assert!(!remembered.passed_alone.get().is_some(), "{input}");
+        assert!(remembered.passed_alone.get().is_none(), "{input}");
     }
 }
 
@@ -216,7 +216,7 @@ async fn a_document_found_valid_with_inputs_skips_the_strict_rules_for_the_same_
     let query = "query Hi($n: String) { hello(name: $n) }";
     let (first, remembered) = send(&schemas, &documents, &with_name(query, "ada")).await;
     assert!(first.errors.is_empty(), "{:?}", first.errors);
-    assert!(!remembered.passed_alone.get().is_some());
+    assert!(remembered.passed_alone.get().is_none());
     let (request, _) = parse_request(&with_name(query, "ada"), &documents).unwrap();
     assert!(remembered.known_valid(&request), "the same inputs again");
     let (request, _) = parse_request(&with_name(query, "bob"), &documents).unwrap();
