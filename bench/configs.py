@@ -84,8 +84,8 @@ def merge(base, overlay):
 NO_SHEDDING = {"initial_limit": 1024, "min_limit": 1024}
 
 
-# Overlay: the runtime the shipped configs do not use (they default to thread-per-core).
-WORK_STEALING = {"server": {"runtime": "work-stealing"}}
+# Overlay: the runtime the shipped configs do not use (they default to work stealing).
+THREAD_PER_CORE = {"server": {"runtime": "thread-per-core"}}
 
 
 def gateway(shipped, port, production, proxy_auth_none=False, overlay=None):

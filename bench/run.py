@@ -331,11 +331,11 @@ def main():
         "mobile-production": ("bff-mobile", configs.gateway(shipped["mobile"], 8282, True, overlay=cache_cold)),
         "partner-plain": ("bff-partner", configs.gateway(shipped["partner"], 8381, False)),
         "partner-production": ("bff-partner", configs.gateway(shipped["partner"], 8382, True)),
-        # The shipped runtime is thread-per-core; these measure work stealing beside it.
-        "web-plain-stealing": ("bff-web", configs.gateway(shipped["web"], 8187, False, proxy_auth_none=True,
-                                                          overlay=configs.WORK_STEALING)),
-        "mobile-plain-stealing": ("bff-mobile", configs.gateway(
-            shipped["mobile"], 8287, False, overlay=configs.merge(cache_cold, configs.WORK_STEALING))),
+        # The shipped runtime is work stealing; these measure thread-per-core beside it.
+        "web-plain-per-core": ("bff-web", configs.gateway(shipped["web"], 8187, False, proxy_auth_none=True,
+                                                          overlay=configs.THREAD_PER_CORE)),
+        "mobile-plain-per-core": ("bff-mobile", configs.gateway(
+            shipped["mobile"], 8287, False, overlay=configs.merge(cache_cold, configs.THREAD_PER_CORE))),
     }
     if cache_warm:
         gateways["mobile-plain-warm"] = ("bff-mobile", configs.gateway(shipped["mobile"], 8283, False, overlay=cache_warm))
@@ -425,15 +425,15 @@ def main():
                 Contender("Manifold plain", "manifold", *mf("web-plain"), proxy_path),
                 Contender("Manifold production", "manifold", *mf("web-production"), proxy_path,
                           headers={"authorization": f"Bearer {web_token}"}),
-                Contender("Manifold plain, work-stealing", "manifold", *mf("web-plain-stealing"),
+                Contender("Manifold plain, thread-per-core", "manifold", *mf("web-plain-per-core"),
                           proxy_path),
             ],
             "mobile home, cold cache": [
                 Contender("Apollo Server", "peer", apollo, 8403, **graphql),
                 Contender("Manifold plain", "manifold", *mf("mobile-plain"), **graphql),
                 Contender("Manifold production", "manifold", *mf("mobile-production"), **graphql),
-                Contender("Manifold plain, work-stealing", "manifold",
-                          *mf("mobile-plain-stealing"), **graphql),
+                Contender("Manifold plain, thread-per-core", "manifold",
+                          *mf("mobile-plain-per-core"), **graphql),
                 # Compression on: the CPU it costs per answer (wrk cannot see GraphQL errors
                 # inside a compressed body; the other contenders' runs check those).
                 Contender("Manifold production, gzip", "manifold", *mf("mobile-production"),

@@ -330,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn other_worker_threads_need_a_restart() {
         let live = live(BASE);
-        for change in ["workers = 3", "runtime = \"work-stealing\""] {
+        for change in ["workers = 3", "runtime = \"thread-per-core\""] {
             let next = config(&BASE.replace("[server]\n", &format!("[server]\n{change}\n")));
             let err = live.apply(next, "api").await.expect_err("refused");
             assert!(

@@ -212,14 +212,18 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// `server.runtime`: thread-per-core (the default) serves on `server.workers` threads of its
-/// own, each with a listener on the port (every connection here is answered); work stealing
-/// on tokio's multi-thread runtime instead.
+/// `server.runtime`: thread-per-core serves on `server.workers` threads of its own, each
+/// with a listener on the port (every connection here is answered); work stealing (the
+/// default) on tokio's multi-thread runtime instead.
 #[test]
 fn the_runtime_and_its_workers_come_from_the_config() {
     let count =
         |names: &[String], prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
-    run_until_sigterm_after(&[("MANIFOLD_SERVER__WORKERS", "3")], |port, pid| {
+    let per_core = [
+        ("MANIFOLD_SERVER__RUNTIME", "thread-per-core"),
+        ("MANIFOLD_SERVER__WORKERS", "3"),
+    ];
+    run_until_sigterm_after(&per_core, |port, pid| {
         let names = thread_names(pid);
         assert_eq!(count(&names, "manifold-worker"), 3, "{names:?}");
         for _ in 0..12 {
@@ -227,11 +231,7 @@ fn the_runtime_and_its_workers_come_from_the_config() {
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         }
     });
-    let stealing = [
-        ("MANIFOLD_SERVER__RUNTIME", "work-stealing"),
-        ("MANIFOLD_SERVER__WORKERS", "2"),
-    ];
-    run_until_sigterm_after(&stealing, |_, pid| {
+    run_until_sigterm_after(&[("MANIFOLD_SERVER__WORKERS", "2")], |_, pid| {
         let names = thread_names(pid);
         assert_eq!(count(&names, "manifold-worker"), 0, "{names:?}");
         // Tokio names its blocking threads (name resolution) alike: at least the workers.

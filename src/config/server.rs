@@ -42,17 +42,16 @@ pub struct ServerConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     /// One tokio multi-thread runtime: idle workers steal queued work from busy ones, so a
-    /// burst on a few connections spreads over every core, and under overload a refusal
-    /// waits for whichever core is free first. Costs more CPU per request: a connection's
-    /// task runs on whichever thread polled for I/O when its backend answered, and what one
-    /// thread allocated another frees (BENCHMARKS.md).
-    WorkStealing,
-    /// The default. Each worker owns a listener of its own on the same port (`SO_REUSEPORT`:
-    /// the kernel spreads connections over them) and serves its connections from accept to
-    /// close, with backend connection pools of its own: no request or backend answer crosses
-    /// threads (nginx's and Envoy's shape). A busy worker's connections cannot move to an
-    /// idle one: at 10x overload refusals wait behind its work (BENCHMARKS.md).
+    /// burst on a few connections spreads over every core. The default: under overload it
+    /// keeps refusals fast (admission's targets are measured with it).
     #[default]
+    WorkStealing,
+    /// Each worker owns a listener of its own on the same port (`SO_REUSEPORT`: the kernel
+    /// spreads connections over them) and serves its connections from accept to close, with
+    /// backend connection pools of its own: no request or backend answer crosses threads
+    /// (nginx's and Envoy's shape). On the benchmark's two cores it costs about a quarter
+    /// less CPU per proxied request, but a busy worker's connections cannot move: at 10x
+    /// overload refusals wait behind its work (BENCHMARKS.md).
     ThreadPerCore,
 }
 
