@@ -95,10 +95,11 @@ fn user_id<'a>(ctx: &Context<'a>) -> Result<&'a str> {
         .ok_or_else(|| graphql::error(Code::Unauthenticated, "a user token is required"))
 }
 
-// The plain-data objects here and beside (images, a profile, a review) resolve their fields
+// The plain-data objects here and beside (image sets, a profile, a review) resolve their fields
 // in turn (`serial`): nothing in them waits, and async-graphql would otherwise make each
-// field a future of a concurrent set (5% of the mobile home query). Money, a shipment and a
-// rating summary are answered as plain objects (`Plain`): one pass for their selection.
+// field a future of a concurrent set (5% of the mobile home query). Money, a shipment, a
+// rating summary and an image are answered as plain objects (`Plain`): one pass for their
+// selection.
 
 // An amount of money. Returned as `Plain`: its selection is answered in one pass
 // (`manifold::graphql::plain`), not as a resolved field each; an orders page shows dozens.
@@ -123,22 +124,26 @@ impl Money {
     }
 }
 
-pub struct Image<'a>(&'a backends::Image);
-
-#[Object(serial)]
-impl Image<'_> {
-    async fn url(&self) -> &str {
-        &self.0.url
-    }
-
+// An image in one size. Returned as `Plain`, like `Money`: a page shows a few dozen.
+#[derive(SimpleObject)]
+pub struct Image {
+    url: Text,
     /// Pixels.
-    async fn width(&self) -> i32 {
-        self.0.width as i32
-    }
-
+    width: i32,
     /// Pixels.
-    async fn height(&self) -> i32 {
-        self.0.height as i32
+    height: i32,
+}
+
+plain_object!(Image { "url" => url, "width" => width, "height" => height });
+
+impl Image {
+    /// `image` to answer (its URL shared, not copied).
+    fn of(image: &backends::Image) -> Plain<Image> {
+        Plain(Image {
+            url: image.url.clone(),
+            width: image.width as i32,
+            height: image.height as i32,
+        })
     }
 }
 
@@ -163,27 +168,27 @@ impl<'a> Images<'a> {
 
 #[Object(serial)]
 impl Images<'_> {
-    async fn thumb(&self) -> Image<'_> {
+    async fn thumb(&self) -> Plain<Image> {
         match self {
-            Images::Set(set) => Image(&set.thumb),
-            Images::Thumb(thumb) => Image(thumb),
+            Images::Set(set) => Image::of(&set.thumb),
+            Images::Thumb(thumb) => Image::of(thumb),
         }
     }
 
-    async fn small(&self) -> async_graphql::Result<Image<'_>> {
-        Ok(Image(&self.set()?.small))
+    async fn small(&self) -> async_graphql::Result<Plain<Image>> {
+        Ok(Image::of(&self.set()?.small))
     }
 
-    async fn medium(&self) -> async_graphql::Result<Image<'_>> {
-        Ok(Image(&self.set()?.medium))
+    async fn medium(&self) -> async_graphql::Result<Plain<Image>> {
+        Ok(Image::of(&self.set()?.medium))
     }
 
-    async fn large(&self) -> async_graphql::Result<Image<'_>> {
-        Ok(Image(&self.set()?.large))
+    async fn large(&self) -> async_graphql::Result<Plain<Image>> {
+        Ok(Image::of(&self.set()?.large))
     }
 
-    async fn xlarge(&self) -> async_graphql::Result<Image<'_>> {
-        Ok(Image(&self.set()?.xlarge))
+    async fn xlarge(&self) -> async_graphql::Result<Plain<Image>> {
+        Ok(Image::of(&self.set()?.xlarge))
     }
 }
 
