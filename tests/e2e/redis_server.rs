@@ -22,9 +22,20 @@ impl RedisServer {
     /// Starts one, or returns `None` (after saying why) when `redis-server` is missing
     /// outside CI.
     pub fn start() -> Option<RedisServer> {
-        let port = free_port();
-        let mut server = RedisServer { port, child: None };
-        or_skip(server.spawn(), "redis-server").map(|()| server)
+        let mut started = Err(std::io::Error::other("not started"));
+        // A port taken between `free_port` and the server's bind makes it exit at once
+        // (`spawn` says so): then again, on another port.
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                child: None,
+            };
+            started = server.spawn().map(|()| server);
+            if !matches!(&started, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) {
+                break;
+            }
+        }
+        or_skip(started, "redis-server")
     }
 
     pub fn url(&self) -> String {
@@ -57,6 +68,15 @@ impl RedisServer {
         while Instant::now() < until {
             if self.pings() {
                 return Ok(());
+            }
+            if let Some(child) = &mut self.child
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                self.child = None;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("redis-server exited at once (port {} taken?)", self.port),
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -257,38 +277,18 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> Option<RedisCluster> {
         let dir = TempDir::new("redis-cluster");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut ports = Vec::new();
         let mut processes = Vec::new();
-        for port in &ports {
-            let args = [
-                "--port".to_owned(),
-                port.to_string(),
-                "--cluster-enabled".to_owned(),
-                "yes".to_owned(),
-                // The bus port is a free one too (port + 10000 may not be).
-                "--cluster-port".to_owned(),
-                free_port().to_string(),
-                "--cluster-config-file".to_owned(),
-                dir.path()
-                    .join(format!("nodes-{port}.conf"))
-                    .display()
-                    .to_string(),
-            ];
-            processes.push(or_skip(redis_server(dir.path(), &args), "redis-server")?);
+        for _ in 0..3 {
+            let (port, process) = or_skip(cluster_node(dir.path()), "redis-server")?;
+            ports.push(port);
+            processes.push(process);
         }
         let cluster = RedisCluster {
             ports,
             _processes: processes,
             _dir: dir,
         };
-        for port in &cluster.ports {
-            wait_until(
-                Duration::from_secs(10),
-                "redis-server answering PING",
-                || pings(*port),
-            )
-            .expect("cluster node");
-        }
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
         create.extend(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
         create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
@@ -344,6 +344,42 @@ impl RedisCluster {
             })
             .count()
     }
+}
+
+/// One cluster node on free ports, answering PING. A port can be taken between `free_port`
+/// and the server's bind (another test's connection is given it): the server then exits at
+/// once, and the node is started again on other ports.
+fn cluster_node(dir: &Path) -> std::io::Result<(u16, Process)> {
+    for _ in 0..5 {
+        let port = free_port();
+        let args = [
+            "--port".to_owned(),
+            port.to_string(),
+            "--cluster-enabled".to_owned(),
+            "yes".to_owned(),
+            // The bus port is a free one too (port + 10000 may not be).
+            "--cluster-port".to_owned(),
+            free_port().to_string(),
+            "--cluster-config-file".to_owned(),
+            dir.join(format!("nodes-{port}.conf")).display().to_string(),
+        ];
+        let mut process = redis_server(dir, &args)?;
+        let mut exited = false;
+        wait_until(
+            Duration::from_secs(10),
+            "redis-server answering PING",
+            || {
+                exited = matches!(process.0.try_wait(), Ok(Some(_)));
+                exited || pings(port)
+            },
+        )?;
+        if !exited {
+            return Ok((port, process));
+        }
+    }
+    Err(std::io::Error::other(
+        "redis-server exited at once on five pairs of free ports",
+    ))
 }
 
 fn pings(port: u16) -> bool {
