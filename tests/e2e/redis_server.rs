@@ -22,19 +22,13 @@ impl RedisServer {
     /// Starts one, or returns `None` (after saying why) when `redis-server` is missing
     /// outside CI.
     pub fn start() -> Option<RedisServer> {
-        let mut started = Err(std::io::Error::other("not started"));
-        // A port taken between `free_port` and the server's bind makes it exit at once
-        // (`spawn` says so): then again, on another port.
-        for _ in 0..5 {
+        let started = on_free_ports(|| {
             let mut server = RedisServer {
                 port: free_port(),
                 child: None,
             };
-            started = server.spawn().map(|()| server);
-            if !matches!(&started, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) {
-                break;
-            }
-        }
+            Ok(server.spawn()?.then_some(server))
+        });
         or_skip(started, "redis-server")
     }
 
@@ -53,41 +47,31 @@ impl RedisServer {
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn().expect("restart redis-server");
+        let up = self.spawn().expect("restart redis-server");
+        assert!(up, "redis-server exited at once on restart");
     }
 
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
+    /// `true` once it answers PING; `false` when it exited at once.
+    fn spawn(&mut self) -> std::io::Result<bool> {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if self.pings() {
-                return Ok(());
+        match started(&mut child, "redis-server answering PING", || {
+            pings(self.port)
+        }) {
+            Ok(up) => {
+                self.child = up.then_some(child);
+                Ok(up)
             }
-            if let Some(child) = &mut self.child
-                && matches!(child.try_wait(), Ok(Some(_)))
-            {
-                self.child = None;
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    format!("redis-server exited at once (port {} taken?)", self.port),
-                ));
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        self.stop();
-        Err(std::io::Error::other(
-            "redis-server did not answer PING within 10 s",
-        ))
-    }
-
-    fn pings(&self) -> bool {
-        pings(self.port)
     }
 }
 
@@ -231,17 +215,11 @@ impl RedisTlsServer {
         let mut process = or_skip(redis_server(dir.path(), &args), "redis-server")?;
         // Readiness without a TLS client: the port accepts once the server is up (it binds
         // after loading, and there is nothing to load). One built without TLS exits.
-        let mut exited = false;
-        wait_until(
-            Duration::from_secs(10),
-            "redis-server (TLS) listening",
-            || {
-                exited = matches!(process.0.try_wait(), Ok(Some(_)));
-                exited || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-            },
-        )
+        let up = started(&mut process.0, "redis-server (TLS) listening", || {
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+        })
         .expect("redis-server with TLS");
-        if exited {
+        if !up {
             let why = std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "redis-server exited at once: built without TLS?",
@@ -346,11 +324,9 @@ impl RedisCluster {
     }
 }
 
-/// One cluster node on free ports, answering PING. A port can be taken between `free_port`
-/// and the server's bind (another test's connection is given it): the server then exits at
-/// once, and the node is started again on other ports.
+/// One cluster node on free ports, answering PING.
 fn cluster_node(dir: &Path) -> std::io::Result<(u16, Process)> {
-    for _ in 0..5 {
+    on_free_ports(|| {
         let port = free_port();
         let args = [
             "--port".to_owned(),
@@ -364,22 +340,39 @@ fn cluster_node(dir: &Path) -> std::io::Result<(u16, Process)> {
             dir.join(format!("nodes-{port}.conf")).display().to_string(),
         ];
         let mut process = redis_server(dir, &args)?;
-        let mut exited = false;
-        wait_until(
-            Duration::from_secs(10),
-            "redis-server answering PING",
-            || {
-                exited = matches!(process.0.try_wait(), Ok(Some(_)));
-                exited || pings(port)
-            },
-        )?;
-        if !exited {
-            return Ok((port, process));
+        let up = started(&mut process.0, "redis-server answering PING", || {
+            pings(port)
+        })?;
+        Ok(up.then_some((port, process)))
+    })
+}
+
+/// What `start` gives once it gives something, trying again while the server it starts exits
+/// at once: a port can be taken between `free_port` and the server's bind (another test's
+/// connection is given it), and then the next try takes other free ports. At most five.
+fn on_free_ports<T>(mut start: impl FnMut() -> std::io::Result<Option<T>>) -> std::io::Result<T> {
+    for _ in 0..5 {
+        if let Some(started) = start()? {
+            return Ok(started);
         }
     }
     Err(std::io::Error::other(
-        "redis-server exited at once on five pairs of free ports",
+        "redis-server exited at once on five sets of free ports",
     ))
+}
+
+/// Polls `ready` for up to 10 s: `true` once it holds, `false` if `child` exits first.
+fn started(
+    child: &mut Child,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> std::io::Result<bool> {
+    let mut exited = false;
+    wait_until(Duration::from_secs(10), what, || {
+        exited = matches!(child.try_wait(), Ok(Some(_)));
+        exited || ready()
+    })?;
+    Ok(!exited)
 }
 
 fn pings(port: u16) -> bool {
