@@ -8,8 +8,10 @@ the gateway AND of the backends (so a change that moves work between them shows)
 `--perf`, the gateway runs under `perf record` for the measurement and the hottest symbols
 are printed (flat, self time); `--callgrind` instead runs the gateway under valgrind's
 callgrind for a fixed number of requests and prints instruction counts per request, which
-are repeatable on a busy machine. Uses the existing release build (`cargo build --release
---workspace` first), 127.0.0.1 only, and stops everything it started.
+are repeatable on a busy machine; `--syscalls` counts the gateway's system calls a request
+(strace, which slows it: the counts hold, the timings do not). Uses the existing release
+build (`cargo build --release --workspace` first), 127.0.0.1 only, and stops everything it
+started.
 """
 
 import argparse
@@ -140,6 +142,8 @@ def main():
     parser.add_argument("--call-graph", default="fp", metavar="MODE",
                         help="perf's call-graph mode: fp (default) or dwarf (callers through "
                              "code built without frame pointers; larger, slower to report)")
+    parser.add_argument("--syscalls", action="store_true",
+                        help="count the gateway's system calls per request (strace -c; slows it)")
     parser.add_argument("--perf-backends", action="store_true",
                         help="perf record the sample backends instead of the gateway")
     parser.add_argument("--callgrind", type=int, metavar="N",
@@ -152,6 +156,8 @@ def main():
                         help="run this gateway executable instead of the release build's "
                              "(another build of the same BFF: `bench/ab.py` compares two)")
     args = parser.parse_args()
+    if args.syscalls and (args.perf or args.perf_backends or args.callgrind):
+        parser.error("--syscalls runs alone (strace and perf or callgrind would measure each other)")
 
     binary, shipped_name, production, port = SCENARIOS[args.scenario]
     shipped = configs.load_toml(os.path.join(run.ROOT, "config", f"{shipped_name}.toml"))
@@ -184,6 +190,12 @@ def main():
             perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if args.syscalls:
+            # strace says "Process N attached" (on stderr) once it counts.
+            perf = subprocess.Popen(["strace", "-c", "-f", "-o", os.path.join(workdir, "strace.txt"),
+                                     "-p", str(gateway.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            perf.stderr.readline()
         threads = min(os.cpu_count() or 1, args.connections)
         result = run.wrk(c, args.duration, args.connections, threads, workdir, [backends])
         if perf:
@@ -194,7 +206,14 @@ def main():
               f"p99 {result['p99_ms']:.2f} ms, failed {result['errors']}")
         print(f"CPU per request: gateway {result['cpu_us']:.1f} us (user {result['cpu_user_us']:.1f}, "
               f"system {result['cpu_system_us']:.1f}), backends {result['backends_cpu_us']:.1f} us")
-        if perf:
+        if args.syscalls:
+            # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall.
+            with open(os.path.join(workdir, "strace.txt")) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 5 and fields[-1].isidentifier() and fields[3].isdigit():
+                        print(f"  {fields[-1]:<16} {int(fields[3]) / result['requests']:8.2f} a request")
+        elif perf:
             report = subprocess.run(["perf", "report", "-i", os.path.join(workdir, "perf.data"),
                                      "--no-children", "--sort", "symbol", "--stdio", "--percent-limit", "0.4"],
                                     capture_output=True, text=True, timeout=300)

@@ -106,7 +106,8 @@ def build(skip):
         run(["cargo", "build", "--release", "-p", "bff-mobile", "-p", "bff-web", "-p", "bff-partner",
              "-p", "demo-services", "-p", "loadgen", "--bins", "--example", "backends"],
             timeout=1800, cwd=ROOT)
-    for binary in ("bff-mobile", "bff-web", "bff-partner", "examples/backends", "loadgen"):
+    for binary in ("bff-mobile", "bff-web", "bff-partner", "examples/backends", "loadgen",
+                   "floor-proxy"):
         if not os.path.exists(os.path.join(RELEASE, binary)):
             sys.exit(f"target/release/{binary} is missing: build first (run without --no-build)")
 
@@ -381,6 +382,12 @@ def main():
         haproxy = procs.start("haproxy", [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f",
                                           os.path.join(workdir, "haproxy.cfg")],
                               os.path.join(workdir, "haproxy.log"))
+        # The proxy route's floor: tokio and the kernel making a proxy's system calls, and
+        # nothing else (bench/loadgen/src/bin/floor-proxy.rs); work stealing, as Manifold's
+        # default.
+        floor_proxy = procs.start("floor-proxy", [os.path.join(RELEASE, "floor-proxy"), "127.0.0.1:8405",
+                                                  f"127.0.0.1:{USERS_PORT}", "work-stealing"],
+                                  os.path.join(workdir, "floor-proxy.log"))
         node_env = {"NODE_ENV": "production", "WORKERS": str(os.cpu_count() or 1)}
         apollo = procs.start("apollo", ["node", "server.mjs"], os.path.join(workdir, "apollo.log"),
                              env={**node_env, "PORT": "8403", "APOLLO_HTTP_CACHE": "off"},
@@ -395,6 +402,7 @@ def main():
             wait_until(f"{name} ready", status_is(listen_port(gateways[name][1]), "/readyz"), 30, proc)
         wait_until("nginx", status_is(8401, "/api/users/1"), 30, nginx)
         wait_until("haproxy", status_is(8402, "/api/users/1"), 30, haproxy)
+        wait_until("floor-proxy", status_is(8405, "/api/users/1"), 30, floor_proxy)
         for proc, port in ((apollo, 8403), (apollo_warm, 8404)):
             if proc:
                 wait_until(proc.name, lambda p=port: http_request(p, "GET", "/")[0] > 0, 30, proc)
@@ -422,6 +430,7 @@ def main():
                 Contender("backend direct (floor)", "floor", backends, USERS_PORT, "/users/42"),
                 Contender("nginx", "peer", nginx, 8401, proxy_path),
                 Contender("HAProxy", "peer", haproxy, 8402, proxy_path),
+                Contender("tokio floor proxy", "peer", floor_proxy, 8405, proxy_path),
                 Contender("Manifold plain", "manifold", *mf("web-plain"), proxy_path),
                 Contender("Manifold production", "manifold", *mf("web-production"), proxy_path,
                           headers={"authorization": f"Bearer {web_token}"}),
