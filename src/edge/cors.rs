@@ -71,11 +71,21 @@ impl Service<Request<Body>> for Gate {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        self.serve(request)
+    }
+}
+
+impl Gate {
+    /// `call` through a shared reference (the request's future takes what it needs).
+    pub fn serve(
+        &self,
+        request: Request<Body>,
+    ) -> BoxFuture<'static, Result<Response, Infallible>> {
         if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
             return Box::pin(Cors::clone(&self.cors).call(request));
         }
         let (vary, expose) = (self.vary.clone(), self.expose.clone());
-        let answer = self.plain.call(request);
+        let answer = self.plain.clone().call(request);
         Box::pin(async move {
             let mut response = answer.await?;
             let headers = response.headers_mut();

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use super::activity::{Activity, Timeouts, WatchedIo, until_closed, watch};
 use super::caps::{ConnectionCaps, ConnectionStats, Permit};
-use super::exchange::Exchange;
+use super::exchange::{Exchange, ExchangeParts};
 use super::framing::ScannedIo;
 use super::{App, Gate};
 use crate::config::LimitsConfig;
@@ -106,7 +106,7 @@ impl ConnectionPolicy {
         activity: &Arc<Activity>,
         client_cert: Option<Arc<PeerCertificate>>,
     ) -> Exchange {
-        Exchange {
+        Exchange::new(ExchangeParts {
             app,
             peer,
             client_cert,
@@ -114,7 +114,7 @@ impl ConnectionPolicy {
             body_read_timeout: self.body_read_timeout,
             stats: self.caps.stats().clone(),
             gate: self.gate.clone(),
-        }
+        })
     }
 
     /// Runs `connection` until it ends, or until the watchdog closes it (then drops it:

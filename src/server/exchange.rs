@@ -30,9 +30,27 @@ use super::{App, Gate};
 use crate::error::{Code, Problem};
 use crate::request::PeerCertificate;
 
-/// What every request on one connection shares.
+/// What every request on one connection shares, behind one reference count: each request's
+/// future holds a copy, and a copy of each part was a reference count per part (the app,
+/// the gate, the connection counters: the same for every connection) written by both cores.
 #[derive(Clone)]
-pub struct Exchange {
+pub struct Exchange(Arc<ExchangeParts>);
+
+impl Exchange {
+    pub fn new(parts: ExchangeParts) -> Self {
+        Exchange(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Exchange {
+    type Target = ExchangeParts;
+
+    fn deref(&self) -> &ExchangeParts {
+        &self.0
+    }
+}
+
+pub struct ExchangeParts {
     pub app: App,
     pub peer: SocketAddr,
     /// The names of the connection's verified client certificate, if it presented one.

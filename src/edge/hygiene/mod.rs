@@ -161,10 +161,18 @@ impl Service<Request> for BeforeRouting {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        self.serve(request)
+    }
+}
+
+impl BeforeRouting {
+    /// `call` through a shared reference: the request's future takes a copy of the router
+    /// alone (one reference count), not of this whole service.
+    pub fn serve(&self, request: Request) -> BoxFuture<'static, Result<Response, Infallible>> {
         match check(&self.policy, request) {
-            Ok(request) => match &mut self.routed {
-                Either::Left(gate) => gate.call(request),
-                Either::Right(router) => Box::pin(router.call(request)),
+            Ok(request) => match &self.routed {
+                Either::Left(gate) => gate.serve(request),
+                Either::Right(router) => Box::pin(router.clone().call(request)),
             },
             Err(e) => {
                 tracing::debug!(reason = %e, "request refused by hygiene checks");
