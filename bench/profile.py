@@ -184,13 +184,13 @@ def main():
         run.verify(c)
         run.wrk(c, 1, args.connections, min(os.cpu_count() or 1, args.connections), workdir,
                 [backends])  # warm-up
-        perf = None
+        perf = None  # the tracer running beside the load: perf record, or strace -c
         if args.perf or args.perf_backends:
             target = backends if args.perf_backends else gateway
             perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-F", "1999", "-o",
                                      os.path.join(workdir, "perf.data"), "-p", str(target.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if args.syscalls:
+        elif args.syscalls:
             # strace says "Process N attached" (on stderr) once it counts.
             perf = subprocess.Popen(["strace", "-c", "-f", "-o", os.path.join(workdir, "strace.txt"),
                                      "-p", str(gateway.pid)],

@@ -365,7 +365,7 @@ impl Gateway {
         if auth.is_none() && limits.is_none() {
             return router; // nothing to check: no layer to pass through
         }
-        router.route_layer(AroundLayer(Guard { auth, limits }))
+        router.route_layer(AroundLayer::new(Guard { auth, limits }))
     }
 
     /// `into_app` as a `Router`.
@@ -414,7 +414,7 @@ impl Gateway {
         if let Some(deprecations) = rest::Deprecations::new(&config.deprecations) {
             routed = routed.layer(from_fn_with_state(deprecations, rest::deprecation_headers));
         }
-        let routed = routed.layer(AroundLayer(front));
+        let routed = routed.layer(AroundLayer::new(front));
         // What must run BEFORE routing wraps the whole router (a `Router::layer` runs after
         // it): hygiene first (limits, the one path normalisation), then CORS, whose preflight
         // answers need no token.

@@ -52,16 +52,23 @@ impl<S: Rest> Next<S> {
     }
 }
 
-/// The `tower::Layer` of an `Around` (for `Router::layer` and `Router::route_layer`).
+/// The `tower::Layer` of an `Around` (for `Router::layer` and `Router::route_layer`): every
+/// route it wraps shares the one value.
 #[derive(Clone)]
-pub struct AroundLayer<A>(pub A);
+pub struct AroundLayer<A>(Arc<A>);
 
-impl<A: Clone, S> Layer<S> for AroundLayer<A> {
+impl<A> AroundLayer<A> {
+    pub fn new(around: A) -> Self {
+        AroundLayer(Arc::new(around))
+    }
+}
+
+impl<A, S> Layer<S> for AroundLayer<A> {
     type Service = AroundService<A, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AroundService {
-            around: Arc::new(self.0.clone()),
+            around: self.0.clone(),
             inner,
         }
     }
@@ -121,7 +128,7 @@ mod tests {
     async fn the_function_runs_around_the_route_and_can_answer_instead_of_it() {
         let app = Router::new()
             .route("/", get(|| async { "inside" }))
-            .layer(AroundLayer(Doorman("seen")));
+            .layer(AroundLayer::new(Doorman("seen")));
         let refused = app
             .clone()
             .oneshot(Request::get("/").body(axum::body::Body::empty()).unwrap())

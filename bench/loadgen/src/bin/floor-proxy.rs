@@ -1,5 +1,5 @@
 //! The proxy route's floor: the least a tokio program can do to proxy `GET /api/users/{id}`
-//! to the users backend over keep-alive, for `bench/floor.py` to measure beside nginx and
+//! to the users backend over keep-alive, for `bench/run.py` to measure beside nginx and
 //! Manifold. It makes the system calls a reverse proxy must (read the request, write it
 //! upstream, read the answer, write it back) and nothing else: no header map, no routing
 //! beyond a prefix, no limits, logs, metrics or ids. What it costs a request is what the
@@ -70,9 +70,9 @@ fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
     loop {
         let (client, _) = listener.accept().await?;
-        client.set_nodelay(true)?;
         tokio::spawn(async move {
-            let _ = serve(client, upstream).await;
+            client.set_nodelay(true)?;
+            serve(client, upstream).await
         });
     }
 }
