@@ -9,7 +9,9 @@ the gateway AND of the backends (so a change that moves work between them shows)
 are printed (flat, self time); `--callgrind` instead runs the gateway under valgrind's
 callgrind for a fixed number of requests and prints instruction counts per request, which
 are repeatable on a busy machine; `--syscalls` counts the gateway's system calls a request
-(strace, which slows it: the counts hold, the timings do not). Uses the existing release
+(strace, which slows it: the counts hold, the timings do not). Every load run also prints
+the gateway's context switches a request, voluntary (it waited: for I/O, a lock) and
+involuntary (the kernel preempted it), summed over its threads. Uses the existing release
 build (`cargo build --release --workspace` first), 127.0.0.1 only, and stops everything it
 started.
 """
@@ -197,7 +199,9 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             perf.stderr.readline()
         threads = min(os.cpu_count() or 1, args.connections)
+        switched = context_switches(gateway.pid)
         result = run.wrk(c, args.duration, args.connections, threads, workdir, [backends])
+        switched = [after - before for before, after in zip(switched, context_switches(gateway.pid))]
         if perf:
             perf.send_signal(2)
             perf.wait(30)
@@ -206,6 +210,8 @@ def main():
               f"p99 {result['p99_ms']:.2f} ms, failed {result['errors']}")
         print(f"CPU per request: gateway {result['cpu_us']:.1f} us (user {result['cpu_user_us']:.1f}, "
               f"system {result['cpu_system_us']:.1f}), backends {result['backends_cpu_us']:.1f} us")
+        print(f"context switches per request (gateway): voluntary {switched[0] / result['requests']:.2f}, "
+              f"involuntary {switched[1] / result['requests']:.2f}")
         if args.syscalls:
             # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall.
             with open(os.path.join(workdir, "strace.txt")) as f:
@@ -226,6 +232,24 @@ def main():
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def context_switches(pid):
+    """The voluntary and involuntary context switches of every thread of `pid` so far (a
+    process's own `status` counts its first thread only)."""
+    counts = [0, 0]
+    task_dir = f"/proc/{pid}/task"
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "status")) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        counts[0] += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        counts[1] += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return counts
 
 
 def callgrind(args, procs, workdir, binary, doc, port, backends):
