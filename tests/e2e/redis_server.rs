@@ -131,16 +131,23 @@ impl Drop for TempDir {
 }
 
 /// Starts `redis-server` with `args` (no persistence, loopback only).
-fn redis_server(dir: &Path, args: &[String]) -> std::io::Result<Process> {
+/// `redis-server` with `args`, writing what it says to `log` in `dir` (`server_log`).
+fn redis_server(dir: &Path, args: &[String], log: &str) -> std::io::Result<Process> {
+    let log = std::fs::File::create(dir.join(log))?;
     Command::new("redis-server")
         .args(args)
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .spawn()
         .map(Process)
+}
+
+/// What a `redis-server` wrote to `log` in `dir` so far.
+fn server_log(dir: &Path, log: &str) -> String {
+    std::fs::read_to_string(dir.join(log)).unwrap_or_default()
 }
 
 /// `redis-cli` against one plain node; its standard output.
@@ -212,7 +219,7 @@ impl RedisTlsServer {
             "no".to_owned(),
         ];
         let port: u16 = args[3].parse().unwrap();
-        let mut process = or_skip(redis_server(dir.path(), &args), "redis-server")?;
+        let mut process = or_skip(redis_server(dir.path(), &args, "redis.log"), "redis-server")?;
         // Readiness without a TLS client: the port accepts once the server is up (it binds
         // after loading, and there is nothing to load). One built without TLS exits.
         let up = started(&mut process.0, "redis-server (TLS) listening", || {
@@ -220,9 +227,16 @@ impl RedisTlsServer {
         })
         .expect("redis-server with TLS");
         if !up {
+            // A build without TLS refuses the TLS options as unknown; any other early exit
+            // (a certificate it cannot load, a port taken) is this test's failure.
+            let said = server_log(dir.path(), "redis.log");
+            assert!(
+                said.contains("Bad directive"),
+                "redis-server (TLS) exited at start:\n{said}"
+            );
             let why = std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "redis-server exited at once: built without TLS?",
+                "redis-server is built without TLS (it refused the TLS options)",
             );
             return or_skip(Err(why), "redis-server with TLS");
         }
@@ -339,7 +353,7 @@ fn cluster_node(dir: &Path) -> std::io::Result<(u16, Process)> {
             "--cluster-config-file".to_owned(),
             dir.join(format!("nodes-{port}.conf")).display().to_string(),
         ];
-        let mut process = redis_server(dir, &args)?;
+        let mut process = redis_server(dir, &args, &format!("redis-{port}.log"))?;
         let up = started(&mut process.0, "redis-server answering PING", || {
             pings(port)
         })?;
