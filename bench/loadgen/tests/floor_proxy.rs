@@ -3,10 +3,11 @@
 //! keep-alive connection both ways, and anything else is a 404 that keeps the connection.
 //! Run for both of its runtimes.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -68,28 +69,24 @@ fn head_end(buffer: &[u8]) -> Option<usize> {
         .map(|at| at + 4)
 }
 
-/// A port free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Connects to `addr`, polling until the proxy listens (or a deadline passes).
-async fn connect(addr: SocketAddr, proxy: &mut Proxy) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(stream) = TcpStream::connect(addr).await {
-            return stream;
-        }
-        if let Some(status) = proxy.0.try_wait().unwrap() {
-            panic!("the floor proxy exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "the floor proxy never listened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Starts the floor proxy on a free port of 127.0.0.1 and reads where it listens.
+fn start(upstream: SocketAddr, runtime: &str) -> (Proxy, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floor-proxy"))
+        .args(["127.0.0.1:0", &upstream.to_string(), runtime, "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    let proxy = Proxy(child);
+    let addr = said
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the floor proxy said {said:?}"));
+    (proxy, addr)
 }
 
 /// One answer off `stream`: its head and its `content-length` body.
@@ -124,14 +121,8 @@ async fn proxies_under_its_prefix_and_refuses_the_rest(runtime: &str) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(Mutex::new(0));
     let upstream = backend(seen.clone(), connections.clone()).await;
-    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut proxy = Proxy(
-        Command::new(env!("CARGO_BIN_EXE_floor-proxy"))
-            .args([&listen.to_string(), &upstream.to_string(), runtime, "2"])
-            .spawn()
-            .unwrap(),
-    );
-    let mut client = connect(listen, &mut proxy).await;
+    let (_proxy, listen) = start(upstream, runtime);
+    let mut client = TcpStream::connect(listen).await.unwrap();
 
     for id in ["7", "42", "7"] {
         let request = format!("GET /api/users/{id} HTTP/1.1\r\nhost: gateway\r\n\r\n");

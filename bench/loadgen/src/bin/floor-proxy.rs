@@ -8,7 +8,8 @@
 //! Not a proxy to run: it trusts both peers (a head is at most 16 KiB, the backend answers
 //! with a `content-length`), and is only ever started by the benchmark on 127.0.0.1.
 //!
-//! `floor-proxy LISTEN UPSTREAM [work-stealing|thread-per-core] [WORKERS]`
+//! `floor-proxy LISTEN UPSTREAM [work-stealing|thread-per-core] [WORKERS]`; it prints
+//! `listening on ADDR` once it listens (LISTEN's port 0: a free one).
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,16 +34,15 @@ fn main() -> io::Result<()> {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if per_core {
-        let threads: Vec<_> = (0..workers)
-            .map(|_| {
-                std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_io()
-                        .build()?;
-                    runtime.block_on(async { accept(listener(listen)?, upstream).await })
-                })
-            })
-            .collect();
+        // The first worker binds `listen` (port 0: any free one) and says where; the others
+        // bind the same address beside it.
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let mut threads = vec![worker(listen, upstream, Some(bound_tx))];
+        let bound = bound_rx
+            .recv()
+            .map_err(|_| io::Error::other("the first worker did not bind"))?;
+        println!("listening on {bound}");
+        threads.extend((1..workers).map(|_| worker(bound, upstream, None)));
         for thread in threads {
             thread
                 .join()
@@ -54,8 +54,33 @@ fn main() -> io::Result<()> {
             .worker_threads(workers)
             .enable_io()
             .build()?
-            .block_on(async { accept(listener(listen)?, upstream).await })
+            .block_on(async {
+                let listener = listener(listen)?;
+                println!("listening on {}", listener.local_addr()?);
+                accept(listener, upstream).await
+            })
     }
+}
+
+/// One thread-per-core worker: a runtime of its own on a listener of its own at `listen`;
+/// `bound` learns the address it bound.
+fn worker(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    bound: Option<std::sync::mpsc::Sender<SocketAddr>>,
+) -> std::thread::JoinHandle<io::Result<()>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        runtime.block_on(async {
+            let listener = listener(listen)?;
+            if let Some(bound) = bound {
+                let _ = bound.send(listener.local_addr()?);
+            }
+            accept(listener, upstream).await
+        })
+    })
 }
 
 /// A listener on `addr` that the other workers bind too (`SO_REUSEPORT`).
