@@ -94,11 +94,20 @@ async fn cache_stats(State(current): State<CurrentGateway>, headers: HeaderMap) 
     }
 }
 
-async fn metrics_page(State(current): State<CurrentGateway>) -> impl IntoResponse {
+/// `/metrics` in the format the scraper asks for (`exposition::Format::negotiate`).
+async fn metrics_page(
+    State(current): State<CurrentGateway>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     let gateway = current();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = exposition::Format::negotiate(accept);
     (
-        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
-        gateway.metrics().render(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        gateway.metrics().render_as(format),
     )
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -62,13 +62,17 @@ pub struct HistogramSnapshot {
     pub sum_seconds: f64,
 }
 
+/// The index of the bucket `secs` falls in (`BUCKETS.len()` for `+Inf`).
+fn bucket(secs: f64) -> usize {
+    BUCKETS
+        .iter()
+        .position(|bound| secs <= *bound)
+        .unwrap_or(BUCKETS.len())
+}
+
 impl Histogram {
     pub fn observe(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let index = BUCKETS
-            .iter()
-            .position(|bound| secs <= *bound)
-            .unwrap_or(BUCKETS.len());
+        let index = bucket(took.as_secs_f64());
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -90,6 +94,42 @@ impl Histogram {
             count: self.count.load(Ordering::Relaxed),
             sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
+    }
+}
+
+/// One observation of a histogram with the trace it belongs to: an OpenMetrics exemplar,
+/// which links a latency bucket to a trace that landed in it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: u128,
+    pub seconds: f64,
+    pub at: SystemTime,
+}
+
+/// The latest exemplar of each bucket of a histogram (`BUCKETS`, then `+Inf`). Written only
+/// for requests whose trace is exported, so it costs nothing while tracing is off.
+#[derive(Debug, Default)]
+pub struct Exemplars([Mutex<Option<Exemplar>>; BUCKETS.len() + 1]);
+
+impl Exemplars {
+    pub fn record(&self, took: Duration, trace_id: u128) {
+        let seconds = took.as_secs_f64();
+        let exemplar = Exemplar {
+            trace_id,
+            seconds,
+            at: SystemTime::now(),
+        };
+        *self.0[bucket(seconds)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(exemplar);
+    }
+
+    /// By bucket, as `HistogramSnapshot::cumulative` orders them.
+    pub fn snapshot(&self) -> Vec<Option<Exemplar>> {
+        self.0
+            .iter()
+            .map(|slot| *slot.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
     }
 }
 
@@ -148,6 +188,8 @@ const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
 pub struct RouteSeries {
     by_code: Box<[Counter]>,
     pub latency: Histogram,
+    /// Traced requests in `latency`'s buckets.
+    pub exemplars: Exemplars,
 }
 
 impl Default for RouteSeries {
@@ -156,6 +198,7 @@ impl Default for RouteSeries {
         Self {
             by_code: (0..slots).map(|_| Counter::default()).collect(),
             latency: Histogram::default(),
+            exemplars: Exemplars::default(),
         }
     }
 }

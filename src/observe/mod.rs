@@ -161,10 +161,11 @@ impl MetricFamilies for Observer {
             "Client request latency by route template and GraphQL operation.",
         );
         for (route, op, s) in &series {
-            o.histogram(
+            o.histogram_with_exemplars(
                 "manifold_http_request_duration_seconds",
                 &[("route", route), ("operation", op)],
                 &s.latency.snapshot(),
+                &s.exemplars.snapshot(),
             );
         }
         answers(o, &observer.requests);

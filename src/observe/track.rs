@@ -133,10 +133,14 @@ where
     let status = response.status().as_u16();
     let operation = record.operation();
     let operation_label = operation.as_deref().unwrap_or(NO_OPERATION);
-    observer
-        .requests
-        .series(&route, operation_label)
-        .record(status, took);
+    let series = observer.requests.series(&route, operation_label);
+    series.record(status, took);
+    let probe = response.extensions().get::<Probe>().is_some();
+    // A latency bucket links to this request's trace when the trace goes somewhere.
+    let exported = observer.exporter().is_some() && trace.sampled && !probe;
+    if exported {
+        series.exemplars.record(took, trace.trace_id);
+    }
     let backends = record.backends();
     let slowest = backends.iter().max_by_key(|c| c.took);
     let failed: Vec<&BackendCall> = backends.iter().filter(|c| c.error.is_some()).collect();
@@ -154,7 +158,6 @@ where
     } else {
         "none"
     };
-    let probe = response.extensions().get::<Probe>().is_some();
     let line = AccessLine {
         request_id: &request_id,
         method: method.as_str(),
@@ -182,7 +185,7 @@ where
     if status >= 500 || !failed.is_empty() {
         observer.remember_error(&line);
     }
-    if let Some(exporter) = observer.exporter().filter(|_| trace.sampled && !probe) {
+    if let Some(exporter) = observer.exporter().filter(|_| exported) {
         export(
             exporter,
             observer.name(),

@@ -333,3 +333,121 @@ async fn dropped_spans_are_counted_exactly() {
     );
     assert_eq!(finished - exported, dropped, "the gap is the dropped count");
 }
+
+/// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
+/// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
+/// outside CI.
+fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("openmetrics-check")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "openmetrics-check is not installed, and CI requires it"
+            );
+            eprintln!("skipping the OpenMetrics parser: openmetrics-check is not installed ({e})");
+            return None;
+        }
+        Err(e) => panic!("cannot run openmetrics-check: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("write to openmetrics-check");
+    let out = child.wait_with_output().expect("openmetrics-check ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Some(if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(stderr)
+    })
+}
+
+/// A scraper that asks for OpenMetrics (Prometheus asks for it first) gets a page that
+/// prometheus_client's strict parser reads, and the latency bucket of an exported request
+/// carries that request's trace id as an exemplar; a request whose client said "not
+/// sampled" leaves none, and the Prometheus text page (which has no place for one) neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_requests_latency_bucket_links_to_its_trace() {
+    let (url, _received) = collector().await;
+    let stack = Stack::start_with(&bff_mobile::SPEC, |config| {
+        config.tracing.otlp_endpoint = Some(url);
+        config.tracing.export_interval = Duration::from_millis(20);
+    })
+    .await;
+    let token = stack.token("42", "mobile", &[]).await;
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    for flags in ["01", "00"] {
+        let trace = if flags == "01" {
+            CLIENT_TRACE
+        } else {
+            unsampled
+        };
+        let response = stack
+            .http
+            .post(stack.url("/graphql"))
+            .bearer_auth(&token)
+            .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-{flags}"))
+            .json(&serde_json::json!({ "query": HOME }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+
+    let scrape = |accept: &'static str| {
+        let request = stack.http.get(stack.admin_url("/metrics"));
+        async move {
+            let response = request.header("accept", accept).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (kind, response.text().await.unwrap())
+        }
+    };
+    // Prometheus 2.x's scrape `Accept`, OpenMetrics first.
+    let (kind, page) = scrape(
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    )
+    .await;
+    assert_eq!(
+        kind,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(page.ends_with("# EOF\n"), "{page}");
+    assert!(
+        page.contains("# TYPE manifold_http_requests counter\n"),
+        "a counter family is named without _total"
+    );
+    let linked: Vec<&str> = page
+        .lines()
+        .filter(|l| {
+            l.starts_with("manifold_http_request_duration_seconds_bucket{route=\"/graphql\"")
+                && l.contains(&format!(" # {{trace_id=\"{CLIENT_TRACE}\"}} "))
+        })
+        .collect();
+    assert_eq!(linked.len(), 1, "one bucket holds the request: {page}");
+    assert!(!page.contains(unsampled), "an unsampled trace is linked");
+    if let Some(checked) = openmetrics_check(&page) {
+        let found = checked.unwrap_or_else(|e| panic!("{e}\n{page}"));
+        assert!(!found.contains(" 0 exemplars"), "{found}");
+    }
+
+    let (kind, page) = scrape("text/plain").await;
+    assert_eq!(kind, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!page.contains("# EOF") && !page.contains("trace_id="));
+    assert!(page.contains("# TYPE manifold_http_requests_total counter\n"));
+}
