@@ -5,7 +5,9 @@
 //! declared family (`# TYPE`), or as a histogram family's `_bucket`, `_sum` or `_count`. Each
 //! label a selector matches on must be a label of that metric, and each `label="value"` a
 //! value some series has. A misspelt name or label fails the test. Each scrape also passes
-//! `promtool check metrics`, Prometheus's own linter, when promtool is installed (CI).
+//! `promtool check metrics`, Prometheus's own linter, when promtool is installed (CI); and
+//! scraped as Prometheus scrapes (OpenMetrics first), each page passes prometheus_client's
+//! strict OpenMetrics parser (`openmetrics-check`, installed by CI).
 
 mod promql;
 
@@ -199,7 +201,55 @@ fn dashboard_queries() -> Vec<(String, String)> {
 }
 
 /// The three BFFs on one set of backends, after a little traffic each (a 5xx included).
+/// Prometheus 2.x's scrape `Accept`: OpenMetrics first.
+pub(crate) const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
+/// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
+/// outside CI.
+pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("openmetrics-check")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "openmetrics-check is not installed, and CI requires it"
+            );
+            eprintln!("skipping the OpenMetrics parser: openmetrics-check is not installed ({e})");
+            return None;
+        }
+        Err(e) => panic!("cannot run openmetrics-check: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("write to openmetrics-check");
+    let out = child.wait_with_output().expect("openmetrics-check ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Some(if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(stderr)
+    })
+}
+
+/// The three BFFs' `/metrics` after some traffic, as Prometheus text, or in the format
+/// `accept` asks for.
 async fn scrape_after_traffic() -> Vec<String> {
+    scrape_after_traffic_as("text/plain").await
+}
+
+async fn scrape_after_traffic_as(accept: &str) -> Vec<String> {
     let stack = Stack::start(&bff_mobile::SPEC).await;
     let web = stack.start_instance(&bff_web::SPEC, |_| {}).await;
     let partner = stack.start_instance(&bff_partner::SPEC, |_| {}).await;
@@ -232,7 +282,13 @@ async fn scrape_after_traffic() -> Vec<String> {
     let mut pages = Vec::new();
     for admin in [stack.bff.admin_url(), web.admin_url(), partner.admin_url()] {
         let url = format!("{}/metrics", admin.expect("admin listener enabled"));
-        let page = stack.http.get(url).send().await.expect("admin reachable");
+        let page = stack
+            .http
+            .get(url)
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("admin reachable");
         assert_eq!(page.status(), 200);
         pages.push(page.text().await.expect("metrics text"));
     }
@@ -365,5 +421,18 @@ async fn live_metrics_pass_promtool_check_metrics() {
             out.status.success() && said.trim().is_empty(),
             "promtool check metrics: {said}\n{page}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_asked_for_as_openmetrics_pass_its_parser() {
+    for page in scrape_after_traffic_as(PROMETHEUS_ACCEPT).await {
+        assert!(page.ends_with("# EOF\n"), "{page}");
+        let Some(checked) = openmetrics_check(&page) else {
+            return;
+        };
+        if let Err(e) = checked {
+            panic!("openmetrics-check: {e}\n{page}");
+        }
     }
 }

@@ -334,45 +334,6 @@ async fn dropped_spans_are_counted_exactly() {
     assert_eq!(finished - exported, dropped, "the gap is the dropped count");
 }
 
-/// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
-/// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
-/// outside CI.
-fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let child = Command::new("openmetrics-check")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "openmetrics-check is not installed, and CI requires it"
-            );
-            eprintln!("skipping the OpenMetrics parser: openmetrics-check is not installed ({e})");
-            return None;
-        }
-        Err(e) => panic!("cannot run openmetrics-check: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .expect("write to openmetrics-check");
-    let out = child.wait_with_output().expect("openmetrics-check ran");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    Some(if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(stderr)
-    })
-}
-
 /// A scraper that asks for OpenMetrics (Prometheus asks for it first) gets a page that
 /// prometheus_client's strict parser reads, and the latency bucket of an exported request
 /// carries that request's trace id as an exemplar; a request whose client said "not
@@ -418,11 +379,7 @@ async fn an_exported_requests_latency_bucket_links_to_its_trace() {
             (kind, response.text().await.unwrap())
         }
     };
-    // Prometheus 2.x's scrape `Accept`, OpenMetrics first.
-    let (kind, page) = scrape(
-        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-    )
-    .await;
+    let (kind, page) = scrape(crate::monitoring::PROMETHEUS_ACCEPT).await;
     assert_eq!(
         kind,
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -441,7 +398,7 @@ async fn an_exported_requests_latency_bucket_links_to_its_trace() {
         .collect();
     assert_eq!(linked.len(), 1, "one bucket holds the request: {page}");
     assert!(!page.contains(unsampled), "an unsampled trace is linked");
-    if let Some(checked) = openmetrics_check(&page) {
+    if let Some(checked) = crate::monitoring::openmetrics_check(&page) {
         let found = checked.unwrap_or_else(|e| panic!("{e}\n{page}"));
         assert!(!found.contains(" 0 exemplars"), "{found}");
     }
