@@ -1,16 +1,15 @@
 //! Prometheus text (exposition format 0.0.4), or OpenMetrics 1.0 for a scraper that asks
 //! for it (Prometheus does, first), written by the components that own the metrics: each
 //! implements `MetricFamilies` for what it counts, and a `Registry` lists them in the order
-//! the page shows them. OpenMetrics differs in what a scraper sees only where its spec says:
-//! a counter family is named without `_total` (its samples keep it), the page ends in
-//! `# EOF`, and a latency bucket may carry an exemplar, the trace id of a request that landed
-//! in it (`Exemplars`), so a dashboard can open the trace behind a slow bucket. Label sets are small and fixed: route templates, bounded
-//! operation names, upstream names and instance URLs from the config, outcome classes, never
-//! user ids or raw paths.
+//! the page shows them. OpenMetrics differs only where its spec says: a counter family is
+//! named without `_total` (its samples keep it), the page ends in `# EOF`, and a latency
+//! bucket may carry an exemplar, the trace id of a request that landed in it (`Exemplars`),
+//! so a dashboard can open the trace behind a slow bucket. Label sets are small and fixed:
+//! route templates, bounded operation names, upstream names and instance URLs from the
+//! config, outcome classes, never user ids or raw paths.
 
 use std::fmt::Write;
 use std::sync::Arc;
-
 use std::time::UNIX_EPOCH;
 
 use super::metrics::{BUCKETS, Exemplar, HistogramSnapshot};
@@ -27,12 +26,28 @@ pub enum Format {
 }
 
 impl Format {
-    /// What a scraper's `Accept` header asks for: OpenMetrics when it names it (a scraper
-    /// that lists it at all parses it), else the Prometheus text every scraper reads.
+    /// What a scraper's `Accept` header asks for: OpenMetrics when it names it (with any
+    /// version and a weight above 0: a scraper that lists it parses it), else the
+    /// Prometheus text every scraper reads.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        match accept {
-            Some(accept) if accept.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Prometheus,
+        // `q=0`: "not this one".
+        let refused = |parameter: &str| {
+            parameter.split_once('=').is_some_and(|(name, weight)| {
+                name.trim() == "q" && weight.trim().parse::<f32>().is_ok_and(|w| w <= 0.0)
+            })
+        };
+        let open_metrics = accept.unwrap_or("").split(',').any(|range| {
+            let mut parts = range.split(';');
+            parts.next().is_some_and(|media| {
+                media
+                    .trim()
+                    .eq_ignore_ascii_case("application/openmetrics-text")
+            }) && !parts.any(refused)
+        });
+        if open_metrics {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
         }
     }
 
@@ -253,6 +268,8 @@ mod tests {
         assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
         assert_eq!(Format::negotiate(Some("text/plain")), Format::Prometheus);
         assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+        let refused = "application/openmetrics-text; q=0, text/plain";
+        assert_eq!(Format::negotiate(Some(refused)), Format::Prometheus);
         assert_eq!(Format::negotiate(None), Format::Prometheus);
     }
 }
