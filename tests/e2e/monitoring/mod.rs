@@ -202,15 +202,17 @@ fn dashboard_queries() -> Vec<(String, String)> {
 
 /// The three BFFs on one set of backends, after a little traffic each (a 5xx included).
 /// Prometheus 2.x's scrape `Accept`: OpenMetrics first.
-pub(crate) const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+pub(crate) const PROMETHEUS_ACCEPT: &str = concat!(
+    "application/openmetrics-text;version=1.0.0,",
+    "application/openmetrics-text;version=0.0.1;q=0.75,",
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+);
 
-/// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
-/// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
-/// outside CI.
-pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let child = Command::new("openmetrics-check")
+/// What `program args` made of `page` on its standard input; `None` (after saying why)
+/// where the program is not installed, outside CI, where a missing checker fails.
+fn checked_by(program: &str, args: &[&str], page: &str) -> Option<std::process::Output> {
+    let child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -220,20 +222,27 @@ pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "openmetrics-check is not installed, and CI requires it"
+                "{program} is not installed, and CI requires it"
             );
-            eprintln!("skipping the OpenMetrics parser: openmetrics-check is not installed ({e})");
+            eprintln!("skipping: {program} is not installed ({e})");
             return None;
         }
-        Err(e) => panic!("cannot run openmetrics-check: {e}"),
+        Err(e) => panic!("cannot run {program}: {e}"),
     };
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(page.as_bytes())
-        .expect("write to openmetrics-check");
-    let out = child.wait_with_output().expect("openmetrics-check ran");
+        .unwrap_or_else(|e| panic!("write to {program}: {e}"));
+    Some(child.wait_with_output().expect("the checker ran"))
+}
+
+/// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
+/// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
+/// outside CI.
+pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
+    let out = checked_by("openmetrics-check", &[], page)?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     Some(if out.status.success() {
@@ -387,31 +396,9 @@ async fn a_misspelt_metric_label_or_value_is_caught() {
 async fn live_metrics_pass_promtool_check_metrics() {
     let pages = scrape_after_traffic().await;
     for page in pages {
-        let child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "promtool is not installed, and CI requires it"
-                );
-                eprintln!("skipping: promtool is not installed ({e})");
-                return;
-            }
-            Err(e) => panic!("cannot run promtool: {e}"),
+        let Some(out) = checked_by("promtool", &["check", "metrics"], &page) else {
+            return;
         };
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(page.as_bytes())
-            .expect("write to promtool");
-        let out = child.wait_with_output().expect("promtool ran");
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
