@@ -2,7 +2,8 @@
 //! what a real one would (gzip, then the protobuf `ExportTraceServiceRequest`): the resource
 //! names the BFF, the server span continues the client's trace and each backend call is its
 //! child, configured headers arrive, probes are never exported, the sampler keeps the share
-//! asked for while a client's sampled trace is always kept, and no secret is on any span.
+//! asked for while a client's sampled trace is always kept, no secret is on any span, and an
+//! exported request's latency bucket links to its trace (an OpenMetrics exemplar).
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
