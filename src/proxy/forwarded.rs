@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -42,7 +43,7 @@ pub struct Hop<'a> {
     /// `http` or `https`: how the peer reached the gateway.
     pub proto: &'static str,
     /// The `Host` (or HTTP/2 authority) the peer asked for, checked by the edge.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
 }
 
 /// Sets the forwarding headers of `headers` (the request bound for a backend) for `hop`.
@@ -59,66 +60,96 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
     // Room for the four written here: the map the client's head was parsed into is full.
     headers.reserve(4);
     let peer = hop.peer.to_canonical();
-    let mut node = String::with_capacity(48);
-    push_ip(&mut node, peer);
-    append(headers, X_FORWARDED_FOR, &node, hop.trusted);
+    let mut text = [0u8; IP_TEXT];
+    let node = ip_text(peer, &mut text);
+    append(
+        headers,
+        X_FORWARDED_FOR,
+        Bytes::copy_from_slice(node.as_bytes()),
+        hop.trusted,
+    );
     // A client's copies were just removed unless it is a trusted proxy: only then look.
     if !(hop.trusted && headers.contains_key(X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
     }
-    if let Some(host) = hop.host
+    let host = hop.host.filter(|h| h.to_str().is_ok());
+    if let Some(host) = host
         && !(hop.trusted && headers.contains_key(X_FORWARDED_HOST))
-        && let Ok(value) = HeaderValue::from_str(host)
     {
-        headers.insert(X_FORWARDED_HOST, value);
+        // The client's own value, shared (a reference count, not a copy).
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
-    let mut element = String::with_capacity(64 + hop.host.map_or(0, str::len));
-    element.push_str("for=");
-    match peer {
-        IpAddr::V4(_) => element.push_str(&node),
-        IpAddr::V6(_) => {
-            element.push_str("\"[");
-            element.push_str(&node);
-            element.push_str("]\"");
-        }
+    // `for=<node>;proto=<proto>[;host="<host>"]`, an IPv6 node as `"[<node>]"`, in a buffer
+    // of its exact length (it becomes the header value without another copy).
+    let v6 = peer.is_ipv6();
+    let host = host.map(HeaderValue::as_bytes);
+    let length = "for=".len()
+        + node.len()
+        + if v6 { "\"[]\"".len() } else { 0 }
+        + ";proto=".len()
+        + hop.proto.len()
+        + host.map_or(0, |h| ";host=\"\"".len() + h.len());
+    let mut element = BytesMut::with_capacity(length);
+    element.extend_from_slice(b"for=");
+    if v6 {
+        element.extend_from_slice(b"\"[");
+        element.extend_from_slice(node.as_bytes());
+        element.extend_from_slice(b"]\"");
+    } else {
+        element.extend_from_slice(node.as_bytes());
     }
-    element.push_str(";proto=");
-    element.push_str(hop.proto);
-    if let Some(host) = hop.host {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
+    element.extend_from_slice(b";proto=");
+    element.extend_from_slice(hop.proto.as_bytes());
+    if let Some(host) = host {
+        element.extend_from_slice(b";host=\"");
+        element.extend_from_slice(host);
+        element.extend_from_slice(b"\"");
     }
-    append(headers, FORWARDED, &element, hop.trusted);
+    append(headers, FORWARDED, element.freeze(), hop.trusted);
 }
 
-/// `ip` in its usual text form; IPv4 (most peers) without the formatting machinery.
-fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
+/// The longest address text: IPv6 with an embedded IPv4 (45 bytes).
+const IP_TEXT: usize = 48;
+
+/// `ip` in its usual text form, written into `buf`; IPv4 (most peers) without the
+/// formatting machinery.
+fn ip_text(ip: IpAddr, buf: &mut [u8; IP_TEXT]) -> &str {
+    let length = match ip {
         IpAddr::V4(v4) => {
+            let mut n = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
+                let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                let first = if octet >= 100 {
+                    0
+                } else if octet >= 10 {
+                    1
+                } else {
+                    2
+                };
                 if i > 0 {
-                    out.push('.');
+                    buf[n] = b'.';
+                    n += 1;
                 }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
+                for digit in &digits[first..] {
+                    buf[n] = b'0' + digit;
+                    n += 1;
                 }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
             }
+            n
         }
         IpAddr::V6(v6) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{v6}");
+            use std::io::Write;
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cursor, "{v6}");
+            usize::try_from(cursor.position()).unwrap_or(0)
         }
-    }
+    };
+    std::str::from_utf8(&buf[..length]).unwrap_or_default()
 }
 
 /// Adds `value` to the list in `name`: after a trusted proxy's own entries, else alone
-/// (an untrusted client's were removed).
-fn append(headers: &mut HeaderMap, name: HeaderName, value: &str, trusted: bool) {
+/// (an untrusted client's were removed) and without a copy.
+fn append(headers: &mut HeaderMap, name: HeaderName, value: Bytes, trusted: bool) {
     let mut joined = String::new();
     if trusted {
         for existing in headers
@@ -131,9 +162,9 @@ fn append(headers: &mut HeaderMap, name: HeaderName, value: &str, trusted: bool)
         }
     }
     let value = if joined.is_empty() {
-        HeaderValue::from_str(value)
+        HeaderValue::from_maybe_shared(value)
     } else {
-        joined.push_str(value);
+        joined.push_str(std::str::from_utf8(&value).unwrap_or_default());
         HeaderValue::from_str(&joined)
     };
     if let Ok(value) = value {
@@ -162,12 +193,14 @@ mod tests {
         h
     }
 
+    static API_HOST: HeaderValue = HeaderValue::from_static("api.example.com");
+
     fn hop(trusted: bool) -> Hop<'static> {
         Hop {
             peer: "203.0.113.9".parse().unwrap(),
             trusted,
             proto: "http",
-            host: Some("api.example.com"),
+            host: Some(&API_HOST),
         }
     }
 
@@ -212,10 +245,10 @@ mod tests {
             "255.255.255.255",
             "::1",
             "2001:db8::7",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
-            let mut out = String::new();
-            push_ip(&mut out, ip.parse().unwrap());
-            assert_eq!(out, ip);
+            let mut buf = [0; IP_TEXT];
+            assert_eq!(ip_text(ip.parse().unwrap(), &mut buf), ip);
         }
     }
 }

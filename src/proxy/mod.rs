@@ -128,7 +128,7 @@ async fn forward(State(route): State<Arc<ProxyRoute>>, request: Request) -> Resp
                 peer,
                 trusted,
                 proto: route.proto,
-                host: host.as_ref().and_then(|h| h.to_str().ok()),
+                host: host.as_ref(),
             };
             forwarded::apply(&mut headers, &hop);
         }
