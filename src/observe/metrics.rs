@@ -72,7 +72,11 @@ fn bucket(secs: f64) -> usize {
 
 impl Histogram {
     pub fn observe(&self, took: Duration) {
-        let index = bucket(took.as_secs_f64());
+        self.observe_in(bucket(took.as_secs_f64()), took);
+    }
+
+    /// `observe`, the bucket already found.
+    fn observe_in(&self, index: usize, took: Duration) {
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -112,16 +116,13 @@ pub struct Exemplar {
 pub struct Exemplars([Mutex<Option<Exemplar>>; BUCKETS.len() + 1]);
 
 impl Exemplars {
-    pub fn record(&self, took: Duration, trace_id: u128) {
-        let seconds = took.as_secs_f64();
+    fn record(&self, index: usize, seconds: f64, trace_id: u128) {
         let exemplar = Exemplar {
             trace_id,
             seconds,
             at: SystemTime::now(),
         };
-        *self.0[bucket(seconds)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(exemplar);
+        *self.0[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(exemplar);
     }
 
     /// By bucket, as `HistogramSnapshot::cumulative` orders them.
@@ -188,7 +189,7 @@ const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
 pub struct RouteSeries {
     by_code: Box<[Counter]>,
     pub latency: Histogram,
-    /// Traced requests in `latency`'s buckets.
+    /// Traced requests in `latency`'s buckets (`record`).
     pub exemplars: Exemplars,
 }
 
@@ -204,10 +205,17 @@ impl Default for RouteSeries {
 }
 
 impl RouteSeries {
-    pub fn record(&self, status: u16, took: Duration) {
+    /// One answered request; `trace`, the trace id when its trace is exported, becomes the
+    /// exemplar of its latency bucket.
+    pub fn record(&self, status: u16, took: Duration, trace: Option<u128>) {
         let code = status.clamp(*STATUS_CODES.start(), *STATUS_CODES.end());
         self.by_code[usize::from(code - STATUS_CODES.start())].inc();
-        self.latency.observe(took);
+        let seconds = took.as_secs_f64();
+        let index = bucket(seconds);
+        self.latency.observe_in(index, took);
+        if let Some(trace) = trace {
+            self.exemplars.record(index, seconds, trace);
+        }
     }
 
     /// Every status answered so far, with its count, in order.

@@ -133,14 +133,14 @@ where
     let status = response.status().as_u16();
     let operation = record.operation();
     let operation_label = operation.as_deref().unwrap_or(NO_OPERATION);
-    let series = observer.requests.series(&route, operation_label);
-    series.record(status, took);
     let probe = response.extensions().get::<Probe>().is_some();
-    // A latency bucket links to this request's trace when the trace goes somewhere.
     let exported = observer.exporter().is_some() && trace.sampled && !probe;
-    if exported {
-        series.exemplars.record(took, trace.trace_id);
-    }
+    // A latency bucket links to this request's trace when the trace goes somewhere.
+    observer.requests.series(&route, operation_label).record(
+        status,
+        took,
+        exported.then_some(trace.trace_id),
+    );
     let backends = record.backends();
     let slowest = backends.iter().max_by_key(|c| c.took);
     let failed: Vec<&BackendCall> = backends.iter().filter(|c| c.error.is_some()).collect();

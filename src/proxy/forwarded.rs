@@ -105,6 +105,7 @@ pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) {
         element.extend_from_slice(host);
         element.extend_from_slice(b"\"");
     }
+    debug_assert_eq!(element.len(), length, "the element's length, counted ahead");
     append(headers, FORWARDED, element.freeze(), hop.trusted);
 }
 
@@ -119,12 +120,10 @@ fn ip_text(ip: IpAddr, buf: &mut [u8; IP_TEXT]) -> &str {
             let mut n = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 let digits = [octet / 100, octet / 10 % 10, octet % 10];
-                let first = if octet >= 100 {
-                    0
-                } else if octet >= 10 {
-                    1
-                } else {
-                    2
+                let first = match octet {
+                    100.. => 0,
+                    10.. => 1,
+                    _ => 2,
                 };
                 if i > 0 {
                     buf[n] = b'.';

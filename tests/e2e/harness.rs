@@ -258,3 +258,45 @@ pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
+
+/// What `program args` made of `stdin` (if any); `None` (after saying why) where the program
+/// is not installed, outside CI, where a missing tool fails the test.
+pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{program} is not installed, and CI requires it"
+            );
+            eprintln!("skipping: {program} is not installed ({e})");
+            return None;
+        }
+        Err(e) => panic!("cannot run {program}: {e}"),
+    };
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("write to {program}: {e}"));
+    }
+    Some(
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{program} ran: {e}")),
+    )
+}

@@ -12,15 +12,13 @@
 mod promql;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use demo_services::Service;
 use serde_json::{Value, json};
 use yaml_rust2::YamlLoader;
 
-use crate::harness::Stack;
+use crate::harness::{Stack, run_tool};
 use crate::mobile::HOME;
 use crate::observe::prom::Samples;
 use promql::Reads;
@@ -208,41 +206,11 @@ pub(crate) const PROMETHEUS_ACCEPT: &str = concat!(
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 );
 
-/// What `program args` made of `page` on its standard input; `None` (after saying why)
-/// where the program is not installed, outside CI, where a missing checker fails.
-fn checked_by(program: &str, args: &[&str], page: &str) -> Option<std::process::Output> {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{program} is not installed, and CI requires it"
-            );
-            eprintln!("skipping: {program} is not installed ({e})");
-            return None;
-        }
-        Err(e) => panic!("cannot run {program}: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .unwrap_or_else(|e| panic!("write to {program}: {e}"));
-    Some(child.wait_with_output().expect("the checker ran"))
-}
-
 /// An OpenMetrics page (or why there is none) from `openmetrics-check`, prometheus_client's
 /// strict parser (.ci/openmetrics-check.py, linked by CI); `None` where it is not installed,
 /// outside CI.
 pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
-    let out = checked_by("openmetrics-check", &[], page)?;
+    let out = run_tool("openmetrics-check", &[], Some(page))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     Some(if out.status.success() {
@@ -396,7 +364,7 @@ async fn a_misspelt_metric_label_or_value_is_caught() {
 async fn live_metrics_pass_promtool_check_metrics() {
     let pages = scrape_after_traffic().await;
     for page in pages {
-        let Some(out) = checked_by("promtool", &["check", "metrics"], &page) else {
+        let Some(out) = run_tool("promtool", &["check", "metrics"], Some(&page)) else {
             return;
         };
         let said = format!(
