@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
+use futures_util::future::Either;
 
 use crate::auth::{AuthGuard, Authenticator, ClientHeaderStrip};
 use crate::cache::{CachedUpstream, EntityCache};
@@ -38,6 +39,8 @@ struct Front {
     compression: Option<Arc<Compression>>,
     proxies: TrustedProxies,
     gateway: Gateway,
+    /// The proxy routes: what serves a request the router matched to no route.
+    routes: proxy::Table<Guard>,
 }
 
 /// Every routed request, in one layer (each layer is a boxed future and a moved request):
@@ -53,13 +56,25 @@ impl Around for Front {
             .as_ref()
             .and_then(|c| Some((c, c.negotiate(request.headers(), request.method())?)));
         client_ip::attach(&self.proxies, &mut request);
+        // A path no route matched is a proxy route's when a prefix covers it.
+        let proxied = match request.extensions().get::<MatchedPath>() {
+            Some(_) => None,
+            None => self.routes.find(request.uri().path()),
+        };
+        let route = proxied.as_ref().map(proxy::Proxied::label);
         // A body left unread by a refusal is read in the background: the connection stays
         // usable for the client's next request (or the answer says it closes).
         let (request, body) = drain::guard(request);
         // Admission inside `track`: a shed request is counted and logged too.
         let admission = self.gateway.0.admission.as_deref();
-        let mut response = observe::track(self.gateway.observer(), request, |request| {
-            admission::serve(admission, request, |request| next.run(request))
+        let observer = self.gateway.observer();
+        let mut response = observe::track(observer, request, route, |request| {
+            admission::serve(admission, request, |request| match proxied {
+                // Boxed: the exchange's future is large, and inline it would be copied with
+                // this layer's own each time that moves.
+                Some(proxied) => Either::Left(Box::pin(proxied.serve(request))),
+                None => Either::Right(next.run(request)),
+            })
         })
         .await;
         if let Some((compression, encoding)) = encoding {
@@ -352,6 +367,20 @@ impl Gateway {
         quotas: QuotaUse,
         operations: Operations,
     ) -> Router<S> {
+        match self.guard_of(policy, scopes, quotas, operations) {
+            Some(guard) => router.route_layer(AroundLayer::new(guard)),
+            None => router, // nothing to check: no layer to pass through
+        }
+    }
+
+    /// What `guard` puts in front of a route; `None` when there is nothing to check.
+    fn guard_of(
+        &self,
+        policy: AuthPolicy,
+        scopes: &[String],
+        quotas: QuotaUse,
+        operations: Operations,
+    ) -> Option<Guard> {
         let auth = (policy != AuthPolicy::None || !scopes.is_empty()).then(|| {
             let mut auth = AuthGuard::new(self.0.authenticator.clone(), policy);
             auth.scopes = scopes.to_vec().into();
@@ -362,10 +391,7 @@ impl Gateway {
             quotas,
             operations,
         });
-        if auth.is_none() && limits.is_none() {
-            return router; // nothing to check: no layer to pass through
-        }
-        router.route_layer(AroundLayer::new(Guard { auth, limits }))
+        (auth.is_some() || limits.is_some()).then_some(Guard { auth, limits })
     }
 
     /// `into_app` as a `Router`.
@@ -386,32 +412,34 @@ impl Gateway {
             sample_ratio: config.tracing.sample_ratio,
         };
         let hygiene_policy = HygienePolicy::new(config);
+        let deprecations = rest::Deprecations::new(&config.deprecations);
+        // Proxy routes and declared endpoints are guarded alike: their requests spend quotas,
+        // and charge no operations.
+        let (spend, uncharged) = (QuotaUse::Spend, Operations::NotCharged);
+        let proxied = proxy::Table::new(
+            config,
+            &self.0.upstreams,
+            deprecations.as_ref(),
+            |policy, scopes| self.guard_of(policy, scopes, spend, uncharged),
+        );
         let front = Front {
             edge: edge_policy,
             compression: Compression::new(&config.compression).map(Arc::new),
             proxies: TrustedProxies::new(&config.client_ip),
             gateway: self.clone(),
+            routes: proxied,
         };
-        // Proxy routes and declared endpoints are guarded alike: their requests spend quotas,
-        // and charge no operations.
         let guard = |router: Router, policy: AuthPolicy, scopes: &[String]| {
-            self.guard(
-                router,
-                policy,
-                scopes,
-                QuotaUse::Spend,
-                Operations::NotCharged,
-            )
+            self.guard(router, policy, scopes, spend, uncharged)
         };
-        let proxied = proxy::routes(config, &self.0.upstreams, guard);
         let declared = compose::routes(config, &self.0.upstreams, guard);
         let own = bff
             .merge(health::routes())
             // Bodies read whole (GraphQL, REST) are capped here; proxied ones as they stream by.
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(self.clone());
-        let mut routed = own.merge(proxied).merge(declared);
-        if let Some(deprecations) = rest::Deprecations::new(&config.deprecations) {
+        let mut routed = own.merge(declared);
+        if let Some(deprecations) = deprecations {
             routed = routed.layer(from_fn_with_state(deprecations, rest::deprecation_headers));
         }
         let routed = routed.layer(AroundLayer::new(front));

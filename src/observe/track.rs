@@ -84,8 +84,14 @@ impl Drop for InFlight {
 
 /// Runs a routed request (after `edge::admit` set its id and trace context): records the
 /// route's metrics, writes the access-log line, remembers failures for the dashboard and
-/// exports the request's spans.
-pub async fn track<F, Fut>(observer: &Arc<Observer>, mut request: Request, run: F) -> Response
+/// exports the request's spans. The route is `route` when given (what serves a request the
+/// router matched to no route: a proxy route), else the router's matched path.
+pub async fn track<F, Fut>(
+    observer: &Arc<Observer>,
+    mut request: Request,
+    route: Option<Arc<str>>,
+    run: F,
+) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
@@ -95,10 +101,12 @@ where
     let _in_flight = InFlight(observer.clone());
     let started = Instant::now();
     let wall_start = SystemTime::now();
-    let route: Arc<str> = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED.into(), |m| m.as_str().into());
+    let route: Arc<str> = route.unwrap_or_else(|| {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED.into(), |m| m.as_str().into())
+    });
     let stamp = Stamp::of(request.extensions());
     let trace = stamp.map_or_else(TraceContext::new_root, |s| s.trace);
     let request_id = stamp.map_or_else(|| Arc::from(""), |s| s.id.0.clone());

@@ -63,10 +63,17 @@ impl Deprecations {
             .collect();
         (!routes.is_empty()).then(|| Self(routes.into()))
     }
+
+    /// The headers the answers on `path` carry, if that path is deprecated.
+    pub fn headers_of(&self, path: &str) -> Option<Vec<(HeaderName, HeaderValue)>> {
+        let deprecated = self.0.iter().find(|d| d.path == path)?;
+        Some(deprecated.headers.clone())
+    }
 }
 
 /// Middleware (`from_fn_with_state`, after routing): the deprecation headers of the route that
-/// matched. A proxy route matches by its prefix.
+/// matched (a route ending in a catch-all by the path before it). Proxy routes, which the
+/// router does not match, add their own (`proxy::Table`).
 pub async fn deprecation_headers(
     State(deprecations): State<Deprecations>,
     request: Request,

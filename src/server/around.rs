@@ -44,6 +44,11 @@ where
 pub struct Next<S>(S);
 
 impl<S: Rest> Next<S> {
+    /// `service` as the rest of the stack, for a layer called without a router around it.
+    pub fn new(service: S) -> Self {
+        Next(service)
+    }
+
     pub async fn run(self, request: Request) -> Response {
         match self.0.oneshot(request).await {
             Ok(response) => response,

@@ -284,9 +284,34 @@ async fn the_bffs_own_routes_win_under_a_prefix_and_the_longest_prefix_wins_amon
     assert_eq!(seen["path"], "/products-feed", "{seen}");
     assert_eq!(seen["query"], "x=1");
 
+    // The prefix itself is the route's too, counted under its own name.
+    let exact = get("/v1/raw/users/").await.unwrap();
+    assert_eq!(exact.headers()["deprecation"], "@1767225600");
+    assert_eq!(
+        stack.stats(Service::Users).await["last_request"]["path"],
+        "/users/"
+    );
+
+    // A path no route and no prefix covers is the partner API's fallback's to answer.
+    let nowhere = get("/nowhere").await.unwrap();
+    assert_eq!(nowhere.status(), 404);
+    let problem: Value = nowhere.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such route"),
+        "{problem}"
+    );
+
     // Each answer is counted under the route that served it.
     let metrics = stack.metrics().await;
-    for route in ["/v1/orders/{id}", "/v1/raw/users/{*rest}", "/v1/{*rest}"] {
+    for route in [
+        "/v1/orders/{id}",
+        "/v1/raw/users/{*rest}",
+        "/v1/raw/users/",
+        "/v1/{*rest}",
+    ] {
         assert!(
             metrics.contains(&format!("route=\"{route}\"")),
             "{route} missing from\n{metrics}"
