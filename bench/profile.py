@@ -11,7 +11,8 @@ callgrind for a fixed number of requests and prints instruction counts per reque
 are repeatable on a busy machine; `--syscalls` counts the gateway's system calls a request
 (strace, which slows it: the counts hold, the timings do not). Every load run also prints
 the gateway's context switches a request, voluntary (it waited: for I/O, a lock) and
-involuntary (the kernel preempted it), summed over its threads. Uses the existing release
+involuntary (the kernel preempted it), summed over its threads, and its page faults a request
+(minor: a page touched first or again after the allocator returned it to the kernel). Uses the existing release
 build (`cargo build --release --workspace` first), 127.0.0.1 only, and stops everything it
 started.
 """
@@ -200,8 +201,10 @@ def main():
             perf.stderr.readline()
         threads = min(os.cpu_count() or 1, args.connections)
         switched = context_switches(gateway.pid)
+        faulted = page_faults(gateway.pid)
         result = run.wrk(c, args.duration, args.connections, threads, workdir, [backends])
         switched = [after - before for before, after in zip(switched, context_switches(gateway.pid))]
+        faulted = [after - before for before, after in zip(faulted, page_faults(gateway.pid))]
         if perf:
             perf.send_signal(2)
             perf.wait(30)
@@ -212,6 +215,8 @@ def main():
               f"system {result['cpu_system_us']:.1f}), backends {result['backends_cpu_us']:.1f} us")
         print(f"context switches per request (gateway): voluntary {switched[0] / result['requests']:.2f}, "
               f"involuntary {switched[1] / result['requests']:.2f}")
+        print(f"page faults per request (gateway): minor {faulted[0] / result['requests']:.3f}, "
+              f"major {faulted[1] / result['requests']:.3f}")
         if args.syscalls:
             # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall.
             with open(os.path.join(workdir, "strace.txt")) as f:
@@ -250,6 +255,16 @@ def context_switches(pid):
         except FileNotFoundError:  # a thread that ended meanwhile
             pass
     return counts
+
+
+def page_faults(pid):
+    """The minor and major page faults of `pid` so far, all its threads (the kernel sums them
+    in the process's `stat`): a minor fault is a page the allocator gave back to the kernel
+    and touched again, or touched for the first time."""
+    with open(f"/proc/{pid}/stat") as f:
+        # After the command's closing parenthesis: state is field 3; minflt 10, majflt 12.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return [int(fields[7]), int(fields[9])]
 
 
 def callgrind(args, procs, workdir, binary, doc, port, backends):
