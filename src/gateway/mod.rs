@@ -47,7 +47,9 @@ struct Front {
 /// the edge (deadline, identity headers stripped, request id, trace context), then the
 /// client address (known before auth and the limits run), then `observe::track` around
 /// admission, auth, limits and the handler, so their refusals are counted and logged too, with the
-/// request body guarded so that a refusal does not cost the client its connection.
+/// request body guarded so that a refusal does not cost the client its connection. The
+/// handler is the route's, or, for a path the router matched to no route, the proxy route
+/// whose prefix covers it (`proxy::Table`), else the router's fallback.
 impl Around for Front {
     async fn around<S: Rest>(&self, mut request: Request, next: Next<S>) -> Response {
         let id = edge::admit(&self.edge, &mut request);
