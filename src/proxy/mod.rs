@@ -160,9 +160,10 @@ impl<G: Around> Proxied<G> {
     /// How the metrics and the access log name the route.
     pub fn label(&self) -> Arc<str> {
         let mounted = self.mounted();
-        match self.exact {
-            true => mounted.exact_label.clone(),
-            false => mounted.below_label.clone(),
+        if self.exact {
+            mounted.exact_label.clone()
+        } else {
+            mounted.below_label.clone()
         }
     }
 
