@@ -12,9 +12,9 @@ are repeatable on a busy machine; `--syscalls` counts the gateway's system calls
 (strace, which slows it: the counts hold, the timings do not). Every load run also prints
 the gateway's context switches a request, voluntary (it waited: for I/O, a lock) and
 involuntary (the kernel preempted it), summed over its threads, and its page faults a request
-(minor: a page touched first or again after the allocator returned it to the kernel). Uses the existing release
-build (`cargo build --release --workspace` first), 127.0.0.1 only, and stops everything it
-started.
+(minor: a page touched first, or again after the allocator returned it to the kernel). Uses
+the existing release build (`cargo build --release --workspace` first), 127.0.0.1 only, and
+stops everything it started.
 """
 
 import argparse
