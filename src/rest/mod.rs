@@ -64,35 +64,26 @@ impl Deprecations {
         (!routes.is_empty()).then(|| Self(routes.into()))
     }
 
-    /// The headers the answers on `path` carry, if that path is deprecated.
-    pub fn headers_of(&self, path: &str) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    /// The headers the answers on `path` (a route's template or a proxy prefix) carry, if
+    /// that path is deprecated.
+    pub fn headers_of(&self, path: &str) -> Option<&[(HeaderName, HeaderValue)]> {
         let deprecated = self.0.iter().find(|d| d.path == path)?;
-        Some(deprecated.headers.clone())
+        Some(&deprecated.headers)
     }
 }
 
 /// Middleware (`from_fn_with_state`, after routing): the deprecation headers of the route that
-/// matched (a route ending in a catch-all by the path before it). Proxy routes, which the
-/// router does not match, add their own (`proxy::Table`).
+/// matched. Proxy routes, which the router does not match, add their own (`proxy::Table`).
 pub async fn deprecation_headers(
     State(deprecations): State<Deprecations>,
     request: Request,
     next: Next,
 ) -> Response {
-    let found = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|matched| {
-            let matched = matched.as_str();
-            deprecations.0.iter().position(|d| {
-                matched == d.path || matched.strip_suffix("{*rest}") == Some(d.path.as_str())
-            })
-        });
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
-    if let Some(i) = found {
-        for (name, value) in &deprecations.0[i].headers {
-            response.headers_mut().append(name.clone(), value.clone());
-        }
+    let headers = matched.and_then(|matched| deprecations.headers_of(matched.as_str()));
+    for (name, value) in headers.unwrap_or_default() {
+        response.headers_mut().append(name.clone(), value.clone());
     }
     response
 }

@@ -198,7 +198,6 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
-/// The three BFFs on one set of backends, after a little traffic each (a 5xx included).
 /// Prometheus 2.x's scrape `Accept`: OpenMetrics first.
 pub(crate) const PROMETHEUS_ACCEPT: &str = concat!(
     "application/openmetrics-text;version=1.0.0,",
@@ -220,12 +219,13 @@ pub(crate) fn openmetrics_check(page: &str) -> Option<Result<String, String>> {
     })
 }
 
-/// The three BFFs' `/metrics` after some traffic, as Prometheus text, or in the format
-/// `accept` asks for.
+/// The three BFFs on one set of backends, after a little traffic each (a 5xx included):
+/// their `/metrics` as Prometheus text.
 async fn scrape_after_traffic() -> Vec<String> {
     scrape_after_traffic_as("text/plain").await
 }
 
+/// `scrape_after_traffic`, each page in the format `accept` asks for.
 async fn scrape_after_traffic_as(accept: &str) -> Vec<String> {
     let stack = Stack::start(&bff_mobile::SPEC).await;
     let web = stack.start_instance(&bff_web::SPEC, |_| {}).await;
